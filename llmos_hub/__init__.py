@@ -1,0 +1,47 @@
+"""llmos-hub: benchmark models on shared tasks, compare backends, publish results.
+
+The public SDK is what ``__all__`` lists; every other module is private. Plugin authors need
+:data:`hookimpl` and the interfaces (:class:`ModelFamily`, :class:`Task`, :class:`Backend`,
+:class:`Metric`); users of the library need :func:`load_plugins` and the bench API.
+Importing this package loads no torch, onnxruntime, transformers, datasets or evaluate.
+"""
+
+from ._backend import Backend, Generation, GenerationConfig, Loglikelihood, Runner
+from ._metric import Metric, Score
+from ._model import Capability, LoadedModel, ModelFamily, Provenance, Tokenizer
+from ._plugins import PluginHost, PluginInfo, load_plugins
+from ._result import ResultRecord, load_record
+from ._task import Example, Request, Task, TaskData
+from ._version import __version__
+from .errors import DataError, LlmosHubError, PluginError, UnknownNameError, UsageError
+from .hookspecs import hookimpl
+
+__all__ = [
+    "Backend",
+    "Capability",
+    "DataError",
+    "Example",
+    "Generation",
+    "GenerationConfig",
+    "LlmosHubError",
+    "LoadedModel",
+    "Loglikelihood",
+    "Metric",
+    "ModelFamily",
+    "PluginError",
+    "PluginHost",
+    "PluginInfo",
+    "Provenance",
+    "Request",
+    "ResultRecord",
+    "Runner",
+    "Score",
+    "Task",
+    "TaskData",
+    "Tokenizer",
+    "UnknownNameError",
+    "UsageError",
+    "__version__",
+    "hookimpl",
+    "load_plugins",
+]

@@ -1,0 +1,143 @@
+"""The model interface: an architecture family that turns a reference into a :class:`LoadedModel`.
+
+A family (``nano``, ``hf``) knows how to find weights and a tokenizer for a reference and build the
+torch modules a backend runs. What crosses from a family to a backend is a :class:`LoadedModel`: its
+capabilities, its tokenizer, its provenance and its modules, each with a fixed calling convention
+(documented on :class:`LoadedModel`) so that any backend can run or export any architecture.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Capability", "LoadedModel", "ModelFamily", "Provenance", "Tokenizer"]
+
+
+class Capability(str, enum.Enum):
+    """What a model can do; a task names the capability it needs."""
+
+    CAUSAL_LM = "causal-lm"
+    SEQ2SEQ = "seq2seq"
+    CLASSIFIER = "classifier"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """The few tokenizer operations backends and tasks need.
+
+    Example::
+
+        ids = tok.encode("Hello")          # no special tokens added
+        text = tok.decode(ids)             # special tokens skipped
+    """
+
+    eos_id: int
+    pad_id: int
+    bos_id: int | None
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model's weights came from, enough to tell two runs apart.
+
+    ``weights_sha256`` is the hash of the weight file(s) exactly as loaded; ``extra`` holds what a
+    family knows beyond that (training data and script for ``nano``, the config class for ``hf``).
+    """
+
+    source: str
+    revision: str | None
+    weights_sha256: str
+    num_parameters: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "revision": self.revision,
+            "weights_sha256": self.weights_sha256,
+            "num_parameters": self.num_parameters,
+            "extra": dict(self.extra),
+        }
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to be handed to a backend.
+
+    ``modules`` maps a role to a ``torch.nn.Module`` with a fixed calling convention:
+
+    - ``"causal_lm"``: ``(input_ids, attention_mask, past) -> (logits, present)``.
+      ``input_ids`` is ``[batch, new]`` (int64), ``attention_mask`` is ``[batch, past_len + new]``
+      (int64, 0 on left padding), ``past`` is one tensor ``[layers, 2, batch, heads, past_len, head_dim]``
+      (``past_len`` may be 0); ``logits`` is ``[batch, new, vocab]`` and ``present`` has the shape of
+      ``past`` with ``past_len + new``. Positions are derived from the mask, so left padding is exact.
+    - ``"encoder"``: ``(input_ids, attention_mask) -> encoder_states [batch, src, d_model]``.
+    - ``"decoder"``: ``(decoder_input_ids, encoder_states, encoder_mask, past) -> (logits, present)``
+      with the self-attention cache laid out as for ``causal_lm``; every row of a batch has the same
+      decoder length (decoding starts from ``decoder_start_id``), so no decoder mask is needed.
+    - ``"classifier"``: ``(input_ids, attention_mask) -> logits [batch, num_labels]``.
+
+    ``max_length`` is the longest sequence the model was built for (its context window);
+    ``labels`` names the classifier's outputs in order; ``decoder_start_id`` starts seq2seq decoding.
+    """
+
+    family: str
+    ref: str
+    capabilities: frozenset[Capability]
+    tokenizer: Tokenizer
+    modules: Mapping[str, Any]
+    provenance: Provenance
+    max_length: int
+    config: Mapping[str, Any] = field(default_factory=dict)
+    labels: Sequence[str] | None = None
+    decoder_start_id: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The model's reference as a user writes it, ``family:ref``."""
+        return f"{self.family}:{self.ref}"
+
+    def supports(self, capability: Capability | str) -> bool:
+        return Capability(capability) in self.capabilities
+
+
+class ModelFamily(ABC):
+    """An architecture family: resolves references to loaded models.
+
+    Example::
+
+        class MyFamily(ModelFamily):
+            name = "mine"
+            def load(self, ref, *, revision=None):
+                ...  # read safetensors + tokenizer.json, build modules
+                return LoadedModel(...)
+    """
+
+    #: The family name, the part before ``:`` in ``family:ref``.
+    name: str = ""
+
+    @abstractmethod
+    def load(self, ref: str, *, revision: str | None = None) -> LoadedModel:
+        """Load ``ref`` (a shipped name, a local folder, or a Hub id) at ``revision``."""
+
+    def capabilities(self, ref: str) -> frozenset[Capability] | None:
+        """The capabilities of ``ref`` if known without loading weights (used to refuse early).
+
+        Returning ``None`` means "unknown until loaded"; the bench then checks after loading.
+        """
+        return None
+
+    def available(self) -> Sequence[str]:
+        """References this family can load with no download (shipped checkpoints)."""
+        return ()

@@ -1,0 +1,125 @@
+"""Name → factory tables for models, tasks, backends, metrics and suites, with the owning plugin.
+
+The registry keeps every registration, so a name claimed by two plugins is reported with both
+distributions instead of one silently winning. Factories run on first use and their product is
+checked against the interface it must implement; the product is cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._backend import Backend
+from ._metric import Metric
+from ._model import ModelFamily
+from ._task import Task
+from .errors import PluginError, UnknownNameError
+
+KINDS: dict[str, str] = {
+    "models": "model family",
+    "tasks": "task",
+    "backends": "backend",
+    "metrics": "metric",
+    "suites": "suite",
+}
+
+
+def _is_suite(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+
+
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "models": (lambda v: isinstance(v, ModelFamily), "a llmos_hub.ModelFamily"),
+    "tasks": (lambda v: isinstance(v, Task), "a llmos_hub.Task"),
+    "backends": (lambda v: isinstance(v, Backend), "a llmos_hub.Backend"),
+    "metrics": (lambda v: isinstance(v, Metric), "a llmos_hub.Metric"),
+    "suites": (_is_suite, "a list of task names"),
+}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The plugin that registered an entry: its name and its distribution's name and version."""
+
+    plugin: str
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.distribution} {self.version}"
+
+
+@dataclass
+class Entry:
+    """One registration: ``kind``/``name`` made by ``factory``, owned by ``owner``."""
+
+    kind: str
+    name: str
+    factory: Callable[[], Any]
+    owner: Owner
+    description: str = ""
+    _instance: Any = field(default=None, repr=False)
+
+
+class Registry:
+    """What the installed plugins provide, by kind and name."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, list[Entry]]] = {kind: {} for kind in KINDS}
+
+    def add(self, entry: Entry) -> None:
+        self._entries[entry.kind].setdefault(entry.name, []).append(entry)
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted names of ``kind``, including names in conflict."""
+        return sorted(self._entries[kind])
+
+    def entries(self, kind: str) -> Iterator[Entry]:
+        for name in self.names(kind):
+            yield from self._entries[kind][name]
+
+    def conflicts(self) -> list[list[Entry]]:
+        """Every name registered by more than one plugin."""
+        return [e for by_name in self._entries.values() for e in by_name.values() if len(e) > 1]
+
+    def entry(self, kind: str, name: str) -> Entry:
+        """The single entry for ``name``; raises if unknown or claimed by several plugins."""
+        candidates = self._entries[kind].get(name)
+        if not candidates:
+            raise UnknownNameError(KINDS[kind], name, self._entries[kind])
+        if len(candidates) > 1:
+            raise PluginError(conflict_message(candidates))
+        return candidates[0]
+
+    def get(self, kind: str, name: str) -> Any:
+        """Build (once) and return the ``kind`` called ``name``, checked against its interface."""
+        entry = self.entry(kind, name)
+        if entry._instance is None:
+            try:
+                value = entry.factory()
+            except Exception as exc:  # a plugin's factory failing is the plugin's fault, not ours
+                raise PluginError(
+                    f"{KINDS[kind]} {name!r} from {entry.owner} failed to load: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            check, wanted = _CHECKS[kind]
+            if not check(value):
+                raise PluginError(
+                    f"{KINDS[kind]} {name!r} from {entry.owner} is {type(value).__name__}, not {wanted}; "
+                    f"disable the plugin with LLMOS_HUB_DISABLE_PLUGINS={entry.owner.plugin}"
+                )
+            entry._instance = value
+        return entry._instance
+
+
+def conflict_message(entries: list[Entry]) -> str:
+    """One line naming every distribution that claims the same name, and how to disable one."""
+    first = entries[0]
+    owners = " and ".join(str(e.owner) for e in entries)
+    plugins = ",".join(e.owner.plugin for e in entries[1:])
+    return (
+        f"{KINDS[first.kind]} {first.name!r} is registered by both {owners}; "
+        f"disable one, e.g. LLMOS_HUB_DISABLE_PLUGINS={plugins}"
+    )

@@ -1,0 +1,150 @@
+"""Result records: one schema-versioned JSON file per (model, task, backend, settings) run.
+
+A record is plain data (a dict that validates against ``schemas/result-1.json``) wrapped in
+:class:`ResultRecord` for convenient access. It is validated on write and on read, so a leaderboard
+built from records never shows a number it cannot account for. A record's ``id`` is derived from the
+configuration hash, which is what ``--resume`` matches on.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._fileio import atomic_write
+from .errors import DataError
+
+__all__ = ["SCHEMA_ID", "ResultRecord", "config_hash", "iter_records", "load_record"]
+
+SCHEMA_ID = "llmos-hub/result/1"
+_SCHEMA_FILE = Path(__file__).parent / "schemas" / "result-1.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+
+    schema = json.loads(_SCHEMA_FILE.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of a result record (as shipped in the package)."""
+    return json.loads(_SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def validation_error(data: Any) -> str | None:
+    """The first reason ``data`` is not a valid record, as one line, or ``None`` if it is valid."""
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    err = errors[0]
+    where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+    return f"{where}: {err.message}"
+
+
+def config_hash(spec: Mapping[str, Any]) -> str:
+    """sha256 of a run's spec as canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """A validated result record; ``data`` is the JSON document itself."""
+
+    data: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        reason = validation_error(self.data)
+        if reason is not None:
+            raise DataError(f"invalid result record: {reason}")
+
+    # Convenience accessors used by the leaderboard, compare and publish.
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    @property
+    def model(self) -> str:
+        return str(self.data["model"]["ref"])
+
+    @property
+    def task(self) -> str:
+        return str(self.data["task"]["name"])
+
+    @property
+    def backend(self) -> str:
+        return str(self.data["backend"]["name"])
+
+    @property
+    def config_hash(self) -> str:
+        return str(self.data["config"]["hash"])
+
+    @property
+    def primary_metric(self) -> str:
+        return str(self.data["task"]["primary_metric"])
+
+    @property
+    def scores(self) -> Mapping[str, Mapping[str, Any]]:
+        return self.data["scores"]
+
+    def filename(self) -> str:
+        """A stable, readable file name: ``task__model__backend__hash12.json``."""
+        safe = lambda s: "".join(c if c.isalnum() or c in "-." else "-" for c in s)  # noqa: E731
+        return (
+            f"{safe(self.task)}__{safe(self.model)}__{safe(self.backend)}__{self.config_hash[:12]}.json"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the record atomically into ``folder``; returns its path."""
+        return atomic_write(Path(folder) / self.filename(), self.to_json())
+
+
+def load_record(path: str | Path) -> ResultRecord:
+    """Read and validate one record; a bad file raises :class:`DataError` naming it and the reason."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: cannot read: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{p}:{exc.lineno}: not JSON: {exc.msg}") from exc
+    reason = validation_error(data)
+    if reason is not None:
+        raise DataError(f"{p}: invalid result record: {reason}")
+    return ResultRecord(data)
+
+
+def iter_records(
+    paths: Iterable[str | Path], *, errors: list[str] | None = None
+) -> Iterator[tuple[Path, ResultRecord]]:
+    """Records from files and folders (``*.json``, recursively), sorted by path.
+
+    Invalid files are skipped; their one-line reasons are appended to ``errors`` when given,
+    otherwise the first one is raised.
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*.json") if not p.name.startswith(".")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    for file in files:
+        try:
+            yield file, load_record(file)
+        except DataError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))

@@ -1,0 +1,13 @@
+"""Built-in plugin: the metrics shipped in ``llmos_hub/metrics`` as local ``evaluate`` modules."""
+
+from __future__ import annotations
+
+from ..hookspecs import Register, hookimpl
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    from ..metrics import BUILTIN_METRICS, load_metric
+
+    for name, description in BUILTIN_METRICS.items():
+        register(name, lambda n=name: load_metric(n), description=description)
