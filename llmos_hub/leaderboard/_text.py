@@ -1,0 +1,129 @@
+"""Plain-text renderings of boards: markdown, CSV, JSON and a rich table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ._boards import Board, Row
+
+SPEED_COLUMNS = (
+    ("examples_per_second", "ex/s"),
+    ("generated_tokens_per_second", "gen tok/s"),
+    ("prompt_tokens_per_second", "prompt tok/s"),
+)
+
+
+def fmt_number(value: float | None, digits: int = 4) -> str:
+    """A number for humans: ``-`` for missing, up to ``digits`` significant decimals."""
+    if value is None:
+        return "-"
+    if value != value:  # NaN
+        return "nan"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def fmt_score(row: Row) -> str:
+    text = fmt_number(row.primary)
+    if row.primary_stderr is not None:
+        text += f" ± {fmt_number(row.primary_stderr)}"
+    return text
+
+
+def _backend_label(row: Row) -> str:
+    b = row.data["backend"]
+    quant = b.get("details", {}).get("quantization")
+    label = f"{b['name']} ({b['device']}, {b['dtype']})"
+    return f"{label} [{quant}]" if quant else label
+
+
+def _other_scores(row: Row) -> str:
+    return ", ".join(
+        f"{k}={fmt_number(v['value'])}" for k, v in sorted(row.data["scores"].items()) if k != row.data["task"]["primary_metric"]
+    )
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(boards: Sequence[Board]) -> str:
+    """One markdown table per board, with speed columns, config hash and the reproducing command."""
+    if not boards:
+        return "_No results yet._\n"
+    parts: list[str] = []
+    for board in boards:
+        arrow = "higher is better" if board.higher_is_better else "lower is better"
+        parts.append(f"### {_md_cell(board.title)}\n")
+        parts.append(f"Ranked by `{board.primary_metric}` ({arrow}); dataset fingerprint `{board.dataset_fingerprint[:16]}`.\n")
+        header = ["#", "model", "backend", board.primary_metric, "other scores"] + [h for _, h in SPEED_COLUMNS] + ["config", "reproduce"]
+        parts.append("| " + " | ".join(header) + " |")
+        parts.append("|" + "---|" * len(header))
+        for row in board.rows:
+            cells = [
+                str(row.rank),
+                _md_cell(row.data["model"]["ref"]),
+                _md_cell(_backend_label(row)),
+                fmt_score(row),
+                _md_cell(_other_scores(row)),
+                *[fmt_number(row.speed(k)) for k, _ in SPEED_COLUMNS],
+                f"`{row.data['config']['hash'][:12]}`",
+                f"`{_md_cell(row.to_dict()['command'])}`",
+            ]
+            parts.append("| " + " | ".join(cells) + " |")
+        parts.append("")
+    return "\n".join(parts) + "\n"
+
+
+def render_csv(boards: Sequence[Board]) -> str:
+    """One CSV row per board row, scores flattened into ``score:NAME`` columns."""
+    rows = [(board, row.to_dict()) for board in boards for row in board.rows]
+    score_names = sorted({k for _, r in rows for k in r["scores"]})
+    out = io.StringIO()
+    fields = [
+        "task", "task_version", "dataset_fingerprint", "rank", "model", "backend", "device", "dtype",
+        "quantization", "primary_metric", "primary", "primary_stderr",
+        *[f"score:{n}" for n in score_names],
+        "examples_per_second", "generated_tokens_per_second", "prompt_tokens_per_second",
+        "latency_p50_ms", "peak_memory_bytes", "num_examples", "config_hash", "command",
+    ]
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for board, r in rows:
+        flat: dict[str, Any] = dict(r, task=board.task, task_version=board.task_version, dataset_fingerprint=board.dataset_fingerprint)
+        for n in score_names:
+            flat[f"score:{n}"] = r["scores"].get(n)
+        writer.writerow(flat)
+    return out.getvalue()
+
+
+def render_json(boards: Sequence[Board]) -> str:
+    return json.dumps({"boards": [b.to_dict() for b in boards]}, indent=2, ensure_ascii=False) + "\n"
+
+
+def rich_tables(boards: Sequence[Board]) -> list[Any]:
+    """Rich tables for the terminal (imported lazily: rich is only needed here)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    tables = []
+    for board in boards:
+        arrow = "↑" if board.higher_is_better else "↓"
+        table = Table(title=Text(f"{board.title} — {board.primary_metric} {arrow}"), title_justify="left")
+        for col in ("#", "model", "backend", board.primary_metric, "other scores", *[h for _, h in SPEED_COLUMNS], "config"):
+            table.add_column(col, overflow="fold")
+        for row in board.rows:
+            cells = (
+                str(row.rank), row.data["model"]["ref"], _backend_label(row), fmt_score(row), _other_scores(row),
+                *[fmt_number(row.speed(k)) for k, _ in SPEED_COLUMNS], row.data["config"]["hash"][:12],
+            )
+            table.add_row(*(Text(c) for c in cells))  # Text: record values are never read as markup
+        tables.append(table)
+    return tables
