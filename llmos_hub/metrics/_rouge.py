@@ -1,0 +1,54 @@
+"""ROUGE-1/2/L/Lsum: mean per-example F-measure from rouge_score, with its analytic standard error.
+
+Aggregation is the plain mean over examples (documented in the ``evaluate`` module), so the
+standard error is the textbook one for a mean: sample std / sqrt(n).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._metric import Score
+from ._base import EvaluateMetric, score
+from ._stderr import mean_stderr
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
+class Rouge(EvaluateMetric):
+    """ROUGE F-measures on 0-1; ``rougeLsum`` splits sentences on newlines, as rouge_score does."""
+
+    name = "rouge"
+    module_name = "rouge"
+    options = {"use_stemmer": False}
+
+    def compute(
+        self,
+        predictions: Sequence[Any],
+        references: Sequence[Any],
+        *,
+        seed: int = 0,
+        **options: Any,
+    ) -> Mapping[str, Score]:
+        opts = self._options(options)
+        self._check_lengths(predictions, references)
+        result = self._evaluate(
+            predictions=self._check_strings(predictions, "predictions"),
+            references=self._check_strings(references, "references"),
+            return_per_example=True,
+            **opts,
+        )
+        per_example = result["per_example"]
+        return {t: score(result[t], mean_stderr(per_example[t])) for t in ROUGE_TYPES}
+
+    def per_example(self, prediction: Any, reference: Any, **options: Any) -> dict[str, float]:
+        """rouge_score's F-measures for one pair."""
+        from rouge_score import rouge_scorer
+
+        opts = self._options(options)
+        prediction = self._check_strings([prediction], "predictions")[0]
+        reference = self._check_strings([reference], "references")[0]
+        scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=bool(opts["use_stemmer"]))
+        scores = scorer.score(reference, prediction)
+        return {t: float(scores[t].fmeasure) for t in ROUGE_TYPES}
