@@ -135,7 +135,7 @@ class PluginHost:
             self._register(info, plugin)
         except Exception as exc:
             info.status = "error"
-            info.error = exc.args[0] if isinstance(exc, PluginError) else _one_line(exc)
+            info.error = " ".join(str(exc).split()) if isinstance(exc, PluginError) else _one_line(exc)
             if self.strict:
                 raise PluginError(f"plugin {info.name} ({info.distribution}): {info.error}") from exc
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from typing import Any
@@ -10,12 +9,11 @@ from typing import Any
 from rich.console import Console
 
 
-@functools.lru_cache(maxsize=1)
 def console() -> Console:
+    """stdout; made per call (cheap) so it follows the current streams and COLUMNS."""
     return Console(soft_wrap=False)
 
 
-@functools.lru_cache(maxsize=1)
 def err_console() -> Console:
     return Console(stderr=True)
 

@@ -98,7 +98,7 @@ def reproduce_command(record: ResultRecord) -> str:
     args = [
         "llmos-hub", "bench",
         "--model", d["model"]["ref"] + (f"@{d['model']['revision']}" if d["model"].get("revision") else ""),
-        "--task", cfg.get("spec", {}).get("task", d["task"]["name"]),
+        "--task", cfg.get("task_argument") or d["task"]["name"],
         "--backend", d["backend"]["name"],
         "--device", d["backend"]["device"],
         "--dtype", d["backend"]["dtype"],

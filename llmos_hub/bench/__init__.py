@@ -1,0 +1,136 @@
+"""The bench harness as a library: plan runs, execute each, write its record at once.
+
+``run_bench`` is what ``llmos-hub bench`` calls. Each run's record is written atomically the moment it is
+done, so an interrupt or a crash in a later run never loses a finished one; a failing run is reported and
+the others go on; ``resume=True`` skips runs whose record (same configuration hash) already exists.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .._result import ResultRecord, load_record
+from ..errors import DataError, LlmosHubError
+from ._execute import Session, execute, percentile
+from ._plan import Plan, PlannedRun, make_plan
+from ._spec import RunSpec, parse_model_ref
+
+__all__ = ["BenchEvents", "BenchReport", "Plan", "PlannedRun", "RunSpec", "make_plan", "parse_model_ref", "percentile", "run_bench"]
+
+
+class BenchEvents(Protocol):
+    """What the harness reports while it works (the CLI draws progress bars from these)."""
+
+    def started(self, run: PlannedRun, total: int) -> None: ...
+    def advanced(self, run: PlannedRun, done: int, total: int) -> None: ...
+    def finished(self, run: PlannedRun, record: ResultRecord, path: Path) -> None: ...
+    def skipped(self, run: PlannedRun, path: Path) -> None: ...
+    def failed(self, run: PlannedRun, message: str) -> None: ...
+
+
+@dataclass
+class BenchReport:
+    """The outcome of a bench: records written or reused, and failures with one-line reasons."""
+
+    written: list[tuple[Path, ResultRecord]] = field(default_factory=list)
+    reused: list[tuple[Path, ResultRecord]] = field(default_factory=list)
+    failed: list[tuple[RunSpec, str]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[tuple[Path, ResultRecord]]:
+        return self.written + self.reused
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def existing_record(output_dir: Path, spec: RunSpec) -> tuple[Path, ResultRecord] | None:
+    """The record of ``spec`` already in ``output_dir`` (matched by full configuration hash), if any."""
+    for path in sorted(output_dir.glob(f"*__{spec.hash[:12]}.json")):
+        try:
+            record = load_record(path)
+        except DataError:
+            continue
+        if record.config_hash == spec.hash:
+            return path, record
+    return None
+
+
+def run_bench(
+    plan: Plan,
+    *,
+    host: Any,
+    output_dir: str | Path,
+    command: str,
+    resume: bool = False,
+    log_samples: bool = False,
+    events: BenchEvents | None = None,
+    debug: bool = False,
+) -> BenchReport:
+    """Execute every planned run; each finished record is on disk before the next run starts."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = BenchReport(refused=list(plan.refused))
+    session = Session(host)
+    try:
+        for run in plan.runs:
+            if resume:
+                found = existing_record(out, run.spec)
+                if found is not None:
+                    report.reused.append(found)
+                    if events:
+                        events.skipped(run, found[0])
+                    continue
+            total = len(run.data.examples)
+            if events:
+                events.started(run, total)
+            try:
+                samples = None
+                if log_samples:
+                    stem = _record_stem(run)
+                    samples = out / f"{stem}.samples.jsonl"
+                record = execute(
+                    run.spec,
+                    session=session,
+                    task=run.task,
+                    data=run.data,
+                    command=command,
+                    task_argument=run.task_argument,
+                    samples_path=samples,
+                    progress=(lambda d, t, r=run: events.advanced(r, d, t)) if events else None,
+                )
+                path = record.save(out)
+            except KeyboardInterrupt:
+                raise
+            except LlmosHubError as exc:
+                _fail(report, events, run, str(exc))
+            except NotImplementedError as exc:
+                _fail(report, events, run, f"{run.spec.backend} cannot do this task: {exc}")
+            except Exception as exc:  # one broken run must not stop the others
+                if debug:
+                    traceback.print_exc()
+                _fail(report, events, run, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            else:
+                report.written.append((path, record))
+                if events:
+                    events.finished(run, record, path)
+    finally:
+        session.close()
+    return report
+
+
+def _record_stem(run: PlannedRun) -> str:
+    safe = lambda s: "".join(c if c.isalnum() or c in "-." else "-" for c in s)  # noqa: E731
+    return f"{safe(run.task.name)}__{safe(run.spec.model)}__{safe(run.spec.backend)}__{run.spec.hash[:12]}"
+
+
+def _fail(report: BenchReport, events: BenchEvents | None, run: PlannedRun, message: str) -> None:
+    report.failed.append((run.spec, message))
+    if events:
+        events.failed(run, message)

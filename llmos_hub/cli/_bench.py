@@ -1,0 +1,192 @@
+"""``llmos-hub bench``: run tasks on models and backends, write records, show the scores."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import get_host
+from ._output import console, err_console, print_json
+
+
+def _command_line() -> str:
+    """The command as typed, with any secret-looking option value redacted."""
+    args = list(sys.argv[1:])
+    for i, arg in enumerate(args):
+        if arg == "--token" and i + 1 < len(args):
+            args[i + 1] = "***"
+        elif arg.startswith("--token="):
+            args[i] = "--token=***"
+    return shlex.join(["llmos-hub", *args])
+
+
+class _RichEvents:
+    """Progress bars per run on a terminal; one line per run otherwise; nothing with --quiet."""
+
+    def __init__(self, *, interactive: bool, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress: Any = None
+        self.task_id: Any = None
+        if interactive and not quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                console=err_console(),
+                transient=False,
+            )
+
+    def __enter__(self) -> _RichEvents:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def _line(self, text: str, style: str = "") -> None:
+        if not self.quiet:
+            from rich.text import Text
+
+            target = self.progress.console if self.progress is not None else err_console()
+            target.print(Text(text, style=style))
+
+    def started(self, run: Any, total: int) -> None:
+        if self.progress is not None:
+            self.task_id = self.progress.add_task(run.spec.label, total=total, rate="")
+
+    def advanced(self, run: Any, done: int, total: int) -> None:
+        if self.progress is not None and self.task_id is not None:
+            elapsed = self.progress.tasks[self.task_id].elapsed or 0.0
+            rate = f"{done / elapsed:.1f} ex/s" if elapsed > 0 else ""
+            self.progress.update(self.task_id, completed=done, rate=rate)
+
+    def finished(self, run: Any, record: Any, path: Path) -> None:
+        metric = record.primary_metric
+        value = record.scores.get(metric, {}).get("value")
+        ex_s = record.data["speed"]["examples_per_second"]
+        self._line(f"done  {run.spec.label}: {metric}={value:.4g}, {ex_s:.1f} ex/s → {path}", "green")
+
+    def skipped(self, run: Any, path: Path) -> None:
+        self._line(f"skip  {run.spec.label}: record exists ({path})", "yellow")
+
+    def failed(self, run: Any, message: str) -> None:
+        if self.progress is not None and self.task_id is not None:
+            self.progress.update(self.task_id, rate="failed")
+        err_console().print(f"[red]failed[/] {run.spec.label}: ", end="", markup=True, highlight=False)
+        from rich.text import Text
+
+        err_console().print(Text(message))
+
+
+def _batch_size(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        size = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a positive integer or 'auto'") from None
+    if size < 1:
+        raise click.BadParameter(f"{value!r} is not a positive integer or 'auto'")
+    return size
+
+
+@click.command()
+@click.option("--model", "models", multiple=True, metavar="FAMILY:REF[@REV]", help="Model to run; repeatable. Default: the bundled nano model of each task.")
+@click.option("--task", "tasks", multiple=True, metavar="NAME|SUITE|FILE", help="Task, suite or task file; repeatable. Default: the 'default' suite.")
+@click.option("--backend", "backends", multiple=True, metavar="NAME", help="Backend; repeatable to compare backends. Default: pytorch.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--dtype", default="float32", show_default=True, help="float32, bfloat16, float16 (CUDA), int8 (onnxruntime).")
+@click.option("--batch-size", default="auto", show_default=True, help="Requests per batch, or 'auto'.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use a seeded subsample of N examples per task.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and bootstrap standard errors.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True, help="Where result records are written.")
+@click.option("--log-samples", is_flag=True, help="Also write every example's input, output, reference and scores as jsonl.")
+@click.option("--resume", is_flag=True, help="Skip runs whose record (same configuration hash) already exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of a table.")
+@click.option("--push-to-hub", "push_repo", metavar="NAMESPACE/NAME", default=None, help="Publish the records to this Hub dataset repo afterwards.")
+@click.option("--endpoint", default=None, help="Hub endpoint for --push-to-hub (default: HF_ENDPOINT or huggingface.co).")
+@click.option("--token", default=None, help="Hub token for --push-to-hub (default: HF_TOKEN or the saved login).")
+@click.pass_context
+def bench(
+    ctx: click.Context,
+    models: tuple[str, ...],
+    tasks: tuple[str, ...],
+    backends: tuple[str, ...],
+    device: str,
+    dtype: str,
+    batch_size: str,
+    limit: int | None,
+    seed: int,
+    output_dir: Path,
+    log_samples: bool,
+    resume: bool,
+    quiet: bool,
+    as_json: bool,
+    push_repo: str | None,
+    endpoint: str | None,
+    token: str | None,
+) -> None:
+    """Run tasks on models and backends; write one result record per run.
+
+    With no options it runs the bundled default suite (one task of each kind) on the bundled nano
+    models with the pytorch backend on CPU.
+    """
+    from ..bench import make_plan, run_bench
+    from ..leaderboard import build_boards, rich_tables
+
+    host = get_host(ctx)
+    size = _batch_size(batch_size)
+    plan = make_plan(
+        host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtype,
+        batch_size=size, limit=limit, seed=seed,
+    )
+    for reason in plan.refused:
+        err_console().print(f"[yellow]refused[/] {reason}", markup=True, highlight=False)
+    interactive = sys.stderr.isatty() and not as_json
+    with _RichEvents(interactive=interactive, quiet=quiet or as_json) as events:
+        report = run_bench(
+            plan, host=host, output_dir=output_dir, command=_command_line(), resume=resume,
+            log_samples=log_samples, events=events, debug=bool(ctx.find_root().obj.get("debug")),
+        )
+    records = [record for _, record in report.records]
+    if as_json:
+        print_json([r.data for r in records])
+    elif records:
+        for table in rich_tables(build_boards(records)):
+            console().print(table)
+        console().print(f"{len(report.written)} record(s) written, {len(report.reused)} reused, in {output_dir}/")
+    exit_code = 0
+    if report.failed:
+        err_console().print(f"[red]{len(report.failed)} run(s) failed[/]; the other records are kept.", markup=True)
+        exit_code = 1
+    if push_repo and report.records:
+        exit_code = _push(report, push_repo, endpoint, token) or exit_code
+    ctx.exit(exit_code)
+
+
+def _push(report: Any, repo: str, endpoint: str | None, token: str | None) -> int:
+    from ..errors import LlmosHubError
+    from ..hub import publish, retry_command
+
+    paths = [str(p) for p, _ in report.records]
+    try:
+        result = publish(paths, repo=repo, endpoint=endpoint, token=token)
+    except LlmosHubError as exc:
+        from rich.text import Text
+
+        err_console().print(Text(f"publish failed: {exc}", style="red"))
+        err_console().print(Text("the records are kept locally; retry with: " + retry_command(paths, repo, endpoint=endpoint)))
+        return 1
+    console().print(f"published to {repo}: {getattr(result, 'commit_url', None) or 'already up to date'}")
+    return 0

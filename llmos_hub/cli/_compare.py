@@ -1,0 +1,62 @@
+"""``llmos-hub compare A B``: two records, or two backends over a folder of records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._output import console, print_json
+
+
+@click.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--dir", "folders", multiple=True, type=click.Path(path_type=Path), help="Folders of records when A and B are backend names (default: results).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compare(a: str, b: str, folders: tuple[Path, ...], as_json: bool) -> None:
+    """Compare two record files, or two backends (e.g. pytorch onnxruntime) over the records in --dir."""
+    from .._result import iter_records, load_record
+    from ..compare import compare_records, pair_by_backend
+    from ..errors import UsageError
+
+    if Path(a).is_file() and Path(b).is_file():
+        comparisons = [compare_records(load_record(a), load_record(b))]
+    elif Path(a).suffix == ".json" or Path(b).suffix == ".json":
+        missing = a if not Path(a).is_file() else b
+        raise UsageError(f"record file {missing} does not exist")
+    else:
+        records = [r for _, r in iter_records(folders or [Path("results")], errors=[])]
+        pairs = pair_by_backend(records, a, b)
+        if not pairs:
+            backends = sorted({r.backend for r in records})
+            raise UsageError(
+                f"no pair of records differs only in backend {a} vs {b}; backends found: {', '.join(backends) or 'none'}"
+            )
+        comparisons = [compare_records(x, y) for x, y in pairs]
+    if as_json:
+        print_json([c.to_dict() for c in comparisons])
+        return
+    _print(comparisons)
+
+
+def _print(comparisons: list) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..leaderboard._text import fmt_number
+
+    for c in comparisons:
+        title = f"{c.a.task}: {c.a.model} [{c.a.backend}] (A) vs {c.b.model} [{c.b.backend}] (B) — {c.note}"
+        table = Table(title=Text(title), title_justify="left")
+        for col in ("metric", "A", "B", "B − A", "beyond noise?"):
+            table.add_column(col)
+        for s in c.scores:
+            verdict = {True: "yes", False: "no (within standard errors)", None: "unknown"}[s.significant]
+            a_txt = fmt_number(s.a) + (f" ± {fmt_number(s.stderr_a)}" if s.stderr_a is not None else "")
+            b_txt = fmt_number(s.b) + (f" ± {fmt_number(s.stderr_b)}" if s.stderr_b is not None else "")
+            table.add_row(Text(s.metric), a_txt, b_txt, fmt_number(s.delta), verdict)
+        for key, va, vb in c.speed:
+            ratio = f"×{vb / va:.2f}" if va and vb else "-"
+            table.add_row(Text(key), fmt_number(va), fmt_number(vb), ratio, "")
+        console().print(table)
