@@ -1,0 +1,152 @@
+"""The bench harness with test doubles: records, resume, failure isolation, refusal, samples."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from llmos_hub import DataError, UsageError, load_plugins, load_record
+from llmos_hub.bench import make_plan, run_bench
+from llmos_hub.cli import main
+
+from ._fakes import FakeFamily, FakePlugin
+
+
+@pytest.fixture
+def host():
+    return load_plugins(autoload=False, extra=[("fake-plugin", FakePlugin())])
+
+
+def _plan(host, **kw):
+    kw.setdefault("models", ["fake:upper", "fake:clf", "fake:lm"])
+    kw.setdefault("tasks", ["fake-suite"])
+    kw.setdefault("backends", ["fake"])
+    return make_plan(host, **kw)
+
+
+def test_cross_product_refuses_incompatible_pairs_before_loading(host):
+    FakeFamily.loads = 0
+    plan = _plan(host)
+    assert [(r.spec.model, r.task.name) for r in plan.runs] == [("fake:upper", "upper"), ("fake:clf", "parity"), ("fake:lm", "text")]
+    assert len(plan.refused) == 6
+    assert "fake:clf cannot run upper: the task needs seq2seq, the model has classifier" in plan.refused
+    assert FakeFamily.loads == 0
+
+
+def test_no_compatible_pair_is_a_usage_error(host):
+    with pytest.raises(UsageError, match="fake:clf cannot run upper"):
+        _plan(host, models=["fake:clf"], tasks=["upper"])
+
+
+def test_records_are_written_valid_and_complete(host, tmp_path):
+    report = run_bench(_plan(host), host=host, output_dir=tmp_path, command="llmos-hub bench")
+    assert report.ok and len(report.written) == 3
+    for path, record in report.written:
+        again = load_record(path)  # validates against the schema
+        assert again.data == record.data
+        d = record.data
+        assert d["config"]["hash"] == record.config_hash and d["id"] == record.config_hash[:16]
+        assert d["environment"]["plugins"]["fake-plugin"] == "unknown"
+        assert d["speed"]["examples_per_second"] > 0
+        assert set(d["speed"]["latency_ms"]) == {"p50", "p90", "p99"}
+    upper = next(r for _, r in report.written if r.task == "upper")
+    assert upper.scores["exact"]["value"] == 1.0
+    assert upper.data["speed"]["generated_tokens_per_second"] > 0
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_batching_does_not_change_scores(host, tmp_path):
+    one = run_bench(_plan(host, batch_size=1), host=host, output_dir=tmp_path / "a", command="x")
+    eight = run_bench(_plan(host, batch_size=8), host=host, output_dir=tmp_path / "b", command="x")
+    for (_, a), (_, b) in zip(one.written, eight.written):
+        assert a.scores == b.scores
+        assert a.config_hash != b.config_hash
+    runner = host.get("backends", "fake").runners[-1]
+    assert max(runner.batches) <= 8
+
+
+def test_one_failing_run_does_not_stop_the_others(host, tmp_path):
+    plan = _plan(host, models=["fake:upper", "fake:broken"], tasks=["upper"], backends=["failing", "fake"])
+    report = run_bench(plan, host=host, output_dir=tmp_path, command="x")
+    assert [r.backend for _, r in report.written] == ["fake"]
+    messages = [m for _, m in report.failed]
+    assert any("operator Foo" in m for m in messages)
+    assert any("weights are corrupt" in m for m in messages)
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_resume_skips_finished_runs(host, tmp_path):
+    first = run_bench(_plan(host), host=host, output_dir=tmp_path, command="x")
+    before = {p: p.stat().st_mtime_ns for p, _ in first.written}
+    FakeFamily.loads = 0
+    second = run_bench(_plan(host), host=host, output_dir=tmp_path, command="x", resume=True)
+    assert not second.written and len(second.reused) == 3
+    assert FakeFamily.loads == 0
+    assert {p: p.stat().st_mtime_ns for p, _ in second.reused} == before
+    # A different configuration is not mistaken for a finished one.
+    third = run_bench(_plan(host, seed=1), host=host, output_dir=tmp_path, command="x", resume=True)
+    assert len(third.written) == 3
+
+
+def test_interrupt_keeps_finished_records(host, tmp_path, monkeypatch):
+    from llmos_hub.bench import _execute
+
+    real = _execute.execute
+    calls = {"n": 0}
+
+    def interrupting(spec, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(spec, **kw)
+
+    monkeypatch.setattr("llmos_hub.bench.execute", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_plan(host), host=host, output_dir=tmp_path, command="x")
+    records = list(tmp_path.glob("*.json"))
+    assert len(records) == 1
+    load_record(records[0])
+    monkeypatch.setattr("llmos_hub.bench.execute", real)
+    resumed = run_bench(_plan(host), host=host, output_dir=tmp_path, command="x", resume=True)
+    assert len(resumed.reused) == 1 and len(resumed.written) == 2
+
+
+def test_log_samples(host, tmp_path):
+    report = run_bench(_plan(host, tasks=["upper"], models=["fake:upper"]), host=host, output_dir=tmp_path, command="x", log_samples=True)
+    (path, record), = report.written
+    samples = tmp_path / record.data["samples_file"]
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert len(rows) == 10
+    assert rows[0]["prediction"] == rows[0]["reference"] == rows[0]["input"].upper()
+
+
+def test_invalid_record_is_refused_with_path_and_reason(host, tmp_path):
+    report = run_bench(_plan(host, tasks=["upper"], models=["fake:upper"]), host=host, output_dir=tmp_path, command="x")
+    path, _ = report.written[0]
+    data = json.loads(path.read_text())
+    del data["scores"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=rf"{path.name}: invalid result record: \(top level\): 'scores' is a required property"):
+        load_record(path)
+
+
+def test_cli_bench_end_to_end_with_fakes(tmp_path, monkeypatch):
+    """Through click: exit status 1 when a run failed, the others' records kept, table printed."""
+    import llmos_hub._plugins as plugins
+
+    real = plugins.load_plugins
+    monkeypatch.setattr(plugins, "load_plugins", lambda **kw: real(autoload=False, extra=[("fake-plugin", FakePlugin())], **{k: v for k, v in kw.items() if k not in {"autoload", "extra"}}))
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "out"
+    args = ["bench", "--model", "fake:upper", "--model", "fake:clf", "--task", "upper", "--task", "parity", "--backend", "fake", "--backend", "failing", "--output-dir", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "refused" in result.output and "run(s) failed" in result.output
+    # The failing backend only fails to generate: its classification run is kept.
+    assert sorted(p.name.split("__")[2] for p in out.glob("*.json")) == ["failing", "fake", "fake"]
+    assert "upper v1" in result.output
+    again = CliRunner().invoke(main, [*args[:-4], "--backend", "fake", "--output-dir", str(out), "--resume", "--json"])
+    assert again.exit_code == 0, again.output
+    assert len(json.loads(again.output[again.output.index("["):])) == 2
