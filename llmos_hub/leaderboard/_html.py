@@ -101,8 +101,8 @@ def plot_svg(board: Board, width: int = 560, height: int = 320) -> str:
     ]
     for value, anchor in ((y0, "end"), (y1, "end")):
         parts.append(f'<text class="ax" x="{left - 6}" y="{sy(value) + 4:.1f}" text-anchor="{anchor}">{_e(fmt_number(value))}</text>')
-    for value in (x0, x1):
-        parts.append(f'<text class="ax" x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="middle">{_e(fmt_number(10 ** value))}</text>')
+    for value, anchor in ((x0, "start"), (x1, "end")):
+        parts.append(f'<text class="ax" x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="{anchor}">{_e(fmt_number(10 ** value))}</text>')
     for (row, speed), x, y in zip(points, xs, ys):
         label = f"{row.data['model']['ref']} / {row.data['backend']['name']}"
         parts.append(
