@@ -1,0 +1,203 @@
+"""A content-addressed cache of exported ONNX folders, safe with concurrent processes.
+
+Exporting takes seconds to minutes, so an export is kept under a key that hashes everything its
+result depends on: the weights exactly as they are in the modules (and the provenance hash of the
+weight file), the model's config, the source code of the module classes, the exporter, the opset,
+and the versions of torch, onnx, onnxscript and this plugin. The same model exported with the same
+tools is found again; a changed weight, architecture or tool gives a new key, never a stale graph.
+
+Entries are folders ``<root>/<key>/`` holding the graphs and a ``manifest.json``. A folder is built
+under a temporary name in the same root and published with one atomic ``rename``, so a reader sees
+a whole entry or none. Builders of one key take an ``flock`` on ``<root>/<key>.lock`` so that two
+processes do not export the same model twice; where locking is unavailable the rename still keeps
+the entry whole (the loser of the race discards its copy and uses the winner's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmos_hub import LoadedModel
+from llmos_hub._fileio import atomic_write
+
+__all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "default_cache_dir", "export_key", "modules_digest"]
+
+#: Root of llmos-hub's caches; exported graphs go to ``$LLMOS_HUB_CACHE/onnx``.
+CACHE_ENV = "LLMOS_HUB_CACHE"
+#: Bumped when the layout of an entry or the meaning of a key changes.
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def default_cache_dir() -> Path:
+    """``$LLMOS_HUB_CACHE/onnx``, or ``~/.cache/llmos-hub/onnx``."""
+    root = os.environ.get(CACHE_ENV)
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "llmos-hub"
+    return base / "onnx"
+
+
+def modules_digest(modules: Mapping[str, Any]) -> dict[str, str]:
+    """Per role, a sha256 of the module's parameters and buffers (names, dtypes, shapes, bytes).
+
+    Hashing the tensors themselves, not only the weight file, keeps the key honest for modules that
+    were built or changed in memory (random test models, fine-tuned in place).
+    """
+    import torch
+
+    digests: dict[str, str] = {}
+    for role, module in sorted(modules.items()):
+        h = hashlib.sha256()
+        for name, tensor in sorted(module.state_dict().items()):
+            data = tensor.detach().cpu().contiguous()
+            h.update(f"{name}|{data.dtype}|{tuple(data.shape)}|".encode())
+            if data.dtype in (torch.bfloat16, torch.float16):
+                data = data.view(torch.int16)
+            elif data.dtype == torch.bool:
+                data = data.to(torch.uint8)
+            h.update(memoryview(data.numpy()).cast("B"))
+        digests[role] = h.hexdigest()
+    return digests
+
+
+def _code_digest(modules: Mapping[str, Any]) -> str:
+    """A sha256 of the source of every module class used, so an edited ``forward`` re-exports."""
+    h = hashlib.sha256()
+    classes = sorted({type(sub) for module in modules.values() for sub in module.modules()}, key=lambda c: (c.__module__, c.__qualname__))
+    for cls in classes:
+        h.update(f"{cls.__module__}.{cls.__qualname__}\n".encode())
+        if cls.__module__.startswith("torch."):
+            continue  # covered by the torch version
+        try:
+            h.update(inspect.getsource(cls).encode())
+        except (OSError, TypeError):
+            pass
+    return h.hexdigest()
+
+
+def _tool_versions() -> dict[str, str]:
+    import onnx
+    import torch
+
+    from . import __version__
+
+    versions = {"torch": torch.__version__, "onnx": onnx.__version__, "llmos-hub-onnxruntime": __version__}
+    try:
+        import onnxscript
+
+        versions["onnxscript"] = onnxscript.__version__
+    except ImportError:  # only the dynamo exporter needs it
+        pass
+    return versions
+
+
+def export_key(model: LoadedModel, *, exporter: str, opset: int) -> tuple[str, dict[str, Any]]:
+    """The cache key of ``model`` exported with ``exporter``/``opset``, and what it was made of."""
+    parts: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "model": model.name,
+        "weights_sha256": model.provenance.weights_sha256,
+        "modules_sha256": modules_digest(model.modules),
+        "code_sha256": _code_digest(model.modules),
+        "config": json.loads(json.dumps(dict(model.config), sort_keys=True, default=str)),
+        "exporter": exporter,
+        "opset": opset,
+        "versions": _tool_versions(),
+    }
+    blob = json.dumps(parts, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:32], parts
+
+
+def derived_key(key: str, variant: str, versions: Mapping[str, str]) -> str:
+    """The key of an entry made from another (``variant`` such as ``"dynamic-int8"``)."""
+    blob = json.dumps({"base": key, "variant": variant, "versions": dict(versions)}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A published entry: its folder, its manifest, and whether this call found it (``hit``)."""
+
+    path: Path
+    manifest: Mapping[str, Any]
+    hit: bool
+
+
+class ExportCache:
+    """Entries under ``root``; :meth:`get_or_build` returns one, building it at most once.
+
+    Example::
+
+        cache = ExportCache(default_cache_dir())
+        entry = cache.get_or_build(key, lambda folder: export_model(model, folder))
+        session = InferenceSession(entry.path / "causal_lm.onnx")
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The published entry for ``key``, or ``None``."""
+        folder = self.root / key
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return CacheEntry(folder, manifest, hit=True)
+
+    def get_or_build(self, key: str, build: Callable[[Path], Mapping[str, Any]]) -> CacheEntry:
+        """The entry for ``key``; if absent, ``build(folder)`` fills a fresh folder and returns the manifest.
+
+        ``build`` runs in a private temporary folder; its files appear under ``<root>/<key>`` all at
+        once, or not at all if it raises.
+        """
+        found = self.get(key)
+        if found is not None:
+            return found
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _locked(self.root / f"{key}.lock"):
+            found = self.get(key)  # built by another process while we waited
+            if found is not None:
+                return found
+            work = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
+            try:
+                manifest = {"key": key, **build(work)}
+                atomic_write(work / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+                try:
+                    os.rename(work, self.root / key)
+                except OSError:
+                    # Lost a race with a builder that could not lock: theirs is whole, use it.
+                    found = self.get(key)
+                    if found is None:
+                        raise
+                    shutil.rmtree(work, ignore_errors=True)
+                    return found
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+        return CacheEntry(self.root / key, manifest, hit=False)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` for the duration (a no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic rename alone keeps entries whole
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
