@@ -1,0 +1,92 @@
+"""A nano checkpoint is a folder: ``config.json``, ``model.safetensors``, ``tokenizer.json``, ``README.md``.
+
+Weights are read with safetensors only. A folder that offers a pickle file (``*.bin``, ``*.pt``,
+``*.pkl``) instead of ``model.safetensors`` is refused, because unpickling runs arbitrary code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from llmos_hub import DataError
+from llmos_hub._fileio import atomic_write
+
+from .config import NanoConfig, read_config
+
+__all__ = ["PICKLE_SUFFIXES", "WEIGHTS", "file_sha256", "load_checkpoint", "save_checkpoint"]
+
+WEIGHTS = "model.safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _weights_path(folder: Path) -> Path:
+    path = folder / WEIGHTS
+    if path.is_file():
+        return path
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise DataError(
+            f"{folder}: refusing pickle weights {pickles[0]} (loading pickle can run code); "
+            f"convert them to {WEIGHTS} with safetensors"
+        )
+    raise DataError(f"{folder}: no {WEIGHTS}; a nano checkpoint holds config.json, {WEIGHTS} and tokenizer.json")
+
+
+def load_checkpoint(folder: Path) -> tuple[NanoConfig, Any, Any, str, Path]:
+    """``(config, model, tokenizer, weights_sha256, weights_path)`` of the checkpoint in ``folder``.
+
+    The model is in eval mode on the CPU, in float32.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    from .modeling import build_model
+    from .tokenizer import NanoTokenizer
+
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder; give nano:NAME of a shipped checkpoint or nano:/path/to/folder")
+    config = read_config(folder)
+    weights = _weights_path(folder)
+    tok_path = folder / "tokenizer.json"
+    if not tok_path.is_file():
+        raise DataError(f"{folder}: no tokenizer.json")
+    tokenizer = NanoTokenizer.from_file(tok_path)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise DataError(
+            f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but config.json says vocab_size "
+            f"{config.vocab_size}"
+        )
+    model = build_model(config)
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise DataError(f"{weights}: cannot load: {' '.join(str(exc).split())}") from exc
+    if missing or unexpected:
+        what = f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(unexpected)[:3]}"
+        raise DataError(f"{weights}: weights do not match config.json ({what})")
+    model.eval()
+    return config, model, tokenizer, file_sha256(weights), weights
+
+
+def save_checkpoint(folder: Path, config: NanoConfig, model: Any, tokenizer: Any, card: str = "") -> Path:
+    """Write a checkpoint folder (weights, config, tokenizer, model card)."""
+    from safetensors.torch import save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(folder / WEIGHTS))
+    atomic_write(folder / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+    tokenizer.save(folder / "tokenizer.json")
+    if card:
+        atomic_write(folder / "README.md", card)
+    return folder

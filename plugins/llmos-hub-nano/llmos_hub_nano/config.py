@@ -1,0 +1,99 @@
+"""The architecture hyper-parameters of a nano checkpoint, as stored in its ``config.json``.
+
+The config is read without torch (``ModelFamily.capabilities`` answers from it alone), so it lives in
+its own module with no heavy imports.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmos_hub import Capability, DataError
+
+__all__ = ["ARCHITECTURES", "NanoConfig", "read_config"]
+
+#: The three architectures and the capability each provides.
+ARCHITECTURES: Mapping[str, Capability] = {
+    "causal-lm": Capability.CAUSAL_LM,
+    "seq2seq": Capability.SEQ2SEQ,
+    "classifier": Capability.CLASSIFIER,
+}
+
+
+@dataclass
+class NanoConfig:
+    """Hyper-parameters of one nano model; ``training`` records how its weights were made."""
+
+    architecture: str
+    vocab_size: int
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 256
+    max_length: int = 256
+    dropout: float = 0.0
+    pad_id: int = 0
+    eos_id: int = 1
+    bos_id: int = 2
+    decoder_start_id: int | None = None
+    n_decoder_layers: int | None = None
+    labels: list[str] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise DataError(
+                f"nano config: unknown architecture {self.architecture!r}; "
+                f"use one of {', '.join(ARCHITECTURES)}"
+            )
+        if self.d_model % self.n_heads:
+            raise DataError(f"nano config: d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.architecture == "classifier" and not self.labels:
+            raise DataError("nano config: a classifier needs 'labels'")
+        if self.architecture == "seq2seq" and self.decoder_start_id is None:
+            self.decoder_start_id = self.bos_id
+
+    @property
+    def capability(self) -> Capability:
+        return ARCHITECTURES[self.architecture]
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def decoder_layers(self) -> int:
+        return self.n_decoder_layers or self.n_layers
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "config.json") -> NanoConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise DataError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**dict(data))
+        except TypeError as exc:
+            raise DataError(f"{where}: {exc}") from exc
+
+
+def read_config(folder: Path) -> NanoConfig:
+    """The :class:`NanoConfig` in ``folder/config.json`` (a one-line :class:`DataError` if unusable)."""
+    path = folder / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{folder}: no config.json; a nano checkpoint folder holds config.json, "
+                        "model.safetensors and tokenizer.json") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read as JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: must be a JSON object")
+    return NanoConfig.from_dict(data, where=str(path))
