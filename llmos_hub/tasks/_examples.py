@@ -1,0 +1,117 @@
+"""Raw rows → validated :class:`~llmos_hub.Example` s, the seeded subsample and the data fingerprint.
+
+Every row of a split is checked (not only the sampled ones), so whether a file is accepted never
+depends on ``limit`` or ``seed``. A bad value fails with ``WHERE: problem with 'field'``, where
+``WHERE`` is ``file:line`` or ``file row N``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterator, Sequence
+
+from .._task import Example
+from ..errors import DataError, UsageError
+from ._sources import Row, SplitSource
+from ._spec import TaskSpec
+
+__all__ = ["fingerprint", "read_examples", "subsample"]
+
+
+def read_examples(source: SplitSource) -> list[Example]:
+    """All examples of one split, validated against the task's fields and labels."""
+    spec = source.spec
+    columns, rows = source.read()
+    if columns is not None:
+        _check_columns(source, spec, columns)
+    examples: list[Example] = []
+    first_seen: dict[str, str] = {}
+    for index, row in enumerate(rows):
+        example = _to_example(spec, row, index)
+        if example.id in first_seen:
+            raise DataError(f"{row.where}: duplicate id {example.id!r} in field {spec.id_field!r} "
+                            f"(first at {first_seen[example.id]})")
+        first_seen[example.id] = row.where
+        examples.append(example)
+    if not examples:
+        raise DataError(f"{source.label}: empty, no examples in split {source.split!r} of task {spec.name!r}")
+    return examples
+
+
+def _wanted_fields(spec: TaskSpec) -> list[str]:
+    fields = [spec.input_field]
+    for name in (spec.target_field, spec.id_field, *spec.prompt_fields):
+        if name is not None and name not in fields:
+            fields.append(name)
+    return fields
+
+
+def _check_columns(source: SplitSource, spec: TaskSpec, columns: list[str]) -> None:
+    where = f"{source.label}:1" if source.format in ("csv", "tsv") else source.label
+    if not columns:
+        raise DataError(f"{where}: empty, no header and no examples")
+    for name in _wanted_fields(spec):
+        if name not in columns:
+            raise DataError(f"{where}: missing field {name!r} (columns: {', '.join(map(str, columns))})")
+
+
+def _text(row: Row, name: str, *, role: str) -> str:
+    if name not in row.values or row.values[name] is None:
+        raise DataError(f"{row.where}: missing field {name!r}")
+    value = row.values[name]
+    if role in ("id", "label") and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise DataError(f"{row.where}: field {name!r} must be text, not {type(value).__name__}")
+    if not value.strip():
+        raise DataError(f"{row.where}: empty field {name!r}")
+    return value
+
+
+def _to_example(spec: TaskSpec, row: Row, index: int) -> Example:
+    text = _text(row, spec.input_field, role="input")
+    if spec.target_field is None:
+        target = text  # language modelling scores the text itself
+    else:
+        target = _text(row, spec.target_field, role="label" if spec.labels is not None else "target")
+        if spec.labels is not None and target not in spec.labels:
+            raise DataError(f"{row.where}: unknown label {target!r} in field {spec.target_field!r}; "
+                            f"the task's labels: {', '.join(spec.labels)}")
+    example_id = _text(row, spec.id_field, role="id") if spec.id_field is not None else str(index)
+    extra = {name: _text(row, name, role="prompt") for name in spec.prompt_fields}
+    return Example(id=example_id, input=text, target=target, extra=extra)
+
+
+def subsample(examples: Sequence[Example], limit: int | None, seed: int) -> list[Example]:
+    """``limit`` examples drawn with ``seed``, kept in their file order (all of them if ``limit`` is None)."""
+    if limit is None:
+        return list(examples)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise UsageError(f"limit must be a positive integer, not {limit!r}")
+    if limit >= len(examples):
+        return list(examples)
+    chosen = sorted(random.Random(seed).sample(range(len(examples)), limit))
+    return [examples[i] for i in chosen]
+
+
+def _canonical(examples: Sequence[Example]) -> Iterator[bytes]:
+    yield b"["
+    for i, ex in enumerate(examples):
+        item = {"id": ex.id, "input": ex.input, "target": ex.target}
+        yield (b"," if i else b"") + json.dumps(
+            item, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+        ).encode("utf-8")
+    yield b"]"
+
+
+def fingerprint(examples: Sequence[Example]) -> str:
+    """sha256 of the canonical JSON list of ``{"id", "input", "target"}`` of exactly these examples, in order.
+
+    Equal to ``sha256(json.dumps([...], sort_keys=True, ensure_ascii=False, separators=(",", ":")))``.
+    """
+    digest = hashlib.sha256()
+    for chunk in _canonical(examples):
+        digest.update(chunk)
+    return digest.hexdigest()

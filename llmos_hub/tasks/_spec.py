@@ -1,0 +1,371 @@
+"""Read and validate a task file: every mistake is one line naming the file and the field.
+
+A task file is YAML a user writes without Python::
+
+    name: my-translation
+    kind: translation                 # classification | translation | summarization | language-modelling
+    description: English→German UI messages
+    source: "where the data comes from and its licence"
+    data: data/my-translation         # a file or folder relative to this file; or {dataset: org/name}
+    splits: {train: train.jsonl, test: test.jsonl}
+    default_split: test
+    fields: {id: id, input: en, target: de}
+    prompt: "{input}"
+    generation: {max_new_tokens: 64, num_beams: 1, length_penalty: 1.0, stop: []}
+    metrics: {chrf: {}, bleu: {tokenize: "13a"}}
+    primary_metric: chrf
+
+Everything but ``name``, ``kind``, ``data`` and ``fields.input`` has a default (``metrics`` and
+``primary_metric`` default per kind, see :mod:`llmos_hub.tasks._kinds`).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .._backend import GenerationConfig
+from ..errors import DataError, close_matches
+from ._kinds import KINDS, METRIC_KEYS, Kind
+
+__all__ = ["DataSpec", "TaskSpec", "parse_spec", "read_yaml"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_TOP_KEYS = (
+    "name", "version", "kind", "description", "source", "data", "splits", "default_split",
+    "fields", "labels", "prompt", "generation", "metrics", "primary_metric",
+)
+_DATA_KEYS = ("path", "dataset", "format", "config", "revision")
+FORMATS = ("jsonl", "csv", "tsv", "parquet", "datasets")
+#: File name endings read as one split each (anything else is a folder or a datasets folder).
+FILE_SUFFIXES = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+_GENERATION_KEYS = ("max_new_tokens", "num_beams", "length_penalty", "stop")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the examples are: a local ``path`` (file or folder) or a ``datasets`` id."""
+
+    path: Path | None = None
+    dataset: str | None = None
+    format: str | None = None
+    config: str | None = None
+    revision: str | None = None
+    declared: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path" if self.path is not None else "dataset": self.declared}
+        for key in ("format", "config", "revision"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A validated task file."""
+
+    file: Path
+    name: str
+    version: str
+    kind: Kind
+    description: str
+    source: str
+    data: DataSpec
+    splits: Mapping[str, str]
+    default_split: str
+    input_field: str
+    target_field: str | None
+    id_field: str | None
+    labels: tuple[str, ...] | None
+    prompt: str
+    prompt_fields: tuple[str, ...]
+    generation: GenerationConfig | None
+    metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    primary_metric: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The declaration as data (what :meth:`Task.describe` returns and a record keeps)."""
+        fields_ = {"input": self.input_field}
+        if self.target_field is not None:
+            fields_["target"] = self.target_field
+        if self.id_field is not None:
+            fields_["id"] = self.id_field
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind.name,
+            "capability": str(self.kind.capability),
+            "request": self.kind.request_kind,
+            "description": self.description,
+            "source": self.source,
+            "data": self.data.to_dict(),
+            "splits": dict(self.splits),
+            "default_split": self.default_split,
+            "fields": fields_,
+            "labels": list(self.labels) if self.labels is not None else None,
+            "prompt": self.prompt,
+            "generation": self.generation.to_dict() if self.generation is not None else None,
+            "metrics": {k: dict(v) for k, v in self.metrics.items()},
+            "primary_metric": self.primary_metric,
+        }
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The task file as a mapping, or a one-line :class:`DataError`."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: task file not found") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise DataError(f"{path}{line}: not valid YAML: {problem}") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: a task file must be a mapping with at least 'name', 'kind', 'data' and 'fields'")
+    return data
+
+
+class _Checker:
+    """Field checks that all fail with ``FILE: field 'X': problem``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, name: str, problem: str) -> DataError:
+        return DataError(f"{self.path}: field {name!r}: {problem}")
+
+    def text(self, raw: Mapping[str, Any], key: str, name: str | None = None, *, default: str | None = None,
+             allow_empty: bool = False) -> str:
+        name = name or key
+        value = raw.get(key, default)
+        if value is None:
+            raise DataError(f"{self.path}: missing field {name!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be text, not {_type(value)}")
+        if not allow_empty and not value.strip():
+            raise self.fail(name, "must not be empty")
+        return value
+
+    def mapping(self, raw: Mapping[str, Any], key: str, name: str | None = None) -> Mapping[str, Any]:
+        value = raw.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(name or key, f"must be a mapping, not {_type(value)}")
+        return value
+
+    def known_keys(self, raw: Mapping[str, Any], allowed: tuple[str, ...], prefix: str = "") -> None:
+        for key in raw:
+            if key not in allowed:
+                hint = close_matches(str(key), allowed)
+                fix = f"did you mean {hint[0]!r}?" if hint else f"known fields: {', '.join(allowed)}"
+                raise DataError(f"{self.path}: unknown field {prefix + str(key)!r}; {fix}")
+
+
+def _type(value: Any) -> str:
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else type(value).__name__
+
+
+def _parse_kind(check: _Checker, raw: Mapping[str, Any]) -> Kind:
+    kind = check.text(raw, "kind")
+    if kind not in KINDS:
+        hint = close_matches(kind, KINDS)
+        fix = f"did you mean {hint[0]!r}?" if hint else f"one of {', '.join(KINDS)}"
+        raise check.fail("kind", f"unknown kind {kind!r}; {fix}")
+    return KINDS[kind]
+
+
+def _parse_data(check: _Checker, raw: Mapping[str, Any]) -> DataSpec:
+    value = raw.get("data")
+    if value is None:
+        raise DataError(f"{check.path}: missing field 'data' (a file or folder path, or {{dataset: ID}})")
+    if isinstance(value, str):
+        value = {"path": value}
+    if not isinstance(value, dict):
+        raise check.fail("data", f"must be a path or a mapping, not {_type(value)}")
+    check.known_keys(value, _DATA_KEYS, "data.")
+    if ("path" in value) == ("dataset" in value):
+        raise check.fail("data", "give exactly one of 'path' (a local file or folder) and 'dataset' (a datasets id)")
+    fmt = value.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise check.fail("data.format", f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    options = {k: check.text(value, k, f"data.{k}") for k in ("config", "revision") if k in value}
+    if "path" in value:
+        declared = check.text(value, "path", "data.path")
+        if options:
+            raise check.fail("data", f"{', '.join(options)} only apply to a 'dataset' id")
+        path = Path(declared).expanduser()
+        if not path.is_absolute():
+            path = check.path.parent / path
+        return DataSpec(path=path, format=fmt, declared=declared)
+    if fmt not in (None, "datasets"):
+        raise check.fail("data.format", "a 'dataset' id is always read with the datasets library")
+    declared = check.text(value, "dataset", "data.dataset")
+    return DataSpec(dataset=declared, format="datasets", declared=declared, **options)
+
+
+def _parse_splits(check: _Checker, raw: Mapping[str, Any], data: DataSpec) -> tuple[dict[str, str], str]:
+    default = check.text(raw, "default_split", default="test")
+    splits_raw = check.mapping(raw, "splits")
+    splits = {str(k): check.text(splits_raw, k, f"splits.{k}") for k in splits_raw}
+    if data.path is not None and data.path.suffix in FILE_SUFFIXES:
+        if splits:
+            raise check.fail("splits", "'data' is a single file, which is one split; point 'data' at a "
+                             "folder to name a file per split")
+        splits = {default: ""}  # a single file is the default split
+    elif not splits and data.format == "datasets":
+        splits = {default: default}
+    elif not splits:
+        raise check.fail("splits", "a folder needs 'splits' naming a file per split, e.g. {test: test.jsonl}")
+    if default not in splits:
+        raise check.fail("default_split", f"{default!r} is not one of the splits ({', '.join(splits)})")
+    return splits, default
+
+
+def _parse_fields(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> tuple[str, str | None, str | None]:
+    if "fields" not in raw:
+        raise DataError(f"{check.path}: missing field 'fields' (e.g. {{input: text, target: label}})")
+    fields_ = check.mapping(raw, "fields")
+    check.known_keys(fields_, ("input", "target", "id"), "fields.")
+    input_field = check.text(fields_, "input", "fields.input")
+    if kind.name == "language-modelling":
+        target = check.text(fields_, "target", "fields.target") if "target" in fields_ else None
+    else:
+        target = check.text(fields_, "target", "fields.target")
+    id_field = check.text(fields_, "id", "fields.id") if "id" in fields_ else None
+    return input_field, target, id_field
+
+
+def _parse_labels(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> tuple[str, ...] | None:
+    labels = raw.get("labels")
+    if not kind.has_labels:
+        if labels is not None:
+            raise check.fail("labels", f"only classification tasks have labels, this one is {kind.name}")
+        return None
+    if not isinstance(labels, list) or len(labels) < 2:
+        raise check.fail("labels", "a classification task declares its labels, a list of at least two")
+    out = tuple(str(v) for v in labels)
+    if any(not v.strip() for v in out) or len(set(out)) != len(out):
+        raise check.fail("labels", "labels must be distinct and non-empty")
+    return out
+
+
+def _parse_prompt(check: _Checker, raw: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    prompt = check.text(raw, "prompt", default="{input}")
+    try:
+        names = [f for _, f, spec, conv in string.Formatter().parse(prompt) if f is not None]
+    except ValueError as exc:
+        raise check.fail("prompt", f"not a valid template ({exc}); write literal braces as {{{{ }}}}") from exc
+    for name in names:
+        if not name.isidentifier():
+            raise check.fail("prompt", f"placeholder {{{name}}} must be a plain field name like {{input}}")
+    if "input" not in names:
+        raise check.fail("prompt", "the template must contain {input}")
+    return prompt, tuple(dict.fromkeys(n for n in names if n != "input"))
+
+
+def _parse_generation(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> GenerationConfig | None:
+    if not kind.generates:
+        if "generation" in raw:
+            raise check.fail("generation", f"only translation and summarization tasks generate, this one is {kind.name}")
+        return None
+    gen = check.mapping(raw, "generation")
+    check.known_keys(gen, _GENERATION_KEYS, "generation.")
+    defaults = GenerationConfig()
+    values: dict[str, Any] = {}
+    for key in ("max_new_tokens", "num_beams"):
+        value = gen.get(key, getattr(defaults, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise check.fail(f"generation.{key}", f"must be a positive integer, not {value!r}")
+        values[key] = value
+    penalty = gen.get("length_penalty", defaults.length_penalty)
+    if not isinstance(penalty, (int, float)) or isinstance(penalty, bool):
+        raise check.fail("generation.length_penalty", f"must be a number, not {penalty!r}")
+    stop = gen.get("stop", [])
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise check.fail("generation.stop", "must be a list of non-empty strings")
+    return GenerationConfig(length_penalty=float(penalty), stop=tuple(stop), **values)
+
+
+def _parse_metrics(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> tuple[dict[str, dict[str, Any]], str]:
+    value = raw.get("metrics")
+    if value is None:
+        metrics = {k: dict(v) for k, v in kind.default_metrics.items()}
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        metrics = {v: {} for v in value}
+    elif isinstance(value, dict):
+        metrics = {}
+        for name, options in value.items():
+            if options is None:
+                options = {}
+            if not isinstance(options, dict):
+                raise check.fail(f"metrics.{name}", f"options must be a mapping, not {_type(options)}")
+            metrics[str(name)] = dict(options)
+    else:
+        raise check.fail("metrics", "must be a mapping of metric name to options, or a list of names")
+    if not metrics:
+        raise check.fail("metrics", "name at least one metric")
+    default_primary = kind.default_primary if value is None else None
+    primary = check.text(raw, "primary_metric", default=default_primary) if (
+        "primary_metric" in raw or default_primary) else None
+    if primary is None:
+        raise DataError(f"{check.path}: missing field 'primary_metric' (a score key such as 'chrf' or 'accuracy')")
+    if all(m in METRIC_KEYS for m in metrics):
+        keys = [k for m in metrics for k in METRIC_KEYS[m]]
+        if primary not in keys:
+            raise check.fail("primary_metric", f"{primary!r} is not a score of the metrics {', '.join(metrics)} "
+                             f"(they give {', '.join(keys)})")
+    return metrics, primary
+
+
+def parse_spec(path: str | Path) -> TaskSpec:
+    """Read and validate a task file; raises :class:`DataError` with one line naming file and field."""
+    path = Path(path)
+    raw = read_yaml(path)
+    check = _Checker(path)
+    check.known_keys(raw, _TOP_KEYS)
+    name = check.text(raw, "name")
+    if not _NAME_RE.match(name):
+        raise check.fail("name", f"{name!r} may hold only letters, digits, '.', '_' and '-'")
+    kind = _parse_kind(check, raw)
+    data = _parse_data(check, raw)
+    splits, default_split = _parse_splits(check, raw, data)
+    input_field, target_field, id_field = _parse_fields(check, raw, kind)
+    prompt, prompt_fields = _parse_prompt(check, raw)
+    metrics, primary = _parse_metrics(check, raw, kind)
+    return TaskSpec(
+        file=path,
+        name=name,
+        version=check.text(raw, "version", default="1"),
+        kind=kind,
+        description=check.text(raw, "description", default="", allow_empty=True),
+        source=check.text(raw, "source", default="", allow_empty=True),
+        data=data,
+        splits=splits,
+        default_split=default_split,
+        input_field=input_field,
+        target_field=target_field,
+        id_field=id_field,
+        labels=_parse_labels(check, raw, kind),
+        prompt=prompt,
+        prompt_fields=prompt_fields,
+        generation=_parse_generation(check, raw, kind),
+        metrics=metrics,
+        primary_metric=primary,
+    )
