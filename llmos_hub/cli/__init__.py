@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from typing import Any
 
 import click
@@ -117,6 +116,3 @@ def get_host(ctx: click.Context) -> Any:
         root.obj["host"] = host
     return host
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

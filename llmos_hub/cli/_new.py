@@ -1,0 +1,22 @@
+"""``llmos-hub new {task,backend,model} NAME``: scaffold a plugin whose tests pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._output import console
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["task", "backend", "model"]))
+@click.argument("name")
+@click.option("--output", "-o", "dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Folder to create the plugin in.")
+def new(kind: str, name: str, dest: Path) -> None:
+    """Scaffold a new plugin (task, backend or model) with a passing conformance test."""
+    from .._scaffold import scaffold
+
+    files = scaffold(kind, name, dest)
+    root = files[0].parents[len(files[0].relative_to(dest).parts) - 2]
+    console().print(f"created {root} ({len(files)} files). Next:\n  cd {root} && pip install -e '.[test]' && pytest")
