@@ -55,6 +55,12 @@ def config_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def record_stem(task: str, model: str, backend: str, config_hash: str) -> str:
+    """The file name stem shared by a record and its samples file."""
+    safe = lambda s: "".join(c if c.isalnum() or c in "-." else "-" for c in s)  # noqa: E731
+    return f"{safe(task)}__{safe(model)}__{safe(backend)}__{config_hash[:12]}"
+
+
 @dataclass(frozen=True)
 class ResultRecord:
     """A validated result record; ``data`` is the JSON document itself."""
@@ -97,10 +103,7 @@ class ResultRecord:
 
     def filename(self) -> str:
         """A stable, readable file name: ``task__model__backend__hash12.json``."""
-        safe = lambda s: "".join(c if c.isalnum() or c in "-." else "-" for c in s)  # noqa: E731
-        return (
-            f"{safe(self.task)}__{safe(self.model)}__{safe(self.backend)}__{self.config_hash[:12]}.json"
-        )
+        return record_stem(self.task, self.model, self.backend, self.config_hash) + ".json"
 
     def to_json(self) -> str:
         return json.dumps(self.data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._result import ResultRecord, load_record
+from .._result import ResultRecord, load_record, record_stem
 from ..errors import DataError, LlmosHubError
 from ._execute import Session, execute, percentile
 from ._plan import Plan, PlannedRun, make_plan
@@ -126,8 +126,7 @@ def run_bench(
 
 
 def _record_stem(run: PlannedRun) -> str:
-    safe = lambda s: "".join(c if c.isalnum() or c in "-." else "-" for c in s)  # noqa: E731
-    return f"{safe(run.task.name)}__{safe(run.spec.model)}__{safe(run.spec.backend)}__{run.spec.hash[:12]}"
+    return record_stem(run.task.name, run.spec.model, run.spec.backend, run.spec.hash)
 
 
 def _fail(report: BenchReport, events: BenchEvents | None, run: PlannedRun, message: str) -> None:
