@@ -1,0 +1,109 @@
+"""Hub failures as one-line :class:`HubError` messages that name the problem and the fix.
+
+``huggingface_hub`` raises multi-line exceptions (URL, request id, server text, advice); a user of
+``llmos-hub publish`` needs one line: what failed, against which repo or endpoint, and what to do.
+:func:`explain` does that translation in one place, so every command speaks the same way, and
+passes the result through :meth:`HubAuth.redact` so a token can never leak into a message.
+"""
+
+from __future__ import annotations
+
+from ..errors import LlmosHubError
+from ._auth import HubAuth
+
+__all__ = ["ConflictError", "HubError", "ServerError", "explain", "status_of"]
+
+
+class HubError(LlmosHubError):
+    """A Hub operation failed (unreachable, refused credentials, missing repo, conflict, 5xx).
+
+    ``kind`` says which, for callers that react differently (a missing dataset repo is created):
+    ``unreachable``, ``auth`` (401), ``forbidden`` (403), ``missing``, ``conflict``, ``server``, ``other``.
+    """
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ConflictError(HubError):
+    """Someone else committed first (409/412); the publisher re-reads the repo and tries again."""
+
+    def __init__(self, message: str, kind: str = "conflict") -> None:
+        super().__init__(message, kind)
+
+
+class ServerError(HubError):
+    """The Hub answered 5xx; retried with backoff, then given up."""
+
+    def __init__(self, message: str, kind: str = "server") -> None:
+        super().__init__(message, kind)
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of a ``huggingface_hub`` error, if it carries a response."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "dataset", action: str) -> HubError:
+    """A one-line :class:`HubError` for ``exc`` raised while doing ``action`` on ``repo``."""
+    import httpx2
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{repo_type} repo {repo} at {auth.endpoint}"
+    status = status_of(exc)
+    if isinstance(exc, (httpx2.ConnectError, httpx2.TimeoutException, httpx2.NetworkError)) or (
+        status is None and isinstance(exc, ConnectionError)
+    ):
+        reason = _first_line(exc) or type(exc).__name__
+        message = (
+            f"cannot reach the Hub at {auth.endpoint} ({reason}) while trying to {action}; "
+            "check --endpoint / HF_ENDPOINT and the network"
+        )
+        return HubError(auth.redact(message), "unreachable")
+    if isinstance(exc, RevisionNotFoundError):
+        return HubError(auth.redact(f"{where}: no such revision; check the name after '@'"), "missing")
+    if isinstance(exc, RepositoryNotFoundError) and status != 401:
+        return HubError(auth.redact(
+            f"{where} does not exist (or {auth.describe_token()} cannot see it); check the name"
+        ), "missing")
+    if status == 401 or isinstance(exc, RepositoryNotFoundError):
+        return HubError(auth.redact(
+            f"the Hub at {auth.endpoint} refused {auth.describe_token()} (401) while trying to {action} "
+            f"{repo}; pass a valid token with --token, set HF_TOKEN or run `hf auth login`"
+        ), "auth")
+    if status == 403:
+        return HubError(auth.redact(
+            f"{auth.describe_token()} may not {action} {where} (403 forbidden); "
+            "use a token with write access to that namespace"
+        ), "forbidden")
+    if isinstance(exc, EntryNotFoundError) or status == 404:
+        return HubError(auth.redact(f"{where}: not found while trying to {action}"), "missing")
+    if status in (409, 412):
+        return ConflictError(auth.redact(
+            f"{where} changed while trying to {action} ({status}); run the command again"
+        ))
+    if status is not None and status >= 500:
+        return ServerError(auth.redact(
+            f"the Hub at {auth.endpoint} failed with {status} while trying to {action} {repo}; "
+            "try again later"
+        ))
+    detail = _first_line(exc)
+    return HubError(auth.redact(
+        f"the Hub at {auth.endpoint} refused to {action} {repo}"
+        + (f" ({status})" if status else "")
+        + (f": {detail}" if detail else "")
+    ))
+
+
+def _first_line(exc: BaseException) -> str:
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return ""

@@ -1,0 +1,50 @@
+"""Read the records of a results dataset repo back (for ``llmos-hub leaderboard --from-hub``)."""
+
+from __future__ import annotations
+
+import json
+
+from .._result import ResultRecord, validation_error
+from ._auth import resolve_auth
+from ._dataset_card import RECORDS_DIR
+from ._publish import _check_repo_id, _hub_call
+from ._repo import make_api, read_file, repo_state
+
+__all__ = ["fetch_records"]
+
+
+def fetch_records(
+    repo: str,
+    *,
+    revision: str | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+) -> tuple[list[ResultRecord], list[str]]:
+    """The valid records under ``records/`` of dataset repo ``repo`` at ``revision`` (default ``main``).
+
+    Returns ``(records, problems)``: records sorted by path, and one line per file that is not a
+    valid record (``"records/x.json: invalid result record: scores: ..."``), which is skipped.
+    Raises :class:`~llmos_hub.hub.HubError` if the repo or revision cannot be read.
+    """
+    _check_repo_id(repo, "repo")
+    auth = resolve_auth(endpoint, token)
+    api = make_api(auth)
+    state = _hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset", revision))
+    records: list[ResultRecord] = []
+    problems: list[str] = []
+    for path in sorted(state.files):
+        if not (path.startswith(f"{RECORDS_DIR}/") and path.endswith(".json")):
+            continue
+        content = _hub_call(auth, repo, "dataset", "download records from",
+                            lambda p=path: read_file(api, state, p))  # type: ignore[misc]
+        try:
+            data = json.loads(content)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problems.append(f"{path}: not JSON: {exc}")
+            continue
+        reason = validation_error(data)
+        if reason is not None:
+            problems.append(f"{path}: invalid result record: {reason}")
+            continue
+        records.append(ResultRecord(data))
+    return records, problems

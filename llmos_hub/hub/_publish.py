@@ -1,0 +1,303 @@
+"""Publish result records to a Hub dataset repo (and, on request, to a model's card).
+
+One publish makes **one commit per repo**: the new records under ``records/``, the regenerated
+``README.md`` (dataset card + leaderboard of *all* records in the repo) and ``data/results.jsonl``.
+The commit names the commit it was built on (``parent_commit``); if someone else committed in
+between, the Hub refuses it (409/412) and we re-read the repo and rebuild, so two publishers racing
+never drop each other's records. 5xx answers are retried with exponential backoff (the ``sleep``
+function is a parameter so tests do not wait), then given up with a one-line error. Records whose
+files are already in the repo byte for byte make no commit at all.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from .._result import ResultRecord, iter_records, validation_error
+from ..errors import DataError, LlmosHubError, UsageError
+from ._auth import HubAuth, resolve_auth
+from ._dataset_card import RECORDS_DIR, SUMMARY_PATH, dataset_card, summary_jsonl
+from ._errors import ConflictError, HubError, ServerError, explain
+from ._model_card import eval_results_files, merge_model_index
+from ._repo import RepoState, make_api, read_file, repo_state
+
+__all__ = ["PublishResult", "publish", "retry_command"]
+
+RecordInput = str | Path | ResultRecord
+T = TypeVar("T")
+
+
+@dataclass
+class PublishResult:
+    """What a publish did. ``commit_url`` is ``None`` when the records were already there."""
+
+    repo: str
+    endpoint: str
+    commit_url: str | None = None
+    commit_oid: str | None = None
+    pr_url: str | None = None
+    files: list[str] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
+    model_repo: str | None = None
+    model_commit_url: str | None = None
+    model_pr_url: str | None = None
+    model_files: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    attempts: int = 1
+
+    @property
+    def published(self) -> bool:
+        """Whether anything was committed (to the dataset repo or the model repo)."""
+        return self.commit_url is not None or self.model_commit_url is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repo": self.repo,
+            "endpoint": self.endpoint,
+            "published": self.published,
+            "commit_url": self.commit_url,
+            "commit_oid": self.commit_oid,
+            "pr_url": self.pr_url,
+            "files": self.files,
+            "records": self.records,
+            "model_repo": self.model_repo,
+            "model_commit_url": self.model_commit_url,
+            "model_pr_url": self.model_pr_url,
+            "model_files": self.model_files,
+            "skipped": self.skipped,
+            "attempts": self.attempts,
+        }
+
+
+def publish(
+    records: Iterable[RecordInput],
+    *,
+    repo: str,
+    endpoint: str | None = None,
+    token: str | None = None,
+    create_pr: bool = False,
+    model_card: str | None = None,
+    max_attempts: int = 5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PublishResult:
+    """Publish ``records`` (files, folders or :class:`ResultRecord`\\ s) to the dataset repo ``repo``.
+
+    Every record is validated before anything is sent. ``create_pr`` opens pull requests instead of
+    committing to ``main``; ``model_card="ns/model"`` also merges the scores into that model repo's
+    card (``model-index``) and ``.eval_results/``. Conflicts and 5xx are retried up to
+    ``max_attempts`` times, waiting ``sleep(1)``, ``sleep(2)``, ... in between.
+    """
+    _check_repo_id(repo, "--repo")
+    if model_card is not None:
+        _check_repo_id(model_card, "--model-card")
+    new = _collect(records)
+    if model_card is not None and len({r.model for r in new.values()}) > 1:
+        models = ", ".join(sorted({r.model for r in new.values()}))
+        raise UsageError(f"--model-card puts scores on one model's page, but the records are for {models}; "
+                         "publish each model's records separately")
+    auth = resolve_auth(endpoint, token)
+    api = make_api(auth)
+    result = PublishResult(repo=repo, endpoint=auth.endpoint, records=sorted(new))
+
+    def dataset_attempt() -> None:
+        _publish_dataset(api, auth, repo, new, create_pr, result)
+
+    result.attempts = _with_retries(dataset_attempt, auth, max_attempts, sleep)
+    if model_card is not None:
+        revision = quote(_pr_revision(result.pr_url) or "main", safe="")
+        pairs = [
+            (record, f"{auth.endpoint}/datasets/{repo}/blob/{revision}/{path}") for path, record in sorted(new.items())
+        ]
+
+        def model_attempt() -> None:
+            _publish_model_card(api, auth, model_card, repo, pairs, create_pr, result)
+
+        _with_retries(model_attempt, auth, max_attempts, sleep)
+    return result
+
+
+def retry_command(
+    paths: Sequence[str | Path],
+    repo: str,
+    *,
+    endpoint: str | None = None,
+    create_pr: bool = False,
+    model_card: str | None = None,
+) -> str:
+    """The ``llmos-hub publish ...`` line that retries a failed publish (never includes a token)."""
+    args = ["llmos-hub", "publish", *(str(p) for p in paths), "--repo", repo]
+    if endpoint:
+        args += ["--endpoint", endpoint]
+    if create_pr:
+        args.append("--create-pr")
+    if model_card:
+        args += ["--model-card", model_card]
+    return shlex.join(args)
+
+
+# --------------------------------------------------------------------------- inputs
+def _check_repo_id(repo: str, flag: str) -> None:
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(parts) or any(c.isspace() for c in repo):
+        raise UsageError(f"{flag} {repo!r} is not a repo id; write it as NAMESPACE/NAME")
+
+
+def _collect(records: Iterable[RecordInput]) -> dict[str, ResultRecord]:
+    """``records/<filename>`` -> record, validated; refuses an invalid record with its path and reason."""
+    out: dict[str, ResultRecord] = {}
+    sources: dict[str, str] = {}
+    for item in records:
+        if isinstance(item, ResultRecord):
+            reason = validation_error(dict(item.data))
+            if reason is not None:
+                raise DataError(f"record {item.id}: invalid result record: {reason}")
+            found = [(f"record {item.id}", item)]
+        else:
+            found = [(str(p), r) for p, r in iter_records([item])]
+            if not found:
+                raise UsageError(f"{item}: no result records (*.json) found there")
+        for source, record in found:
+            path = f"{RECORDS_DIR}/{record.filename()}"
+            if path in out and out[path].to_json() != record.to_json():
+                raise UsageError(f"{source} and {sources[path]} are different records with the same file name "
+                                 f"{record.filename()}; publish one of them")
+            out[path], sources[path] = record, source
+    if not out:
+        raise UsageError("no result records to publish; give record files or folders")
+    return out
+
+
+# --------------------------------------------------------------------------- retries
+def _with_retries(attempt: Callable[[], None], auth: HubAuth, max_attempts: int, sleep: Callable[[float], None]) -> int:
+    """Run ``attempt`` until it succeeds; conflicts and 5xx are retried, anything else raised."""
+    for n in range(1, max(1, max_attempts) + 1):
+        try:
+            attempt()
+            return n
+        except (ConflictError, ServerError) as exc:
+            if n >= max_attempts:
+                raise type(exc)(f"{exc} (gave up after {n} attempts)") from None
+            sleep(min(8.0, 2.0 ** (n - 1)))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _hub_call(auth: HubAuth, repo: str, repo_type: str, action: str, fn: Callable[[], T]) -> T:
+    """``fn()`` with Hub exceptions turned into one-line :class:`HubError`\\ s."""
+    import httpx2
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return fn()
+    except LlmosHubError:
+        raise
+    except LocalEntryNotFoundError as exc:  # hf_hub_download could not reach the Hub
+        cause = exc.__cause__ or exc.__context__ or exc
+        raise explain(cause if isinstance(cause, httpx2.HTTPError) else ConnectionError(str(exc)), auth,
+                      repo=repo, repo_type=repo_type, action=action) from None
+    except (httpx2.HTTPError, ConnectionError) as exc:
+        raise explain(exc, auth, repo=repo, repo_type=repo_type, action=action) from None
+
+
+# --------------------------------------------------------------------------- dataset repo
+def _ensure_dataset_repo(api: Any, auth: HubAuth, repo: str) -> RepoState:
+    try:
+        return _hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset"))
+    except HubError as exc:
+        if exc.kind != "missing":
+            raise
+    _hub_call(auth, repo, "dataset", "create",
+              lambda: api.create_repo(repo, repo_type="dataset", exist_ok=True))
+    return _hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset"))
+
+
+def _existing_records(api: Any, auth: HubAuth, state: RepoState, new: dict[str, ResultRecord],
+                      skipped: list[str]) -> dict[str, ResultRecord]:
+    """The valid records already in the repo (those being replaced by ``new`` excluded)."""
+    import json
+
+    out: dict[str, ResultRecord] = {}
+    for path in sorted(state.files):
+        if not (path.startswith(f"{RECORDS_DIR}/") and path.endswith(".json")) or path in new:
+            continue
+        content = _hub_call(auth, state.repo, "dataset", "download records from",
+                            lambda p=path: read_file(api, state, p))  # type: ignore[misc]
+        try:
+            data = json.loads(content)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            skipped.append(f"{path}: not JSON: {exc}")
+            continue
+        reason = validation_error(data)
+        if reason is not None:
+            skipped.append(f"{path}: invalid result record: {reason}")
+            continue
+        out[path] = ResultRecord(data)
+    return out
+
+
+def _publish_dataset(api: Any, auth: HubAuth, repo: str, new: dict[str, ResultRecord], create_pr: bool,
+                     result: PublishResult) -> None:
+    from huggingface_hub import CommitOperationAdd
+
+    state = _ensure_dataset_repo(api, auth, repo)
+    record_files = {path: record.to_json().encode("utf-8") for path, record in new.items()}
+    changed_records = sorted(p for p, b in record_files.items() if not state.unchanged(p, b))
+    if not changed_records:
+        result.files, result.commit_url, result.commit_oid = [], None, None
+        return
+    skipped: list[str] = []
+    everything = {**_existing_records(api, auth, state, new, skipped), **new}
+    pairs = sorted(everything.items())
+    files = {p: record_files[p] for p in changed_records}
+    files["README.md"] = dataset_card(pairs, repo=repo).encode("utf-8")
+    files[SUMMARY_PATH] = summary_jsonl(pairs).encode("utf-8")
+    files = {p: b for p, b in files.items() if not state.unchanged(p, b)}
+    operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in sorted(files.items())]
+    message = f"llmos-hub: publish {len(changed_records)} result record(s)"
+    description = "\n".join(f"- {p}" for p in changed_records)
+    info = _hub_call(auth, repo, "dataset", "commit to", lambda: api.create_commit(
+        repo, operations, commit_message=message, commit_description=description, repo_type="dataset",
+        parent_commit=state.head, create_pr=create_pr,
+    ))
+    result.files = sorted(files)
+    result.commit_url, result.commit_oid = str(info.commit_url), str(info.oid)
+    result.pr_url = info.pr_url
+    result.skipped = skipped
+
+
+# --------------------------------------------------------------------------- model repo
+def _publish_model_card(api: Any, auth: HubAuth, model_repo: str, dataset_repo: str,
+                        pairs: list[tuple[ResultRecord, str]], create_pr: bool, result: PublishResult) -> None:
+    from huggingface_hub import CommitOperationAdd
+
+    result.model_repo = model_repo
+    state = _hub_call(auth, model_repo, "model", "read", lambda: repo_state(api, model_repo, "model"))
+    readme = None
+    if "README.md" in state.files:
+        readme = _hub_call(auth, model_repo, "model", "read the card of",
+                           lambda: read_file(api, state, "README.md")).decode("utf-8")
+    files = {"README.md": merge_model_index(readme, pairs, model_repo=model_repo).encode("utf-8")}
+    files.update(eval_results_files(pairs, dataset_repo=dataset_repo))
+    files = {p: b for p, b in files.items() if not state.unchanged(p, b)}
+    if not files:
+        return
+    operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in sorted(files.items())]
+    info = _hub_call(auth, model_repo, "model", "commit to", lambda: api.create_commit(
+        model_repo, operations, commit_message=f"llmos-hub: add eval results from {dataset_repo}",
+        repo_type="model", parent_commit=state.head, create_pr=create_pr,
+    ))
+    result.model_files = sorted(files)
+    result.model_commit_url = str(info.commit_url)
+    result.model_pr_url = info.pr_url
+
+
+def _pr_revision(pr_url: str | None) -> str | None:
+    if not pr_url:
+        return None
+    number = pr_url.rstrip("/").rsplit("/", 1)[-1]
+    return f"refs/pr/{number}" if number.isdigit() else None

@@ -1,0 +1,68 @@
+"""Reading a repo's state through ``HfApi`` methods only.
+
+Module-level helpers of ``huggingface_hub`` (``hf_hub_download``, ``upload_file``,
+``metadata_update``, ``ModelCard.load``) are bound to the endpoint read at import time, so a
+``--endpoint`` would be silently ignored by them; everything here goes through one
+``HfApi(endpoint=..., token=...)``. Reads are pinned to a commit sha, so what we read and the
+``parent_commit`` we commit on top of always describe the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from .._version import __version__
+from ._auth import HubAuth
+
+__all__ = ["RepoState", "git_blob_sha1", "make_api", "read_file", "repo_state"]
+
+
+def git_blob_sha1(content: bytes) -> str:
+    """The git blob id the Hub reports for a file (compared to skip unchanged files)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+@dataclass(frozen=True)
+class RepoState:
+    """A repo at one commit: its sha and ``path -> git blob id`` of every file."""
+
+    repo: str
+    repo_type: str
+    head: str
+    files: dict[str, str]
+
+    def unchanged(self, path: str, content: bytes) -> bool:
+        return self.files.get(path) == git_blob_sha1(content)
+
+
+def make_api(auth: HubAuth) -> Any:
+    """The one ``HfApi`` every call goes through (token ``False`` means "send none")."""
+    from huggingface_hub import HfApi
+
+    return HfApi(
+        endpoint=auth.endpoint, token=auth.token or False, library_name="llmos-hub", library_version=__version__
+    )
+
+
+def repo_state(api: Any, repo: str, repo_type: str, revision: str | None = None) -> RepoState:
+    """The head commit of ``revision`` and the blob ids of all its files."""
+    from huggingface_hub import RepoFile
+
+    info = api.repo_info(repo, repo_type=repo_type, revision=revision)
+    head = str(info.sha)
+    files = {
+        entry.path: entry.blob_id
+        for entry in api.list_repo_tree(repo, repo_type=repo_type, revision=head, recursive=True)
+        if isinstance(entry, RepoFile)
+    }
+    return RepoState(repo, repo_type, head, files)
+
+
+def read_file(api: Any, state: RepoState, path: str) -> bytes:
+    """The bytes of ``path`` at ``state.head`` (downloaded once, then served from the cache)."""
+    from pathlib import Path
+
+    local = api.hf_hub_download(state.repo, path, repo_type=state.repo_type, revision=state.head)
+    return Path(local).read_bytes()
