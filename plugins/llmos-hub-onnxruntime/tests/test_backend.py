@@ -1,0 +1,105 @@
+"""The backend's settings: devices, dtypes, options, threads, int8 quantization, registration."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from ort_tiny_models import tiny_causal_lm, tiny_classifier
+
+from llmos_hub import GenerationConfig, UsageError
+from llmos_hub._plugins import default_host
+from llmos_hub_onnxruntime.backend import OnnxRuntimeBackend
+
+FAST = {"exporter": "torchscript"}
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return tiny_classifier()
+
+
+def test_the_plugin_registers_the_backend():
+    backend = default_host().get("backends", "onnxruntime")
+    assert isinstance(backend, OnnxRuntimeBackend)
+    assert set(backend.versions()) == {"onnxruntime", "onnx"}
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA provider present")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_the_cuda_provider_is_a_one_line_usage_error(classifier, device, ort_cache):
+    with pytest.raises(UsageError) as info:
+        OnnxRuntimeBackend().prepare(classifier, device=device, options={"cache_dir": str(ort_cache)})
+    message = str(info.value)
+    assert "\n" not in message and "CUDA execution provider" in message and "onnxruntime-gpu" in message
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"device": "tpu"}, "cannot run on device 'tpu'"),
+        ({"dtype": "float16"}, "float32 or int8"),
+        ({"options": {"thread": 2}}, "has no option thread"),
+        ({"options": {"exporter": "jit"}}, "unknown ONNX exporter"),
+        ({"options": {"optimization": "max", **FAST}}, "unknown graph optimization level"),
+    ],
+)
+def test_bad_settings_are_one_line_usage_errors(classifier, kwargs, match, ort_cache):
+    options = {"cache_dir": str(ort_cache), **kwargs.pop("options", {})}
+    with pytest.raises(UsageError, match=match) as info:
+        OnnxRuntimeBackend().prepare(classifier, options=options, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_threads_and_optimization_reach_the_session(classifier, ort_cache):
+    runner = OnnxRuntimeBackend().prepare(classifier, options={**FAST, "cache_dir": str(ort_cache), "threads": 1})
+    session = runner.graphs["classifier"].session
+    assert session.get_session_options().intra_op_num_threads == 1
+    assert session.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    facts = runner.describe()
+    assert facts["threads"] == 1 and facts["execution_provider"] == "CPUExecutionProvider"
+    assert facts["quantization"] is None and facts["device"] == "cpu"
+
+
+def test_int8_quantizes_the_weights_and_says_so(classifier, ort_cache):
+    backend = OnnxRuntimeBackend()
+    full = backend.prepare(classifier, options={**FAST, "cache_dir": str(ort_cache)})
+    int8 = backend.prepare(classifier, dtype="int8", options={**FAST, "cache_dir": str(ort_cache)})
+    assert int8.describe()["quantization"] == "dynamic-int8" and int8.dtype == "int8"
+    graph = onnx.load(int8.describe()["export"]["path"] + "/classifier.onnx").graph
+    ops = {node.op_type for node in graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+    texts = ["a short one", "the quick brown fox jumps over the lazy dog", "zz"]
+    a, b = np.array(full.classify(texts)), np.array(int8.classify(texts))
+    assert not np.array_equal(a, b)  # the quantized graph is what runs
+    assert np.abs(a - b).max() < 0.1 * np.abs(a).max() + 0.05  # and it is close to float
+
+
+def test_int8_on_cuda_is_refused(classifier):
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(UsageError):
+            OnnxRuntimeBackend().prepare(classifier, device="cuda", dtype="int8")
+    else:
+        with pytest.raises(UsageError, match="CPU only"):
+            OnnxRuntimeBackend().prepare(classifier, device="cuda", dtype="int8")
+
+
+def test_io_binding_gives_the_same_tokens_as_plain_run(ort_cache):
+    model = tiny_causal_lm()
+    backend = OnnxRuntimeBackend()
+    prompts = ["hello", "a much longer prompt here", "x"]
+    config = GenerationConfig(max_new_tokens=6, num_beams=2)
+    plain = backend.prepare(model, options={**FAST, "cache_dir": str(ort_cache)})
+    bound = backend.prepare(model, options={**FAST, "cache_dir": str(ort_cache), "io_binding": True})
+    assert bound.describe()["io_binding"] is True
+    assert [g.token_ids for g in plain.generate(prompts, config)] == [g.token_ids for g in bound.generate(prompts, config)]
+    assert plain.loglikelihood([("ab", "cd")])[0].logprob == pytest.approx(bound.loglikelihood([("ab", "cd")])[0].logprob, abs=1e-6)
+
+
+def test_peak_memory_is_reported(classifier, ort_cache):
+    runner = OnnxRuntimeBackend().prepare(classifier, options={**FAST, "cache_dir": str(ort_cache)})
+    runner.reset_peak_memory()
+    runner.classify(["some text"] * 4)
+    peak = runner.peak_memory_bytes()
+    assert peak is not None and peak > 10 * 2**20  # the Python process alone is tens of MB

@@ -1,0 +1,162 @@
+"""Export through the calling conventions: checked graphs, dynamic axes, exact numbers, one-line failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from ort_tiny_models import tiny_causal_lm, tiny_classifier, tiny_seq2seq
+
+from llmos_hub import LlmosHubError
+from llmos_hub_onnxruntime import export as export_module
+from llmos_hub_onnxruntime.export import ExportError, export_model
+
+
+def _dim_names(model_proto: onnx.ModelProto, name: str) -> list[str | int]:
+    for value in list(model_proto.graph.input) + list(model_proto.graph.output):
+        if value.name == name:
+            return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+    raise KeyError(name)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    """The three tiny architectures exported once with the fast exporter, plus the LM with dynamo."""
+    out = {}
+    for make in (tiny_causal_lm, tiny_seq2seq, tiny_classifier):
+        model = make()
+        folder = tmp_path_factory.mktemp(f"export-{model.ref}")
+        out[model.ref] = (model, folder, export_model(model, folder, exporter="torchscript"))
+    model = tiny_causal_lm()
+    folder = tmp_path_factory.mktemp("export-lm-dynamo")
+    out["lm-dynamo"] = (model, folder, export_model(model, folder, exporter="dynamo"))
+    return out
+
+
+@pytest.mark.parametrize("name", ["lm", "seq2seq", "classifier", "lm-dynamo"])
+def test_every_graph_passes_the_checker_and_keeps_batch_and_lengths_dynamic(exported, name):
+    model, folder, manifest = exported[name]
+    assert set(manifest["graphs"]) == set(model.modules)
+    for role, info in manifest["graphs"].items():
+        proto = onnx.load(str(folder / info["file"]))
+        onnx.checker.check_model(proto, full_check=True)
+        for input_name in info["inputs"]:
+            dims = _dim_names(proto, input_name)
+            assert isinstance(dims[0 if input_name != "past" else 2], str), (role, input_name, dims)
+        if "past" in info["inputs"]:
+            dims = _dim_names(proto, "past")
+            assert isinstance(dims[4], str)  # the cache length
+            assert all(isinstance(d, int) for d in (dims[0], dims[1], dims[3], dims[5]))
+
+
+def _torch_lm(model, ids, mask, past):
+    with torch.no_grad():
+        logits, present = model.modules["causal_lm"](torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(past))
+    return logits.numpy(), present.numpy()
+
+
+@pytest.mark.parametrize("name", ["lm", "lm-dynamo"])
+@pytest.mark.parametrize("batch,new,past_len", [(1, 6, 0), (4, 1, 9), (3, 5, 2)])
+def test_causal_graph_matches_torch_for_any_batch_prompt_and_cache_length(exported, name, batch, new, past_len):
+    model, folder, _ = exported[name]
+    session = ort.InferenceSession(str(folder / "causal_lm.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(batch * 100 + new)
+    ids = rng.integers(3, 259, size=(batch, new), dtype=np.int64)
+    mask = np.ones((batch, past_len + new), dtype=np.int64)
+    mask[0, :2] = 0  # left padding on the first row
+    past = rng.standard_normal((2, 2, batch, 4, past_len, 8)).astype(np.float32)
+    logits, present = session.run(None, {"input_ids": ids, "attention_mask": mask, "past": past})
+    ref_logits, ref_present = _torch_lm(model, ids, mask, past)
+    assert logits.shape == (batch, new, 259)
+    assert present.shape == (2, 2, batch, 4, past_len + new, 8)
+    np.testing.assert_allclose(logits, ref_logits, atol=1e-5)
+    np.testing.assert_allclose(present, ref_present, atol=1e-5)
+
+
+def test_seq2seq_and_classifier_graphs_match_torch(exported):
+    model, folder, _ = exported["seq2seq"]
+    ids = np.array([[0, 0, 7, 8, 9], [4, 5, 6, 7, 8]], dtype=np.int64)
+    mask = (ids != 0).astype(np.int64)
+    encoder = ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    decoder = ort.InferenceSession(str(folder / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    (states,) = encoder.run(None, {"input_ids": ids, "attention_mask": mask})
+    past = np.zeros((2, 2, 2, 4, 0, 8), dtype=np.float32)
+    dec_ids = np.array([[2, 40, 41], [2, 50, 51]], dtype=np.int64)
+    logits, present = decoder.run(None, {"decoder_input_ids": dec_ids, "encoder_states": states, "encoder_mask": mask, "past": past})
+    with torch.no_grad():
+        ref_states = model.modules["encoder"](torch.from_numpy(ids), torch.from_numpy(mask))
+        ref_logits, _ = model.modules["decoder"](torch.from_numpy(dec_ids), ref_states, torch.from_numpy(mask), torch.from_numpy(past))
+    np.testing.assert_allclose(states, ref_states.numpy(), atol=1e-5)
+    np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-5)
+    assert present.shape[4] == 3
+
+    model, folder, _ = exported["classifier"]
+    session = ort.InferenceSession(str(folder / "classifier.onnx"), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    with torch.no_grad():
+        ref = model.modules["classifier"](torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    np.testing.assert_allclose(logits, ref, atol=1e-5)
+
+
+# -- failures name the module and the operator, on one line ---------------------------------------
+@torch.library.custom_op("llmos_ort_test::mystery", mutates_args=())
+def _mystery(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+
+@_mystery.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class _UnsupportedClassifier(torch.nn.Module):
+    """A classifier whose forward uses an operator no ONNX exporter knows."""
+
+    def forward(self, input_ids, attention_mask):
+        return _mystery(input_ids.float() * attention_mask)[:, :3]
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_an_unsupported_operator_fails_in_one_line_naming_module_and_operator(tmp_path, exporter):
+    model = tiny_classifier()
+    model.modules = {"classifier": _UnsupportedClassifier()}
+    with pytest.raises(ExportError) as info:
+        export_model(model, tmp_path, exporter=exporter)
+    message = str(info.value)
+    assert isinstance(info.value, LlmosHubError)
+    assert "\n" not in message
+    assert "'classifier'" in message and model.name in message
+    assert "llmos_ort_test" in message and "mystery" in message
+    assert info.value.role == "classifier"
+    assert "mystery" in (info.value.operator or "")
+
+
+def test_an_exporter_crash_is_reported_as_a_failed_export_not_a_traceback(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("Exporting the operator 'aten::scaled_dot_product_attention' to ONNX opset version 17 is not supported\nmore detail")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(ExportError) as info:
+        export_model(tiny_causal_lm(), tmp_path, exporter="torchscript")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "'causal_lm'" in message and "aten::scaled_dot_product_attention" in message
+
+
+def test_unknown_exporter_and_unknown_role_are_usage_errors(tmp_path):
+    with pytest.raises(LlmosHubError, match="unknown ONNX exporter 'jit'"):
+        export_model(tiny_causal_lm(), tmp_path, exporter="jit")
+    model = tiny_classifier()
+    model.modules = {"pooler": model.modules["classifier"]}
+    with pytest.raises(LlmosHubError, match="unknown module role"):
+        export_model(model, tmp_path)
+
+
+def test_operator_names_are_read_from_each_exporters_messages():
+    read = export_module._operator_of
+    assert read("No ONNX function found for <OpOverload(op='aten.linalg_eig', overload='default')>.") == "aten.linalg_eig"
+    assert read("Exporting the operator 'aten::fft_fft2' to ONNX opset version 17 is not supported") == "aten::fft_fft2"
+    assert read("an operator with unrecognized namespace foo::bar. If you") == "foo::bar"
+    assert read("shape mismatch in layer 3") is None
