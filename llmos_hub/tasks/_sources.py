@@ -117,7 +117,7 @@ def _read_jsonl(src: SplitSource) -> tuple[list[str] | None, Iterator[Row]]:
 def _read_csv(src: SplitSource) -> tuple[list[str] | None, Iterator[Row]]:
     delimiter = "\t" if src.format == "tsv" else ","
     with _open_text(src, newline="") as handle:
-        header = next(csv.reader(_lines(src, handle), delimiter=delimiter), None)
+        header = next(csv.reader(_lines(src, handle), delimiter=delimiter), [])
 
     def rows() -> Iterator[Row]:
         with _open_text(src, newline="") as handle:

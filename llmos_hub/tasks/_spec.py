@@ -227,10 +227,8 @@ def _parse_splits(check: _Checker, raw: Mapping[str, Any], data: DataSpec) -> tu
             raise check.fail("splits", "'data' is a single file, which is one split; point 'data' at a "
                              "folder to name a file per split")
         splits = {default: ""}  # a single file is the default split
-    elif not splits and data.format == "datasets":
-        splits = {default: default}
     elif not splits:
-        raise check.fail("splits", "a folder needs 'splits' naming a file per split, e.g. {test: test.jsonl}")
+        splits = {default: default}  # a datasets folder or id: its split of the same name
     if default not in splits:
         raise check.fail("default_split", f"{default!r} is not one of the splits ({', '.join(splits)})")
     return splits, default
