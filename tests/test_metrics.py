@@ -125,7 +125,12 @@ def _bootstrap_weights(n: int, seed: int, resamples: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"tokenize": "intl", "lowercase": True}, {"tokenize": "char"}, {"smooth_method": "floor", "smooth_value": 0.1}],
+    [
+        {},
+        {"tokenize": "intl", "lowercase": True},
+        {"tokenize": "char"},
+        {"smooth_method": "floor", "smooth_value": 0.1},
+    ],
 )
 def test_bleu_equals_sacrebleu_corpus_bleu_and_its_signature(corpus, metrics, options) -> None:
     hyps, refs = corpus
@@ -154,7 +159,8 @@ def test_bleu_with_two_references_per_example_equals_sacrebleu(corpus, metrics) 
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"word_order": 2}, {"char_order": 4, "beta": 1}, {"char_order": 3, "word_order": 1, "beta": 3}]
+    "options",
+    [{}, {"word_order": 2}, {"char_order": 4, "beta": 1}, {"char_order": 3, "word_order": 1, "beta": 3}],
 )
 def test_chrf_equals_sacrebleu_corpus_chrf_and_its_signature(corpus, metrics, options) -> None:
     hyps, refs = corpus
@@ -394,13 +400,16 @@ def test_scores_are_plain_floats_that_serialise(corpus, metrics) -> None:
         ("bleu", ["a"], ["a"], {"tokenize": "no-such-tokenizer"}, "cannot score"),
         ("bleu", ["a", "b"], [["a"], ["b", "c"]], {}, "same, non-zero number of references"),
         ("rouge", [None], ["a"], {}, "as strings"),
-        ("accuracy", [["unhashable"]], ["a"], {}, "hashable labels"),
+        ("accuracy", [["unhashable"]], ["a"], {}, "hashable, non-missing labels"),
+        ("f1", ["a", None], ["a", "b"], {}, "predictions item 1 is None"),
         ("perplexity", [{"logprob": -1.0}], ["text"], {}, ".num_tokens"),
         ("perplexity", [Loglikelihood(-1.0, 0)], [""], {}, "cannot score"),
         ("f1", ["a"], ["a"], {"average": "micro"}, "no option 'average'"),
     ],
 )
-def test_bad_input_is_a_one_line_usage_error(metrics, name, predictions, references, options, message) -> None:
+def test_bad_input_is_a_one_line_usage_error(
+    metrics, name, predictions, references, options, message
+) -> None:
     with pytest.raises(UsageError) as info:
         metrics[name].compute(predictions, references, **options)
     assert message in str(info.value)

@@ -9,6 +9,7 @@ averaged over the labels present in the resample.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -29,11 +30,19 @@ class _LabelMetric(EvaluateMetric):
         """Both label lists as integer ids, and the number of distinct labels."""
         ids: dict[Hashable, int] = {}
         encoded: list[list[int]] = [[], []]
-        for out, values, what in ((encoded[0], predictions, "predictions"), (encoded[1], references, "references")):
+        for out, values, what in (
+            (encoded[0], predictions, "predictions"),
+            (encoded[1], references, "references"),
+        ):
             for i, label in enumerate(values):
-                if not isinstance(label, Hashable) or isinstance(label, float) and label != label:
+                try:
+                    hash(label)
+                except TypeError:
+                    label = None  # reported below
+                if label is None or isinstance(label, float) and math.isnan(label):
                     raise UsageError(
-                        f"metric {self.name!r} needs hashable labels; {what} item {i} is {label!r}"
+                        f"metric {self.name!r} needs hashable, non-missing labels; "
+                        f"{what} item {i} is {values[i]!r}"
                     )
                 out.append(ids.setdefault(label, len(ids)))
         return encoded[0], encoded[1], len(ids)
