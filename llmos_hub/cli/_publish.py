@@ -56,6 +56,6 @@ def publish(
         click.echo(f"records already in {repo}; nothing to commit there")
     if result.model_commit_url:
         what = "opened pull request" if result.model_pr_url else "committed"
-        click.echo((f"{what} {result.model_pr_url or result.model_commit_url} (model card of {result.model_repo})"))
+        click.echo(f"{what} {result.model_pr_url or result.model_commit_url} (model card of {result.model_repo})")
         for name in result.model_files:
             click.echo(f"  {name}")

@@ -31,15 +31,19 @@ class HubAuth:
     token_source: str
 
     def redact(self, text: str) -> str:
-        """``text`` with the token replaced, for any message that may echo a request."""
-        if self.token:
+        """``text`` with the token replaced, for any message that may echo a request.
+
+        Tokens shorter than 8 characters are not real Hub tokens (those are ~37) and would
+        mangle ordinary words, so they are left alone.
+        """
+        if self.token and len(self.token) >= 8:
             text = text.replace(self.token, "***")
         return text
 
     def describe_token(self) -> str:
-        """The token's source in words: "the token from HF_TOKEN", or "no token"."""
+        """Who made the request, in words: "the token from HF_TOKEN", or "the request without a token"."""
         if self.token_source == SOURCE_NONE:
-            return "no token (pass --token, set HF_TOKEN or run `hf auth login`)"
+            return "the request without a token"
         return f"the token from {self.token_source}"
 
 

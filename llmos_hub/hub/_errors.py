@@ -63,16 +63,19 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
     ):
         reason = _first_line(exc) or type(exc).__name__
         message = (
-            f"cannot reach the Hub at {auth.endpoint} ({reason}) while trying to {action}; "
+            f"cannot reach the Hub at {auth.endpoint} ({reason}) while trying to {action} {repo}; "
             "check --endpoint / HF_ENDPOINT and the network"
         )
         return HubError(auth.redact(message), "unreachable")
     if isinstance(exc, RevisionNotFoundError):
         return HubError(auth.redact(f"{where}: no such revision; check the name after '@'"), "missing")
     if isinstance(exc, RepositoryNotFoundError) and status != 401:
-        return HubError(auth.redact(
-            f"{where} does not exist (or {auth.describe_token()} cannot see it); check the name"
-        ), "missing")
+        hint = (
+            "or it is private: pass --token, set HF_TOKEN or run `hf auth login`"
+            if auth.token is None
+            else f"or it is private and {auth.describe_token()} cannot see it"
+        )
+        return HubError(auth.redact(f"{where} does not exist ({hint}); check the name"), "missing")
     if status == 401 or isinstance(exc, RepositoryNotFoundError):
         return HubError(auth.redact(
             f"the Hub at {auth.endpoint} refused {auth.describe_token()} (401) while trying to {action} "
@@ -80,7 +83,7 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
         ), "auth")
     if status == 403:
         return HubError(auth.redact(
-            f"{auth.describe_token()} may not {action} {where} (403 forbidden); "
+            f"{_capital(auth.describe_token())} may not {action} {where} (403 forbidden); "
             "use a token with write access to that namespace"
         ), "forbidden")
     if isinstance(exc, EntryNotFoundError) or status == 404:
@@ -107,3 +110,7 @@ def _first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()[:200]
     return ""
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
