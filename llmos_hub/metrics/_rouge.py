@@ -7,6 +7,7 @@ standard error is the textbook one for a mean: sample std / sqrt(n).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from .._metric import Score
@@ -44,11 +45,16 @@ class Rouge(EvaluateMetric):
 
     def per_example(self, prediction: Any, reference: Any, **options: Any) -> dict[str, float]:
         """rouge_score's F-measures for one pair."""
-        from rouge_score import rouge_scorer
-
         opts = self._options(options)
         prediction = self._check_strings([prediction], "predictions")[0]
         reference = self._check_strings([reference], "references")[0]
-        scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=bool(opts["use_stemmer"]))
-        scores = scorer.score(reference, prediction)
+        scores = _scorer(bool(opts["use_stemmer"])).score(reference, prediction)
         return {t: float(scores[t].fmeasure) for t in ROUGE_TYPES}
+
+
+@lru_cache(maxsize=2)
+def _scorer(use_stemmer: bool) -> Any:
+    """One rouge_score scorer per stemming choice: building one costs more than scoring a pair."""
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
