@@ -402,3 +402,10 @@ def test_listing_tasks_imports_no_heavy_library() -> None:
 def test_example_is_the_sdk_example() -> None:
     example = task_from_file(MINI).load(limit=1).examples[0]
     assert isinstance(example, Example)
+
+
+@pytest.mark.parametrize("name", SUITE)
+def test_bundled_tasks_pass_the_sdk_conformance_check(name: str) -> None:
+    from llmos_hub.testing import check_task
+
+    check_task(task_from_file(BUILTIN_DIR / f"{name}.yaml"), limit=7, seed=1)

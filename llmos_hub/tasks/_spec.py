@@ -15,8 +15,11 @@ A task file is YAML a user writes without Python::
     metrics: {chrf: {}, bleu: {tokenize: "13a"}}
     primary_metric: chrf
 
-Everything but ``name``, ``kind``, ``data`` and ``fields.input`` has a default (``metrics`` and
-``primary_metric`` default per kind, see :mod:`llmos_hub.tasks._kinds`).
+Everything but ``name``, ``kind``, ``data`` and ``fields`` has a default (``metrics`` and
+``primary_metric`` default per kind, see :mod:`llmos_hub.tasks._kinds`). ``data`` that is a single
+file is the ``default_split``; a folder maps each split to a file (or, for a ``datasets`` folder or
+id, to the dataset's split; without ``splits`` the split of the same name). The full format is
+documented in ``docs/data.md``.
 """
 
 from __future__ import annotations
