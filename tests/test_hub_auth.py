@@ -1,0 +1,45 @@
+"""Endpoint and token resolution: flag, then environment, then the saved login; the source is kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmos_hub.hub import resolve_auth
+
+TOKEN = "hf_llmosSECRETtoken_auth_0c5d"
+
+
+@pytest.fixture
+def saved_login(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    path = tmp_path / "token"
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(path))
+    return path
+
+
+def test_flag_beats_environment_beats_saved_login(monkeypatch, saved_login):
+    saved_login.write_text("hf_saved_login_token")
+    monkeypatch.setenv("HF_TOKEN", "hf_environment_token")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:1/")
+    auth = resolve_auth("http://127.0.0.1:2", TOKEN)
+    assert (auth.endpoint, auth.token, auth.token_source) == ("http://127.0.0.1:2", TOKEN, "--token")
+    auth = resolve_auth()
+    assert (auth.endpoint, auth.token, auth.token_source) == ("http://127.0.0.1:1", "hf_environment_token", "HF_TOKEN")
+    monkeypatch.delenv("HF_TOKEN")
+    auth = resolve_auth()
+    assert (auth.token, auth.describe_token()) == ("hf_saved_login_token",
+                                                   "the token from the saved login (hf auth login)")
+
+
+def test_no_token_anywhere(monkeypatch, saved_login):
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    auth = resolve_auth()
+    assert auth.token is None and auth.token_source == "none"
+    assert auth.endpoint == "https://huggingface.co"
+
+
+def test_the_token_is_not_in_repr_and_is_redacted_from_messages():
+    auth = resolve_auth("http://127.0.0.1:2", TOKEN)
+    assert TOKEN not in repr(auth)
+    assert auth.redact(f"GET /x Authorization: Bearer {TOKEN}") == "GET /x Authorization: Bearer ***"
