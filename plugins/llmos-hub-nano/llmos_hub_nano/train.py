@@ -1,0 +1,259 @@
+"""Train a shipped nano checkpoint on a task's train split: ``python -m llmos_hub_nano.train TASK``.
+
+Seeded and reproducible on one machine (fixed steps, fixed batches, one thread count): the data come
+through the task itself (``task.load(split="train")``), so the checkpoint records the exact data
+fingerprint it was trained on. After training, the model is scored on the task's held-out test split
+with the ``pytorch`` backend and the task's own metrics, beside a trivial baseline, and everything
+(command, seed, loss curve, scores) goes into the model card.
+
+Example::
+
+    nice -n 10 python -m llmos_hub_nano.train translation-sample
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .card import write_card
+from .config import NanoConfig
+from .family import CHECKPOINTS
+
+__all__ = ["RECIPES", "Recipe", "main", "train"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The model size and the optimisation schedule for one task."""
+
+    architecture: str
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int
+    max_length: int
+    steps: int
+    batch_size: int
+    lr: float = 3e-3
+    dropout: float = 0.1
+    target_length: int = 64  # seq2seq: longest target trained on
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: One recipe per task of the default suite, sized for a ~3 MB checkpoint and a few CPU minutes.
+RECIPES: dict[str, Recipe] = {
+    "lm-sample": Recipe("causal-lm", 2048, 96, 3, 4, 384, 128, steps=900, batch_size=16),
+    "classification-sample": Recipe("classifier", 2048, 64, 2, 4, 256, 128, steps=400, batch_size=32),
+    "translation-sample": Recipe("seq2seq", 2048, 80, 2, 4, 320, 64, steps=1500, batch_size=32, target_length=48),
+    "summarization-sample": Recipe("seq2seq", 2048, 80, 2, 4, 320, 128, steps=900, batch_size=24, target_length=32),
+}
+
+
+def _texts_for_tokenizer(recipe: Recipe, examples: Sequence[Any]) -> list[str]:
+    texts = [ex.input for ex in examples]
+    if recipe.architecture == "seq2seq":
+        texts += [ex.target for ex in examples]
+    return texts
+
+
+# -- batches ----------------------------------------------------------------------------------------
+class _Batches:
+    """Seeded random training batches as tensors, for each architecture."""
+
+    def __init__(self, recipe: Recipe, tokenizer: Any, examples: Sequence[Any], labels: Sequence[str] | None, seed: int):
+        import torch
+
+        self.torch = torch
+        self.recipe = recipe
+        self.rng = random.Random(seed)
+        self.pad = tokenizer.pad_id
+        self.eos = tokenizer.eos_id
+        self.bos = tokenizer.bos_id
+        L = recipe.max_length
+        if recipe.architecture == "causal-lm":
+            stream: list[int] = []
+            for ids in tokenizer.encode_batch([ex.input for ex in examples]):
+                stream += [self.eos] + ids
+            self.stream = stream
+        elif recipe.architecture == "classifier":
+            index = {name: i for i, name in enumerate(labels or [])}
+            self.pairs = [
+                (ids[:L] or [self.eos], index[ex.target])
+                for ids, ex in zip(tokenizer.encode_batch([ex.input for ex in examples]), examples)
+            ]
+        else:
+            sources = tokenizer.encode_batch([ex.input for ex in examples])
+            targets = tokenizer.encode_batch([ex.target for ex in examples])
+            self.pairs = [
+                (s[:L] or [self.eos], t[: recipe.target_length - 1] + [self.eos]) for s, t in zip(sources, targets)
+            ]
+
+    def tokens(self) -> int:
+        return len(self.stream) if self.recipe.architecture == "causal-lm" else sum(len(s) for s, _ in self.pairs)
+
+    def _left(self, seqs: list[list[int]]):
+        width = max(len(s) for s in seqs)
+        ids = [[self.pad] * (width - len(s)) + s for s in seqs]
+        mask = [[0] * (width - len(s)) + [1] * len(s) for s in seqs]
+        return self.torch.tensor(ids), self.torch.tensor(mask)
+
+    def next(self) -> tuple[Any, ...]:
+        torch, B, L = self.torch, self.recipe.batch_size, self.recipe.max_length
+        if self.recipe.architecture == "causal-lm":
+            starts = [self.rng.randrange(0, len(self.stream) - L - 1) for _ in range(B)]
+            chunk = torch.tensor([self.stream[s : s + L + 1] for s in starts])
+            return chunk[:, :-1], torch.ones(B, L, dtype=torch.long), chunk[:, 1:]
+        batch = [self.pairs[self.rng.randrange(len(self.pairs))] for _ in range(B)]
+        ids, mask = self._left([s for s, _ in batch])
+        if self.recipe.architecture == "classifier":
+            return ids, mask, torch.tensor([y for _, y in batch])
+        width = max(len(t) for _, t in batch)
+        dec_in = torch.tensor([[self.bos] + t[:-1] + [self.pad] * (width - len(t)) for _, t in batch])
+        target = torch.tensor([t + [-100] * (width - len(t)) for _, t in batch])
+        return ids, mask, dec_in, target
+
+
+def _loss(model: Any, recipe: Recipe, batch: tuple[Any, ...]):
+    import torch.nn.functional as F
+
+    from .modeling import empty_past
+
+    if recipe.architecture == "causal-lm":
+        ids, mask, target = batch
+        logits, _ = model(ids, mask, empty_past(model.config, ids.shape[0]))
+        return F.cross_entropy(logits.flatten(0, 1), target.flatten())
+    if recipe.architecture == "classifier":
+        ids, mask, target = batch
+        return F.cross_entropy(model(ids, mask), target)
+    ids, mask, dec_in, target = batch
+    states = model.encoder(ids, mask)
+    logits, _ = model.decoder(dec_in, states, mask, empty_past(model.config, ids.shape[0], decoder=True))
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
+
+
+# -- training ---------------------------------------------------------------------------------------
+def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int | None = None,
+          threads: int = 2, command: str | None = None) -> Path:
+    """Train, evaluate and save the checkpoint for ``task_name``; returns its folder."""
+    import torch
+
+    from llmos_hub import UsageError
+    from llmos_hub._plugins import default_host
+
+    from .checkpoint import save_checkpoint
+    from .evaluation import evaluate
+    from .modeling import build_model
+    from .tokenizer import train_tokenizer
+
+    if task_name not in RECIPES:
+        raise UsageError(f"no training recipe for task {task_name!r}; known: {', '.join(RECIPES)}")
+    recipe = RECIPES[task_name]
+    steps = steps or recipe.steps
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    started = time.time()
+
+    task = default_host().get("tasks", task_name)
+    data = task.load(split="train")
+    examples = list(data.examples)
+    labels = list(getattr(task, "labels", None) or []) or None
+    if recipe.architecture == "classifier" and not labels:
+        labels = sorted({ex.target for ex in examples})
+
+    tokenizer = train_tokenizer(_texts_for_tokenizer(recipe, examples), recipe.vocab_size)
+    config = NanoConfig(
+        architecture=recipe.architecture,
+        vocab_size=tokenizer.vocab_size,
+        d_model=recipe.d_model,
+        n_layers=recipe.n_layers,
+        n_heads=recipe.n_heads,
+        d_ff=recipe.d_ff,
+        max_length=recipe.max_length,
+        dropout=recipe.dropout,
+        pad_id=tokenizer.pad_id,
+        eos_id=tokenizer.eos_id,
+        bos_id=tokenizer.bos_id,
+        labels=labels if recipe.architecture == "classifier" else None,
+    )
+    model = build_model(config)
+    model.train()
+    batches = _Batches(recipe, tokenizer, examples, labels, seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warmup = max(steps // 20, 1)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return recipe.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(steps - warmup, 1)
+        return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    curve: list[tuple[int, float]] = []
+    window: list[float] = []
+    every = max(steps // 12, 1)
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        loss = _loss(model, recipe, batches.next())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        window.append(loss.item())
+        if (step + 1) % every == 0 or step + 1 == steps:
+            curve.append((step + 1, sum(window) / len(window)))
+            window = []
+            print(f"step {step + 1}/{steps} loss {curve[-1][1]:.4f} ({time.time() - started:.0f}s)", flush=True)
+    train_seconds = time.time() - started
+    model.eval()
+
+    config.training = {
+        "task": task_name,
+        "task_version": task.version,
+        "split": "train",
+        "fingerprint": data.fingerprint,
+        "examples": len(examples),
+        "train_tokens": batches.tokens(),
+        "seed": seed,
+        "steps": steps,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.lr,
+        "threads": threads,
+        "script": "llmos_hub_nano.train",
+        "command": command or f"python -m llmos_hub_nano.train {task_name}",
+        "torch": torch.__version__,
+    }
+    folder = out or CHECKPOINTS / task_name
+    save_checkpoint(folder, config, model, tokenizer)
+    print(f"saved {folder} ({sum(p.numel() for p in model.parameters())} parameters); evaluating", flush=True)
+    evaluation = evaluate(folder, task_name, examples)
+    write_card(folder, config, curve, evaluation, train_seconds=train_seconds)
+    print(evaluation.summary(), flush=True)
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m llmos_hub_nano.train", description=__doc__.split("\n")[0])
+    parser.add_argument("task", choices=sorted(RECIPES))
+    parser.add_argument("--out", type=Path, default=None, help="checkpoint folder (default: the shipped one)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    command = "python -m llmos_hub_nano.train " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
+    train(args.task, out=args.out, seed=args.seed, steps=args.steps, threads=args.threads, command=command)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""The nano family: the calling conventions hold (cache, padding), checkpoints load safely, the
+shipped checkpoints are there and say what they are, and the plugin imports no torch at start-up."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from llmos_hub import Capability, DataError, UsageError
+from llmos_hub.testing import check_model_family, check_plugin
+from llmos_hub_nano import plugin
+from llmos_hub_nano.family import NanoFamily
+from llmos_hub_nano.modeling import empty_past
+from llmos_hub_nano.tiny import random_checkpoint
+
+SHIPPED = {"lm-sample", "classification-sample", "translation-sample", "summarization-sample"}
+SHIPPED_CAPS = {
+    "lm-sample": Capability.CAUSAL_LM,
+    "classification-sample": Capability.CLASSIFIER,
+    "translation-sample": Capability.SEQ2SEQ,
+    "summarization-sample": Capability.SEQ2SEQ,
+}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nano")
+    return {arch: random_checkpoint(root / arch, arch, seed=1) for arch in ("causal-lm", "seq2seq", "classifier")}
+
+
+@pytest.fixture(scope="module")
+def lm(folders):
+    return NanoFamily().load(str(folders["causal-lm"]))
+
+
+# -- calling conventions ----------------------------------------------------------------------------
+def test_causal_cache_gives_the_logits_of_full_recomputation(lm):
+    module, config = lm.modules["causal_lm"], lm.config
+    torch.manual_seed(0)
+    ids = torch.randint(3, 200, (2, 12))
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        full, present = module(ids, mask, empty_past(_cfg(lm), 2))
+        assert present.shape == (config["n_layers"], 2, 2, config["n_heads"], 12, config["d_model"] // config["n_heads"])
+        past_logits, past = module(ids[:, :7], mask[:, :7], empty_past(_cfg(lm), 2))
+        step_logits = [past_logits]
+        for t in range(7, 12):
+            logits, past = module(ids[:, t : t + 1], mask[:, : t + 1], past)
+            step_logits.append(logits)
+    torch.testing.assert_close(torch.cat(step_logits, dim=1), full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(past, present, atol=1e-5, rtol=1e-5)
+
+
+def test_left_padding_is_exact(lm):
+    module = lm.modules["causal_lm"]
+    ids = torch.tensor([[5, 6, 7, 8]])
+    padded = torch.tensor([[0, 0, 5, 6, 7, 8]])
+    with torch.inference_mode():
+        alone, _ = module(ids, torch.ones_like(ids), empty_past(_cfg(lm), 1))
+        both, _ = module(padded, torch.tensor([[0, 0, 1, 1, 1, 1]]), empty_past(_cfg(lm), 1))
+    assert torch.isfinite(both).all()
+    torch.testing.assert_close(both[:, 2:], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_seq2seq_decoder_cache_and_source_padding(folders):
+    model = NanoFamily().load(str(folders["seq2seq"]))
+    enc, dec = model.modules["encoder"], model.modules["decoder"]
+    cfg = _cfg(model)
+    src = torch.tensor([[9, 10, 11]])
+    src_pad = torch.tensor([[0, 9, 10, 11]])
+    tgt = torch.tensor([[model.decoder_start_id, 20, 21, 22]])
+    with torch.inference_mode():
+        states = enc(src, torch.ones_like(src))
+        states_pad = enc(src_pad, torch.tensor([[0, 1, 1, 1]]))
+        torch.testing.assert_close(states_pad[:, 1:], states, atol=1e-5, rtol=1e-5)
+        full, _ = dec(tgt, states, torch.ones_like(src), empty_past(cfg, 1, decoder=True))
+        padded, _ = dec(tgt, states_pad, torch.tensor([[0, 1, 1, 1]]), empty_past(cfg, 1, decoder=True))
+        torch.testing.assert_close(padded, full, atol=1e-5, rtol=1e-5)
+        past = empty_past(cfg, 1, decoder=True)
+        steps = []
+        for t in range(4):
+            logits, past = dec(tgt[:, t : t + 1], states, torch.ones_like(src), past)
+            steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_classifier_ignores_padding(folders):
+    model = NanoFamily().load(str(folders["classifier"]))
+    clf = model.modules["classifier"]
+    with torch.inference_mode():
+        a = clf(torch.tensor([[7, 8, 9]]), torch.ones(1, 3, dtype=torch.long))
+        b = clf(torch.tensor([[0, 0, 7, 8, 9]]), torch.tensor([[0, 0, 1, 1, 1]]))
+    assert a.shape == (1, len(model.labels))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def _cfg(model):
+    from llmos_hub_nano.config import NanoConfig
+
+    return NanoConfig.from_dict(model.config)
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+def test_family_conformance_and_provenance(folders):
+    for arch, folder in folders.items():
+        model = check_model_family(NanoFamily(), str(folder))
+        digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+        assert model.provenance.weights_sha256 == digest
+        unique = {id(p): p for m in model.modules.values() for p in m.parameters()}  # seq2seq shares embeddings
+        assert model.provenance.num_parameters == sum(p.numel() for p in unique.values()), arch
+
+
+def test_capabilities_read_config_only(folders, tmp_path):
+    copy = tmp_path / "cfg-only"
+    copy.mkdir()
+    shutil.copy(folders["seq2seq"] / "config.json", copy / "config.json")
+    assert NanoFamily().capabilities(str(copy)) == frozenset({Capability.SEQ2SEQ})
+
+
+def test_pickle_weights_are_refused_in_one_line(folders, tmp_path):
+    folder = tmp_path / "pickled"
+    shutil.copytree(folders["causal-lm"], folder)
+    (folder / "model.safetensors").unlink()
+    torch.save({"w": torch.zeros(1)}, folder / "pytorch_model.bin")
+    with pytest.raises(DataError, match="refusing pickle weights pytorch_model.bin") as info:
+        NanoFamily().load(str(folder))
+    assert "\n" not in str(info.value)
+
+
+def test_bad_references_fail_in_one_line(folders, tmp_path):
+    with pytest.raises(UsageError, match="no nano checkpoint 'lm-sampel'; did you mean 'nano:lm-sample'"):
+        NanoFamily().load("lm-sampel")
+    with pytest.raises(DataError, match="not a folder"):
+        NanoFamily().load(str(tmp_path / "missing"))
+    broken = tmp_path / "broken"
+    shutil.copytree(folders["causal-lm"], broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["d_model"] = 64
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match="do not match config.json|cannot load"):
+        NanoFamily().load(str(broken))
+    with pytest.raises(UsageError, match="no revisions"):
+        NanoFamily().load(str(folders["causal-lm"]), revision="main")
+
+
+# -- shipped checkpoints ----------------------------------------------------------------------------
+def test_shipped_checkpoints_are_listed_small_and_documented():
+    family = NanoFamily()
+    assert set(family.available()) == SHIPPED
+    for name in SHIPPED:
+        folder = Path(plugin.__file__).parent / "checkpoints" / name
+        assert (folder / "model.safetensors").stat().st_size <= 3_200_000
+        card = (folder / "README.md").read_text()
+        assert "python -m llmos_hub_nano.train" in card and "baseline" in card
+        assert family.capabilities(name) == frozenset({SHIPPED_CAPS[name]})
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_checkpoint_loads_with_its_training_provenance(name):
+    model = check_model_family(NanoFamily(), name)
+    assert model.name == f"nano:{name}"
+    training = model.provenance.extra["training"]
+    assert training["task"] == name and training["split"] == "train"
+    assert len(training["fingerprint"]) == 64
+    assert "llmos_hub_nano.train" in training["command"]
+
+
+# -- plugin -----------------------------------------------------------------------------------------
+def test_plugin_registers_the_family():
+    host = check_plugin(plugin, name="nano-under-test")
+    assert isinstance(host.get("models", "nano"), NanoFamily)
+
+
+def test_plugin_and_cli_start_without_torch():
+    code = (
+        "import sys\n"
+        "from llmos_hub import load_plugins\n"
+        "host = load_plugins()\n"
+        "assert 'nano' in host.registry.names('models')\n"
+        "assert 'pytorch' in host.registry.names('backends')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+    cli = subprocess.run(
+        [sys.executable, "-c", "import sys; from llmos_hub.cli import main\n"
+         "try:\n main(['plugins'])\nexcept SystemExit: pass\nprint('torch' in sys.modules, file=sys.stderr)"],
+        capture_output=True, text=True,
+    )
+    assert cli.stderr.strip().endswith("False"), cli.stderr
