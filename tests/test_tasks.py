@@ -137,6 +137,7 @@ def test_defaults_per_kind(tmp_path: Path) -> None:
     task = task_from_file(_write(tmp_path, _with()))
     described = task.describe()
     assert task.capability is Capability.SEQ2SEQ
+    assert task.kind == "translation" and task.labels is None
     assert described["metrics"] == {"chrf": {}, "bleu": {}}
     assert task.primary_metric == "chrf"
     assert described["default_split"] == "test"

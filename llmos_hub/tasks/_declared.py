@@ -39,6 +39,8 @@ class DeclaredTask(Task):
         self.primary_metric = spec.primary_metric
         self.description = spec.description
         self.generation = spec.generation
+        #: The declared kind (``"translation"``, ...) and, for classification, the declared labels.
+        self.kind: str = spec.kind.name
         self.labels: tuple[str, ...] | None = spec.labels
 
     def __repr__(self) -> str:
