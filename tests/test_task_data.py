@@ -343,3 +343,56 @@ def test_bundled_task_records_source_and_licence(suite: dict, name: str) -> None
 def test_bundled_data_is_small() -> None:
     total = sum(p.stat().st_size for p in (BUILTIN_DIR / "data").rglob("*") if p.is_file())
     assert total < 8 * 1024 * 1024
+
+
+# -- the build script's pure parts (the sources themselves are not needed) -------------------------------
+
+@pytest.fixture(scope="module")
+def build_suite():
+    import importlib
+    import sys
+
+    folder = str(Path(__file__).resolve().parents[1] / "scripts" / "build_suite")
+    names = ("_common", "debian", "translation")
+    sys.path.insert(0, folder)
+    try:
+        yield {name: importlib.import_module(name) for name in names}
+    finally:
+        sys.path.remove(folder)
+        for name in names:  # generic names: do not leave them for other tests to import by accident
+            sys.modules.pop(name, None)
+
+
+def test_group_split_keeps_groups_whole_and_is_seeded(build_suite) -> None:
+    group_split = build_suite["_common"].group_split
+    items = [(f"g{i % 37}", i) for i in range(400)]
+    sizes = {"test": 30, "validation": 30, "train": 200}
+    first = group_split(items, lambda x: x[0], sizes=sizes, seed=5)
+    assert first == group_split(items, lambda x: x[0], sizes=sizes, seed=5)
+    assert first != group_split(items, lambda x: x[0], sizes=sizes, seed=6)
+    assert {s: len(v) for s, v in first.items()} == sizes
+    groups = {s: {g for g, _ in v} for s, v in first.items()}
+    assert not groups["test"] & groups["train"] and not groups["validation"] & groups["train"]
+    assert not groups["test"] & groups["validation"]
+
+
+def test_debian_long_description_to_plain_text(build_suite) -> None:
+    lines = [" First paragraph wraps", " onto a second line.", " .", " Features:", "  * one", "  * two", " .", " End."]
+    assert build_suite["debian"].plain_description(lines) == (
+        "First paragraph wraps onto a second line.\nFeatures:\n* one\n* two\nEnd.")
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "kept"),
+    [
+        ("Could not open the file for writing.", "Datei konnte nicht geöffnet werden.", True),
+        ("Could not open %s for writing.", "%s konnte nicht geöffnet werden.", False),
+        ("  -v, --verbose    print more", "  -v, --verbose    mehr ausgeben", False),
+        ("_Open the recent file now", "Zuletzt geöffnete Datei jetzt _öffnen", False),
+        ("Too short.", "Zu kurz.", False),
+        ("Same text in both languages here.", "Same text in both languages here.", False),
+        ("The first line\nand the second line.", "Die erste Zeile\nund die zweite.", False),
+    ],
+)
+def test_translation_message_filter(build_suite, source: str, target: str, kept: bool) -> None:
+    assert build_suite["translation"].keep_message(source, target) is kept
