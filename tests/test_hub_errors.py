@@ -111,7 +111,7 @@ def test_conflicts_that_never_stop_are_given_up(hub):
     hub.create_repo("team/results")
     hub.inject(412, method="POST", path_contains="/commit/", times=99)
     waits: list[float] = []
-    with pytest.raises(ConflictError, match=r"\(412\); run the command again \(gave up after 3 attempts\)"):
+    with pytest.raises(ConflictError, match=r"changed while trying to commit to it \(412\); run the command again \(gave up after 3 attempts\)"):
         publish([make_record()], repo="team/results", endpoint=hub.url, max_attempts=3, sleep=waits.append)
     assert waits == [1.0, 2.0]
 

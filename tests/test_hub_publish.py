@@ -208,3 +208,16 @@ def test_retry_command_is_the_publish_line_without_the_token():
     assert line == ("llmos-hub publish 'results/a b.json' results/c.json --repo team/results "
                     "--endpoint http://h:1 --model-card team/model")
     assert retry_command(["r.json"], "team/results") == "llmos-hub publish r.json --repo team/results"
+
+
+def test_the_token_is_absent_from_logs_at_debug_level(hub, caplog, capfd):
+    import logging
+
+    hub.tokens = {TOKEN}
+    hub.inject(412, method="POST", path_contains="/commit/")  # also exercise the retry path's messages
+    with caplog.at_level(logging.DEBUG):
+        publish([make_record()], repo="team/results", endpoint=hub.url, token=TOKEN, sleep=lambda s: None)
+    assert caplog.records  # huggingface_hub did log the requests
+    assert all(TOKEN not in r.getMessage() for r in caplog.records)
+    captured = capfd.readouterr()
+    assert TOKEN not in captured.out + captured.err

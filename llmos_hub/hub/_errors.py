@@ -90,7 +90,7 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
         return HubError(auth.redact(f"{where}: not found while trying to {action}"), "missing")
     if status in (409, 412):
         return ConflictError(auth.redact(
-            f"{where} changed while trying to {action} ({status}); run the command again"
+            f"{where} changed while trying to {action} it ({status}); run the command again"
         ))
     if status is not None and status >= 500:
         return ServerError(auth.redact(
