@@ -20,3 +20,47 @@ if str(HERE) not in sys.path:  # the tiny models module sits beside the tests (i
 def ort_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The export cache folder shared by this session's tests."""
     return tmp_path_factory.mktemp("onnx-cache")
+
+
+# -- nano models with both backends, shared by the whole session -------------------------------------
+SHIPPED = {
+    "causal-lm": ["lm-sample"],
+    "seq2seq": ["translation-sample", "summarization-sample"],
+    "classifier": ["classification-sample"],
+}
+
+
+def _nano_pairs(architecture: str, tmp_path_factory: pytest.TempPathFactory, cache: Path) -> list[tuple]:
+    """``(model, pytorch runner, onnxruntime runner)`` for the shipped checkpoints of ``architecture``,
+    or for one seeded random nano model while none is shipped."""
+    from llmos_hub_nano.family import NanoFamily
+    from llmos_hub_nano.tiny import random_checkpoint
+    from llmos_hub_onnxruntime.backend import OnnxRuntimeBackend
+    from llmos_hub_pytorch.backend import TorchBackend
+
+    family = NanoFamily()
+    shipped = [name for name in SHIPPED[architecture] if name in family.available()]
+    if shipped:
+        models = [family.load(name) for name in shipped]
+    else:
+        folder = tmp_path_factory.mktemp(f"nano-{architecture}")
+        models = [family.load(str(random_checkpoint(folder / "model", architecture, seed=3)))]
+    return [
+        (model, TorchBackend().prepare(model), OnnxRuntimeBackend().prepare(model, options={"cache_dir": str(cache)}))
+        for model in models
+    ]
+
+
+@pytest.fixture(scope="session")
+def nano_causal(tmp_path_factory: pytest.TempPathFactory, ort_cache: Path) -> list[tuple]:
+    return _nano_pairs("causal-lm", tmp_path_factory, ort_cache)
+
+
+@pytest.fixture(scope="session")
+def nano_seq2seq(tmp_path_factory: pytest.TempPathFactory, ort_cache: Path) -> list[tuple]:
+    return _nano_pairs("seq2seq", tmp_path_factory, ort_cache)
+
+
+@pytest.fixture(scope="session")
+def nano_classifier(tmp_path_factory: pytest.TempPathFactory, ort_cache: Path) -> list[tuple]:
+    return _nano_pairs("classifier", tmp_path_factory, ort_cache)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -11,6 +14,7 @@ from ort_tiny_models import tiny_causal_lm, tiny_classifier, tiny_seq2seq
 
 from llmos_hub import LlmosHubError
 from llmos_hub_onnxruntime import export as export_module
+from llmos_hub_onnxruntime._roles import cache_geometry
 from llmos_hub_onnxruntime.export import ExportError, export_model
 
 
@@ -22,16 +26,18 @@ def _dim_names(model_proto: onnx.ModelProto, name: str) -> list[str | int]:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory):
-    """The three tiny architectures exported once with the fast exporter, plus the LM with dynamo."""
+def exported(tmp_path_factory: pytest.TempPathFactory, nano_causal):
+    """The three tiny architectures exported with the fast exporter, plus the nano LM exported by the
+    backend with the default (dynamo) exporter (shared with the parity tests)."""
     out = {}
     for make in (tiny_causal_lm, tiny_seq2seq, tiny_classifier):
         model = make()
         folder = tmp_path_factory.mktemp(f"export-{model.ref}")
         out[model.ref] = (model, folder, export_model(model, folder, exporter="torchscript"))
-    model = tiny_causal_lm()
-    folder = tmp_path_factory.mktemp("export-lm-dynamo")
-    out["lm-dynamo"] = (model, folder, export_model(model, folder, exporter="dynamo"))
+    model, _, runner = nano_causal[0]
+    assert runner.describe()["exporter"] == "dynamo"
+    folder = Path(runner.describe()["export"]["path"])
+    out["lm-dynamo"] = (model, folder, json.loads((folder / "manifest.json").read_text()))
     return out
 
 
@@ -62,15 +68,17 @@ def _torch_lm(model, ids, mask, past):
 def test_causal_graph_matches_torch_for_any_batch_prompt_and_cache_length(exported, name, batch, new, past_len):
     model, folder, _ = exported[name]
     session = ort.InferenceSession(str(folder / "causal_lm.onnx"), providers=["CPUExecutionProvider"])
+    layers, heads, head_dim = cache_geometry(model, "causal_lm")
+    vocab = model.config["vocab_size"]
     rng = np.random.default_rng(batch * 100 + new)
-    ids = rng.integers(3, 259, size=(batch, new), dtype=np.int64)
+    ids = rng.integers(3, vocab, size=(batch, new), dtype=np.int64)
     mask = np.ones((batch, past_len + new), dtype=np.int64)
     mask[0, :2] = 0  # left padding on the first row
-    past = rng.standard_normal((2, 2, batch, 4, past_len, 8)).astype(np.float32)
+    past = rng.standard_normal((layers, 2, batch, heads, past_len, head_dim)).astype(np.float32)
     logits, present = session.run(None, {"input_ids": ids, "attention_mask": mask, "past": past})
     ref_logits, ref_present = _torch_lm(model, ids, mask, past)
-    assert logits.shape == (batch, new, 259)
-    assert present.shape == (2, 2, batch, 4, past_len + new, 8)
+    assert logits.shape == (batch, new, vocab)
+    assert present.shape == (layers, 2, batch, heads, past_len + new, head_dim)
     np.testing.assert_allclose(logits, ref_logits, atol=1e-5)
     np.testing.assert_allclose(present, ref_present, atol=1e-5)
 
