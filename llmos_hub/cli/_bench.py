@@ -74,7 +74,7 @@ class _RichEvents:
         metric = record.primary_metric
         value = record.scores.get(metric, {}).get("value")
         ex_s = record.data["speed"]["examples_per_second"]
-        self._line(f"done  {run.spec.label}: {metric}={value:.4g}, {ex_s:.1f} ex/s → {path}", "green")
+        self._line(f"done  {run.spec.label}: {metric}={value:.4g}, {ex_s:.1f} ex/s", "green")
 
     def skipped(self, run: Any, path: Path) -> None:
         self._line(f"skip  {run.spec.label}: record exists ({path})", "yellow")
@@ -143,7 +143,7 @@ def bench(
     models with the pytorch backend on CPU.
     """
     from ..bench import make_plan, run_bench
-    from ..leaderboard import build_boards, rich_tables
+    from ..leaderboard._text import summary_table
 
     host = get_host(ctx)
     size = _batch_size(batch_size)
@@ -163,8 +163,7 @@ def bench(
     if as_json:
         print_json([r.data for r in records])
     elif records:
-        for table in rich_tables(build_boards(records)):
-            console().print(table)
+        console().print(summary_table(records))
         console().print(f"{len(report.written)} record(s) written, {len(report.reused)} reused, in {output_dir}/")
     exit_code = 0
     if report.failed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -10,7 +11,12 @@ from rich.console import Console
 
 
 def console() -> Console:
-    """stdout; made per call (cheap) so it follows the current streams and COLUMNS."""
+    """stdout; made per call (cheap) so it follows the current streams and COLUMNS.
+
+    Piped output (a log, CI) gets 120 columns instead of rich's 80, so tables stay readable.
+    """
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        return Console(soft_wrap=False, width=120)
     return Console(soft_wrap=False)
 
 

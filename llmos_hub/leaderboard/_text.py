@@ -127,3 +127,26 @@ def rich_tables(boards: Sequence[Board]) -> list[Any]:
             table.add_row(*(Text(c) for c in cells))  # Text: record values are never read as markup
         tables.append(table)
     return tables
+
+
+def summary_table(records: Sequence[Any]) -> Any:
+    """One compact table for the records of a bench run: what ran, its main score, its speed."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="llmos-hub bench", title_justify="left")
+    for col, justify in (("task", "left"), ("model", "left"), ("backend", "left"), ("score", "left"), ("ex/s", "right"), ("tok/s", "right"), ("load s", "right")):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for record in sorted(records, key=lambda r: (r.task, r.model, r.backend)):
+        d = record.data
+        metric = d["task"]["primary_metric"]
+        score = d["scores"].get(metric, {})
+        text = f"{metric} {fmt_number(score.get('value'))}"
+        if score.get("stderr") is not None:
+            text += f" ± {fmt_number(score['stderr'])}"
+        speed = d["speed"]
+        tokens = speed.get("generated_tokens_per_second") or speed.get("prompt_tokens_per_second")
+        backend = d["backend"]["name"] + ("" if d["backend"]["dtype"] == "float32" else f" {d['backend']['dtype']}")
+        cells = (d["task"]["name"], d["model"]["ref"], backend, text, fmt_number(speed["examples_per_second"]), fmt_number(tokens), fmt_number(speed["load_seconds"]))
+        table.add_row(*(Text(c) for c in cells))
+    return table
