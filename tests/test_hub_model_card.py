@@ -151,3 +151,11 @@ def test_create_pr_opens_pull_requests_on_both_repos(hub):
     assert "README.md" not in hub.files("team/tiny-model", "model")
     readme = hub.files("team/tiny-model", "model", revision="refs/pr/1")["README.md"].decode()
     assert "/datasets/team/results/blob/refs%2Fpr%2F1/records/" in readme  # points at the PR's record
+
+
+def test_a_card_whose_front_matter_does_not_parse_is_left_alone(hub):
+    broken = b"---\nlicense: [mit\n---\n# mine\n"
+    hub.create_repo("team/tiny-model", "model", {"README.md": broken})
+    with pytest.raises(HubError, match="the card \\(README.md\\) of model repo team/tiny-model has front matter that"):
+        publish(make_record(), repo="team/results", endpoint=hub.url, model_card="team/tiny-model")
+    assert hub.files("team/tiny-model", "model")["README.md"] == broken

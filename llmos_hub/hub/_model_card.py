@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import yaml
 
 from .._result import ResultRecord
+from ._errors import HubError
 
 __all__ = ["EMPTY_CARD", "eval_results_files", "merge_model_index"]
 
@@ -70,9 +71,16 @@ def merge_model_index(
     ``readme`` is the current ``README.md`` (``None`` when the repo has none); ``records`` pairs
     each record with the URL of its file in the results repo.
     """
+    import yaml as _yaml
     from huggingface_hub import ModelCard
 
-    card = ModelCard(readme if readme is not None else EMPTY_CARD.format(name=model_repo.split("/")[-1]))
+    try:
+        card = ModelCard(readme if readme is not None else EMPTY_CARD.format(name=model_repo.split("/")[-1]))
+    except (_yaml.YAMLError, ValueError) as exc:
+        # Never rewrite a card we cannot read: that would drop what its author wrote.
+        reason = " ".join(str(exc).split())[:160]
+        raise HubError(f"the card (README.md) of model repo {model_repo} has front matter that does not parse "
+                       f"({reason}); fix it on the Hub, then publish again") from None
     existing = list(card.data.eval_results or [])
     for record, url in records:
         for new in _eval_results(record, url):

@@ -93,6 +93,8 @@ def publish(
     card (``model-index``) and ``.eval_results/``. Conflicts and 5xx are retried up to
     ``max_attempts`` times, waiting ``sleep(1)``, ``sleep(2)``, ... in between.
     """
+    if isinstance(records, (str, Path, ResultRecord)):
+        records = [records]
     _check_repo_id(repo, "--repo")
     if model_card is not None:
         _check_repo_id(model_card, "--model-card")
