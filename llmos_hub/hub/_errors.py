@@ -8,10 +8,15 @@ passes the result through :meth:`HubAuth.redact` so a token can never leak into 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from ..errors import LlmosHubError
 from ._auth import HubAuth
 
-__all__ = ["ConflictError", "HubError", "ServerError", "explain", "status_of"]
+__all__ = ["ConflictError", "HubError", "ServerError", "explain", "hub_call", "status_of"]
+
+T = TypeVar("T")
 
 
 class HubError(LlmosHubError):
@@ -103,6 +108,23 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
         + (f" ({status})" if status else "")
         + (f": {detail}" if detail else "")
     ))
+
+
+def hub_call(auth: HubAuth, repo: str, repo_type: str, action: str, fn: Callable[[], T]) -> T:
+    """``fn()`` with Hub exceptions turned into one-line :class:`HubError`\\ s."""
+    import httpx2
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return fn()
+    except LlmosHubError:
+        raise
+    except LocalEntryNotFoundError as exc:  # hf_hub_download could not reach the Hub
+        cause = exc.__cause__ or exc.__context__ or exc
+        raise explain(cause if isinstance(cause, httpx2.HTTPError) else ConnectionError(str(exc)), auth,
+                      repo=repo, repo_type=repo_type, action=action) from None
+    except (httpx2.HTTPError, ConnectionError) as exc:
+        raise explain(exc, auth, repo=repo, repo_type=repo_type, action=action) from None
 
 
 def _first_line(exc: BaseException) -> str:

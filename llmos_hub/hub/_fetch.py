@@ -7,8 +7,8 @@ import json
 from .._result import ResultRecord, validation_error
 from ._auth import resolve_auth
 from ._dataset_card import RECORDS_DIR
-from ._publish import _check_repo_id, _hub_call
-from ._repo import make_api, read_file, repo_state
+from ._errors import hub_call
+from ._repo import check_repo_id, make_api, read_file, repo_state
 
 __all__ = ["fetch_records"]
 
@@ -26,16 +26,16 @@ def fetch_records(
     valid record (``"records/x.json: invalid result record: scores: ..."``), which is skipped.
     Raises :class:`~llmos_hub.hub.HubError` if the repo or revision cannot be read.
     """
-    _check_repo_id(repo, "repo")
+    check_repo_id(repo, "repo")
     auth = resolve_auth(endpoint, token)
     api = make_api(auth)
-    state = _hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset", revision))
+    state = hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset", revision))
     records: list[ResultRecord] = []
     problems: list[str] = []
     for path in sorted(state.files):
         if not (path.startswith(f"{RECORDS_DIR}/") and path.endswith(".json")):
             continue
-        content = _hub_call(auth, repo, "dataset", "download records from",
+        content = hub_call(auth, repo, "dataset", "download records from",
                             lambda p=path: read_file(api, state, p))  # type: ignore[misc]
         try:
             data = json.loads(content)

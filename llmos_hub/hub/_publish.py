@@ -16,21 +16,20 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from .._result import ResultRecord, iter_records, validation_error
-from ..errors import DataError, LlmosHubError, UsageError
+from ..errors import DataError, UsageError
 from ._auth import HubAuth, resolve_auth
 from ._dataset_card import RECORDS_DIR, SUMMARY_PATH, dataset_card, summary_jsonl
-from ._errors import ConflictError, HubError, ServerError, explain
+from ._errors import ConflictError, HubError, ServerError, hub_call
 from ._model_card import eval_results_files, merge_model_index
-from ._repo import RepoState, make_api, read_file, repo_state
+from ._repo import RepoState, check_repo_id, make_api, read_file, repo_state
 
 __all__ = ["PublishResult", "publish", "retry_command"]
 
 RecordInput = str | Path | ResultRecord
-T = TypeVar("T")
 
 
 @dataclass
@@ -95,9 +94,9 @@ def publish(
     """
     if isinstance(records, (str, Path, ResultRecord)):
         records = [records]
-    _check_repo_id(repo, "--repo")
+    check_repo_id(repo, "--repo")
     if model_card is not None:
-        _check_repo_id(model_card, "--model-card")
+        check_repo_id(model_card, "--model-card")
     new = _collect(records)
     if model_card is not None and len({r.model for r in new.values()}) > 1:
         models = ", ".join(sorted({r.model for r in new.values()}))
@@ -110,7 +109,7 @@ def publish(
     def dataset_attempt() -> None:
         _publish_dataset(api, auth, repo, new, create_pr, result)
 
-    result.attempts = _with_retries(dataset_attempt, auth, max_attempts, sleep)
+    result.attempts = _with_retries(dataset_attempt, max_attempts, sleep)
     if model_card is not None:
         revision = quote(_pr_revision(result.pr_url) or "main", safe="")
         pairs = [
@@ -120,7 +119,7 @@ def publish(
         def model_attempt() -> None:
             _publish_model_card(api, auth, model_card, repo, pairs, create_pr, result)
 
-        _with_retries(model_attempt, auth, max_attempts, sleep)
+        _with_retries(model_attempt, max_attempts, sleep)
     return result
 
 
@@ -144,12 +143,6 @@ def retry_command(
 
 
 # --------------------------------------------------------------------------- inputs
-def _check_repo_id(repo: str, flag: str) -> None:
-    parts = repo.split("/")
-    if len(parts) != 2 or not all(parts) or any(c.isspace() for c in repo):
-        raise UsageError(f"{flag} {repo!r} is not a repo id; write it as NAMESPACE/NAME")
-
-
 def _collect(records: Iterable[RecordInput]) -> dict[str, ResultRecord]:
     """``records/<filename>`` -> record, validated; refuses an invalid record with its path and reason."""
     out: dict[str, ResultRecord] = {}
@@ -176,7 +169,7 @@ def _collect(records: Iterable[RecordInput]) -> dict[str, ResultRecord]:
 
 
 # --------------------------------------------------------------------------- retries
-def _with_retries(attempt: Callable[[], None], auth: HubAuth, max_attempts: int, sleep: Callable[[float], None]) -> int:
+def _with_retries(attempt: Callable[[], None], max_attempts: int, sleep: Callable[[float], None]) -> int:
     """Run ``attempt`` until it succeeds; conflicts and 5xx are retried, anything else raised."""
     for n in range(1, max(1, max_attempts) + 1):
         try:
@@ -189,33 +182,16 @@ def _with_retries(attempt: Callable[[], None], auth: HubAuth, max_attempts: int,
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _hub_call(auth: HubAuth, repo: str, repo_type: str, action: str, fn: Callable[[], T]) -> T:
-    """``fn()`` with Hub exceptions turned into one-line :class:`HubError`\\ s."""
-    import httpx2
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return fn()
-    except LlmosHubError:
-        raise
-    except LocalEntryNotFoundError as exc:  # hf_hub_download could not reach the Hub
-        cause = exc.__cause__ or exc.__context__ or exc
-        raise explain(cause if isinstance(cause, httpx2.HTTPError) else ConnectionError(str(exc)), auth,
-                      repo=repo, repo_type=repo_type, action=action) from None
-    except (httpx2.HTTPError, ConnectionError) as exc:
-        raise explain(exc, auth, repo=repo, repo_type=repo_type, action=action) from None
-
-
 # --------------------------------------------------------------------------- dataset repo
 def _ensure_dataset_repo(api: Any, auth: HubAuth, repo: str) -> RepoState:
     try:
-        return _hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset"))
+        return hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset"))
     except HubError as exc:
         if exc.kind != "missing":
             raise
-    _hub_call(auth, repo, "dataset", "create",
+    hub_call(auth, repo, "dataset", "create",
               lambda: api.create_repo(repo, repo_type="dataset", exist_ok=True))
-    return _hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset"))
+    return hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset"))
 
 
 def _existing_records(api: Any, auth: HubAuth, state: RepoState, new: dict[str, ResultRecord],
@@ -227,7 +203,7 @@ def _existing_records(api: Any, auth: HubAuth, state: RepoState, new: dict[str, 
     for path in sorted(state.files):
         if not (path.startswith(f"{RECORDS_DIR}/") and path.endswith(".json")) or path in new:
             continue
-        content = _hub_call(auth, state.repo, "dataset", "download records from",
+        content = hub_call(auth, state.repo, "dataset", "download records from",
                             lambda p=path: read_file(api, state, p))  # type: ignore[misc]
         try:
             data = json.loads(content)
@@ -262,7 +238,7 @@ def _publish_dataset(api: Any, auth: HubAuth, repo: str, new: dict[str, ResultRe
     operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in sorted(files.items())]
     message = f"llmos-hub: publish {len(changed_records)} result record(s)"
     description = "\n".join(f"- {p}" for p in changed_records)
-    info = _hub_call(auth, repo, "dataset", "commit to", lambda: api.create_commit(
+    info = hub_call(auth, repo, "dataset", "commit to", lambda: api.create_commit(
         repo, operations, commit_message=message, commit_description=description, repo_type="dataset",
         parent_commit=state.head, create_pr=create_pr,
     ))
@@ -278,10 +254,10 @@ def _publish_model_card(api: Any, auth: HubAuth, model_repo: str, dataset_repo: 
     from huggingface_hub import CommitOperationAdd
 
     result.model_repo = model_repo
-    state = _hub_call(auth, model_repo, "model", "read", lambda: repo_state(api, model_repo, "model"))
+    state = hub_call(auth, model_repo, "model", "read", lambda: repo_state(api, model_repo, "model"))
     readme = None
     if "README.md" in state.files:
-        readme = _hub_call(auth, model_repo, "model", "read the card of",
+        readme = hub_call(auth, model_repo, "model", "read the card of",
                            lambda: read_file(api, state, "README.md")).decode("utf-8")
     files = {"README.md": merge_model_index(readme, pairs, model_repo=model_repo).encode("utf-8")}
     files.update(eval_results_files(pairs, dataset_repo=dataset_repo))
@@ -289,7 +265,7 @@ def _publish_model_card(api: Any, auth: HubAuth, model_repo: str, dataset_repo: 
     if not files:
         return
     operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in sorted(files.items())]
-    info = _hub_call(auth, model_repo, "model", "commit to", lambda: api.create_commit(
+    info = hub_call(auth, model_repo, "model", "commit to", lambda: api.create_commit(
         model_repo, operations, commit_message=f"llmos-hub: add eval results from {dataset_repo}",
         repo_type="model", parent_commit=state.head, create_pr=create_pr,
     ))

@@ -14,9 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._version import __version__
+from ..errors import UsageError
 from ._auth import HubAuth
 
-__all__ = ["RepoState", "git_blob_sha1", "make_api", "read_file", "repo_state"]
+__all__ = ["RepoState", "check_repo_id", "git_blob_sha1", "make_api", "read_file", "repo_state"]
+
+
+def check_repo_id(repo: str, flag: str) -> None:
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(parts) or any(c.isspace() for c in repo):
+        raise UsageError(f"{flag} {repo!r} is not a repo id; write it as NAMESPACE/NAME")
 
 
 def git_blob_sha1(content: bytes) -> str:
