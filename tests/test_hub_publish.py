@@ -221,3 +221,15 @@ def test_the_token_is_absent_from_logs_at_debug_level(hub, caplog, capfd):
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
     captured = capfd.readouterr()
     assert TOKEN not in captured.out + captured.err
+
+
+def test_an_empty_folder_or_two_different_records_with_one_file_name_are_refused(hub, tmp_path):
+    from llmos_hub import UsageError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no result records"):
+        publish([tmp_path / "empty"], repo="team/results", endpoint=hub.url)
+    one, other = make_record(scores={"bleu": 1.0}), make_record(scores={"bleu": 2.0})
+    with pytest.raises(UsageError, match="different records with the same file name"):
+        publish([one, other], repo="team/results", endpoint=hub.url)
+    assert hub.requests == []
