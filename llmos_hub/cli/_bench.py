@@ -184,8 +184,9 @@ def _push(report: Any, repo: str, endpoint: str | None, token: str | None) -> in
     except LlmosHubError as exc:
         from rich.text import Text
 
-        err_console().print(Text(f"publish failed: {exc}", style="red"))
-        err_console().print(Text("the records are kept locally; retry with: " + retry_command(paths, repo, endpoint=endpoint)))
+        err_console().print(Text(f"publish failed: {exc}", style="red"), soft_wrap=True)
+        # click.echo, not rich: the retry line must never be wrapped, so it can be copied as is.
+        click.echo("the records are kept locally; retry with: " + retry_command(paths, repo, endpoint=endpoint), err=True)
         return 1
     console().print(f"published to {repo}: {getattr(result, 'commit_url', None) or 'already up to date'}")
     return 0
