@@ -13,9 +13,9 @@ from . import get_host
 from ._output import console, err_console, print_json
 
 
-def _command_line() -> str:
+def _command_line(ctx: click.Context) -> str:
     """The command as typed, with any secret-looking option value redacted."""
-    args = list(sys.argv[1:])
+    args = list(ctx.meta.get("llmos_hub.argv", sys.argv[1:]))
     for i, arg in enumerate(args):
         if arg == "--token" and i + 1 < len(args):
             args[i + 1] = "***"
@@ -156,7 +156,7 @@ def bench(
     interactive = sys.stderr.isatty() and not as_json
     with _RichEvents(interactive=interactive, quiet=quiet or as_json) as events:
         report = run_bench(
-            plan, host=host, output_dir=output_dir, command=_command_line(), resume=resume,
+            plan, host=host, output_dir=output_dir, command=_command_line(ctx), resume=resume,
             log_samples=log_samples, events=events, debug=bool(ctx.find_root().obj.get("debug")),
         )
     records = [record for _, record in report.records]
