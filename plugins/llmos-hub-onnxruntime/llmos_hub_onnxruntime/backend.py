@@ -11,7 +11,10 @@ Options (``Backend.prepare(..., options={...})``, all optional):
 ``cache_dir``
     Where exported graphs are kept (default ``$LLMOS_HUB_CACHE/onnx`` or ``~/.cache/llmos-hub/onnx``).
 ``io_binding``
-    Run through IO binding (default: on for CUDA, off on the CPU where it is no faster).
+    Run through IO binding (default: on for CUDA, off on the CPU where it measured slower).
+``session_config``
+    ONNX Runtime session config entries, e.g. ``{"session.intra_op.allow_spinning": "0"}``, which
+    on a CPU shared with other work made 2 threads 1.7x faster on the nano LM.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from .session import check_device, make_session
 
 __all__ = ["OnnxRuntimeBackend"]
 
-_OPTIONS = ("threads", "exporter", "opset", "optimization", "cache_dir", "io_binding")
+_OPTIONS = ("threads", "exporter", "opset", "optimization", "cache_dir", "io_binding", "session_config")
 
 
 class OnnxRuntimeBackend(Backend):
@@ -85,10 +88,13 @@ class OnnxRuntimeBackend(Backend):
         threads = options.get("threads")
         optimization = str(options.get("optimization", "all"))
         io_binding = bool(options.get("io_binding", kind == "cuda"))
+        session_config = {str(k): str(v) for k, v in dict(options.get("session_config") or {}).items()}
         ort_device = "cuda" if kind == "cuda" else "cpu"
         graphs = {
             role: _Graph(
-                make_session(folder / info["file"], kind=kind, index=index, threads=threads, optimization=optimization),
+                make_session(
+                    folder / info["file"], kind=kind, index=index, threads=threads, optimization=optimization, extra=session_config
+                ),
                 io_binding=io_binding,
                 device=ort_device,
                 device_id=index,
@@ -104,6 +110,7 @@ class OnnxRuntimeBackend(Backend):
             "threads": int(threads) if threads else None,
             "graph_optimization": optimization,
             "io_binding": io_binding,
+            "session_config": session_config,
             "quantization": quantization,
             "exporter": exporter,
             "opset": opset,

@@ -8,6 +8,7 @@ float one), so a quantized model is made once.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,18 @@ def quantize_folder(source: Path, target: Path, graphs: dict[str, Any]) -> dict[
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    for info in graphs.values():
-        quantize_dynamic(
-            Path(source) / info["file"],
-            Path(target) / info["file"],
-            weight_type=QuantType.QInt8,
-            per_channel=False,
-            reduce_range=False,
-        )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the tool logs a pre-processing hint per graph on the root logger
+    try:
+        for info in graphs.values():
+            quantize_dynamic(
+                Path(source) / info["file"],
+                Path(target) / info["file"],
+                weight_type=QuantType.QInt8,
+                per_channel=False,
+                reduce_range=False,
+            )
+    finally:
+        root.setLevel(level)
     return {"quantization": QUANTIZATION, "onnxruntime": onnxruntime.__version__}

@@ -53,9 +53,12 @@ def test_bad_settings_are_one_line_usage_errors(classifier, kwargs, match, ort_c
 
 
 def test_threads_and_optimization_reach_the_session(classifier, ort_cache):
-    runner = OnnxRuntimeBackend().prepare(classifier, options={**FAST, "cache_dir": str(ort_cache), "threads": 1})
+    config = {"session.intra_op.allow_spinning": "0"}
+    options = {**FAST, "cache_dir": str(ort_cache), "threads": 1, "session_config": config}
+    runner = OnnxRuntimeBackend().prepare(classifier, options=options)
     session = runner.graphs["classifier"].session
     assert session.get_session_options().intra_op_num_threads == 1
+    assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert session.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     facts = runner.describe()
     assert facts["threads"] == 1 and facts["execution_provider"] == "CPUExecutionProvider"

@@ -1,0 +1,218 @@
+"""``pytorch`` against ``onnxruntime`` on the same nano models and inputs, side by side in one run.
+
+Measured on the CPU with the same thread count for both backends:
+
+- greedy decode tokens/s at batch 1 and batch 8, KV cache in both, through the shared engine
+  (``greedy_search`` with EOS ignored, so both backends generate exactly the same number of tokens);
+- classification examples/s at batch 1;
+- rolling log-likelihood tokens/s (lm-evaluation-harness windows, batches of 8 texts);
+- the ONNX export: cold (empty cache folder) against a cache hit.
+
+The contenders are interleaved over several rounds and each keeps its best round, since timings on a
+shared CPU move between runs. ``onnxruntime-int8`` (dynamic quantization) runs as a third contender
+unless ``--no-int8``. Prints a table with the ratios against ``pytorch`` and writes
+``benchmarks/out/backends.json``.
+
+Usage::
+
+    python benchmarks/backends.py [--lm nano:lm-sample] [--classifier nano:classification-sample]
+                                  [--threads 2] [--rounds 3] [--prompt-tokens 32] [--new-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llmos_hub import load_plugins
+from llmos_hub.decoding import greedy_search, pad_left
+
+OUT = Path(__file__).resolve().parent / "out" / "backends.json"
+#: onnxruntime / pytorch throughput that issue 7 asks for on the CPU.
+TARGETS = {"greedy_batch1": 2.0, "greedy_batch8": 1.3, "classify_batch1": 1.5}
+
+
+def _load(host, ref: str):
+    family, _, name = ref.partition(":")
+    return host.get("models", family).load(name)
+
+
+def _texts(host, task: str, split: str = "test") -> list[str]:
+    return [ex.input for ex in host.get("tasks", task).load(split=split).examples]
+
+
+def _prompts(model, texts: list[str], n: int, length: int) -> list[list[int]]:
+    """``n`` prompts of exactly ``length`` tokens cut from real text."""
+    stream: list[int] = []
+    for text in texts:
+        stream += model.tokenizer.encode(text)
+        if len(stream) >= n * length:
+            break
+    if len(stream) < n * length:
+        raise SystemExit(f"not enough text for {n} prompts of {length} tokens")
+    return [stream[i * length : (i + 1) * length] for i in range(n)]
+
+
+def _best(contenders: dict[str, Callable[[], Any]], rounds: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Best wall time of each contender over ``rounds`` interleaved rounds (after one warm-up)."""
+    best: dict[str, float] = {}
+    outputs: dict[str, Any] = {}
+    for fn in contenders.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            outputs[name] = fn()
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+    return best, outputs
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lm", default="nano:lm-sample")
+    parser.add_argument("--classifier", default="nano:classification-sample")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--prompt-tokens", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--classify-examples", type=int, default=64)
+    parser.add_argument("--rolling-texts", type=int, default=32)
+    parser.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"])
+    parser.add_argument("--no-int8", action="store_true", help="skip the dynamic-int8 onnxruntime contender")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    host = load_plugins()
+    torch_backend = host.get("backends", "pytorch")
+    ort_backend = host.get("backends", "onnxruntime")
+    lm = _load(host, args.lm)
+    classifier = _load(host, args.classifier)
+
+    # -- export: cold (fresh cache folder) vs cache hit; pytorch's prepare for scale --------------
+    export: dict[str, dict[str, float]] = {}
+    runners: dict[str, dict[str, Any]] = {"lm": {}, "classifier": {}}
+    with tempfile.TemporaryDirectory(prefix="llmos-bench-onnx-") as cache:
+        ort_options = {"threads": args.threads, "exporter": args.exporter, "cache_dir": cache}
+        for kind, model in (("lm", lm), ("classifier", classifier)):
+            cold, runner = _timed(lambda m=model: ort_backend.prepare(m, options=ort_options))
+            hit, again = _timed(lambda m=model: ort_backend.prepare(m, options=ort_options))
+            assert not runner.describe()["export"]["cache_hit"] and again.describe()["export"]["cache_hit"]
+            torch_seconds, torch_runner = _timed(lambda m=model: torch_backend.prepare(m, options={"threads": args.threads}))
+            export[kind] = {"onnx_cold_s": cold, "onnx_cache_hit_s": hit, "pytorch_prepare_s": torch_seconds}
+            runners[kind] = {"pytorch": torch_runner, "onnxruntime": again}
+            if not args.no_int8:
+                seconds, int8 = _timed(lambda m=model: ort_backend.prepare(m, dtype="int8", options=ort_options))
+                export[kind]["onnx_int8_cold_s"] = seconds
+                runners[kind]["onnxruntime-int8"] = int8
+
+        # -- inputs: real text from the bundled tasks' test splits ---------------------------------
+        lm_texts = _texts(host, "lm-sample")
+        prompts = _prompts(lm, lm_texts, args.prompts, args.prompt_tokens)
+        pad = lm.tokenizer.pad_id
+        singles = [pad_left([p], pad) for p in prompts]
+        eights = [pad_left(prompts[i : i + 8], pad) for i in range(0, len(prompts), 8)]
+        n_new = args.new_tokens
+        class_texts = (_texts(host, "classification-sample") * 8)[: args.classify_examples]
+        rolling_texts = lm_texts[: args.rolling_texts]
+
+        results: dict[str, dict[str, float]] = {}
+        same_tokens: dict[str, bool] = {}
+        for metric, make in (
+            ("greedy_batch1", lambda r: lambda: [greedy_search(r, b, max_new_tokens=n_new, eos_id=None)[0] for b in singles]),
+            ("greedy_batch8", lambda r: lambda: [t for b in eights for t in greedy_search(r, b, max_new_tokens=n_new, eos_id=None)]),
+            ("classify_batch1", lambda r: lambda: [r.classify([t])[0] for t in class_texts]),
+            ("rolling_loglikelihood", lambda r: lambda: [ll for i in range(0, len(rolling_texts), 8) for ll in r.loglikelihood_rolling(rolling_texts[i : i + 8])]),
+        ):
+            kind = "classifier" if metric.startswith("classify") else "lm"
+            with torch.inference_mode():
+                best, outputs = _best({name: make(r) for name, r in runners[kind].items()}, args.rounds)
+            if metric.startswith("greedy"):
+                work = len(prompts) * n_new
+                same_tokens[metric] = outputs["pytorch"] == outputs["onnxruntime"]
+            elif metric.startswith("classify"):
+                work = len(class_texts)
+            else:
+                work = sum(ll.num_tokens for ll in outputs["pytorch"])
+            for name, seconds in best.items():
+                results.setdefault(name, {})[metric] = work / seconds
+
+    ratios = {
+        name: {metric: value / results["pytorch"][metric] for metric, value in values.items()}
+        for name, values in results.items()
+        if name != "pytorch"
+    }
+    met = {metric: ratios["onnxruntime"][metric] >= target for metric, target in TARGETS.items()}
+    ort_facts = runners["lm"]["onnxruntime"].describe()
+    report = {
+        "benchmark": "backends",
+        "command": "python benchmarks/backends.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "models": {
+            "lm": {"ref": args.lm, "weights_sha256": lm.provenance.weights_sha256, "num_parameters": lm.provenance.num_parameters},
+            "classifier": {"ref": args.classifier, "weights_sha256": classifier.provenance.weights_sha256, "num_parameters": classifier.provenance.num_parameters},
+        },
+        "device": "cpu",
+        "cpu": ort_facts.get("device_name"),
+        "threads": args.threads,
+        "versions": {"python": platform.python_version(), **torch_backend.versions(), **ort_backend.versions()},
+        "settings": {
+            "prompts": len(prompts),
+            "prompt_tokens": args.prompt_tokens,
+            "new_tokens": n_new,
+            "classify_examples": len(class_texts),
+            "rolling_texts": len(rolling_texts),
+            "rounds": args.rounds,
+            "exporter": args.exporter,
+        },
+        "units": {
+            "greedy_batch1": "tokens/s",
+            "greedy_batch8": "tokens/s",
+            "classify_batch1": "examples/s",
+            "rolling_loglikelihood": "scored tokens/s",
+        },
+        "throughput": results,
+        "ratios_vs_pytorch": ratios,
+        "targets": TARGETS,
+        "targets_met": met,
+        "same_greedy_tokens": same_tokens,
+        "export_seconds": export,
+        "onnxruntime": {k: ort_facts[k] for k in ("execution_provider", "graph_optimization", "io_binding", "exporter", "opset")},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+    print(f"{args.lm} / {args.classifier}: {args.threads} threads, best of {args.rounds} rounds, cpu {report['cpu']}")
+    names = list(results)
+    print(f"  {'metric':24s}" + "".join(f"{n:>18s}" for n in names) + "   ratio ort/pt  target")
+    for metric, unit in report["units"].items():
+        row = "".join(f"{results[n][metric]:18.0f}" for n in names)
+        ratio = ratios["onnxruntime"][metric]
+        target = TARGETS.get(metric)
+        verdict = "" if target is None else f"  >= {target}x {'ok' if met[metric] else 'MISSED'}"
+        print(f"  {metric:24s}{row}   {ratio:6.2f}x{verdict}   ({unit})")
+    for kind, seconds in export.items():
+        print(f"  export {kind:10s} cold {seconds['onnx_cold_s']:.2f} s, cache hit {seconds['onnx_cache_hit_s']:.3f} s "
+              f"(pytorch prepare {seconds['pytorch_prepare_s']:.3f} s)")
+    print(f"  same greedy tokens (pytorch vs onnxruntime): {same_tokens}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
