@@ -195,3 +195,17 @@ def test_plugin_and_cli_start_without_torch():
         capture_output=True, text=True,
     )
     assert cli.stderr.strip().endswith("False"), cli.stderr
+
+
+def test_capabilities_and_listing_import_no_torch():
+    code = (
+        "import sys\n"
+        "from llmos_hub import load_plugins\n"
+        "family = load_plugins().get('models', 'nano')\n"
+        "print(sorted(family.available()), sorted(str(c) for c in family.capabilities('lm-sample')))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    listing, torch_loaded = out.stdout.strip().splitlines()
+    assert torch_loaded == "False"
+    assert "'causal-lm'" in listing and "'lm-sample'" in listing
