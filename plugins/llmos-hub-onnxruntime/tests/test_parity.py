@@ -10,6 +10,7 @@ way). Ties are counted, shown as warnings, and must be rare; any other differenc
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -113,9 +114,13 @@ def test_causal_loglikelihoods_match_pytorch_within_1e_4_per_token(nano_causal):
 
 
 def test_causal_rolling_loglikelihood_matches_pytorch_across_windows(nano_causal):
-    long_text = " ".join(TEXTS)  # several context windows
-    texts = [long_text, TEXTS[0], TEXTS[1]]
     for model, reference, runner in nano_causal:
+        long_text = ""
+        for text in TEXTS * 4:  # a little over two context windows
+            long_text += text + " "
+            if len(model.tokenizer.encode(long_text)) > 2 * model.max_length + 8:
+                break
+        texts = [long_text, TEXTS[0], TEXTS[1]]
         ref, ort = reference.loglikelihood_rolling(texts), runner.loglikelihood_rolling(texts)
         assert ref[0].num_tokens > model.max_length  # really more than one window
         for a, b in zip(ref, ort):
@@ -163,3 +168,36 @@ def test_onnx_results_do_not_depend_on_batching(nano_causal, nano_classifier):
         assert abs(a.logprob - b.logprob) <= 1e-5 * max(1, a.num_tokens)
     _, _, runner = nano_classifier[0]
     np.testing.assert_allclose(runner.classify(TEXTS[:8]), [runner.classify([t])[0] for t in TEXTS[:8]], atol=1e-5)
+
+
+# -- the tie detector itself ------------------------------------------------------------------------
+class _Canned:
+    """A runner stand-in that answers ``generate`` with fixed token ids."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def generate(self, prompts, config):
+        return [llmos_hub.Generation(text="", token_ids=tuple(ids), prompt_tokens=1) for ids in self.outputs[: len(prompts)]]
+
+
+@pytest.mark.parametrize("gap,expect_tie", [(5e-5, True), (3e-3, False)])
+def test_a_parting_is_a_tie_only_when_both_candidates_logits_are_within_1e_4(monkeypatch, gap, expect_tie):
+    class _Model:
+        name = "nano:stub"
+        tokenizer = type("T", (), {"eos_id": 1})()
+
+    def logits(model, runner, prompt, prefix, max_new_tokens):
+        assert prefix == [5]  # the shared prefix before the step where they part
+        row = np.zeros(12, dtype=np.float32)
+        row[6], row[9] = 2.0, 2.0 - gap
+        return row, row.copy()
+
+    monkeypatch.setattr(sys.modules[__name__], "_step_logits", logits)
+    reference, runner = _Canned([[5, 6, 7], [3, 4]]), _Canned([[5, 9, 7], [3, 4]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ties, differences = _compare_greedy(_Model(), reference, runner, ["a", "b"], max_new_tokens=3)
+    assert (len(ties), len(differences)) == ((1, 0) if expect_tie else (0, 1))
+    assert ("parts at token 1" in (ties + differences)[0])
+    assert len(caught) == (1 if expect_tie else 0)
