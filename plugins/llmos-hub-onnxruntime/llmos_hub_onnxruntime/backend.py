@@ -114,9 +114,11 @@ class OnnxRuntimeBackend(Backend):
             "quantization": quantization,
             "exporter": exporter,
             "opset": opset,
-            "export": {"key": key, "cache_hit": hit, "seconds": round(export_seconds, 3), "path": str(folder)},
+            "export": {"key": key, "cache_hit": hit, "seconds": round(export_seconds, 3)},
         }
-        return OnnxRunner(model, graphs, device=facts["device"], dtype=dtype, facts=facts)
+        runner = OnnxRunner(model, graphs, device=facts["device"], dtype=dtype, facts=facts)
+        runner.export_path = folder  # not in describe(): records may be published, cache paths are local
+        return runner
 
     def versions(self) -> Mapping[str, str]:
         import onnx

@@ -8,9 +8,10 @@ tools is found again; a changed weight, architecture or tool gives a new key, ne
 
 Entries are folders ``<root>/<key>/`` holding the graphs and a ``manifest.json``. A folder is built
 under a temporary name in the same root and published with one atomic ``rename``, so a reader sees
-a whole entry or none. Builders of one key take an ``flock`` on ``<root>/<key>.lock`` so that two
-processes do not export the same model twice; where locking is unavailable the rename still keeps
-the entry whole (the loser of the race discards its copy and uses the winner's).
+a whole entry or none. Builders of one key take an ``flock`` on ``<root>/.locks/<key>.lock`` so
+that two processes do not export the same model twice (lock files are left in place: deleting one
+that another process waits on would let a third one in); where locking is unavailable the rename
+still keeps the entry whole (the loser of the race discards its copy and uses the winner's).
 """
 
 from __future__ import annotations
@@ -163,8 +164,9 @@ class ExportCache:
         found = self.get(key)
         if found is not None:
             return found
-        self.root.mkdir(parents=True, exist_ok=True)
-        with _locked(self.root / f"{key}.lock"):
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with _locked(locks / f"{key}.lock"):
             found = self.get(key)  # built by another process while we waited
             if found is not None:
                 return found

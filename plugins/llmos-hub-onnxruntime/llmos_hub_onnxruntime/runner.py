@@ -96,8 +96,11 @@ class OnnxRunner(StepRunner):
     """A :class:`~llmos_hub.decoding.StepRunner` whose forward functions run ONNX Runtime sessions.
 
     ``graphs`` maps each role of ``model`` to its :class:`_Graph`; ``facts`` is what
-    :meth:`describe` reports (provider, threads, quantization, export cache hit).
+    :meth:`describe` reports (provider, threads, quantization, export cache hit); ``export_path`` is
+    the cache folder holding the graphs that run.
     """
+
+    export_path: Path | None = None
 
     def __init__(self, model: LoadedModel, graphs: Mapping[str, _Graph], *, device: str, dtype: str, facts: Mapping[str, Any]) -> None:
         super().__init__(model)

@@ -70,7 +70,7 @@ def test_int8_quantizes_the_weights_and_says_so(classifier, ort_cache):
     full = backend.prepare(classifier, options={**FAST, "cache_dir": str(ort_cache)})
     int8 = backend.prepare(classifier, dtype="int8", options={**FAST, "cache_dir": str(ort_cache)})
     assert int8.describe()["quantization"] == "dynamic-int8" and int8.dtype == "int8"
-    graph = onnx.load(int8.describe()["export"]["path"] + "/classifier.onnx").graph
+    graph = onnx.load(str(int8.export_path / "classifier.onnx")).graph
     ops = {node.op_type for node in graph.node}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
     texts = ["a short one", "the quick brown fox jumps over the lazy dog", "zz"]

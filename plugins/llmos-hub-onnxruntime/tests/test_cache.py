@@ -23,6 +23,11 @@ HERE = Path(__file__).resolve().parent
 FAST = {"exporter": "torchscript"}
 
 
+def _entries(root: Path) -> list[Path]:
+    """Published entries (hidden names are lock and temporary folders)."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 @pytest.fixture
 def count_exports(monkeypatch):
     """Counts calls of the exporter the backend uses, still exporting for real."""
@@ -46,7 +51,7 @@ def test_second_prepare_is_a_cache_hit_and_does_not_export(tmp_path, count_expor
     assert first.describe()["export"]["cache_hit"] is False
     assert second.describe()["export"]["cache_hit"] is True
     assert first.describe()["export"]["key"] == second.describe()["export"]["key"]
-    entries = [p for p in tmp_path.iterdir() if p.is_dir()]
+    entries = _entries(tmp_path)
     assert len(entries) == 1 and (entries[0] / "manifest.json").is_file()
     assert first.loglikelihood([("abc", "def")]) == second.loglikelihood([("abc", "def")])
 
@@ -58,7 +63,7 @@ def test_int8_is_cached_beside_the_float_export(tmp_path, count_exports):
     again = backend.prepare(model, dtype="int8", options={**FAST, "cache_dir": str(tmp_path)})
     assert count_exports == [model.name]
     assert again.describe()["export"]["cache_hit"] is True
-    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2  # float and int8 entries
+    assert len(_entries(tmp_path)) == 2  # float and int8 entries
 
 
 def test_key_changes_with_weights_exporter_and_opset_but_not_with_a_reload():
@@ -90,7 +95,7 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError):
         cache.get_or_build("k1", failing)
     assert cache.get("k1") is None
-    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir() and p.name != ".locks"] == []  # no temporary folder left
 
 
 def test_losing_an_unlocked_race_uses_the_winners_entry(tmp_path, monkeypatch):
@@ -112,7 +117,7 @@ def test_losing_an_unlocked_race_uses_the_winners_entry(tmp_path, monkeypatch):
     entry = cache.get_or_build("k2", racing)
     assert entry.manifest["by"] == "winner" and entry.hit
     assert (tmp_path / "k2" / "model.onnx").read_text() == "winner"
-    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["k2"]  # our temporary copy is gone
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir() and p.name != ".locks"] == ["k2"]  # our copy is gone
 
 
 _WORKER = textwrap.dedent(
@@ -166,6 +171,5 @@ def test_two_processes_preparing_the_same_model_export_it_once(tmp_path):
     assert sorted(r["hit"] for r in results) == [False, True]  # the other process waited and reused it
     assert results[0]["logprob"] == results[1]["logprob"]
     assert np.isfinite(results[0]["logprob"])
-    leftovers = [p.name for p in cache_dir.iterdir() if p.name.endswith(".tmp")]
-    assert leftovers == []
-    assert len([p for p in cache_dir.iterdir() if p.is_dir()]) == 1
+    assert [p.name for p in cache_dir.iterdir() if p.name.endswith(".tmp")] == []
+    assert len(_entries(cache_dir)) == 1

@@ -36,7 +36,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory, nano_causal):
         out[model.ref] = (model, folder, export_model(model, folder, exporter="torchscript"))
     model, _, runner = nano_causal[0]
     assert runner.describe()["exporter"] == "dynamo"
-    folder = Path(runner.describe()["export"]["path"])
+    folder = runner.export_path
     out["lm-dynamo"] = (model, folder, json.loads((folder / "manifest.json").read_text()))
     return out
 
