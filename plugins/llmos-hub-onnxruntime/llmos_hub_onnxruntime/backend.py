@@ -23,6 +23,8 @@ import os
 import platform
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from llmos_hub import Backend, LoadedModel, UsageError
@@ -36,6 +38,18 @@ from .session import check_device, make_session
 __all__ = ["OnnxRuntimeBackend"]
 
 _OPTIONS = ("threads", "exporter", "opset", "optimization", "cache_dir", "io_binding", "session_config")
+
+
+@dataclass(frozen=True)
+class _Exported:
+    """The graphs a runner will load: their folder, their manifest entries, and how they were got."""
+
+    folder: Path
+    graphs: Mapping[str, Any]
+    key: str
+    cache_hit: bool
+    quantization: str | None
+    seconds: float
 
 
 class OnnxRuntimeBackend(Backend):
@@ -66,58 +80,45 @@ class OnnxRuntimeBackend(Backend):
         if exporter not in _export.EXPORTERS:
             raise UsageError(f"unknown ONNX exporter {exporter!r}; use one of: {', '.join(_export.EXPORTERS)}")
         opset = int(options.get("opset") or _export.DEFAULT_OPSET[exporter])
-        cache = ExportCache(options.get("cache_dir"))
 
-        started = time.perf_counter()
-        key, parts = export_key(model, exporter=exporter, opset=opset)
-        entry = cache.get_or_build(
-            key, lambda folder: {**_export.export_model(model, folder, exporter=exporter, opset=opset), "key_parts": parts}
-        )
-        graphs_info = entry.manifest["graphs"]
-        folder, quantization, hit = entry.path, None, entry.hit
-        if dtype == "int8":
-            import onnxruntime
-
-            qkey = derived_key(key, QUANTIZATION, {"onnxruntime": onnxruntime.__version__})
-            quantized = cache.get_or_build(
-                qkey, lambda target: {**quantize_folder(entry.path, target, graphs_info), "graphs": graphs_info, "base": key}
-            )
-            folder, quantization, hit = quantized.path, QUANTIZATION, hit and quantized.hit
-        export_seconds = time.perf_counter() - started
-
-        threads = options.get("threads")
+        exported = _exported(model, ExportCache(options.get("cache_dir")), exporter=exporter, opset=opset, dtype=dtype)
+        threads = int(options["threads"]) if options.get("threads") else None
         optimization = str(options.get("optimization", "all"))
         io_binding = bool(options.get("io_binding", kind == "cuda"))
         session_config = {str(k): str(v) for k, v in dict(options.get("session_config") or {}).items()}
-        ort_device = "cuda" if kind == "cuda" else "cpu"
         graphs = {
             role: _Graph(
                 make_session(
-                    folder / info["file"], kind=kind, index=index, threads=threads, optimization=optimization, extra=session_config
+                    exported.folder / info["file"],
+                    kind=kind,
+                    index=index,
+                    threads=threads,
+                    optimization=optimization,
+                    extra=session_config,
                 ),
                 io_binding=io_binding,
-                device=ort_device,
+                device=kind,
                 device_id=index,
             )
-            for role, info in graphs_info.items()
+            for role, info in exported.graphs.items()
         }
         session = next(iter(graphs.values())).session
         facts = {
             "backend": self.name,
-            "device": f"{kind}:{index}" if kind == "cuda" else "cpu",
+            "device": f"cuda:{index}" if kind == "cuda" else "cpu",
             "device_name": _cpu_name() if kind == "cpu" else f"CUDA device {index}",
             "execution_provider": session.get_providers()[0],
-            "threads": int(threads) if threads else None,
+            "threads": threads,  # None: ONNX Runtime's default, one per physical core
             "graph_optimization": optimization,
             "io_binding": io_binding,
             "session_config": session_config,
-            "quantization": quantization,
+            "quantization": exported.quantization,
             "exporter": exporter,
             "opset": opset,
-            "export": {"key": key, "cache_hit": hit, "seconds": round(export_seconds, 3)},
+            "export": {"key": exported.key, "cache_hit": exported.cache_hit, "seconds": round(exported.seconds, 3)},
         }
         runner = OnnxRunner(model, graphs, device=facts["device"], dtype=dtype, facts=facts)
-        runner.export_path = folder  # not in describe(): records may be published, cache paths are local
+        runner.export_path = exported.folder  # not in describe(): records may be published, cache paths are local
         return runner
 
     def versions(self) -> Mapping[str, str]:
@@ -125,6 +126,31 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime
 
         return {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
+
+
+def _exported(model: LoadedModel, cache: ExportCache, *, exporter: str, opset: int, dtype: str) -> _Exported:
+    """The cached export of ``model`` (built on a miss), quantized into its own entry for ``int8``."""
+    started = time.perf_counter()
+    key, parts = export_key(model, exporter=exporter, opset=opset)
+
+    def build(folder: Path) -> dict[str, Any]:
+        manifest = _export.export_model(model, folder, exporter=exporter, opset=opset)
+        return {**manifest, "model": model.name, "key_parts": parts}
+
+    entry = cache.get_or_build(key, build)
+    graphs = entry.manifest["graphs"]
+    if dtype != "int8":
+        return _Exported(entry.path, graphs, key, entry.hit, None, time.perf_counter() - started)
+
+    import onnxruntime
+
+    def quantize(folder: Path) -> dict[str, Any]:
+        return {**quantize_folder(entry.path, folder, graphs), "graphs": graphs, "base": key}
+
+    qkey = derived_key(key, QUANTIZATION, {"onnxruntime": onnxruntime.__version__})
+    quantized = cache.get_or_build(qkey, quantize)
+    hit = entry.hit and quantized.hit
+    return _Exported(quantized.path, graphs, qkey, hit, QUANTIZATION, time.perf_counter() - started)
 
 
 def _cpu_name() -> str:

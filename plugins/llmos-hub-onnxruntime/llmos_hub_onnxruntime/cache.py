@@ -102,10 +102,13 @@ def _tool_versions() -> dict[str, str]:
 
 
 def export_key(model: LoadedModel, *, exporter: str, opset: int) -> tuple[str, dict[str, Any]]:
-    """The cache key of ``model`` exported with ``exporter``/``opset``, and what it was made of."""
+    """The cache key of ``model`` exported with ``exporter``/``opset``, and what it was made of.
+
+    The model's name is not part of the key: the same weights reached as ``nano:lm-sample`` or as
+    ``nano:/path/to/lm-sample`` are one entry.
+    """
     parts: dict[str, Any] = {
         "format": FORMAT_VERSION,
-        "model": model.name,
         "weights_sha256": model.provenance.weights_sha256,
         "modules_sha256": modules_digest(model.modules),
         "code_sha256": _code_digest(model.modules),
