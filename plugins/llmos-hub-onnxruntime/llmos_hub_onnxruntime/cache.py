@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import LoadedModel
+from llmos_hub import LoadedModel, UsageError
 from llmos_hub._fileio import atomic_write
 
 __all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "default_cache_dir", "export_key", "modules_digest"]
@@ -168,7 +168,13 @@ class ExportCache:
         if found is not None:
             return found
         locks = self.root / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the ONNX export cache at {self.root}: {exc.strerror or exc}; "
+                f"set {CACHE_ENV} or the backend option cache_dir to a writable folder"
+            ) from exc
         with _locked(locks / f"{key}.lock"):
             found = self.get(key)  # built by another process while we waited
             if found is not None:

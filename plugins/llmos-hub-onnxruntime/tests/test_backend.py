@@ -52,6 +52,12 @@ def test_bad_settings_are_one_line_usage_errors(classifier, kwargs, match, ort_c
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA provider present")
+def test_auto_device_is_the_cpu_without_cuda(classifier, ort_cache):
+    runner = OnnxRuntimeBackend().prepare(classifier, device="auto", options={**FAST, "cache_dir": str(ort_cache)})
+    assert runner.device == "cpu" and runner.describe()["execution_provider"] == "CPUExecutionProvider"
+
+
 def test_threads_and_optimization_reach_the_session(classifier, ort_cache):
     config = {"session.intra_op.allow_spinning": "0"}
     options = {**FAST, "cache_dir": str(ort_cache), "threads": 1, "session_config": config}

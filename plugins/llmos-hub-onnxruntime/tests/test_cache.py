@@ -14,6 +14,8 @@ import pytest
 import torch
 from ort_tiny_models import tiny_causal_lm
 
+from llmos_hub import UsageError
+
 from llmos_hub_onnxruntime import cache as cache_module
 from llmos_hub_onnxruntime import export as export_module
 from llmos_hub_onnxruntime.backend import OnnxRuntimeBackend
@@ -83,6 +85,14 @@ def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "onnx"
     monkeypatch.delenv("LLMOS_HUB_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "llmos-hub" / "onnx"
+
+
+def test_an_unwritable_cache_folder_is_a_one_line_usage_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(UsageError, match="cannot write the ONNX export cache") as info:
+        OnnxRuntimeBackend().prepare(tiny_causal_lm(), options={**FAST, "cache_dir": str(blocker / "onnx")})
+    assert "\n" not in str(info.value) and "LLMOS_HUB_CACHE" in str(info.value)
 
 
 def test_a_failed_build_leaves_nothing_behind(tmp_path):
