@@ -1,0 +1,69 @@
+"""The bench on the bundled nano models: numbers do not depend on the batch size.
+
+Each task of the default suite runs at batch size 1 and at batch size 8 (left-padded batches of mixed
+lengths, since requests of different lengths share a batch); generated text must be identical and
+log-likelihoods must agree within 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("llmos_hub_nano")
+pytest.importorskip("llmos_hub_pytorch")
+
+from llmos_hub import load_plugins  # noqa: E402
+from llmos_hub.bench import make_plan, run_bench  # noqa: E402
+
+TASKS = ["lm-sample", "classification-sample", "translation-sample", "summarization-sample"]
+
+
+@pytest.fixture(scope="module")
+def host():
+    return load_plugins()
+
+
+def _samples(host, tmp_path, batch_size, limit):
+    plan = make_plan(host, tasks=TASKS, batch_size=batch_size, limit=limit, seed=3)
+    report = run_bench(plan, host=host, output_dir=tmp_path / f"b{batch_size}", command="test", log_samples=True)
+    assert report.ok, report.failed
+    out = {}
+    for path, record in report.written:
+        rows = [json.loads(line) for line in (path.parent / record.data["samples_file"]).read_text().splitlines()]
+        out[record.task] = (record, rows)
+    return out
+
+
+@pytest.mark.slow
+def test_batch_size_does_not_change_numbers(host, tmp_path):
+    one = _samples(host, tmp_path, 1, 12)
+    eight = _samples(host, tmp_path, 8, 12)
+    for task in TASKS:
+        rec1, rows1 = one[task]
+        rec8, rows8 = eight[task]
+        assert rec1.data["task"]["dataset_fingerprint"] == rec8.data["task"]["dataset_fingerprint"]
+        lengths = {len(r["input"]) for r in rows1}
+        assert len(lengths) > 1, "the batch must mix lengths to exercise padding"
+        for a, b in zip(rows1, rows8):
+            assert a["id"] == b["id"]
+            if task == "lm-sample":
+                assert a["prediction"]["num_tokens"] == b["prediction"]["num_tokens"]
+                assert abs(a["prediction"]["logprob"] - b["prediction"]["logprob"]) <= 1e-5, (a["id"], a["prediction"], b["prediction"])
+            else:
+                assert a["prediction"] == b["prediction"], a["id"]
+        for name, score in rec1.scores.items():
+            assert score["value"] == pytest.approx(rec8.scores[name]["value"], rel=1e-6, abs=1e-9), (task, name)
+
+
+def test_default_plan_pairs_each_task_with_its_model(host):
+    plan = make_plan(host, limit=2)
+    assert [(r.spec.model, r.task.name) for r in plan.runs] == [(f"nano:{t}", t) for t in TASKS]
+
+
+def test_model_without_the_capability_is_refused_before_loading(host):
+    from llmos_hub import UsageError
+
+    with pytest.raises(UsageError, match="nano:lm-sample cannot run translation-sample: the task needs seq2seq, the model has causal-lm"):
+        make_plan(host, models=["nano:lm-sample"], tasks=["translation-sample"])
