@@ -21,14 +21,18 @@ from typing import Any
 
 from llmos_hub import LlmosHubError, LoadedModel, UsageError
 
+from ._attention import expand_attention_masks
 from ._roles import ROLES, example_inputs
 
 __all__ = ["DEFAULT_OPSET", "EXPORTERS", "ExportError", "export_model", "export_module"]
 
 EXPORTERS = ("dynamo", "torchscript")
-#: Opset per exporter: the dynamo exporter's native opset, and the torchscript exporter's newest
-#: well-tested one.
-DEFAULT_OPSET = {"dynamo": 18, "torchscript": 17}
+#: Opset per exporter. At opset 23 the dynamo exporter writes ``scaled_dot_product_attention`` as one
+#: ONNX ``Attention`` node, which ONNX Runtime runs as a fused kernel: on the nano LM a batch of 8x256
+#: tokens took 28 ms against 43 ms at opset 18 (where attention is MatMul/Where/Softmax/IsNaN), and
+#: a decode step 0.18 against 0.23 ms, with the same numbers to 1e-5. The torchscript exporter
+#: stays at 17, its newest well-tested opset.
+DEFAULT_OPSET = {"dynamo": 23, "torchscript": 17}
 # Encoder first: the decoder's example input is the encoder's output.
 _ORDER = ("encoder", "decoder", "causal_lm", "classifier")
 
@@ -110,6 +114,7 @@ def export_module(
                     verbose=False,
                 )
                 program.save(str(path))
+                expand_attention_masks(path)
             else:
                 torch.onnx.export(
                     module,
@@ -122,11 +127,48 @@ def export_module(
                     dynamo=False,
                 )
         onnx.checker.check_model(str(path), full_check=True)
+        _verify(path, module, args, spec.inputs, spec.outputs)
     except LlmosHubError:
         raise
     except Exception as exc:
         raise _export_error(exc, role=role, model_name=model_name, exporter=exporter, opset=opset) from exc
     return path
+
+
+#: How far ONNX Runtime's outputs on the example inputs may be from torch's (absolute, after scaling
+#: by the output's magnitude): float32 kernels differ by ~1e-6, a wrong graph by far more.
+VERIFY_TOLERANCE = 1e-4
+
+
+class _Mismatch(Exception):
+    """ONNX Runtime's answer on the example inputs differs from torch's."""
+
+
+def _verify(path: Path, module: Any, args: tuple[Any, ...], inputs: tuple[str, ...], outputs: tuple[str, ...]) -> None:
+    """Run the exported graph on the example inputs in ONNX Runtime and compare with torch.
+
+    This catches at export time what would otherwise fail or drift at run time: an operator ONNX
+    Runtime cannot run, or one it runs differently from PyTorch.
+    """
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    got = session.run(list(outputs), {name: arg.numpy() for name, arg in zip(inputs, args)})
+    with torch.no_grad():
+        expected = module(*args)
+    expected = expected if isinstance(expected, (tuple, list)) else (expected,)
+    for name, have, want in zip(outputs, got, expected):
+        want = want.float().numpy()
+        if have.shape != want.shape:
+            raise _Mismatch(f"output {name!r} has shape {have.shape} in ONNX Runtime, {want.shape} in torch")
+        error = float(np.abs(have - want).max()) if want.size else 0.0
+        scale = max(1.0, float(np.abs(want).max()) if want.size else 0.0)
+        if not error <= VERIFY_TOLERANCE * scale:
+            raise _Mismatch(f"output {name!r} differs from torch by {error:.2e} on the example inputs")
 
 
 def _dynamic_shapes(inputs: tuple[str, ...], axes: Mapping[str, Mapping[int, str]]) -> dict[str, Any]:
@@ -169,6 +211,7 @@ _OPERATOR_PATTERNS = (
     re.compile(r"operator '([^']+)'"),  # torchscript: unsupported operator
     re.compile(r"unrecognized namespace (\S+?)\.?\s"),  # torchscript: custom operator
     re.compile(r"No Op registered for (\w+)"),  # onnxruntime / checker
+    re.compile(r"while running (\w+) node"),  # onnxruntime: a kernel that refused its inputs
 )
 
 
@@ -181,6 +224,12 @@ def _operator_of(text: str) -> str | None:
     return None
 
 
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 def _export_error(exc: BaseException, *, role: str, model_name: str, exporter: str, opset: int) -> ExportError:
     chain: list[BaseException] = []
     current: BaseException | None = exc
@@ -190,7 +239,11 @@ def _export_error(exc: BaseException, *, role: str, model_name: str, exporter: s
     text = "\n".join(str(item) for item in chain)
     operator = _operator_of(text)
     where = f"cannot export module {role!r} of {model_name} to ONNX ({exporter} exporter, opset {opset})"
-    if operator:
+    if isinstance(exc, _Mismatch):
+        reason = f"the exported graph is wrong: {exc}"
+    elif operator and "while running" in text:
+        reason = f"ONNX Runtime {_ort_version()} fails on its operator {operator} in the exported graph"
+    elif operator:
         reason = f"operator {operator} is not supported"
     else:
         innermost = chain[-1]
