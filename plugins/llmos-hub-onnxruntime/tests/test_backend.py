@@ -85,6 +85,18 @@ def test_int8_quantizes_the_weights_and_says_so(classifier, ort_cache):
     assert np.abs(a - b).max() < 0.1 * np.abs(a).max() + 0.05  # and it is close to float
 
 
+def test_int8_works_with_the_default_exporter(nano_classifier, ort_cache):
+    model, _, runner = nano_classifier[0]
+    assert runner.describe()["opset"] == 23  # graphs with standard Attention nodes
+    int8 = OnnxRuntimeBackend().prepare(model, dtype="int8", options={"cache_dir": str(ort_cache)})
+    ops = {node.op_type for node in onnx.load(str(int8.export_path / "classifier.onnx")).graph.node}
+    assert {"MatMulInteger", "Attention"} <= ops
+    texts = ["a package of tools for the command line", "a font family", "a game with tiles"]
+    a, b = np.array(runner.classify(texts)), np.array(int8.classify(texts))
+    assert not np.array_equal(a, b)
+    assert (a.argmax(-1) == b.argmax(-1)).all()  # int8 noise does not change these easy predictions
+
+
 def test_int8_on_cuda_is_refused(classifier):
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(UsageError):
