@@ -79,6 +79,12 @@ def write_card(folder: Path, config: NanoConfig, curve: Sequence[tuple[int, floa
         f"**Verdict:** {evaluation.summary()}.",
         "",
     ]
+    if not evaluation.beats_baseline:
+        lines += [
+            "At this size and training budget the model does not beat its trivial baseline: it has "
+            "learned the form of the outputs, not their content. The numbers are kept as they are.",
+            "",
+        ]
     if evaluation.samples:
         lines += ["### Sample outputs", "", "| input | reference | model |", "| --- | --- | --- |"]
         for s in evaluation.samples:
