@@ -7,6 +7,7 @@ runners are module-scoped; tests that need a cold cache make their own folder.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,22 +46,35 @@ def _nano_pairs(architecture: str, tmp_path_factory: pytest.TempPathFactory, cac
     else:
         folder = tmp_path_factory.mktemp(f"nano-{architecture}")
         models = [family.load(str(random_checkpoint(folder / "model", architecture, seed=3)))]
+    # One thread each: on a 2-core machine shared with other work, two OpenMP threads stall on every
+    # barrier whenever another process holds a core (a 24-token generation went from 0.1 s to 13 s).
+    ort_options = {"cache_dir": str(cache), "threads": 1}
     return [
-        (model, TorchBackend().prepare(model), OnnxRuntimeBackend().prepare(model, options={"cache_dir": str(cache)}))
+        (model, TorchBackend().prepare(model, options={"threads": 1}), OnnxRuntimeBackend().prepare(model, options=ort_options))
         for model in models
     ]
 
 
 @pytest.fixture(scope="session")
-def nano_causal(tmp_path_factory: pytest.TempPathFactory, ort_cache: Path) -> list[tuple]:
+def _torch_threads() -> Iterator[None]:
+    """The pytorch runners set torch's global thread count; give it back after the session."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def nano_causal(tmp_path_factory: pytest.TempPathFactory, ort_cache: Path, _torch_threads: None) -> list[tuple]:
     return _nano_pairs("causal-lm", tmp_path_factory, ort_cache)
 
 
 @pytest.fixture(scope="session")
-def nano_seq2seq(tmp_path_factory: pytest.TempPathFactory, ort_cache: Path) -> list[tuple]:
+def nano_seq2seq(tmp_path_factory: pytest.TempPathFactory, ort_cache: Path, _torch_threads: None) -> list[tuple]:
     return _nano_pairs("seq2seq", tmp_path_factory, ort_cache)
 
 
 @pytest.fixture(scope="session")
-def nano_classifier(tmp_path_factory: pytest.TempPathFactory, ort_cache: Path) -> list[tuple]:
+def nano_classifier(tmp_path_factory: pytest.TempPathFactory, ort_cache: Path, _torch_threads: None) -> list[tuple]:
     return _nano_pairs("classifier", tmp_path_factory, ort_cache)
