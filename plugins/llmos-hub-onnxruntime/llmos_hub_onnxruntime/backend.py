@@ -32,7 +32,7 @@ from llmos_hub import Backend, LoadedModel, UsageError
 from . import export as _export
 from .cache import ExportCache, derived_key, export_key
 from .quantize import QUANTIZATION, quantize_folder
-from .runner import OnnxRunner, _Graph
+from .runner import OnnxRunner, OrtGraph
 from .session import check_device, make_session
 
 __all__ = ["OnnxRuntimeBackend"]
@@ -87,7 +87,7 @@ class OnnxRuntimeBackend(Backend):
         io_binding = bool(options.get("io_binding", kind == "cuda"))
         session_config = {str(k): str(v) for k, v in dict(options.get("session_config") or {}).items()}
         graphs = {
-            role: _Graph(
+            role: OrtGraph(
                 make_session(
                     exported.folder / info["file"],
                     kind=kind,

@@ -9,7 +9,7 @@ Per-step cost is what decides speed on small models, so a decode step does as li
 in Python: the cache returned by one step is fed unchanged to the next (numpy arrays go into ONNX
 Runtime without a copy), the attention mask grows by writing into a pre-sized buffer instead of
 concatenating, and only the last position's logits are looked at. Scoring reduces whole logits
-tensors with a small ONNX Runtime graph (:mod:`._scorer`), not numpy. :class:`_Graph` optionally uses
+tensors with a small ONNX Runtime graph (:mod:`._scorer`), not numpy. :class:`OrtGraph` optionally uses
 IO binding (``options={"io_binding": True}``), which keeps the cache in ONNX Runtime's own buffers;
 on the CPU it measured slower than plain ``run`` (nano LM, batch 1: 1344 against 1759 tokens/s;
 the runner itself was within noise of a hand-written ``session.run`` loop), so it is off by default
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import resource
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +32,10 @@ from llmos_hub.decoding import Batch, StepRunner
 
 from ._scorer import TokenScorer
 
-__all__ = ["OnnxRunner"]
+__all__ = ["OnnxRunner", "OrtGraph"]
 
 
-class _Graph:
+class OrtGraph:
     """One ONNX Runtime session with its input/output names; ``run`` takes and returns numpy arrays."""
 
     def __init__(self, session: Any, *, io_binding: bool = False, device: str = "cpu", device_id: int = 0) -> None:
@@ -98,7 +98,7 @@ class _Seq2SeqState:
 class OnnxRunner(StepRunner):
     """A :class:`~llmos_hub.decoding.StepRunner` whose forward functions run ONNX Runtime sessions.
 
-    ``graphs`` maps each role of ``model`` to its :class:`_Graph`; ``facts`` is what
+    ``graphs`` maps each role of ``model`` to its :class:`OrtGraph`; ``facts`` is what
     :meth:`describe` reports (provider, threads, quantization, export cache hit); ``export_path`` is
     the cache folder holding the graphs that run.
     """
@@ -108,7 +108,7 @@ class OnnxRunner(StepRunner):
     def __init__(
         self,
         model: LoadedModel,
-        graphs: Mapping[str, _Graph],
+        graphs: Mapping[str, OrtGraph],
         *,
         device: str,
         dtype: str,
