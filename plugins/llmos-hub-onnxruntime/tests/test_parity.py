@@ -128,9 +128,9 @@ def test_causal_rolling_loglikelihood_matches_pytorch_across_windows(nano_causal
             assert abs(a.logprob - b.logprob) <= PER_TOKEN * a.num_tokens, (a, b)
 
 
-def test_beam_search_matches_pytorch(nano_causal):
+def test_beam_search_matches_pytorch(nano_causal, nano_seq2seq):
     config = GenerationConfig(max_new_tokens=12, num_beams=3)
-    for _, reference, runner in nano_causal:
+    for _, reference, runner in nano_causal + nano_seq2seq:
         a = [g.token_ids for g in reference.generate(TEXTS[:6], config)]
         b = [g.token_ids for g in runner.generate(TEXTS[:6], config)]
         assert sum(x != y for x, y in zip(a, b)) <= 1  # a beam tie may reorder at most one
