@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -99,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    if load_before > max(0.5, (os.cpu_count() or 1) - args.threads):
+        print(f"warning: load average {load_before:.1f} on {os.cpu_count()} cores: other work competes for the CPU; "
+              "threaded kernels (PyTorch's OpenMP above all) stall under contention, so figures are unreliable; "
+              "rerun on an idle machine or with --threads 1", file=sys.stderr)
     host = load_plugins()
     torch_backend = host.get("backends", "pytorch")
     ort_backend = host.get("backends", "onnxruntime")
@@ -170,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": "cpu",
         "cpu": ort_facts.get("device_name"),
         "threads": args.threads,
+        "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "versions": {"python": platform.python_version(), **torch_backend.versions(), **ort_backend.versions()},
         "settings": {
             "prompts": len(prompts),
