@@ -10,9 +10,10 @@ the mask already has the query axis the ``Expand`` changes nothing.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-__all__ = ["expand_attention_masks"]
+__all__ = ["expand_attention_masks", "runtime_has_attention_op"]
 
 
 def expand_attention_masks(path: Path) -> int:
@@ -45,3 +46,37 @@ def expand_attention_masks(path: Path) -> int:
         graph.node.extend(nodes)
         onnx.save(model, str(path))
     return changed
+
+
+@functools.cache
+def runtime_has_attention_op() -> bool:
+    """Whether the installed onnx and ONNX Runtime build and run an opset-23 ``Attention`` node.
+
+    Probed once per process on a one-node graph (a few milliseconds), so older ONNX Runtime builds
+    fall back to the decomposed opset-18 attention instead of failing every export.
+    """
+    try:
+        import numpy as np
+        import onnx
+        import onnxruntime
+        from onnx import TensorProto, helper
+
+        inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 3, 4]) for n in ("q", "k", "v")]
+        mask = helper.make_tensor_value_info("mask", TensorProto.BOOL, [1, 1, 3, 3])
+        graph = helper.make_graph(
+            [helper.make_node("Attention", ["q", "k", "v", "mask"], ["y"])],
+            "probe",
+            [*inputs, mask],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 4])],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+        model.ir_version = min(model.ir_version, 10)
+        onnx.checker.check_model(model)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4
+        session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        x = np.ones((1, 2, 3, 4), dtype=np.float32)
+        session.run(None, {"q": x, "k": x, "v": x, "mask": np.ones((1, 1, 3, 3), dtype=bool)})
+        return True
+    except Exception:
+        return False

@@ -79,7 +79,7 @@ class OnnxRuntimeBackend(Backend):
         exporter = str(options.get("exporter", "dynamo"))
         if exporter not in _export.EXPORTERS:
             raise UsageError(f"unknown ONNX exporter {exporter!r}; use one of: {', '.join(_export.EXPORTERS)}")
-        opset = int(options.get("opset") or _export.DEFAULT_OPSET[exporter])
+        opset = int(options.get("opset") or _export.default_opset(exporter))
 
         exported = _exported(model, ExportCache(options.get("cache_dir")), exporter=exporter, opset=opset, dtype=dtype)
         threads = int(options["threads"]) if options.get("threads") else None

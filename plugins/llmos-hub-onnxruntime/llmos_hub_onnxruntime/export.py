@@ -21,18 +21,27 @@ from typing import Any
 
 from llmos_hub import LlmosHubError, LoadedModel, UsageError
 
-from ._attention import expand_attention_masks
+from ._attention import expand_attention_masks, runtime_has_attention_op
 from ._roles import ROLES, example_inputs
 
-__all__ = ["DEFAULT_OPSET", "EXPORTERS", "ExportError", "export_model", "export_module"]
+__all__ = ["DEFAULT_OPSET", "EXPORTERS", "ExportError", "default_opset", "export_model", "export_module"]
 
 EXPORTERS = ("dynamo", "torchscript")
 #: Opset per exporter. At opset 23 the dynamo exporter writes ``scaled_dot_product_attention`` as one
 #: ONNX ``Attention`` node, which ONNX Runtime runs as a fused kernel: on the nano LM a batch of 8x256
 #: tokens took 28 ms against 43 ms at opset 18 (where attention is MatMul/Where/Softmax/IsNaN), and
-#: a decode step 0.18 against 0.23 ms, with the same numbers to 1e-5. The torchscript exporter
+#: a decode step 0.18 against 0.23 ms, with the same numbers to 1e-5. Where the installed ONNX
+#: Runtime cannot run that node, :func:`default_opset` falls back to 18. The torchscript exporter
 #: stays at 17, its newest well-tested opset.
 DEFAULT_OPSET = {"dynamo": 23, "torchscript": 17}
+_FALLBACK_OPSET = {"dynamo": 18, "torchscript": 17}
+
+
+def default_opset(exporter: str) -> int:
+    """The opset used when none is asked for: 23 for dynamo where ONNX Runtime runs ``Attention``."""
+    if exporter == "dynamo" and not runtime_has_attention_op():
+        return _FALLBACK_OPSET[exporter]
+    return DEFAULT_OPSET[exporter]
 # Encoder first: the decoder's example input is the encoder's output.
 _ORDER = ("encoder", "decoder", "causal_lm", "classifier")
 
@@ -62,7 +71,7 @@ def export_model(
 
     if exporter not in EXPORTERS:
         raise UsageError(f"unknown ONNX exporter {exporter!r}; use one of: {', '.join(EXPORTERS)}")
-    opset = opset or DEFAULT_OPSET[exporter]
+    opset = opset or default_opset(exporter)
     unknown = sorted(set(model.modules) - set(ROLES))
     if unknown:
         raise UsageError(f"cannot export {model.name}: unknown module role(s) {', '.join(unknown)}")
@@ -95,7 +104,7 @@ def export_module(
     import onnx
     import torch
 
-    opset = opset or DEFAULT_OPSET[exporter]
+    opset = opset or default_opset(exporter)
     spec = ROLES[role]
     module = module.eval()
     try:

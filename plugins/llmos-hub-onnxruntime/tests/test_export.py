@@ -215,3 +215,12 @@ def test_a_graph_onnx_runtime_cannot_run_is_a_failed_export_naming_the_operator(
     with pytest.raises(ExportError, match="fails on its operator Attention") as info:
         export_model(tiny_classifier(), tmp_path, exporter="dynamo")
     assert "\n" not in str(info.value) and info.value.operator == "Attention"
+
+
+def test_the_default_opset_falls_back_to_18_where_onnx_runtime_lacks_attention(monkeypatch):
+    from llmos_hub_onnxruntime._attention import runtime_has_attention_op
+
+    assert export_module.default_opset("dynamo") == (23 if runtime_has_attention_op() else 18)
+    monkeypatch.setattr(export_module, "runtime_has_attention_op", lambda: False)
+    assert export_module.default_opset("dynamo") == 18
+    assert export_module.default_opset("torchscript") == 17
