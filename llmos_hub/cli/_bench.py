@@ -88,6 +88,20 @@ class _RichEvents:
         err_console().print(Text(message))
 
 
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (a scheduler, `kill`) like Ctrl-C: stop, keep finished records, say how to resume."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _batch_size(value: str) -> int | str:
     if value == "auto":
         return value
@@ -154,6 +168,7 @@ def bench(
     for reason in plan.refused:
         err_console().print(f"[yellow]refused[/] {reason}", markup=True, highlight=False)
     interactive = sys.stderr.isatty() and not as_json
+    _stop_on_sigterm()
     with _RichEvents(interactive=interactive, quiet=quiet or as_json) as events:
         report = run_bench(
             plan, host=host, output_dir=output_dir, command=_command_line(ctx), resume=resume,
