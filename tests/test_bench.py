@@ -150,3 +150,21 @@ def test_cli_bench_end_to_end_with_fakes(tmp_path, monkeypatch):
     again = CliRunner().invoke(main, [*args[:-4], "--backend", "fake", "--output-dir", str(out), "--resume", "--json"])
     assert again.exit_code == 0, again.output
     assert len(json.loads(again.output[again.output.index("["):])) == 2
+
+
+def test_unsupported_dtype_pairs_are_refused_individually(host):
+    plan = _plan(host, models=["fake:upper"], tasks=["upper"], dtype=["float32", "int8"])
+    assert [(r.spec.backend, r.spec.dtype) for r in plan.runs] == [("fake", "float32")]
+    assert plan.refused == ["backend fake does not support dtype int8; it supports float32"]
+    with pytest.raises(UsageError, match="does not support dtype int8"):
+        _plan(host, models=["fake:upper"], tasks=["upper"], dtype="int8")
+
+
+def test_backend_options_are_part_of_the_configuration(host, tmp_path):
+    from llmos_hub.leaderboard import reproduce_command
+
+    plain = _plan(host, models=["fake:upper"], tasks=["upper"]).runs[0].spec
+    tuned = _plan(host, models=["fake:upper"], tasks=["upper"], backend_options={"threads": 1}).runs[0].spec
+    assert plain.hash != tuned.hash
+    report = run_bench(_plan(host, models=["fake:upper"], tasks=["upper"], backend_options={"threads": 1}), host=host, output_dir=tmp_path, command="x")
+    assert reproduce_command(report.written[0][1]).endswith("--backend-option threads=1")

@@ -104,20 +104,30 @@ def make_plan(
     tasks: Sequence[str] = (),
     backends: Sequence[str] = (),
     device: str = "cpu",
-    dtype: str = "float32",
+    dtype: str | Sequence[str] = "float32",
     batch_size: int | str = "auto",
     limit: int | None = None,
     seed: int = 0,
+    backend_options: dict[str, Any] | None = None,
 ) -> Plan:
     """Validate everything a bench needs and return one spec per compatible (model, task, backend)."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, not {limit}")
     resolved = resolve_tasks(host, tasks)
     backend_names = list(dict.fromkeys(backends or [DEFAULT_BACKEND]))
+    dtypes = [dtype] if isinstance(dtype, str) else list(dict.fromkeys(dtype)) or ["float32"]
+    # (backend, dtype) pairs the backends accept; the others are refused with their reason.
+    variants: list[tuple[str, str]] = []
+    refused: list[str] = []
     for name in backend_names:
         backend: Backend = host.get("backends", name)
-        if dtype not in backend.dtypes:
-            raise UsageError(f"backend {name} does not support dtype {dtype}; it supports {', '.join(backend.dtypes)}")
+        for dt in dtypes:
+            if dt in backend.dtypes:
+                variants.append((name, dt))
+            else:
+                refused.append(f"backend {name} does not support dtype {dt}; it supports {', '.join(backend.dtypes)}")
+    if not variants:
+        raise UsageError(refused[0])
     model_args = list(dict.fromkeys(models))
     for model in model_args:
         parse_model_ref(model)
@@ -127,7 +137,6 @@ def make_plan(
         datasets[task.name] = task.load(limit=limit, seed=seed)
 
     runs: list[PlannedRun] = []
-    refused: list[str] = []
     for arg, task in resolved:
         candidates = model_args or [default_model_for(task)]
         for model in candidates:
@@ -138,7 +147,7 @@ def make_plan(
                 continue
             family, ref, revision = parse_model_ref(model)
             data = datasets[task.name]
-            for backend_name in backend_names:
+            for backend_name, dt in variants:
                 spec = RunSpec(
                     model=f"{family}:{ref}",
                     revision=revision,
@@ -147,11 +156,12 @@ def make_plan(
                     dataset_fingerprint=data.fingerprint,
                     backend=backend_name,
                     device=device,
-                    dtype=dtype,
+                    dtype=dt,
                     batch_size=_batch_size(batch_size, task),
                     limit=limit,
                     seed=seed,
                     generation=task.generation.to_dict() if task.generation else None,
+                    backend_options=dict(backend_options) if backend_options else None,
                 )
                 runs.append(PlannedRun(spec, task, data, arg))
     if not runs:

@@ -88,6 +88,22 @@ class _RichEvents:
         err_console().print(Text(message))
 
 
+def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs → a dict; values that parse as JSON (numbers, true/false) are typed."""
+    import json
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--backend-option")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
 def _stop_on_sigterm() -> None:
     """Treat SIGTERM (a scheduler, `kill`) like Ctrl-C: stop, keep finished records, say how to resume."""
     import signal
@@ -119,7 +135,8 @@ def _batch_size(value: str) -> int | str:
 @click.option("--task", "tasks", multiple=True, metavar="NAME|SUITE|FILE", help="Task, suite or task file; repeatable. Default: the 'default' suite.")
 @click.option("--backend", "backends", multiple=True, metavar="NAME", help="Backend; repeatable to compare backends. Default: pytorch.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--dtype", default="float32", show_default=True, help="float32, bfloat16, float16 (CUDA), int8 (onnxruntime).")
+@click.option("--dtype", "dtypes", multiple=True, default=("float32",), show_default=True, help="float32, bfloat16, float16 (CUDA), int8 (onnxruntime); repeatable (pairs a backend lacks are refused).")
+@click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE", help="Backend setting, e.g. threads=2 or exporter=torchscript; repeatable.")
 @click.option("--batch-size", default="auto", show_default=True, help="Requests per batch, or 'auto'.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use a seeded subsample of N examples per task.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and bootstrap standard errors.")
@@ -138,7 +155,8 @@ def bench(
     tasks: tuple[str, ...],
     backends: tuple[str, ...],
     device: str,
-    dtype: str,
+    dtypes: tuple[str, ...],
+    backend_options: tuple[str, ...],
     batch_size: str,
     limit: int | None,
     seed: int,
@@ -162,8 +180,8 @@ def bench(
     host = get_host(ctx)
     size = _batch_size(batch_size)
     plan = make_plan(
-        host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtype,
-        batch_size=size, limit=limit, seed=seed,
+        host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
+        batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
     )
     for reason in plan.refused:
         err_console().print(f"[yellow]refused[/] {reason}", markup=True, highlight=False)

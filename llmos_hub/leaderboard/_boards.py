@@ -7,6 +7,7 @@ same task instead of being mixed, and each board names what it holds.
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -107,6 +108,8 @@ def reproduce_command(record: ResultRecord) -> str:
     ]
     if cfg.get("limit") is not None:
         args += ["--limit", str(cfg["limit"])]
+    for key, value in sorted((cfg.get("spec", {}).get("backend_options") or {}).items()):
+        args += ["--backend-option", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
     return shlex.join(args)
 
 
