@@ -87,11 +87,19 @@ class Runner(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot classify")
 
     def peak_memory_bytes(self) -> int | None:
-        """Peak memory on the device since :meth:`reset_peak_memory` (``None`` if unknown)."""
-        return None
+        """Peak memory since :meth:`reset_peak_memory`: by default the process's resident set.
+
+        Backends with device memory (CUDA) override this with the device's own counter.
+        """
+        from ._memory import peak_rss_bytes
+
+        return peak_rss_bytes()
 
     def reset_peak_memory(self) -> None:
-        """Start a new peak-memory measurement."""
+        """Start a new peak-memory measurement (resets the process's high-water mark on Linux)."""
+        from ._memory import reset_peak_rss
+
+        reset_peak_rss()
 
     def describe(self) -> Mapping[str, Any]:
         """Facts for the record: device name, threads, execution provider, quantization."""

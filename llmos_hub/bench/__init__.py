@@ -8,7 +8,6 @@ the others go on; ``resume=True`` skips runs whose record (same configuration ha
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol

@@ -18,8 +18,6 @@ and on for CUDA, where it keeps the cache on the device.
 
 from __future__ import annotations
 
-import resource
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,30 +228,7 @@ class OnnxRunner(StepRunner):
     def describe(self) -> Mapping[str, Any]:
         return dict(self._facts)
 
-    def peak_memory_bytes(self) -> int | None:
-        """The process's resident-set high-water mark (ONNX Runtime allocates on the CPU heap)."""
-        hwm = _read_vm_hwm()
-        if hwm is not None:
-            return hwm
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return int(peak if sys.platform == "darwin" else peak * 1024)
-
-    def reset_peak_memory(self) -> None:
-        """Reset the high-water mark where Linux allows it (``/proc/self/clear_refs``)."""
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
-
     def close(self) -> None:
         self.graphs.clear()
 
 
-def _read_vm_hwm() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import platform
-import resource
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -196,16 +194,17 @@ class TorchRunner(StepRunner):
 
     # -- facts for the record -----------------------------------------------------------------------
     def peak_memory_bytes(self) -> int | None:
-        """CUDA: peak allocated by torch since the last reset. CPU: the process's RSS high-water mark
-        (``getrusage`` cannot be reset, so it covers the whole process)."""
+        """CUDA: peak allocated by torch since the last reset. CPU: the process's resident peak
+        (the core's measurement, the same for every backend)."""
         if self.torch_device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(self.torch_device))
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return int(rss if sys.platform == "darwin" else rss * 1024)
+        return super().peak_memory_bytes()
 
     def reset_peak_memory(self) -> None:
         if self.torch_device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.torch_device)
+        else:
+            super().reset_peak_memory()
 
     def describe(self) -> Mapping[str, Any]:
         facts: dict[str, Any] = {
