@@ -189,3 +189,14 @@ def test_cli_version():
 
     result = CliRunner().invoke(main, ["--version"])
     assert result.output.strip() == f"llmos-hub {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [(["bnech"], "unknown command 'bnech'; did you mean 'bench'?"), (["list", "modles"], "did you mean 'models'?")],
+)
+def test_cli_typos_in_commands_are_one_line(args, hint):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {hint}" or hint in result.output
+    assert len(result.output.strip().splitlines()) == 1

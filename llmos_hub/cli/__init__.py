@@ -59,6 +59,14 @@ class _LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from ..errors import UnknownNameError
+
+            raise UnknownNameError("command", name, self.list_commands(ctx))
+        return super().resolve_command(ctx, args)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # Kept for records: the command line as the user typed it (tokens redacted by the command).
         ctx.meta["llmos_hub.argv"] = list(args)

@@ -10,11 +10,15 @@ from ._output import console, print_json
 
 
 @click.command("list")
-@click.argument("kind", type=click.Choice(sorted(KINDS)))
+@click.argument("kind", metavar="{" + "|".join(sorted(KINDS)) + "}")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def list_command(ctx: click.Context, kind: str, as_json: bool) -> None:
     """List installed models, tasks, backends, metrics or suites."""
+    if kind not in KINDS:
+        from ..errors import UnknownNameError
+
+        raise UnknownNameError("kind of thing to list", kind, KINDS)
     host = get_host(ctx)
     rows = [
         {
@@ -34,7 +38,7 @@ def list_command(ctx: click.Context, kind: str, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"{KINDS[kind]}s", title_justify="left")
+    table = Table(title=kind, title_justify="left")
     for column in ("name", "description", "from"):
         table.add_column(column)
     for row in rows:
