@@ -144,6 +144,8 @@ def execute(
     outputs: list[Any] = [None] * len(requests)
     latencies: list[float] = []
     runner.reset_peak_memory()
+    if progress is not None:
+        progress(0, len(requests))  # timing starts now: loading, export and warm-up are done
     done = 0
     for start in range(0, len(order), spec.batch_size):
         batch = order[start : start + spec.batch_size]

@@ -65,7 +65,9 @@ class _RichEvents:
             self.task_id = self.progress.add_task(run.spec.label, total=total, rate="")
 
     def advanced(self, run: Any, done: int, total: int) -> None:
-        if self.progress is not None and self.task_id is not None:
+        if self.progress is not None and self.task_id is not None and done == 0:
+            self.progress.reset(self.task_id, total=total, rate="")  # rate excludes load and warm-up
+        elif self.progress is not None and self.task_id is not None:
             elapsed = self.progress.tasks[self.task_id].elapsed or 0.0
             rate = f"{done / elapsed:.1f} ex/s" if elapsed > 0 else ""
             self.progress.update(self.task_id, completed=done, rate=rate)
