@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
+from typing import Any
 
 from .._result import ResultRecord, validation_error
-from ._auth import resolve_auth
+from ._auth import HubAuth, resolve_auth
 from ._dataset_card import RECORDS_DIR
 from ._errors import hub_call
-from ._repo import check_repo_id, make_api, read_file, repo_state
+from ._repo import RepoState, check_repo_id, make_api, read_file, repo_state
 
 __all__ = ["fetch_records"]
 
@@ -30,12 +32,23 @@ def fetch_records(
     auth = resolve_auth(endpoint, token)
     api = make_api(auth)
     state = hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset", revision))
-    records: list[ResultRecord] = []
     problems: list[str] = []
+    records = read_records(api, auth, state, problems)
+    return [records[path] for path in sorted(records)], problems
+
+
+def read_records(api: Any, auth: HubAuth, state: RepoState, problems: list[str], *,
+                 skip: Collection[str] = ()) -> dict[str, ResultRecord]:
+    """The valid records under ``records/`` of a repo state, by path; invalid files go to ``problems``.
+
+    Shared by ``fetch_records`` and by ``publish`` (which rebuilds the card from every record, skipping
+    the paths it is about to replace).
+    """
+    out: dict[str, ResultRecord] = {}
     for path in sorted(state.files):
-        if not (path.startswith(f"{RECORDS_DIR}/") and path.endswith(".json")):
+        if not (path.startswith(f"{RECORDS_DIR}/") and path.endswith(".json")) or path in skip:
             continue
-        content = hub_call(auth, repo, "dataset", "download records from",
+        content = hub_call(auth, state.repo, "dataset", "download records from",
                             lambda p=path: read_file(api, state, p))  # type: ignore[misc]
         try:
             data = json.loads(content)
@@ -46,5 +59,5 @@ def fetch_records(
         if reason is not None:
             problems.append(f"{path}: invalid result record: {reason}")
             continue
-        records.append(ResultRecord(data))
-    return records, problems
+        out[path] = ResultRecord(data)
+    return out

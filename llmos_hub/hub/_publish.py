@@ -24,6 +24,7 @@ from ..errors import DataError, UsageError
 from ._auth import HubAuth, resolve_auth
 from ._dataset_card import RECORDS_DIR, SUMMARY_PATH, dataset_card, summary_jsonl
 from ._errors import ConflictError, HubError, ServerError, hub_call
+from ._fetch import read_records
 from ._model_card import eval_results_files, merge_model_index
 from ._repo import RepoState, check_repo_id, make_api, read_file, repo_state
 
@@ -194,30 +195,6 @@ def _ensure_dataset_repo(api: Any, auth: HubAuth, repo: str) -> RepoState:
     return hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset"))
 
 
-def _existing_records(api: Any, auth: HubAuth, state: RepoState, new: dict[str, ResultRecord],
-                      skipped: list[str]) -> dict[str, ResultRecord]:
-    """The valid records already in the repo (those being replaced by ``new`` excluded)."""
-    import json
-
-    out: dict[str, ResultRecord] = {}
-    for path in sorted(state.files):
-        if not (path.startswith(f"{RECORDS_DIR}/") and path.endswith(".json")) or path in new:
-            continue
-        content = hub_call(auth, state.repo, "dataset", "download records from",
-                            lambda p=path: read_file(api, state, p))  # type: ignore[misc]
-        try:
-            data = json.loads(content)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            skipped.append(f"{path}: not JSON: {exc}")
-            continue
-        reason = validation_error(data)
-        if reason is not None:
-            skipped.append(f"{path}: invalid result record: {reason}")
-            continue
-        out[path] = ResultRecord(data)
-    return out
-
-
 def _publish_dataset(api: Any, auth: HubAuth, repo: str, new: dict[str, ResultRecord], create_pr: bool,
                      result: PublishResult) -> None:
     from huggingface_hub import CommitOperationAdd
@@ -229,7 +206,7 @@ def _publish_dataset(api: Any, auth: HubAuth, repo: str, new: dict[str, ResultRe
         result.files, result.commit_url, result.commit_oid = [], None, None
         return
     skipped: list[str] = []
-    everything = {**_existing_records(api, auth, state, new, skipped), **new}
+    everything = {**read_records(api, auth, state, skipped, skip=new), **new}
     pairs = sorted(everything.items())
     files = {p: record_files[p] for p in changed_records}
     files["README.md"] = dataset_card(pairs, repo=repo).encode("utf-8")
