@@ -1,0 +1,205 @@
+"""Where an ``hf:`` reference's files are: a local folder, or a Hub snapshot downloaded at a pinned commit.
+
+``hf:/path/to/folder`` (or ``./folder``, ``~/folder``, any existing folder) is read in place;
+``hf:namespace/name[@revision]`` is resolved on the Hub (``HF_ENDPOINT``/``HF_TOKEN`` read when the
+model is loaded, not when ``huggingface_hub`` was imported) to a commit sha, and only the files a
+model needs are downloaded at that sha: config, safetensors weights, tokenizer files. A checkpoint
+whose weights are only pickles (``pytorch_model.bin``) is refused before anything is downloaded:
+unpickling runs arbitrary code, and llmos-hub loads weights with safetensors only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmos_hub import DataError, UsageError
+
+__all__ = ["Resolved", "Source", "parse_ref", "read_config", "resolve", "weight_files", "weights_sha256"]
+
+#: The files a model needs, as ``snapshot_download`` patterns; nothing else is fetched.
+NEEDED = [
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*-of-*.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "*.model",
+    "*.tiktoken",
+]
+_PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed reference: a ``folder`` or a Hub ``repo_id`` (with an optional ``revision``)."""
+
+    folder: Path | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A source's files on this machine; for a Hub source, the commit they were taken from."""
+
+    folder: Path
+    source: str
+    revision: str | None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.startswith(("/", ".", "~")) or "\\" in ref or Path(ref).expanduser().is_dir()
+
+
+def parse_ref(ref: str, revision: str | None = None) -> Source:
+    """``ref`` (the part after ``hf:``) as a folder or a Hub id; ``revision`` may come from ``@rev`` or the caller."""
+    ref = ref.strip()
+    if not ref:
+        raise UsageError("empty hf reference; give hf:/path/to/folder or hf:namespace/name[@revision]")
+    if _looks_like_path(ref):
+        if revision is not None:
+            raise UsageError(f"hf:{ref} is a local folder and has no revisions; drop --revision")
+        return Source(folder=Path(ref).expanduser())
+    repo_id, at, pinned = ref.partition("@")
+    if at and not pinned:
+        raise UsageError(f"hf:{ref}: empty revision after '@'; give hf:{repo_id}@<branch, tag or commit>")
+    if pinned and revision is not None and pinned != revision:
+        raise UsageError(f"hf:{ref} pins revision {pinned!r} but --revision says {revision!r}; give one")
+    if not _HUB_ID.match(repo_id):
+        raise UsageError(
+            f"hf:{ref} is neither an existing folder nor a Hub id; give hf:/path/to/folder or hf:namespace/name[@revision]"
+        )
+    return Source(repo_id=repo_id, revision=pinned or revision)
+
+
+def _refuse_pickles(where: str, names: Iterable[str]) -> None:
+    """A one-line :class:`DataError` for a checkpoint with no safetensors weights."""
+    names = sorted(names)
+    pickles = [n for n in names if n.endswith(_PICKLES)]
+    if pickles:
+        raise DataError(
+            f"{where} has only pickle weights ({pickles[0]}), which llmos-hub never loads; "
+            "convert them to safetensors (transformers' save_pretrained writes model.safetensors)"
+        )
+    raise DataError(f"{where} has no model.safetensors (or sharded model-*.safetensors); is it a transformers checkpoint?")
+
+
+def _has_safetensors(names: Iterable[str]) -> bool:
+    top = {n for n in names if "/" not in n}
+    return "model.safetensors" in top or "model.safetensors.index.json" in top
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The safetensors files ``from_pretrained`` loads from ``folder`` (one file, or the index's shards)."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError) as exc:
+            raise DataError(f"{index}: not a safetensors index ({exc}); re-save the checkpoint") from None
+        missing = [s for s in shards if not (folder / s).is_file()]
+        if missing:
+            raise DataError(f"{folder}: shard {missing[0]} named in model.safetensors.index.json is missing")
+        return [folder / s for s in shards]
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return [single]
+    _refuse_pickles(str(folder), (p.name for p in folder.iterdir() if p.is_file()))
+    raise AssertionError("unreachable")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(files: list[Path]) -> tuple[str, dict[str, str]]:
+    """The weights' hash and each file's: one file's own sha256, or for shards the sha256 of the
+    ``"<sha256>  <name>\\n"`` lines (``sha256sum``'s format) of all shards sorted by name."""
+    each = {p.name: _file_sha256(p) for p in sorted(files, key=lambda p: p.name)}
+    if len(each) == 1:
+        return next(iter(each.values())), each
+    manifest = "".join(f"{sha}  {name}\n" for name, sha in each.items())
+    return hashlib.sha256(manifest.encode()).hexdigest(), each
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """``folder/config.json`` as a dict, or a one-line :class:`DataError`."""
+    path = folder / "config.json"
+    if not folder.is_dir():
+        raise DataError(f"no folder {folder}; give hf:/path/to/a/transformers/checkpoint")
+    if not path.is_file():
+        raise DataError(f"{folder} has no config.json; is it a transformers checkpoint?")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(config, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return config
+
+
+def _hub(repo_id: str):
+    """``(auth, api)`` for the Hub named by ``HF_ENDPOINT``/``HF_TOKEN`` now (not at import)."""
+    from huggingface_hub import HfApi
+
+    from llmos_hub.hub import resolve_auth
+
+    auth = resolve_auth()
+    return auth, HfApi(endpoint=auth.endpoint, token=auth.token)
+
+
+def hub_config(repo_id: str, revision: str | None) -> dict[str, Any]:
+    """A Hub repo's ``config.json`` (only that file is downloaded)."""
+    from llmos_hub.hub._errors import hub_call
+
+    from huggingface_hub import hf_hub_download
+
+    auth, _ = _hub(repo_id)
+    path = hub_call(auth, repo_id, "model", "read config.json of", lambda: hf_hub_download(
+        repo_id, "config.json", revision=revision, endpoint=auth.endpoint, token=auth.token,
+    ))
+    return read_config(Path(path).parent)
+
+
+def resolve(source: Source) -> Resolved:
+    """The local files of ``source``: the folder itself, or a Hub snapshot at the resolved commit."""
+    if source.folder is not None:
+        folder = source.folder
+        read_config(folder)  # a clear error for a wrong path before anything else
+        return Resolved(folder=folder, source=str(folder.resolve()), revision=None)
+    from llmos_hub.hub._errors import hub_call
+
+    repo_id = str(source.repo_id)
+    auth, api = _hub(repo_id)
+    info = hub_call(auth, repo_id, "model", "read", lambda: api.model_info(repo_id, revision=source.revision))
+    names = [s.rfilename for s in (info.siblings or [])]
+    where = f"hf:{repo_id}" + (f"@{source.revision}" if source.revision else "")
+    if "config.json" not in names:
+        raise DataError(f"{where} has no config.json; is it a transformers model repo?")
+    if not _has_safetensors(names):
+        _refuse_pickles(where, names)
+    from huggingface_hub import snapshot_download
+
+    folder = hub_call(auth, repo_id, "model", "download", lambda: snapshot_download(
+        repo_id, revision=info.sha, allow_patterns=NEEDED, endpoint=auth.endpoint, token=auth.token,
+    ))
+    return Resolved(folder=Path(folder), source=repo_id, revision=info.sha, extra={"endpoint": auth.endpoint})

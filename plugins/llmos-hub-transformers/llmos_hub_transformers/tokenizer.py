@@ -1,0 +1,55 @@
+"""An HF tokenizer behind the :class:`llmos_hub.Tokenizer` protocol.
+
+The engine adds no special tokens of its own choosing: it asks for plain ids (``encode`` without
+special tokens), decodes skipping them, and needs an ``eos_id`` to stop on and a ``pad_id`` to pad
+with. HF tokenizers leave some of these unset (GPT-2 has no pad token, BERT no EOS), so each falls
+back: ``eos`` to the model config's ``eos_token_id`` then ``sep``; ``pad`` to ``eos``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llmos_hub import DataError
+
+__all__ = ["HFTokenizer"]
+
+
+def _first_int(*values: Any) -> int | None:
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+class HFTokenizer:
+    """Implements :class:`llmos_hub.Tokenizer` over a ``transformers`` tokenizer.
+
+    ``config`` is the model's ``PretrainedConfig`` (or ``None``), the second source of special ids.
+    """
+
+    def __init__(self, tokenizer: Any, config: Any = None, *, where: str = "the model") -> None:
+        self.backend = tokenizer
+        eos = _first_int(tokenizer.eos_token_id, getattr(config, "eos_token_id", None), tokenizer.sep_token_id)
+        pad = _first_int(tokenizer.pad_token_id, getattr(config, "pad_token_id", None), eos)
+        if eos is None and pad is None:
+            raise DataError(f"{where}: the tokenizer has neither an EOS nor a PAD token; add one to tokenizer_config.json")
+        self.eos_id: int = eos if eos is not None else int(pad)  # type: ignore[arg-type]
+        self.pad_id: int = pad if pad is not None else self.eos_id
+        self.bos_id: int | None = _first_int(tokenizer.bos_token_id, getattr(config, "bos_token_id", None))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.backend)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.backend.encode(text, add_special_tokens=False))
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(ids) for ids in self.backend(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=True)

@@ -1,0 +1,171 @@
+"""The ``hf`` family against transformers itself, on tiny random checkpoints built offline.
+
+Every number compared here comes from transformers on the same weights: the wrapped modules must
+give the HF model's own logits, and the shared decoding engine driven by the ``pytorch`` backend
+must choose the tokens ``model.generate(do_sample=False)`` chooses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import pytest
+import torch
+import transformers
+
+from llmos_hub import Capability, DataError, GenerationConfig, UsageError
+from llmos_hub.testing import check_backend, check_model_family, check_plugin
+from llmos_hub_pytorch.backend import TorchBackend
+
+import llmos_hub_transformers.plugin
+from llmos_hub_transformers.family import HFFamily
+from llmos_hub_transformers.tiny import corpus, save_tiny
+
+PROMPTS = ["This License", "The GNU General Public License is a free, copyleft license", "You can apply it"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf-tiny")
+    return {kind: save_tiny(kind, root / kind) for kind in ("gpt2", "t5", "bart", "bert")}
+
+
+@pytest.fixture(scope="session")
+def family():
+    return HFFamily()
+
+
+@pytest.fixture(scope="session")
+def loaded(folders, family):
+    cache = {}
+
+    def get(kind):
+        if kind not in cache:
+            cache[kind] = family.load(str(folders[kind]))
+        return cache[kind]
+
+    return get
+
+
+def _hf(folder, auto):
+    return auto.from_pretrained(folder, dtype=torch.float32).eval()
+
+
+def test_plugin_registers_the_hf_family():
+    host = check_plugin(llmos_hub_transformers.plugin)
+    assert isinstance(host.get("models", "hf"), HFFamily)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "t5", "bart", "bert"])
+def test_family_conformance_and_provenance(kind, folders, family):
+    model = check_model_family(family, str(folders[kind]))
+    expected = {"gpt2": Capability.CAUSAL_LM, "t5": Capability.SEQ2SEQ, "bart": Capability.SEQ2SEQ,
+                "bert": Capability.CLASSIFIER}[kind]
+    assert model.capabilities == {expected}
+    weights = folders[kind] / "model.safetensors"
+    assert model.provenance.weights_sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    hf = _hf(folders[kind], transformers.AutoModel)
+    assert model.provenance.num_parameters >= sum(p.numel() for p in hf.parameters())
+    assert model.provenance.source == str(folders[kind].resolve()) and model.provenance.revision is None
+
+
+def test_causal_lm_logits_and_cache_equal_the_hf_forward(folders, loaded):
+    model = loaded("gpt2")
+    hf = _hf(folders["gpt2"], transformers.AutoModelForCausalLM)
+    tok = model.tokenizer
+    rows = [tok.encode(p) for p in PROMPTS]
+    width = max(map(len, rows))
+    ids = torch.tensor([[tok.pad_id] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    lm = model.modules["causal_lm"]
+    layers, heads, head_dim = lm.cache_geometry
+    with torch.inference_mode():
+        logits, present = lm(ids, mask, torch.zeros(layers, 2, len(rows), heads, 0, head_dim))
+        assert present.shape == (layers, 2, len(rows), heads, width, head_dim)
+        # Each row alone, unpadded, through HF's own forward (its default positions 0..n-1).
+        for i, row in enumerate(rows):
+            expected = hf(input_ids=torch.tensor([row])).logits[0]
+            torch.testing.assert_close(logits[i, width - len(row):], expected, atol=1e-5, rtol=0)
+        # One more token through the cache equals the whole sequence recomputed.
+        nxt = torch.tensor([[5], [6], [7]])
+        longer = torch.cat([mask, torch.ones(3, 1, dtype=torch.long)], 1)
+        step, _ = lm(nxt, longer, present)
+        full, _ = lm(torch.cat([ids, nxt], 1), longer, torch.zeros(layers, 2, 3, heads, 0, head_dim))
+    torch.testing.assert_close(step[:, -1], full[:, -1], atol=1e-5, rtol=0)
+
+
+def _greedy_equals_generate(model, hf, prompts, new_tokens=10):
+    runner = TorchBackend().prepare(model)
+    got = runner.generate(prompts, GenerationConfig(max_new_tokens=new_tokens))
+    for prompt, generation in zip(prompts, got):
+        ids = torch.tensor([model.tokenizer.encode(prompt)])
+        out = hf.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=1,
+                          max_new_tokens=new_tokens, min_new_tokens=0, eos_token_id=model.tokenizer.eos_id,
+                          pad_token_id=model.tokenizer.pad_id)
+        expected = out[0, 0 if hf.config.is_encoder_decoder else ids.shape[1]:].tolist()
+        if hf.config.is_encoder_decoder:
+            assert expected[0] == model.decoder_start_id
+            expected = expected[1:]
+        if model.tokenizer.eos_id in expected:
+            expected = expected[:expected.index(model.tokenizer.eos_id)]
+        assert list(generation.token_ids) == expected, prompt
+        assert generation.text == model.tokenizer.decode(expected)
+
+
+@pytest.mark.parametrize("kind,auto", [("gpt2", transformers.AutoModelForCausalLM),
+                                       ("t5", transformers.AutoModelForSeq2SeqLM),
+                                       ("bart", transformers.AutoModelForSeq2SeqLM)])
+def test_greedy_generation_through_pytorch_equals_hf_generate(kind, auto, folders, loaded):
+    _greedy_equals_generate(loaded(kind), _hf(folders[kind], auto), PROMPTS)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "t5", "bart", "bert"])
+def test_batch_of_mixed_lengths_equals_one_by_one(kind, loaded):
+    check_backend(TorchBackend(), loaded(kind), texts=PROMPTS)
+
+
+def test_classifier_logits_equal_the_hf_model_and_labels_come_from_id2label(folders, loaded):
+    model = loaded("bert")
+    assert model.labels == ["negative", "positive"]
+    hf = _hf(folders["bert"], transformers.AutoModelForSequenceClassification)
+    runner = TorchBackend().prepare(model)
+    texts = corpus()[3:8]
+    got = torch.tensor(runner.classify(texts))
+    with torch.inference_mode():
+        expected = torch.cat([hf(input_ids=torch.tensor([model.tokenizer.encode(t)])).logits for t in texts])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_tokenizer_encodes_without_and_decodes_skipping_special_tokens(loaded):
+    tok = loaded("gpt2").tokenizer
+    ids = tok.encode("Free software")
+    assert tok.eos_id not in ids and tok.bos_id not in ids
+    assert tok.decode([tok.bos_id, *ids, tok.eos_id, tok.pad_id]) == "Free software"
+    assert (tok.eos_id, tok.pad_id, tok.bos_id) == (1, 0, 2)
+
+
+def test_a_folder_with_only_pickle_weights_is_refused(folders, tmp_path, family):
+    folder = tmp_path / "pickled"
+    shutil.copytree(folders["gpt2"], folder)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(DataError, match=r"only pickle weights \(pytorch_model.bin\)") as info:
+        family.load(str(folder))
+    assert "\n" not in str(info.value)
+
+
+def test_references_that_are_neither_folder_nor_hub_id_are_one_line_errors(family, tmp_path):
+    with pytest.raises(UsageError, match="neither an existing folder nor a Hub id"):
+        family.load("not a/valid id")
+    with pytest.raises(DataError, match="no folder"):
+        family.load(str(tmp_path / "missing"))
+    with pytest.raises(UsageError, match="has no revisions"):
+        family.load(str(tmp_path), revision="main")
