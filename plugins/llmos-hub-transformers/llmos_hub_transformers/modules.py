@@ -45,10 +45,18 @@ def roll_left_padding(x: Tensor, mask: Tensor, *, back: bool = False) -> Tensor:
     ``x`` is ``[batch, seq, ...]`` and ``mask`` ``[batch, seq]`` with the padding on one side only;
     a row with ``p`` pads is rotated by ``p`` places, so its tokens start (or end) at column 0 (-1).
     """
-    length = mask.shape[1]
+    # Tensor arithmetic only (no Python ints of the sequence length, no modulo), so the ONNX
+    # exporters trace it with a dynamic length.
+    ones = torch.ones_like(mask)
+    length = ones.sum(-1, keepdim=True)
+    columns = ones.cumsum(-1) - 1
     pads = length - mask.sum(-1, keepdim=True)
-    columns = torch.arange(length, device=mask.device)[None, :]
-    index = (columns - pads) % length if back else (columns + pads) % length
+    if back:
+        index = columns - pads
+        index = torch.where(index < 0, index + length, index)
+    else:
+        index = columns + pads
+        index = torch.where(index >= length, index - length, index)
     if x.dim() > 2:
         index = index[..., None].expand(*index.shape, *x.shape[2:])
     return x.gather(1, index)

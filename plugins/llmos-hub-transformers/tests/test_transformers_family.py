@@ -169,3 +169,22 @@ def test_references_that_are_neither_folder_nor_hub_id_are_one_line_errors(famil
         family.load(str(tmp_path / "missing"))
     with pytest.raises(UsageError, match="has no revisions"):
         family.load(str(tmp_path), revision="main")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpt2", "t5", "bert"])
+def test_onnxruntime_exports_the_modules_and_agrees_with_pytorch(kind, loaded, tmp_path):
+    ort_backend = pytest.importorskip("llmos_hub_onnxruntime.backend")
+    model = loaded(kind)
+    ort = ort_backend.OnnxRuntimeBackend().prepare(model, options={"cache_dir": str(tmp_path), "threads": 1})
+    torch_runner = TorchBackend().prepare(model)
+    try:
+        if kind == "bert":
+            torch.testing.assert_close(torch.tensor(ort.classify(PROMPTS)), torch.tensor(torch_runner.classify(PROMPTS)),
+                                       atol=1e-4, rtol=0)
+            return
+        config = GenerationConfig(max_new_tokens=8)
+        assert [g.token_ids for g in ort.generate(PROMPTS, config)] == \
+            [g.token_ids for g in torch_runner.generate(PROMPTS, config)]
+    finally:
+        ort.close()
