@@ -167,6 +167,10 @@ def _load(folder: Path, capability: Capability, where: str) -> tuple[Any, Any]:
 
     from .tokenizer import HFTokenizer
 
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the bench draws its own progress; a per-load bar is noise
     try:
         model = _auto_class(capability).from_pretrained(
             folder, dtype=torch.float32, use_safetensors=True, trust_remote_code=False, local_files_only=True,
@@ -174,9 +178,14 @@ def _load(folder: Path, capability: Capability, where: str) -> tuple[Any, Any]:
         hf_tokenizer = transformers.AutoTokenizer.from_pretrained(
             folder, trust_remote_code=False, local_files_only=True,
         )
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise DataError(f"{where}: transformers cannot load it: {first[:300]}") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    if len(hf_tokenizer) < 2:  # transformers builds an empty tokenizer when the files are missing
+        raise DataError(f"{where}: {folder} has no tokenizer files (tokenizer.json, or vocab/merges/*.model); add them")
     model.eval()
     tokenizer = HFTokenizer(hf_tokenizer, model.config, where=where)
     if capability is Capability.CLASSIFIER and getattr(model.config, "pad_token_id", None) is None:

@@ -188,3 +188,32 @@ def test_onnxruntime_exports_the_modules_and_agrees_with_pytorch(kind, loaded, t
             [g.token_ids for g in torch_runner.generate(PROMPTS, config)]
     finally:
         ort.close()
+
+
+def test_a_folder_without_tokenizer_files_is_refused(folders, tmp_path, family):
+    folder = tmp_path / "no-tokenizer"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(folders["gpt2"] / name, folder / name)
+    with pytest.raises(DataError, match="has no tokenizer files"):
+        family.load(str(folder))
+
+
+def test_capabilities_read_config_json_alone(tmp_path, family):
+    import json
+
+    cases = {
+        "LlamaForCausalLM": Capability.CAUSAL_LM,
+        "MarianMTModel": Capability.SEQ2SEQ,
+        "RobertaForSequenceClassification": Capability.CLASSIFIER,
+    }
+    for arch, capability in cases.items():
+        folder = tmp_path / arch
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"architectures": [arch], "is_encoder_decoder": arch == "MarianMTModel"}))
+        assert family.capabilities(str(folder)) == {capability}  # no weights there at all
+    masked = tmp_path / "masked"
+    masked.mkdir()
+    (masked / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"], "model_type": "bert"}))
+    with pytest.raises(DataError, match="BertForMaskedLM is not a causal LM, seq2seq LM or sequence classifier"):
+        family.capabilities(str(masked))
