@@ -25,7 +25,7 @@ _FALLBACK = (
 )
 
 #: What :func:`save_tiny` can build, and the capability each has.
-KINDS = {"gpt2": "causal-lm", "t5": "seq2seq", "bart": "seq2seq", "bert": "classifier"}
+KINDS = {"gpt2": "causal-lm", "llama": "causal-lm", "t5": "seq2seq", "bart": "seq2seq", "bert": "classifier"}
 
 
 def corpus(lines: int = 400) -> list[str]:
@@ -64,6 +64,12 @@ def _model(kind: str, vocab: int, labels: list[str] | None) -> Any:
     if kind == "gpt2":
         config = tf.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=128, initializer_range=0.2, **ids)
         return tf.GPT2LMHeadModel(config)
+    if kind == "llama":  # grouped-query attention (2 key/value heads for 4 query heads) and rotary positions
+        config = tf.LlamaConfig(
+            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, initializer_range=0.2, tie_word_embeddings=False, **ids,
+        )
+        return tf.LlamaForCausalLM(config)
     if kind == "t5":
         config = tf.T5Config(
             vocab_size=vocab, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=1, num_heads=2,
@@ -88,14 +94,19 @@ def _model(kind: str, vocab: int, labels: list[str] | None) -> Any:
     raise ValueError(f"unknown tiny model kind {kind!r}; known: {', '.join(KINDS)}")
 
 
-def save_tiny(kind: str, folder: str | Path, *, seed: int = 0, labels: list[str] | None = None) -> Path:
-    """Build a tiny random ``kind`` model (see :data:`KINDS`) and save it with its tokenizer in ``folder``."""
+def save_tiny(
+    kind: str, folder: str | Path, *, seed: int = 0, labels: list[str] | None = None, max_shard_size: str | None = None
+) -> Path:
+    """Build a tiny random ``kind`` model (see :data:`KINDS`) and save it with its tokenizer in ``folder``.
+
+    ``max_shard_size`` (e.g. ``"50KB"``) splits the weights into ``model-*-of-*.safetensors`` shards.
+    """
     import torch
 
     folder = Path(folder)
     tokenizer = tiny_tokenizer()
     torch.manual_seed(seed)
     model = _model(kind, len(tokenizer), labels).eval()
-    model.save_pretrained(folder)
+    model.save_pretrained(folder, **({'max_shard_size': max_shard_size} if max_shard_size else {}))
     tokenizer.save_pretrained(folder)
     return folder

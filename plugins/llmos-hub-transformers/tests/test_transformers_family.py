@@ -36,7 +36,7 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("hf-tiny")
-    return {kind: save_tiny(kind, root / kind) for kind in ("gpt2", "t5", "bart", "bert")}
+    return {kind: save_tiny(kind, root / kind) for kind in ("gpt2", "llama", "t5", "bart", "bert")}
 
 
 @pytest.fixture(scope="session")
@@ -65,10 +65,10 @@ def test_plugin_registers_the_hf_family():
     assert isinstance(host.get("models", "hf"), HFFamily)
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "t5", "bart", "bert"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "bart", "bert"])
 def test_family_conformance_and_provenance(kind, folders, family):
     model = check_model_family(family, str(folders[kind]))
-    expected = {"gpt2": Capability.CAUSAL_LM, "t5": Capability.SEQ2SEQ, "bart": Capability.SEQ2SEQ,
+    expected = {"gpt2": Capability.CAUSAL_LM, "llama": Capability.CAUSAL_LM, "t5": Capability.SEQ2SEQ, "bart": Capability.SEQ2SEQ,
                 "bert": Capability.CLASSIFIER}[kind]
     assert model.capabilities == {expected}
     weights = folders[kind] / "model.safetensors"
@@ -78,9 +78,10 @@ def test_family_conformance_and_provenance(kind, folders, family):
     assert model.provenance.source == str(folders[kind].resolve()) and model.provenance.revision is None
 
 
-def test_causal_lm_logits_and_cache_equal_the_hf_forward(folders, loaded):
-    model = loaded("gpt2")
-    hf = _hf(folders["gpt2"], transformers.AutoModelForCausalLM)
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_causal_lm_logits_and_cache_equal_the_hf_forward(kind, folders, loaded):
+    model = loaded(kind)
+    hf = _hf(folders[kind], transformers.AutoModelForCausalLM)
     tok = model.tokenizer
     rows = [tok.encode(p) for p in PROMPTS]
     width = max(map(len, rows))
@@ -122,13 +123,14 @@ def _greedy_equals_generate(model, hf, prompts, new_tokens=10):
 
 
 @pytest.mark.parametrize("kind,auto", [("gpt2", transformers.AutoModelForCausalLM),
+                                       ("llama", transformers.AutoModelForCausalLM),
                                        ("t5", transformers.AutoModelForSeq2SeqLM),
                                        ("bart", transformers.AutoModelForSeq2SeqLM)])
 def test_greedy_generation_through_pytorch_equals_hf_generate(kind, auto, folders, loaded):
     _greedy_equals_generate(loaded(kind), _hf(folders[kind], auto), PROMPTS)
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "t5", "bart", "bert"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "bart", "bert"])
 def test_batch_of_mixed_lengths_equals_one_by_one(kind, loaded):
     check_backend(TorchBackend(), loaded(kind), texts=PROMPTS)
 
@@ -151,6 +153,19 @@ def test_tokenizer_encodes_without_and_decodes_skipping_special_tokens(loaded):
     assert tok.eos_id not in ids and tok.bos_id not in ids
     assert tok.decode([tok.bos_id, *ids, tok.eos_id, tok.pad_id]) == "Free software"
     assert (tok.eos_id, tok.pad_id, tok.bos_id) == (1, 0, 2)
+
+
+def test_sharded_weights_hash_as_sha256sum_lines(tmp_path, family, loaded):
+    folder = save_tiny("gpt2", tmp_path / "sharded", max_shard_size="50KB")
+    shards = sorted(folder.glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1
+    model = family.load(str(folder))
+    lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in shards)
+    assert model.provenance.weights_sha256 == hashlib.sha256(lines.encode()).hexdigest()
+    assert sorted(model.provenance.extra["weights"]) == [p.name for p in shards]
+    # Same seed, same weights: the sharded model answers as the single-file one.
+    runner, single = TorchBackend().prepare(model), TorchBackend().prepare(loaded("gpt2"))
+    assert runner.loglikelihood_rolling(PROMPTS) == single.loglikelihood_rolling(PROMPTS)
 
 
 def test_a_folder_with_only_pickle_weights_is_refused(folders, tmp_path, family):
