@@ -80,3 +80,22 @@ def test_a_missing_hub_repo_is_a_one_line_error(hub):
     with pytest.raises(HubError, match="does not exist") as info:
         HFFamily().load("team/nothing-here")
     assert "\n" not in str(info.value) and hub.url in str(info.value)
+
+
+def test_offline_mode_loads_the_cached_snapshot_without_a_request(hub, tiny_gpt2, monkeypatch):
+    from huggingface_hub import HfApi
+
+    from llmos_hub_transformers.family import HFFamily
+
+    api = HfApi(endpoint=hub.url)
+    api.create_repo("team/cached", repo_type="model")
+    commit = api.upload_folder(repo_id="team/cached", folder_path=str(tiny_gpt2), repo_type="model")
+    online = HFFamily().load("team/cached")
+    served = len(hub.requests)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = HFFamily().load("team/cached")
+    assert len(hub.requests) == served  # nothing asked of the Hub
+    assert offline.provenance.revision == commit.oid == online.provenance.revision
+    assert offline.provenance.weights_sha256 == online.provenance.weights_sha256
+    with pytest.raises(DataError, match="not in the Hub cache and HF_HUB_OFFLINE is set"):
+        HFFamily().load("team/never-downloaded")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -180,6 +181,31 @@ def hub_config(repo_id: str, revision: str | None) -> dict[str, Any]:
     return read_config(Path(path).parent)
 
 
+def _offline() -> bool:
+    """``HF_HUB_OFFLINE`` as set now (huggingface_hub reads it once, at import)."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is None:
+        return bool(constants.HF_HUB_OFFLINE)
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _from_cache(repo_id: str, revision: str | None) -> Resolved:
+    """Offline: the snapshot already in the Hub cache (the commit is its folder's name)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    where = f"hf:{repo_id}" + (f"@{revision}" if revision else "")
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=NEEDED, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        raise DataError(f"{where} is not in the Hub cache and HF_HUB_OFFLINE is set; load it once online") from None
+    if not _has_safetensors(p.name for p in folder.iterdir()):
+        _refuse_pickles(where, (p.name for p in folder.iterdir()))
+    return Resolved(folder=folder, source=repo_id, revision=folder.name, extra={"offline": True})
+
+
 def resolve(source: Source) -> Resolved:
     """The local files of ``source``: the folder itself, or a Hub snapshot at the resolved commit."""
     if source.folder is not None:
@@ -189,6 +215,8 @@ def resolve(source: Source) -> Resolved:
     from llmos_hub.hub._errors import hub_call
 
     repo_id = str(source.repo_id)
+    if _offline():
+        return _from_cache(repo_id, source.revision)
     auth, api = _hub(repo_id)
     info = hub_call(auth, repo_id, "model", "read", lambda: api.model_info(repo_id, revision=source.revision))
     names = [s.rfilename for s in (info.siblings or [])]
@@ -199,7 +227,9 @@ def resolve(source: Source) -> Resolved:
         _refuse_pickles(where, names)
     from huggingface_hub import snapshot_download
 
-    folder = hub_call(auth, repo_id, "model", "download", lambda: snapshot_download(
-        repo_id, revision=info.sha, allow_patterns=NEEDED, endpoint=auth.endpoint, token=auth.token,
-    ))
-    return Resolved(folder=Path(folder), source=repo_id, revision=info.sha, extra={"endpoint": auth.endpoint})
+    # Download by the name asked for (so the cache remembers the branch for offline use); the
+    # snapshot's folder is named by the commit actually downloaded, which is what provenance records.
+    folder = Path(hub_call(auth, repo_id, "model", "download", lambda: snapshot_download(
+        repo_id, revision=source.revision, allow_patterns=NEEDED, endpoint=auth.endpoint, token=auth.token,
+    )))
+    return Resolved(folder=folder, source=repo_id, revision=folder.name, extra={"endpoint": auth.endpoint})
