@@ -204,8 +204,7 @@ def _loaded(family: str, ref: str, source: Source, resolved: Any, capability: Ca
     summary: dict[str, Any] = {
         "model_type": config.model_type,
         "architecture": type(model).__name__,
-        "vocab_size": len(tokenizer.backend) if config.get_text_config().vocab_size is None
-        else int(config.get_text_config().vocab_size),
+        "vocab_size": int(getattr(config.get_text_config(), "vocab_size", None) or len(tokenizer.backend)),
     }
     if capability is Capability.CLASSIFIER:
         modules = {"classifier": HFClassifier(model)}

@@ -158,7 +158,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def _hub(repo_id: str):
+def _hub():
     """``(auth, api)`` for the Hub named by ``HF_ENDPOINT``/``HF_TOKEN`` now (not at import)."""
     from huggingface_hub import HfApi
 
@@ -174,7 +174,7 @@ def hub_config(repo_id: str, revision: str | None) -> dict[str, Any]:
 
     from huggingface_hub import hf_hub_download
 
-    auth, _ = _hub(repo_id)
+    auth, _ = _hub()
     path = hub_call(auth, repo_id, "model", "read config.json of", lambda: hf_hub_download(
         repo_id, "config.json", revision=revision, endpoint=auth.endpoint, token=auth.token,
     ))
@@ -217,7 +217,7 @@ def resolve(source: Source) -> Resolved:
     repo_id = str(source.repo_id)
     if _offline():
         return _from_cache(repo_id, source.revision)
-    auth, api = _hub(repo_id)
+    auth, api = _hub()
     info = hub_call(auth, repo_id, "model", "read", lambda: api.model_info(repo_id, revision=source.revision))
     names = [s.rfilename for s in (info.siblings or [])]
     where = f"hf:{repo_id}" + (f"@{source.revision}" if source.revision else "")
