@@ -111,6 +111,52 @@ class LoadedModel:
     def supports(self, capability: Capability | str) -> bool:
         return Capability(capability) in self.capabilities
 
+    def cache_geometry(self, role: str) -> tuple[int, int, int]:
+        """``(layers, heads, head_dim)`` of the KV cache of module ``role`` (``causal_lm`` or ``decoder``).
+
+        A module may state it (``module.cache_geometry = (layers, kv_heads, head_dim)``), which is exact
+        for grouped-query heads; otherwise it is read from :attr:`config` under the usual names
+        (``n_layer``/``num_layers``, ``n_head``, ``d_model``/``hidden_size``, optional ``head_dim``; for
+        a decoder ``decoder_layers``/``n_decoder_layers`` first). Backends use it to build an empty cache.
+        """
+        from .errors import UsageError
+
+        stated = getattr(self.modules[role], "cache_geometry", None)
+        if stated is not None:
+            layers, heads, head_dim = (int(v) for v in stated)
+            return layers, heads, head_dim
+        config = dict(self.config)
+        if role == "decoder" and isinstance(config.get("decoder"), Mapping):  # nested decoder settings
+            config = {**config, **config["decoder"]}
+        layer_keys = _LAYER_KEYS
+        if role == "decoder":
+            layer_keys = ("decoder_layers", "n_decoder_layer", "n_decoder_layers", "num_decoder_layers", *_LAYER_KEYS)
+        layers = _first_int(config, layer_keys)
+        heads = _first_int(config, _HEAD_KEYS)
+        head_dim = _first_int(config, ("head_dim",))
+        if head_dim is None and heads:
+            width = _first_int(config, _WIDTH_KEYS)
+            head_dim = width // heads if width else None
+        if not (layers and heads and head_dim):
+            raise UsageError(
+                f"the cache shape of {self.name} module {role!r} is unknown; set module.cache_geometry = "
+                "(layers, heads, head_dim) or put n_layers/n_heads/d_model in the model's config"
+            )
+        return layers, heads, head_dim
+
+
+_LAYER_KEYS = ("n_layer", "n_layers", "num_layers", "num_hidden_layers")
+_HEAD_KEYS = ("n_head", "n_heads", "num_heads", "num_attention_heads")
+_WIDTH_KEYS = ("d_model", "n_embd", "hidden_size", "dim")
+
+
+def _first_int(config: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = config.get(key)
+        if isinstance(value, int):
+            return value
+    return None
+
 
 class ModelFamily(ABC):
     """An architecture family: resolves references to loaded models.

@@ -79,50 +79,9 @@ ROLES: dict[str, RoleSpec] = {
     ),
 }
 
-_LAYER_KEYS = ("n_layer", "n_layers", "num_layers", "num_hidden_layers")
-_HEAD_KEYS = ("n_head", "n_heads", "num_heads", "num_attention_heads")
-_WIDTH_KEYS = ("d_model", "n_embd", "hidden_size", "dim")
-
-
-def _first(config: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
-    for key in keys:
-        value = config.get(key)
-        if isinstance(value, int):
-            return value
-    return None
-
-
 def cache_geometry(model: LoadedModel, role: str) -> tuple[int, int, int]:
-    """``(layers, heads, head_dim)`` of the cache of ``role``, needed to build an example ``past``.
-
-    A module may state it (``module.cache_geometry = (layers, heads, head_dim)``); otherwise it is
-    read from ``model.config`` under the usual names (``n_layer``/``num_layers``, ``n_head``,
-    ``d_model``/``hidden_size``, optional ``head_dim``; for a seq2seq decoder ``decoder_layers`` or
-    ``n_decoder_layer`` first).
-    """
-    module = model.modules[role]
-    stated = getattr(module, "cache_geometry", None)
-    if stated is not None:
-        layers, heads, head_dim = (int(v) for v in stated)
-        return layers, heads, head_dim
-    config = dict(model.config)
-    if role == "decoder" and isinstance(config.get("decoder"), Mapping):  # nested decoder settings
-        config = {**config, **config["decoder"]}
-    layer_keys = _LAYER_KEYS
-    if role == "decoder":
-        layer_keys = ("decoder_layers", "n_decoder_layer", "n_decoder_layers", "num_decoder_layers", *_LAYER_KEYS)
-    layers = _first(config, layer_keys)
-    heads = _first(config, _HEAD_KEYS)
-    head_dim = _first(config, ("head_dim",))
-    if head_dim is None and heads:
-        width = _first(config, _WIDTH_KEYS)
-        head_dim = width // heads if width else None
-    if not (layers and heads and head_dim):
-        raise UsageError(
-            f"cannot export {model.name} module {role!r}: its cache shape is unknown; set "
-            f"module.cache_geometry = (layers, heads, head_dim) or put n_layer/n_head/d_model in its config"
-        )
-    return layers, heads, head_dim
+    """``(layers, heads, head_dim)`` of the cache of ``role``, needed to build an example ``past``."""
+    return model.cache_geometry(role)
 
 
 def example_inputs(model: LoadedModel, role: str, encoder_width: int | None = None) -> tuple[Any, ...]:

@@ -38,15 +38,6 @@ class _State:
     encoder_states: torch.Tensor | None = None
 
 
-def _cache_shape(model: LoadedModel, role: str) -> tuple[int, int, int]:
-    """``(layers, heads, head_dim)`` of a module's cache, from the config or the module itself."""
-    config = model.config
-    heads = int(config["n_heads"])
-    head_dim = int(config["d_model"]) // heads
-    layers = int(config.get("n_decoder_layers") or config["n_layers"]) if role == "decoder" else int(config["n_layers"])
-    return layers, heads, head_dim
-
-
 class TorchRunner(StepRunner):
     """A :class:`~llmos_hub.decoding.StepRunner` over torch modules on one device and dtype."""
 
@@ -73,7 +64,7 @@ class TorchRunner(StepRunner):
         self.modules = {role: m.to(device=device, dtype=dtype).eval() for role, m in modules.items()}
         self._seq2seq = model.supports(Capability.SEQ2SEQ)
         role = "decoder" if self._seq2seq else "causal_lm"
-        self._cache_dims = _cache_shape(model, role) if role in self.modules else None
+        self._cache_dims = model.cache_geometry(role) if role in self.modules else None
 
     # -- Runner API: the engine's work, under inference mode -------------------------------------
     def generate(self, prompts: Sequence[str], config: GenerationConfig) -> list[Generation]:
