@@ -45,6 +45,11 @@ def write_card(folder: Path, config: NanoConfig, curve: Sequence[tuple[int, floa
         f"- {config.architecture}, pre-LN transformer, d_model {config.d_model}, {config.n_layers} layers"
         + (f" (+{config.decoder_layers} decoder layers)" if config.architecture == "seq2seq" else "")
         + f", {config.n_heads} heads, d_ff {config.d_ff}, context {config.max_length} tokens",
+        *(
+            ["- pointer-generator copy head (`\"copy\": true`): the decoder mixes its vocabulary "
+             "distribution with an attention over the source tokens, so it can copy words from the input"]
+            if config.copy else []
+        ),
         f"- byte-level BPE tokenizer of {config.vocab_size} tokens trained on the same train split",
         f"- weights: `{WEIGHTS}` ({weights.stat().st_size / 1e6:.2f} MB, sha256 `{file_sha256(weights)}`)",
         "",
@@ -55,7 +60,8 @@ def write_card(folder: Path, config: NanoConfig, curve: Sequence[tuple[int, floa
         f"- data: task `{training['task']}` split `{training['split']}`, {training['examples']} examples, "
         f"{training['train_tokens']} tokens, fingerprint `{training['fingerprint']}`",
         f"- {training['steps']} steps of AdamW, batch {training['batch_size']}, peak lr {training['lr']}, "
-        "warmup then cosine decay, dropout " + str(config.dropout),
+        "warmup then cosine decay, dropout " + str(config.dropout)
+        + (f", label smoothing {training['label_smoothing']}" if training.get("label_smoothing") else ""),
         "",
         "| step | training loss |",
         "| ---: | ---: |",

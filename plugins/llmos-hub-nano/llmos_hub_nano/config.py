@@ -14,7 +14,11 @@ from typing import Any
 
 from llmos_hub import Capability, DataError
 
-__all__ = ["ARCHITECTURES", "NanoConfig", "read_config"]
+__all__ = ["ARCHITECTURES", "COPY_BASE", "NanoConfig", "read_config"]
+
+#: A copy encoder appends the source token ids to its states as digits of this base: every digit is
+#: an integer below 64, exact in float16 and bfloat16 as well as float32.
+COPY_BASE = 64
 
 #: The three architectures and the capability each provides.
 ARCHITECTURES: Mapping[str, Capability] = {
@@ -42,6 +46,8 @@ class NanoConfig:
     decoder_start_id: int | None = None
     n_decoder_layers: int | None = None
     labels: list[str] | None = None
+    #: seq2seq only: a pointer-generator decoder that can copy source tokens (see ``modeling``).
+    copy: bool = False
     training: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -54,6 +60,8 @@ class NanoConfig:
             raise DataError(f"nano config: d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.architecture == "classifier" and not self.labels:
             raise DataError("nano config: a classifier needs 'labels'")
+        if self.copy and self.architecture != "seq2seq":
+            raise DataError("nano config: 'copy' is for a seq2seq model only")
         if self.architecture == "seq2seq" and self.decoder_start_id is None:
             self.decoder_start_id = self.bos_id
 
@@ -68,6 +76,14 @@ class NanoConfig:
     @property
     def decoder_layers(self) -> int:
         return self.n_decoder_layers or self.n_layers
+
+    @property
+    def copy_digits(self) -> int:
+        """How many base-:data:`COPY_BASE` digits carry a source token id to a copy decoder."""
+        digits, reach = 1, COPY_BASE
+        while reach < self.vocab_size:
+            digits, reach = digits + 1, reach * COPY_BASE
+        return digits
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

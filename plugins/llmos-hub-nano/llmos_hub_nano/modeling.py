@@ -6,15 +6,24 @@ model exposes exactly the calling conventions of :class:`llmos_hub.LoadedModel` 
 ``[layers, 2, batch, heads, past_len, head_dim]`` and positions are derived from the attention mask, so
 left padding gives the same numbers as no padding. Forward passes have no data-dependent Python
 control flow (shapes only), so ``torch.onnx.export`` traces them with dynamic batch and length axes.
+
+A seq2seq config with ``"copy": true`` builds a pointer-generator (See et al., 2017): the decoder mixes
+its vocabulary distribution with an attention distribution over the source tokens, so it can copy
+words it has rarely seen (package names, technical terms) from the input. The calling convention
+stays the same: the encoder appends the source token ids to its states (as a few small-integer
+channels, see :class:`_SourceIds`), and the decoder's ``logits`` are the log-probabilities of the
+mixed distribution, which ``log_softmax`` leaves unchanged.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import NanoConfig
+from .config import COPY_BASE, NanoConfig
 
 __all__ = [
     "NanoCausalLM",
@@ -168,29 +177,110 @@ class NanoCausalLM(nn.Module):
         return logits, torch.stack(presents)
 
 
+class _SourceIds(nn.Module):
+    """Carries source token ids through ``encoder_states`` to a copy decoder, in any float dtype.
+
+    The ids travel as ``digits`` base-64 digits (each an integer below 64, exact in float16 and
+    bfloat16, where an id like 2047 would not be), appended after the ``d_model`` state channels.
+    Reading them back rounds and clamps, so any float input (an exporter's random example) still
+    gives ids inside the vocabulary.
+    """
+
+    def __init__(self, config: NanoConfig) -> None:
+        super().__init__()
+        self.vocab_size = config.vocab_size
+        self.register_buffer(
+            "scale", torch.tensor([COPY_BASE**i for i in range(config.copy_digits)]), persistent=False
+        )
+
+    def write(self, input_ids: Tensor, dtype: torch.dtype) -> Tensor:
+        """``[batch, src]`` ids -> ``[batch, src, digits]`` channels of ``dtype``."""
+        return torch.remainder(torch.div(input_ids[..., None], self.scale, rounding_mode="floor"), COPY_BASE).to(dtype)
+
+    def read(self, channels: Tensor) -> Tensor:
+        """``[batch, src, digits]`` channels -> ``[batch, src]`` int64 ids."""
+        digits = channels.float().round().clamp(0, COPY_BASE - 1).long()
+        return (digits * self.scale).sum(-1).clamp(0, self.vocab_size - 1)
+
+
 class NanoEncoder(nn.Module):
-    """Bidirectional encoder: ``(input_ids, attention_mask) -> encoder_states [batch, src, d_model]``."""
+    """Bidirectional encoder: ``(input_ids, attention_mask) -> encoder_states [batch, src, d_model]``.
+
+    A copy model's states are ``[batch, src, d_model + digits]``: the source ids ride along.
+    """
 
     def __init__(self, config: NanoConfig, embed: _Embedding | None = None) -> None:
         super().__init__()
         self.embed = embed if embed is not None else _Embedding(config)
         self.stack = _Stack(config, config.n_layers)
+        self.source_ids = _SourceIds(config) if config.copy else None
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         x = self.embed(input_ids, _mask_positions(attention_mask, input_ids.shape[1]))
         allowed = attention_mask[:, None, None, :].bool()
         h, _ = self.stack.run(x, allowed)
+        if self.source_ids is not None:
+            h = torch.cat([h, self.source_ids.write(input_ids, h.dtype)], dim=-1)
         return h
+
+
+class _Copy(nn.Module):
+    """The pointer-generator head: mixes the vocabulary distribution with a copy distribution.
+
+    ``p_gen = sigmoid(w . [h, context])`` weighs generating against copying; the copy distribution is
+    a single-head attention over the (unpadded) source positions, scattered onto their token ids.
+    Two learned, per-step biases need only the current decoder input id (so they work the same with
+    the KV cache): one for the source positions that *follow* an occurrence of that token, so a
+    copied span (a word cut into several BPE pieces, a phrase) can go on piece by piece, and one for
+    the positions holding that same token, so the model can learn not to stutter ("DNS DNS DNS").
+    The mixture is computed in float32 and returned as log-probabilities.
+    """
+
+    #: Floor of a probability before its log, so a token neither generated nor copied stays finite.
+    FLOOR = 1e-12
+
+    def __init__(self, config: NanoConfig) -> None:
+        super().__init__()
+        self.d_model = config.d_model
+        self.query = nn.Linear(config.d_model, config.d_model)
+        self.key = nn.Linear(config.d_model, config.d_model)
+        self.gate = nn.Linear(2 * config.d_model, 1)
+        self.follow = nn.Linear(config.d_model, 1)
+        self.repeat = nn.Linear(config.d_model, 1)
+
+    def forward(
+        self, h: Tensor, logits: Tensor, memory: Tensor, memory_mask: Tensor, source_ids: Tensor, input_ids: Tensor
+    ) -> Tensor:
+        batch, new, _ = h.shape
+        scores = self.query(h) @ self.key(memory).transpose(1, 2) / math.sqrt(self.d_model)
+        # [batch, new, src]: 1 where the source token is the current input, or just before it.
+        same = (source_ids[:, None, :] == input_ids[:, :, None]).float()
+        follows = F.pad(same[..., :-1], (1, 0))
+        scores = scores.float() + self.follow(h).float() * follows + self.repeat(h).float() * same
+        scores = scores.masked_fill(~memory_mask[:, None, :], -1e9)
+        attention = scores.softmax(-1)  # [batch, new, src]
+        context = attention.to(memory.dtype) @ memory
+        p_gen = torch.sigmoid(self.gate(torch.cat([h, context], dim=-1)).float())
+        index = source_ids[:, None, :].expand(batch, new, source_ids.shape[1])
+        copied = torch.zeros_like(logits, dtype=torch.float32).scatter_add(-1, index, attention)
+        probs = p_gen * logits.float().softmax(-1) + (1.0 - p_gen) * copied
+        return probs.clamp_min(self.FLOOR).log().to(logits.dtype)
 
 
 class NanoDecoder(nn.Module):
     """Decoder with cross-attention:
-    ``(decoder_input_ids, encoder_states, encoder_mask, past) -> (logits, present)``."""
+    ``(decoder_input_ids, encoder_states, encoder_mask, past) -> (logits, present)``.
 
-    def __init__(self, config: NanoConfig, embed: _Embedding) -> None:
+    With a copy head, ``logits`` are the log-probabilities of the pointer-generator mixture.
+    """
+
+    def __init__(self, config: NanoConfig, embed: _Embedding, source_ids: _SourceIds | None = None) -> None:
         super().__init__()
+        self.d_model = config.d_model
         self.embed = embed
         self.stack = _Stack(config, config.decoder_layers, cross=True)
+        self.source_ids = source_ids
+        self.copy = _Copy(config) if source_ids is not None else None
 
     def forward(
         self, decoder_input_ids: Tensor, encoder_states: Tensor, encoder_mask: Tensor, past: Tensor
@@ -200,9 +290,13 @@ class NanoDecoder(nn.Module):
         positions = (torch.arange(new, device=decoder_input_ids.device) + (total - new))[None].expand(batch, new)
         x = self.embed(decoder_input_ids, positions)
         allowed = _causal_allowed(new, total, decoder_input_ids.device)[None, None]
+        memory = encoder_states if self.copy is None else encoder_states[..., : self.d_model]
         memory_allowed = encoder_mask[:, None, None, :].bool()
-        h, presents = self.stack.run(x, allowed, past, encoder_states, memory_allowed)
+        h, presents = self.stack.run(x, allowed, past, memory, memory_allowed)
         logits = h @ self.embed.tokens.weight.t()
+        if self.copy is not None and self.source_ids is not None:
+            source_ids = self.source_ids.read(encoder_states[..., self.d_model :])
+            logits = self.copy(h, logits, memory, encoder_mask.bool(), source_ids, decoder_input_ids)
         return logits, torch.stack(presents)
 
 
@@ -213,7 +307,7 @@ class NanoSeq2Seq(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = NanoEncoder(config)
-        self.decoder = NanoDecoder(config, self.encoder.embed)
+        self.decoder = NanoDecoder(config, self.encoder.embed, self.encoder.source_ids)
 
 
 class NanoClassifier(nn.Module):

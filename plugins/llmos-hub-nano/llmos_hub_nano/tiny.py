@@ -35,6 +35,7 @@ def random_checkpoint(
     max_length: int = 64,
     labels: Sequence[str] | None = None,
     texts: Sequence[str] = (SAMPLE_TEXT,),
+    copy: bool = False,
 ) -> Path:
     """Write a seeded random checkpoint of ``architecture`` to ``folder`` and return the folder."""
     import torch
@@ -56,6 +57,7 @@ def random_checkpoint(
         eos_id=tokenizer.eos_id,
         bos_id=tokenizer.bos_id,
         labels=list(labels) if labels else (["negative", "positive", "neutral"] if architecture == "classifier" else None),
+        copy=copy,
         training={"note": f"random weights, seed {seed}; not trained"},
     )
     torch.manual_seed(seed)

@@ -52,11 +52,20 @@ class NanoTokenizer:
         self.backend.save(str(path))
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int) -> NanoTokenizer:
-    """Train a byte-level BPE of at most ``vocab_size`` tokens on ``texts`` (deterministic)."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int, *, prefix_space: bool = False) -> NanoTokenizer:
+    """Train a byte-level BPE of at most ``vocab_size`` tokens on ``texts`` (deterministic).
+
+    ``prefix_space`` encodes a text's first word as if a space preceded it, so it is the same token
+    as that word inside a sentence (what a copy decoder needs to copy it); decoding then drops that
+    one leading space again.
+    """
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
+    tok.decoder = (
+        decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", left=1, right=0)])
+        if prefix_space
+        else decoders.ByteLevel()
+    )
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=list(SPECIAL_TOKENS),

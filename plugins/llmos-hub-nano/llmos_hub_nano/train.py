@@ -47,6 +47,9 @@ class Recipe:
     lr: float = 3e-3
     dropout: float = 0.1
     target_length: int = 64  # seq2seq: longest target trained on
+    copy: bool = False  # seq2seq: pointer-generator decoder (copies source tokens)
+    label_smoothing: float = 0.0
+    prefix_space: bool = False  # tokenizer: a text's first word is the same token as inside a sentence
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -138,12 +141,15 @@ def _loss(model: Any, recipe: Recipe, batch: tuple[Any, ...]):
     ids, mask, dec_in, target = batch
     states = model.encoder(ids, mask)
     logits, _ = model.decoder(dec_in, states, mask, empty_past(model.config, ids.shape[0], decoder=True))
-    return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
+    # A copy decoder's logits are already log-probabilities; cross_entropy's log_softmax keeps them.
+    return F.cross_entropy(
+        logits.flatten(0, 1), target.flatten(), ignore_index=-100, label_smoothing=recipe.label_smoothing
+    )
 
 
 # -- training ---------------------------------------------------------------------------------------
 def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int | None = None,
-          threads: int = 2, command: str | None = None) -> Path:
+          threads: int = 2, command: str | None = None, eval_split: str = "test") -> Path:
     """Train, evaluate and save the checkpoint for ``task_name``; returns its folder."""
     import torch
 
@@ -171,7 +177,7 @@ def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int 
     if recipe.architecture == "classifier" and not labels:
         labels = sorted({ex.target for ex in examples})
 
-    tokenizer = train_tokenizer(_texts_for_tokenizer(recipe, examples), recipe.vocab_size)
+    tokenizer = train_tokenizer(_texts_for_tokenizer(recipe, examples), recipe.vocab_size, prefix_space=recipe.prefix_space)
     config = NanoConfig(
         architecture=recipe.architecture,
         vocab_size=tokenizer.vocab_size,
@@ -185,6 +191,7 @@ def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int 
         eos_id=tokenizer.eos_id,
         bos_id=tokenizer.bos_id,
         labels=labels if recipe.architecture == "classifier" else None,
+        copy=recipe.copy,
     )
     model = build_model(config)
     model.train()
@@ -228,6 +235,7 @@ def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int 
         "steps": steps,
         "batch_size": recipe.batch_size,
         "lr": recipe.lr,
+        **({"label_smoothing": recipe.label_smoothing} if recipe.label_smoothing else {}),
         "threads": threads,
         "script": "llmos_hub_nano.train",
         "command": command or f"python -m llmos_hub_nano.train {task_name}",
@@ -236,7 +244,7 @@ def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int 
     folder = out or CHECKPOINTS / task_name
     save_checkpoint(folder, config, model, tokenizer)
     print(f"saved {folder} ({sum(p.numel() for p in model.parameters())} parameters); evaluating", flush=True)
-    evaluation = evaluate(folder, task_name, examples)
+    evaluation = evaluate(folder, task_name, examples, split=eval_split)
     write_card(folder, config, curve, evaluation, train_seconds=train_seconds)
     print(evaluation.summary(), flush=True)
     return folder
@@ -249,9 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--eval-split", default="test",
+                        help="split the card scores (choose settings on 'validation', report 'test')")
     args = parser.parse_args(argv)
     command = "python -m llmos_hub_nano.train " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
-    train(args.task, out=args.out, seed=args.seed, steps=args.steps, threads=args.threads, command=command)
+    train(args.task, out=args.out, seed=args.seed, steps=args.steps, threads=args.threads, command=command,
+          eval_split=args.eval_split)
     return 0
 
 

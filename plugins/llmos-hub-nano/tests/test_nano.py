@@ -32,7 +32,9 @@ SHIPPED_CAPS = {
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("nano")
-    return {arch: random_checkpoint(root / arch, arch, seed=1) for arch in ("causal-lm", "seq2seq", "classifier")}
+    folders = {arch: random_checkpoint(root / arch, arch, seed=1) for arch in ("causal-lm", "seq2seq", "classifier")}
+    folders["seq2seq-copy"] = random_checkpoint(root / "seq2seq-copy", "seq2seq", seed=1, copy=True)
+    return folders
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +71,9 @@ def test_left_padding_is_exact(lm):
     torch.testing.assert_close(both[:, 2:], alone, atol=1e-5, rtol=1e-5)
 
 
-def test_seq2seq_decoder_cache_and_source_padding(folders):
-    model = NanoFamily().load(str(folders["seq2seq"]))
+@pytest.mark.parametrize("kind", ["seq2seq", "seq2seq-copy"])
+def test_seq2seq_decoder_cache_and_source_padding(folders, kind):
+    model = NanoFamily().load(str(folders[kind]))
     enc, dec = model.modules["encoder"], model.modules["decoder"]
     cfg = _cfg(model)
     src = torch.tensor([[9, 10, 11]])
@@ -89,6 +92,84 @@ def test_seq2seq_decoder_cache_and_source_padding(folders):
             logits, past = dec(tgt[:, t : t + 1], states, torch.ones_like(src), past)
             steps.append(logits)
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+# -- the copy (pointer-generator) decoder --------------------------------------------------------
+def test_copy_decoder_returns_log_probabilities_and_source_ids_survive_half_precision(folders):
+    model = NanoFamily().load(str(folders["seq2seq-copy"]))
+    enc, dec, cfg = model.modules["encoder"], model.modules["decoder"], _cfg(model)
+    src = torch.tensor([[0, 0, 9, 10, cfg.vocab_size - 1], [5, 6, 7, 8, 4]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    with torch.inference_mode():
+        states = enc(src, mask)
+        assert states.shape == (2, 5, cfg.d_model + cfg.copy_digits)
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            assert torch.equal(enc.source_ids.read(states.to(dtype)[..., cfg.d_model :]), src)
+        logits, _ = dec(torch.tensor([[2, 20], [2, 21]]), states, mask, empty_past(cfg, 2, decoder=True))
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(logits.logsumexp(-1), torch.zeros(2, 2), atol=1e-5, rtol=0)
+
+
+def test_copy_decoder_that_always_copies_puts_all_mass_on_unpadded_source_tokens(folders):
+    model = NanoFamily().load(str(folders["seq2seq-copy"]))
+    enc, dec, cfg = model.modules["encoder"], model.modules["decoder"], _cfg(model)
+    src = torch.tensor([[0, 0, 9, 10, 11], [5, 6, 7, 8, 5]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    with torch.inference_mode():
+        dec.copy.gate.bias.fill_(-60.0)  # p_gen ~ 0: copy only
+        try:
+            logits, _ = dec(torch.tensor([[2], [2]]), enc(src, mask), mask, empty_past(cfg, 2, decoder=True))
+        finally:
+            dec.copy.gate.bias.zero_()
+    probs = logits[:, 0].exp()
+    assert probs[0, [9, 10, 11]].sum() == pytest.approx(1.0, abs=1e-4)
+    assert probs[0, 0] < 1e-6  # the padded source position is never copied
+    assert probs[1, [5, 6, 7, 8]].sum() == pytest.approx(1.0, abs=1e-4)
+    assert set(logits[:, 0].argmax(-1).tolist()) <= {5, 6, 7, 8, 9, 10, 11}
+
+
+def test_copy_decoder_can_continue_a_copied_span_with_or_without_the_cache(folders):
+    model = NanoFamily().load(str(folders["seq2seq-copy"]))
+    enc, dec, cfg = model.modules["encoder"], model.modules["decoder"], _cfg(model)
+    src = torch.tensor([[0, 40, 41, 42, 43], [50, 51, 52, 53, 54]])
+    mask = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+    tgt = torch.tensor([[2, 41, 42], [2, 52, 53]])
+    with torch.inference_mode():
+        dec.copy.gate.bias.fill_(-60.0)  # copy only
+        dec.copy.follow.weight.zero_()
+        dec.copy.repeat.weight.zero_()
+        dec.copy.repeat.bias.zero_()
+        dec.copy.follow.bias.fill_(60.0)  # always continue the span of the current input token
+        states = enc(src, mask)
+        full, _ = dec(tgt, states, mask, empty_past(cfg, 2, decoder=True))
+        past, steps = empty_past(cfg, 2, decoder=True), []
+        for t in range(3):
+            logits, past = dec(tgt[:, t : t + 1], states, mask, past)
+            steps.append(logits)
+    assert full[:, 1:].argmax(-1).tolist() == [[42, 43], [53, 54]]
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_prefix_space_tokenizer_makes_a_first_word_copyable_and_round_trips(tmp_path):
+    from llmos_hub_nano.tiny import SAMPLE_TEXT
+    from llmos_hub_nano.tokenizer import NanoTokenizer, train_tokenizer
+
+    plain = train_tokenizer([SAMPLE_TEXT], 300)
+    spaced = train_tokenizer([SAMPLE_TEXT], 300, prefix_space=True)
+    spaced.save(tmp_path / "tokenizer.json")
+    spaced = NanoTokenizer.from_file(tmp_path / "tokenizer.json")
+    first, inside = "model predicts the next piece", "a model predicts the next piece"
+    assert spaced.encode(first) == spaced.encode(inside)[-len(spaced.encode(first)) :]
+    assert plain.encode(first) != plain.encode(inside)[-len(plain.encode(first)) :]
+    for text in (first, inside, "Usage: program [OPTION]... FILE."):
+        assert spaced.decode(spaced.encode(text)) == text
+
+
+def test_copy_is_refused_outside_seq2seq():
+    from llmos_hub_nano.config import NanoConfig
+
+    with pytest.raises(DataError, match="copy"):
+        NanoConfig("causal-lm", 100, copy=True)
 
 
 def test_classifier_ignores_padding(folders):
