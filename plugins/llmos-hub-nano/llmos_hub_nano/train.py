@@ -28,7 +28,7 @@ from .card import write_card
 from .config import NanoConfig
 from .family import CHECKPOINTS
 
-__all__ = ["RECIPES", "Recipe", "main", "train"]
+__all__ = ["RECIPES", "Recipe", "main", "train", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -250,6 +250,30 @@ def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int 
     return folder
 
 
+def with_overrides(recipe: Recipe, settings: Sequence[str]) -> Recipe:
+    """``recipe`` with ``KEY=VALUE`` settings applied (values read as JSON: ``copy=true``, ``dropout=0.3``).
+
+    Lets a candidate recipe be tried (``--set ... --out /tmp/x --eval-split validation``) and
+    reproduced without editing :data:`RECIPES`; the command recorded in the card keeps the settings.
+    """
+    import dataclasses
+    import json
+
+    from llmos_hub import UsageError
+
+    known = {f.name for f in dataclasses.fields(Recipe)} - {"architecture", "extra"}
+    changes: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, raw = setting.partition("=")
+        if not sep or key not in known:
+            raise UsageError(f"--set {setting!r}: give KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+        try:
+            changes[key] = json.loads(raw)
+        except ValueError:
+            raise UsageError(f"--set {setting!r}: the value must be JSON (true, 0.3, 3072)") from None
+    return dataclasses.replace(recipe, **changes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llmos_hub_nano.train", description=__doc__.split("\n")[0])
     parser.add_argument("task", choices=sorted(RECIPES))
@@ -259,7 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-split", default="test",
                         help="split the card scores (choose settings on 'validation', report 'test')")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe setting, e.g. --set copy=true --set dropout=0.3")
     args = parser.parse_args(argv)
+    if args.set:
+        RECIPES[args.task] = with_overrides(RECIPES[args.task], args.set)
     command = "python -m llmos_hub_nano.train " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
     train(args.task, out=args.out, seed=args.seed, steps=args.steps, threads=args.threads, command=command,
           eval_split=args.eval_split)

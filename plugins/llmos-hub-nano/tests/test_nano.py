@@ -290,3 +290,16 @@ def test_capabilities_and_listing_import_no_torch():
     listing, torch_loaded = out.stdout.strip().splitlines()
     assert torch_loaded == "False"
     assert "'causal-lm'" in listing and "'lm-sample'" in listing
+
+
+# -- training recipes -------------------------------------------------------------------------------
+def test_recipe_overrides_parse_json_values_and_refuse_unknown_keys():
+    from llmos_hub_nano.train import RECIPES, with_overrides
+
+    base = RECIPES["summarization-sample"]
+    changed = with_overrides(base, ["copy=true", "dropout=0.3", "vocab_size=3072"])
+    assert (changed.copy, changed.dropout, changed.vocab_size) == (True, 0.3, 3072)
+    assert changed.steps == base.steps and base.copy is False
+    for bad in ("colour=1", "copy", "architecture=\"seq2seq\"", "dropout=high"):
+        with pytest.raises(UsageError):
+            with_overrides(base, [bad])
