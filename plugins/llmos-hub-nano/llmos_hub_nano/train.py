@@ -58,7 +58,10 @@ RECIPES: dict[str, Recipe] = {
     "lm-sample": Recipe("causal-lm", 2048, 96, 3, 4, 384, 256, steps=900, batch_size=8),
     "classification-sample": Recipe("classifier", 2048, 64, 2, 4, 256, 128, steps=400, batch_size=32),
     "translation-sample": Recipe("seq2seq", 2048, 80, 2, 4, 320, 64, steps=1500, batch_size=32, target_length=48),
-    "summarization-sample": Recipe("seq2seq", 2048, 80, 2, 4, 320, 128, steps=900, batch_size=24, target_length=32),
+    "summarization-sample": Recipe(
+        "seq2seq", 3072, 80, 2, 4, 320, 128, steps=2000, batch_size=24, target_length=32,
+        copy=True, prefix_space=True, dropout=0.3,
+    ),
 }
 
 

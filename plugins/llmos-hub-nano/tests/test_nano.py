@@ -296,7 +296,7 @@ def test_capabilities_and_listing_import_no_torch():
 def test_recipe_overrides_parse_json_values_and_refuse_unknown_keys():
     from llmos_hub_nano.train import RECIPES, with_overrides
 
-    base = RECIPES["summarization-sample"]
+    base = RECIPES["translation-sample"]
     changed = with_overrides(base, ["copy=true", "dropout=0.3", "vocab_size=3072"])
     assert (changed.copy, changed.dropout, changed.vocab_size) == (True, 0.3, 3072)
     assert changed.steps == base.steps and base.copy is False
