@@ -133,3 +133,10 @@ def test_html_page_renders_in_headless_chromium(base_records, tmp_path):
     shot = tmp_path / "board.png"
     subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()], capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_equal_scores_share_a_rank(base_records):
+    up = base_records["upper"]
+    records = [variant(up, model="m:a", value=0.5), variant(up, model="m:b", value=0.5 + 1e-13), variant(up, model="m:c", value=0.1)]
+    board, = build_boards(records)
+    assert [r.rank for r in board.rows] == [1, 1, 3]

@@ -146,7 +146,11 @@ def build_boards(records: Iterable[ResultRecord]) -> list[Board]:
             scored.append((value, stderr, record))
         sign = -1.0 if higher else 1.0
         scored.sort(key=lambda x: (math.isnan(x[0]), sign * (0.0 if math.isnan(x[0]) else x[0]), x[2].model, x[2].backend))
-        board.rows = [Row(i + 1, rec, value, stderr) for i, (value, stderr, rec) in enumerate(scored)]
+        board.rows = []
+        for i, (value, stderr, rec) in enumerate(scored):
+            # Equal scores (within float rounding, as two backends give) share a rank: 1, 1, 3.
+            tied = i > 0 and math.isclose(board.rows[-1].primary, value, rel_tol=1e-9, abs_tol=1e-12)
+            board.rows.append(Row(board.rows[-1].rank if tied else i + 1, rec, value, stderr))
         boards.append(board)
     _number_variants(boards)
     return boards

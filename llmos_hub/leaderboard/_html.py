@@ -73,7 +73,16 @@ def _speed_label(rows: Sequence[Row]) -> str:
     return "examples/s"
 
 
-def plot_svg(board: Board, width: int = 560, height: int = 320) -> str:
+def _padded_range(lo: float, hi: float) -> tuple[float, float]:
+    """An axis range with a 10% margin, widened around a single value (equal within float rounding)."""
+    span = hi - lo
+    if span <= 1e-9 * max(abs(lo), abs(hi), 1.0):
+        pad = abs(lo) * 0.1 or 1.0
+        return lo - pad, hi + pad
+    return lo - 0.1 * span, hi + 0.1 * span
+
+
+def plot_svg(board: Board, width: int = 760, height: int = 340) -> str:
     """Quality (primary metric) against speed, log-scaled speed axis, one labelled point per row."""
     points = [(r, _speed_value(r)) for r in board.rows]
     points = [(r, s) for r, s in points if s and s > 0 and not math.isnan(r.primary)]
@@ -82,13 +91,8 @@ def plot_svg(board: Board, width: int = 560, height: int = 320) -> str:
     left, right, top, bottom = 60, 20, 20, 45
     xs = [math.log10(s) for _, s in points]
     ys = [r.primary for r, _ in points]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x1 - x0 < 1e-9:
-        x0, x1 = x0 - 0.5, x1 + 0.5
-    if y1 - y0 < 1e-12:
-        pad = abs(y0) * 0.1 or 1.0
-        y0, y1 = y0 - pad, y1 + pad
+    x0, x1 = _padded_range(min(xs), max(xs))
+    y0, y1 = _padded_range(min(ys), max(ys))
     sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
     sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
     parts = [
@@ -109,7 +113,9 @@ def plot_svg(board: Board, width: int = 560, height: int = 320) -> str:
             f'<circle class="pt" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5"><title>{_e(label)}: '
             f'{_e(fmt_number(row.primary))} at {_e(fmt_number(speed))}/s</title></circle>'
         )
-        parts.append(f'<text class="lbl" x="{sx(x) + 7:.1f}" y="{sy(y) - 7:.1f}">{_e(label)}</text>')
+        right_half = sx(x) > (left + width - right) / 2
+        anchor, dx = ("end", -7) if right_half else ("start", 7)
+        parts.append(f'<text class="lbl" x="{sx(x) + dx:.1f}" y="{sy(y) - 7:.1f}" text-anchor="{anchor}">{_e(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
