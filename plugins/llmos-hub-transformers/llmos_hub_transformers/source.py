@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,17 @@ from typing import Any
 
 from llmos_hub import DataError, UsageError
 
-__all__ = ["Resolved", "Source", "parse_ref", "read_config", "resolve", "weight_files", "weights_sha256"]
+__all__ = [
+    "Resolved",
+    "Source",
+    "parse_ref",
+    "read_config",
+    "resolve",
+    "safetensors_parameters",
+    "tokenizer_files",
+    "weight_files",
+    "weights_sha256",
+]
 
 #: The files a model needs, as ``snapshot_download`` patterns; nothing else is fetched.
 NEEDED = [
@@ -37,6 +49,7 @@ NEEDED = [
     "vocab.json",
     "vocab.txt",
     "merges.txt",
+    "*.spm",
     "*.model",
     "*.tiktoken",
 ]
@@ -124,12 +137,62 @@ def weight_files(folder: Path) -> list[Path]:
     raise AssertionError("unreachable")
 
 
+#: Hashes already computed in this process, by (resolved path, size, mtime): a weight file is read
+#: once however often the bench inspects and loads it; a rewritten file has a new size or mtime.
+_HASHES: dict[tuple[str, int, int], str] = {}
+_HASHES_LOCK = threading.Lock()
+
+
 def _file_sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _HASHES_LOCK:
+        known = _HASHES.get(key)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    with _HASHES_LOCK:
+        _HASHES[key] = digest.hexdigest()
     return digest.hexdigest()
+
+
+def safetensors_parameters(files: Iterable[Path]) -> int:
+    """The number of values stored in safetensors ``files``, read from their headers (no tensor is loaded).
+
+    A safetensors file starts with an 8-byte little-endian header length and a JSON header mapping
+    each tensor name to its ``shape``; tied weights are stored once, as ``model.parameters()`` counts them.
+    """
+    total = 0
+    for path in files:
+        try:
+            with path.open("rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(size)) if 0 < size < (1 << 28) else None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a safetensors file ({exc})") from None
+        if not isinstance(header, dict):
+            raise DataError(f"{path}: not a safetensors file (no JSON header); re-save the checkpoint")
+        for name, entry in header.items():
+            if name != "__metadata__" and isinstance(entry, dict):
+                total += math.prod(int(d) for d in entry.get("shape", []))
+    return total
+
+
+#: Tokenizer files transformers reads, in the layouts real checkpoints are published in.
+_TOKENIZER_NAMES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                    "vocab.json", "vocab.txt", "merges.txt")
+_TOKENIZER_SUFFIXES = (".spm", ".model", ".tiktoken")
+
+
+def tokenizer_files(folder: Path) -> list[Path]:
+    """The tokenizer files present in ``folder`` (``tokenizer.json``, ``vocab.txt``, ``*.spm``, ...)."""
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and (p.name in _TOKENIZER_NAMES or p.name.endswith(_TOKENIZER_SUFFIXES))
+    )
 
 
 def weights_sha256(files: list[Path]) -> tuple[str, dict[str, str]]:
