@@ -7,6 +7,7 @@ Importing this package loads no torch, onnxruntime, transformers, datasets or ev
 """
 
 from ._backend import Backend, Runner
+from ._cache import CacheEntry, FolderCache, cache_root
 from ._metric import Metric, Score
 from ._model import Artifacts, Capability, LoadedModel, ModelFamily, ModelInfo, Provenance, Tokenizer
 from ._requests import (
@@ -29,10 +30,12 @@ from .hookspecs import hookimpl
 __all__ = [
     "Artifacts",
     "Backend",
+    "CacheEntry",
     "Capability",
     "ClassifyRequest",
     "DataError",
     "Example",
+    "FolderCache",
     "GenerateRequest",
     "Generation",
     "GenerationConfig",
@@ -59,6 +62,7 @@ __all__ = [
     "UnknownNameError",
     "UsageError",
     "__version__",
+    "cache_root",
     "hookimpl",
     "load_plugins",
 ]
