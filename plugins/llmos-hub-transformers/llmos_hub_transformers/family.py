@@ -268,13 +268,15 @@ class HFFamily(ModelFamily):
 
 
 def _artifacts(resolved: Resolved, weights: list[Path]) -> Artifacts:
-    folder = resolved.folder
+    """The checkpoint's files by their names in the folder (a Hub snapshot's files are links to blobs
+    named by hash; a converter must see ``config.json``, not the blob it points to)."""
+    folder = resolved.folder.resolve()
     return Artifacts(
-        folder=folder.resolve(),
+        folder=folder,
         layout="transformers",
-        weights=tuple(p.resolve() for p in weights),
-        tokenizer_files=tuple(p.resolve() for p in tokenizer_files(folder)),
-        config_file=(folder / "config.json").resolve(),
+        weights=tuple(folder / p.name for p in weights),
+        tokenizer_files=tuple(folder / p.name for p in tokenizer_files(resolved.folder)),
+        config_file=folder / "config.json",
     )
 
 
