@@ -4,8 +4,10 @@
 ``hf:namespace/name[@revision]`` is resolved on the Hub (``HF_ENDPOINT``/``HF_TOKEN`` read when the
 model is loaded, not when ``huggingface_hub`` was imported) to a commit sha, and only the files a
 model needs are downloaded at that sha: config, safetensors weights, tokenizer files. A checkpoint
-whose weights are only pickles (``pytorch_model.bin``) is refused before anything is downloaded:
-unpickling runs arbitrary code, and llmos-hub loads weights with safetensors only.
+whose weights are only pickles (``pytorch_model.bin``) is never unpickled: unpickling runs arbitrary
+code, and llmos-hub loads weights with safetensors only. A Hub repo's pull request that adds a
+safetensors conversion (``refs/pr/N``, see :mod:`.pull_requests`) is used instead and recorded;
+without one the repo is refused before anything is downloaded.
 """
 
 from __future__ import annotations
@@ -286,13 +288,25 @@ def resolve(source: Source) -> Resolved:
     where = f"hf:{repo_id}" + (f"@{source.revision}" if source.revision else "")
     if "config.json" not in names:
         raise DataError(f"{where} has no config.json; is it a transformers model repo?")
+    revision, extra = source.revision, {"endpoint": auth.endpoint}
     if not _has_safetensors(names):
-        _refuse_pickles(where, names)
+        from .pull_requests import CONVERT_HINT, find_conversion
+
+        conversion = find_conversion(auth, api, repo_id, source.revision, _has_safetensors)
+        if conversion is None:
+            if any(n.endswith(_PICKLES) for n in names):
+                pickle = sorted(n for n in names if n.endswith(_PICKLES))[0]
+                raise DataError(f"{where} has only pickle weights ({pickle}), which llmos-hub never loads, and no pull "
+                                f"request offers a safetensors conversion; {CONVERT_HINT}")
+            _refuse_pickles(where, names)
+        assert conversion is not None
+        revision = conversion.commit
+        extra.update(safetensors_from=conversion.ref, requested_revision=source.revision or "main")
     from huggingface_hub import snapshot_download
 
     # Download by the name asked for (so the cache remembers the branch for offline use); the
     # snapshot's folder is named by the commit actually downloaded, which is what provenance records.
     folder = Path(hub_call(auth, repo_id, "model", "download", lambda: snapshot_download(
-        repo_id, revision=source.revision, allow_patterns=NEEDED, endpoint=auth.endpoint, token=auth.token,
+        repo_id, revision=revision, allow_patterns=NEEDED, endpoint=auth.endpoint, token=auth.token,
     )))
-    return Resolved(folder=folder, source=repo_id, revision=folder.name, extra={"endpoint": auth.endpoint})
+    return Resolved(folder=folder, source=repo_id, revision=folder.name, extra=extra)
