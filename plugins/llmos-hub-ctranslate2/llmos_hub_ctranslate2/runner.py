@@ -102,6 +102,26 @@ class CTranslate2Runner(StepRunner):
             generations.append(Generation(text=text, token_ids=tuple(ids), prompt_tokens=len(prompt)))
         return generations
 
+    def greedy_ids(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, *, eos_id: int | None) -> list[list[int]]:
+        """Greedy continuations of token-id prompts; ``eos_id=None`` generates exactly ``max_new_tokens``
+        (what :func:`llmos_hub.decoding.greedy_search` does with ``eos_id=None``, for benchmarks)."""
+        if max_new_tokens <= 0:
+            return [[] for _ in prompts]
+        assert self.source is not None and self.target is not None
+        end: dict[str, Any] = {"end_token": [int(eos_id)]} if eos_id is not None else {}
+        fixed = max_new_tokens if eos_id is None else 0
+        if self.kind == "translator":
+            results = self.engine.translate_batch(
+                [self.source.strings(p) for p in prompts], beam_size=1, max_decoding_length=max_new_tokens,
+                min_decoding_length=fixed, max_input_length=0, **end,
+            )
+            return [self.target.numbers(r.hypotheses[0]) for r in results]
+        results = self.engine.generate_batch(
+            [self.target.strings(p) for p in prompts], beam_size=1, sampling_topk=1, max_length=max_new_tokens,
+            min_length=fixed, include_prompt_in_result=False, **end,
+        )
+        return [list(r.sequences_ids[0]) for r in results]
+
     def _search_options(self, config: GenerationConfig) -> dict[str, Any]:
         return {
             "beam_size": max(1, int(config.num_beams)),
