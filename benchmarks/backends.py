@@ -238,8 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  same greedy tokens (pytorch vs onnxruntime): {same_tokens}")
     for ref, reason in ct2_refusals.items():
         print(f"  ctranslate2 on {ref}: {reason}")
-    if hf_report is not None:
-        _print_hf(hf_report)
     print(f"wrote {args.out}")
     return 0
 
@@ -328,6 +326,8 @@ def _hf_contest(host, args) -> dict[str, Any]:
         }
         for runner in runners.values():
             runner.close()
+        _print_hf({"settings": report["settings"], "models": {name: report["models"][name]}})  # as each model ends
+        sys.stdout.flush()
     report["versions"] = {**backends["ctranslate2"].versions()}
     return report
 
