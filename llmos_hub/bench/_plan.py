@@ -47,6 +47,7 @@ def _looks_like_file(name: str) -> bool:
 def resolve_tasks(host: Any, names: Sequence[str]) -> list[tuple[str, Task]]:
     """Task names, suite names and task files → ``(argument to reproduce, Task)``, in order, no repeats."""
     from ..tasks import task_from_file
+    from ..tasks._hub_source import is_hub_ref, load_hub_task
 
     wanted = list(names) or [DEFAULT_SUITE]
     result: list[tuple[str, Task]] = []
@@ -60,9 +61,11 @@ def resolve_tasks(host: Any, names: Sequence[str]) -> list[tuple[str, Task]]:
     for name in wanted:
         if name in host.registry.names("suites"):
             for task_name in host.get("suites", name):
-                add(task_name, host.get("tasks", task_name))
+                add(task_name, load_hub_task(task_name) if is_hub_ref(task_name) else host.get("tasks", task_name))
         elif name in host.registry.names("tasks"):
             add(name, host.get("tasks", name))
+        elif is_hub_ref(name):  # hf:NS/NAME[@REV], a task repo on the Hub
+            add(name, load_hub_task(name))
         elif not _looks_like_file(name):
             known = [*host.registry.names("tasks"), *host.registry.names("suites")]
             raise UnknownNameError("task or suite", name, known)
