@@ -178,7 +178,7 @@ def _collect(records: Iterable[RecordInput], with_samples: bool = False
             reason = validation_error(dict(item.data))
             if reason is not None:
                 raise DataError(f"record {item.id}: invalid result record: {reason}")
-            found = [(f"record {item.id}", item, None)]
+            found: list[tuple[str, ResultRecord, Path | None]] = [(f"record {item.id}", item, None)]
         else:
             found = [(str(p), r, p) for p, r in iter_records([item])]
             if not found:
