@@ -123,7 +123,9 @@ def test_a_hub_task_reads_the_same_examples_and_keeps_its_commit(hub):
     task = load_hub_task("hf:me/translation-sample")
     assert isinstance(task, HubTask)
     assert task.describe()["hub"] == {"repo": "me/translation-sample", "revision": published.revision,
-                                      "requested": "main", "file": "task.yaml"}
+                                      "file": "task.yaml"}
+    # However the revision is asked for, the same commit is the same task.
+    assert load_hub_task(f"hf:me/translation-sample@{published.revision}").describe() == task.describe()
     local = task_from_file(BUILTIN).load(limit=20, seed=3)
     remote = task.load(limit=20, seed=3)
     assert remote.fingerprint == local.fingerprint and remote.examples == local.examples

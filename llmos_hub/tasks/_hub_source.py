@@ -114,20 +114,19 @@ def split_files(spec: TaskSpec, *, where: str) -> dict[str, str]:
 class HubTask(DeclaredTask):
     """A :class:`DeclaredTask` read from a Hub dataset repo at one commit.
 
-    ``hub`` is ``{"repo", "revision" (the commit), "requested" (what was asked for), "file"}``; it is
-    part of :meth:`describe`, and :meth:`load` names the data ``hf://datasets/NS/NAME@<commit>/<file>``.
+    ``hub`` is ``{"repo", "revision" (the commit), "file"}``; it is part of :meth:`describe`, and
+    :meth:`load` names the data ``hf://datasets/NS/NAME@<commit>/<file>``. How the revision was asked
+    for (``ref.revision``: a branch, a tag, nothing) is deliberately not part of the description, so
+    ``hf:NS/NAME`` and ``hf:NS/NAME@<that commit>`` describe the same task.
     """
 
-    def __init__(self, spec: TaskSpec, ref: HubTaskRef, commit: str) -> None:
+    def __init__(self, spec: TaskSpec, ref: HubTaskRef, commit: str, files: Mapping[str, str]) -> None:
         super().__init__(spec)
         self.ref = ref
         self.commit = commit
-        self.hub: dict[str, Any] = {
-            "repo": ref.repo,
-            "revision": commit,
-            "requested": ref.revision or "main",
-            "file": TASK_FILE,
-        }
+        #: ``split -> repo-relative file``.
+        self.files = dict(files)
+        self.hub: dict[str, Any] = {"repo": ref.repo, "revision": commit, "file": TASK_FILE}
 
     def __repr__(self) -> str:
         return f"HubTask({self.name!r}, repo={self.ref.repo!r}, revision={self.commit!r})"
@@ -139,7 +138,7 @@ class HubTask(DeclaredTask):
 
     def load(self, *, split: str | None = None, limit: int | None = None, seed: int = 0) -> TaskData:
         data = super().load(split=split, limit=limit, seed=seed)
-        return dataclasses.replace(data, source=hub_url(self.ref.repo, self.commit, data.source))
+        return dataclasses.replace(data, source=hub_url(self.ref.repo, self.commit, self.files[data.split]))
 
     def describe(self) -> Mapping[str, Any]:
         return {**super().describe(), "hub": dict(self.hub)}
@@ -176,7 +175,7 @@ def load_hub_task(text: str, *, endpoint: str | None = None, token: str | None =
     if missing:
         raise DataError(f"{ref}: {TASK_FILE} names {missing[0]!r}, which is not in the repo at {commit[:12]}; "
                         "publish the task again with its data")
-    return HubTask(spec, ref, commit)
+    return HubTask(spec, ref, commit, files)
 
 
 def _snapshot(api: Any, auth: Any, ref: HubTaskRef, revision: str | None, patterns: list[str]) -> Path:
