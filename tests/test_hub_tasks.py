@@ -74,7 +74,7 @@ def test_publish_task_commits_yaml_data_and_card_once(hub):
     assert front["configs"] == [{"config_name": "default", "data_files": [
         {"split": s, "path": f"data/translation-sample/{s}.jsonl"} for s in ("train", "validation", "test")]}]
     assert front["license"] == "other" and front["license_link"] == "data/translation-sample/SOURCE.md"
-    assert front["task_categories"] == ["translation"]
+    assert front["task_categories"] == ["translation"] and front["size_categories"] == ["1K<n<10K"]  # 5400
     assert "Debian 12 packages" in card  # the task's source text is carried over
     assert "llmos-hub bench --task hf:me/translation-sample" in card
     assert result.command == f"llmos-hub bench --task hf:me/translation-sample@{result.revision}"
@@ -82,6 +82,15 @@ def test_publish_task_commits_yaml_data_and_card_once(hub):
     again = publish_task(BUILTIN, repo="me/translation-sample", endpoint=hub.url)
     assert not again.published and again.revision == result.revision
     assert len(hub.history("me/translation-sample")) == 2
+
+
+def test_publish_task_as_a_pull_request_runs_from_its_commit(hub):
+    hub.create_repo("me/lm")
+    result = publish_task(BUILTIN_DIR / "lm-sample.yaml", repo="me/lm", endpoint=hub.url, create_pr=True)
+    assert result.pr_url.endswith("/datasets/me/lm/discussions/1")
+    assert "task.yaml" not in hub.files("me/lm")  # main is untouched
+    assert result.revision == hub.refs("me/lm")["refs/pr/1"]
+    assert load_hub_task(result.task_id).commit == result.revision
 
 
 def test_publish_task_cli_prints_the_command_that_runs_it(hub, monkeypatch):
@@ -366,3 +375,16 @@ model-index:
             model_card="me/tiny-model")
     entries = ModelCard(hub.files("me/tiny-model", "model")["README.md"].decode()).data.eval_results
     assert [(e.dataset_type, e.metric_value) for e in entries if e.metric_type == "bleu"] == [("me/results", 2.0)]
+
+
+def test_bench_push_to_hub_with_log_samples_sends_the_samples_in_the_same_commit(hub, tmp_path, monkeypatch):
+    _fake_cli_host(monkeypatch)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["bench", "--model", "fake:upper", "--task", "upper", "--backend", "fake",
+                                       "--output-dir", str(out), "--log-samples", "--push-to-hub", "me/results",
+                                       "--endpoint", hub.url])
+    assert result.exit_code == 0, result.output
+    [samples] = out.glob("*.samples.jsonl")
+    latest = hub.history("me/results")[0]
+    assert latest.files[f"records/{samples.name}"] == samples.read_bytes()
+    assert latest.parent == hub.history("me/results")[1].oid and len(hub.history("me/results")) == 2

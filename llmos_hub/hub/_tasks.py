@@ -173,6 +173,7 @@ def task_card(task: Any, *, repo: str, files: dict[str, str], counts: dict[str, 
         if source_file:
             front["license_link"] = source_file
     front.update({
+        "size_categories": [_size_category(sum(counts.values()))],
         "task_categories": [_TASK_CATEGORIES.get(spec.kind.name, "other")],
         "tags": ["llmos-hub", "llmos-hub-task", spec.kind.name],
         "configs": [{
@@ -231,6 +232,13 @@ def task_card(task: Any, *, repo: str, files: dict[str, str], counts: dict[str, 
         lines += ["The task file declares no single licence: each part is under the licence its source "
                   "gives (above).", ""]
     return "---\n" + yaml.safe_dump(front, sort_keys=False, allow_unicode=True) + "---\n\n" + "\n".join(lines)
+
+
+def _size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket of ``n`` examples (``n<1K``, ``1K<n<10K``, ...)."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M")]
+    return next((label for bound, label in bounds if n < bound), "n>10M")
 
 
 def publish_task(
