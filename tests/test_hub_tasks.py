@@ -138,7 +138,8 @@ def test_a_hub_task_reads_the_same_examples_and_keeps_its_commit(hub):
     local = task_from_file(BUILTIN).load(limit=20, seed=3)
     remote = task.load(limit=20, seed=3)
     assert remote.fingerprint == local.fingerprint and remote.examples == local.examples
-    assert remote.source == f"hf://datasets/me/translation-sample@{published.revision}/data/translation-sample/test.jsonl"
+    assert remote.source == (f"hf://datasets/me/translation-sample@{published.revision}/"
+                             "data/translation-sample/test.jsonl")
     # Only the task file and the split files were fetched, never the card or the provenance file.
     fetched = {unquote(p).split(f"/resolve/{published.revision}/", 1)[-1] for m, p in hub.requests
                if m == "GET" and "/resolve/" in p}

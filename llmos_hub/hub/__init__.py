@@ -5,9 +5,9 @@ truth), ``data/results.jsonl`` (one flat row per record, what ``datasets.load_da
 ``README.md`` whose body is the leaderboard of all records. :func:`publish` adds records in one
 commit per repo (optionally also putting the scores on a model's card), :func:`fetch_records` reads
 them back for ``llmos-hub leaderboard --from-hub``. :func:`publish_task` puts a task (its YAML, data
-and a loadable dataset card) in a dataset repo of its own, which ``--task hf:NS/NAME`` then reads. Everything goes through
-``HfApi(endpoint=..., token=...)`` methods, so ``--endpoint`` is always honoured; the token is
-never printed, logged or written. Importing this package does not import ``huggingface_hub``.
+and a loadable dataset card) in a dataset repo of its own, which ``--task hf:NS/NAME`` then reads.
+Everything goes through ``HfApi(endpoint=..., token=...)`` methods, so ``--endpoint`` is always
+honoured; the token is never printed, logged or written. Importing this package does not import ``huggingface_hub``.
 """
 
 from ._auth import HubAuth, resolve_auth

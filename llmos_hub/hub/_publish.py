@@ -4,11 +4,11 @@ One publish makes **one commit per repo**: the new records under ``records/``, t
 ``README.md`` (dataset card + leaderboard of *all* records in the repo) and ``data/results.jsonl``.
 The commit names the commit it was built on (``parent_commit``); if someone else committed in
 between, the Hub refuses it (409/412) and we re-read the repo and rebuild, so two publishers racing
-never drop each other's records. ``with_samples`` adds the samples files the records name
-(``samples_file``, written by ``bench --log-samples`` next to the record) to the same commit, under
-``records/`` beside their record so the reference stays valid. 5xx answers are retried with exponential backoff (the ``sleep``
+never drop each other's records. 5xx answers are retried with exponential backoff (the ``sleep``
 function is a parameter so tests do not wait), then given up with a one-line error. Records whose
-files are already in the repo byte for byte make no commit at all.
+files are already in the repo byte for byte make no commit at all. ``with_samples`` adds the samples
+files the records name (``samples_file``, written by ``bench --log-samples`` next to the record) to
+the same commit, under ``records/`` beside their record, so the reference stays valid.
 """
 
 from __future__ import annotations
