@@ -19,6 +19,7 @@ files it names, at the same relative paths. Loading one:
 from __future__ import annotations
 
 import dataclasses
+import glob
 import posixpath
 import re
 from collections.abc import Mapping
@@ -170,7 +171,7 @@ def load_hub_task(text: str, *, endpoint: str | None = None, token: str | None =
                         "llmos-hub task; publish one with `llmos-hub publish-task TASK --repo NS/NAME`")
     spec = parse_spec(task_file)
     files = split_files(spec, where=f"{ref} ({TASK_FILE})")
-    _snapshot(api, auth, ref, commit, sorted(set(files.values())))
+    _snapshot(api, auth, ref, commit, sorted({glob.escape(p) for p in files.values()}))  # names, not patterns
     missing = [path for path in files.values() if not (folder / path).is_file()]
     if missing:
         raise DataError(f"{ref}: {TASK_FILE} names {missing[0]!r}, which is not in the repo at {commit[:12]}; "
