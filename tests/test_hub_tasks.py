@@ -191,6 +191,12 @@ def test_unusable_hub_task_ids_are_one_line_errors(hub):
         load_hub_task("hf:me/not-a-task")
     with pytest.raises(HubError, match="dataset repo me/ghost at .* does not exist"):
         load_hub_task("hf:me/ghost")
+    head = hub.create_repo("me/bad-yaml", files={"task.yaml": b"name: x\nkind: translaton\n"})
+    with pytest.raises(DataError, match=f"^hf:me/bad-yaml@{head}/task.yaml: field 'kind': unknown kind 'translaton'"):
+        load_hub_task("hf:me/bad-yaml")
+    head = hub.create_repo("me/no-data", files={"task.yaml": BUILTIN.read_bytes()})
+    with pytest.raises(DataError, match="names 'data/translation-sample/[a-z]+.jsonl', which is not in the repo"):
+        load_hub_task("hf:me/no-data")
     for text in ("hf:ghost", "hf:a/b/c", "hf:me/x@"):
         with pytest.raises(UsageError, match="is not a Hub task id"):
             load_hub_task(text)

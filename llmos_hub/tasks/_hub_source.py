@@ -169,8 +169,12 @@ def load_hub_task(text: str, *, endpoint: str | None = None, token: str | None =
     if not task_file.is_file():
         raise DataError(f"{ref}: the dataset repo {ref.repo} has no {TASK_FILE} at {commit[:12]}, so it is not an "
                         "llmos-hub task; publish one with `llmos-hub publish-task TASK --repo NS/NAME`")
-    spec = parse_spec(task_file)
-    files = split_files(spec, where=f"{ref} ({TASK_FILE})")
+    shown = f"{HubTaskRef(ref.repo, commit)}/{TASK_FILE}"
+    try:
+        spec = parse_spec(task_file)
+    except DataError as exc:  # name the file by its Hub id, not by its place in the cache
+        raise DataError(str(exc).replace(str(task_file), shown)) from None
+    files = split_files(spec, where=shown)
     _snapshot(api, auth, ref, commit, sorted({glob.escape(p) for p in files.values()}))  # names, not patterns
     missing = [path for path in files.values() if not (folder / path).is_file()]
     if missing:
