@@ -227,7 +227,7 @@ def test_suites_may_name_hub_tasks(hub):
 
     publish_task(BUILTIN_DIR / "lm-sample.yaml", repo="me/lm", endpoint=hub.url)
     resolved = resolve_tasks(_host(SuitePlugin()), ["mixed"])
-    assert [(arg, type(task).__name__, task.name) for arg, task in resolved] == [
+    assert [(r.argument, type(r.task).__name__, r.task.name) for r in resolved] == [
         ("hf:me/lm", "HubTask", "lm-sample"), ("upper", "FakeTask", "upper")]
 
 
@@ -268,6 +268,9 @@ def test_publish_bench_resume_offline_then_publish_results_that_name_the_task(hu
     record = json.loads(record_file.read_text())
     assert record["task"]["source"] == (f"hf://datasets/me/translation-sample@{task_commit}/"
                                         "data/translation-sample/test.jsonl")
+    # The task's description in the record (part of the run identity) names the commit too.
+    assert record["task"]["definition"]["hub"] == {"repo": "me/translation-sample", "revision": task_commit,
+                                                   "file": "task.yaml"}
     samples_file = out / record["samples_file"]
     assert samples_file.is_file()
 

@@ -50,10 +50,17 @@ class TaskDataset:
 
 
 def task_dataset(record: ResultRecord, results_repo: str) -> TaskDataset:
-    """Where ``record``'s task lives on the Hub, or the results repo for a local task."""
+    """Where ``record``'s task lives on the Hub, or the results repo for a local task.
+
+    Read from the task's description in the record (``task.definition.hub``, written by a task loaded
+    with ``--task hf:...``), else from its data source ``hf://datasets/NS/NAME@<commit>/...``.
+    """
     task = record.data["task"]
-    description = task.get("description")
-    hub = task.get("hub") or (description.get("hub") if isinstance(description, dict) else None)
+    hub = task.get("hub")
+    for key in ("definition", "description"):  # the task's description as the record keeps it
+        described = task.get(key)
+        if not hub and isinstance(described, dict):
+            hub = described.get("hub")
     if isinstance(hub, dict) and isinstance(hub.get("repo"), str) and isinstance(hub.get("revision"), str):
         return TaskDataset(hub["repo"], hub["revision"], True)
     match = _HUB_SOURCE_RE.match(str(task.get("source") or ""))
@@ -69,6 +76,24 @@ _TASK_TYPES = {
 }
 
 
+#: Hub task types of our task kinds (records before the kind was recorded name a capability).
+_KIND_TYPES = {
+    "classification": "text-classification",
+    "translation": "translation",
+    "summarization": "summarization",
+    "language-modelling": "text-generation",
+    "multiple-choice": "multiple-choice",
+}
+
+
+def _task_type(task: dict[str, object]) -> str:
+    kind = str(task.get("kind") or "")
+    if kind:
+        return _KIND_TYPES.get(kind, kind)
+    capability = str(task.get("capability") or "text-generation")
+    return _TASK_TYPES.get(capability, capability)
+
+
 def _eval_results(record: ResultRecord, source_url: str, results_repo: str) -> list[object]:
     from huggingface_hub import EvalResult
 
@@ -78,7 +103,7 @@ def _eval_results(record: ResultRecord, source_url: str, results_repo: str) -> l
     dataset = task_dataset(record, results_repo)
     return [
         EvalResult(
-            task_type=_TASK_TYPES.get(task["capability"], task["capability"]),
+            task_type=_task_type(task),
             task_name=record.task,
             dataset_type=dataset.id,
             dataset_name=f"{record.task} ({task['split']})",
