@@ -41,6 +41,7 @@ _TASK_CATEGORIES = {
     "summarization": "summarization",
     "classification": "text-classification",
     "language-modelling": "text-generation",
+    "multiple-choice": "multiple-choice",
 }
 
 
