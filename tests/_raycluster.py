@@ -13,6 +13,7 @@ line) is killed by PID. Nothing else on the machine is touched — other people'
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -90,16 +91,13 @@ def _alive(pid: int) -> bool:
 class LocalCluster:
     """``with LocalCluster(nodes=2) as cluster: ... cluster.address``: a head plus ``nodes - 1`` joiners."""
 
-    def __init__(self, *, nodes: int = 2, cpus_per_node: int = 1, env: dict[str, str] | None = None,
-                 node_env: dict[str, str] | None = None) -> None:
+    def __init__(self, *, nodes: int = 2, cpus_per_node: int = 1, env: dict[str, str] | None = None) -> None:
         self.nodes = nodes
         self.cpus = cpus_per_node
         self.root = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths are limited
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
-        #: Extra environment for the joining nodes only (e.g. a different PYTHONPATH).
-        self.node_env = node_env or {}
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def _start(self, args: list[str], env: dict[str, str], log: str) -> None:
@@ -110,29 +108,68 @@ class LocalCluster:
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             ))
 
-    def start(self, timeout: float = 240.0) -> LocalCluster:
+    def start(self, timeout: float = 420.0) -> LocalCluster:
         deadline = time.monotonic() + timeout
-        self._start(["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.root}",
-                     *_node_ports(head=True)], self.env, "head.log")
-        self._wait_for_log("head.log", deadline)
+        self._head(deadline)
         for i in range(1, self.nodes):
-            self._start([f"--address={self.address}", *_node_ports(head=False)],
-                        {**self.env, **self.node_env}, f"node{i}.log")
-        for i in range(1, self.nodes):
-            self._wait_for_log(f"node{i}.log", deadline)
+            self._join(i, deadline)
         self.wait_for_nodes(self.nodes, max(30.0, deadline - time.monotonic()))
         return self
 
-    def _wait_for_log(self, name: str, deadline: float) -> None:
+    def _head(self, deadline: float, attempts: int = 3) -> None:
+        """Start the head (again on new ports if Ray's fixed start-up wait ran out on a loaded machine)."""
+        for attempt in range(attempts):
+            self.port = free_port()
+            self.address = f"127.0.0.1:{self.port}"
+            log = f"head.{attempt}.log"
+            self._start(["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.root}",
+                         *_node_ports(head=True)], self.env, log)
+            proc = self.procs[-1]
+            try:
+                self._wait_for_log(log, deadline, proc)
+                return
+            except RuntimeError:
+                if proc.poll() is None or attempt == attempts - 1:
+                    raise
+                self.procs.remove(proc)
+                self._kill_strays()
+
+    def _join(self, i: int, deadline: float, attempts: int = 3) -> None:
+        """Start joining node ``i``; on a loaded machine Ray's fixed 30 s raylet start-up wait can run out,
+        so a node that gave up is cleaned away (its own processes, by PID) and started again."""
+        for attempt in range(attempts):
+            log = f"node{i}.{attempt}.log"
+            self._start([f"--address={self.address}", *_node_ports(head=False)], self.env, log)
+            proc = self.procs[-1]
+            try:
+                self._wait_for_log(log, deadline, proc)
+                return
+            except RuntimeError:
+                if proc.poll() is None or attempt == attempts - 1:
+                    raise
+                self.procs.remove(proc)
+                self._kill_strays()
+
+    def _wait_for_log(self, name: str, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> None:
         """``ray start --block`` prints "Ray runtime started." once its node is up."""
         while time.monotonic() < deadline:
             if "Ray runtime started" in (self.root / name).read_text(errors="replace"):
                 return
-            for proc in self.procs:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"ray start exited with {proc.returncode}: {self.logs()}")
+            for each in [proc] if proc is not None else self.procs:
+                if each.poll() is not None:
+                    raise RuntimeError(f"ray start exited with {each.returncode}: {self.logs()}")
             time.sleep(0.5)
         raise RuntimeError(f"{name}: the node did not start in time: {self.logs()}")
+
+    def _kill_strays(self) -> None:
+        """Processes of this cluster (naming our temp dir) no live ``ray start`` of ours owns: a failed node's."""
+        live = [p.pid for p in self.procs if p.poll() is None]
+        keep = set(live) | _descendants(live)
+        for pid in _mentioning(str(self.root)) - keep:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def wait_for_nodes(self, count: int, timeout: float) -> None:
         """Poll (in a subprocess, so this test process's Ray state stays clean) until ``count`` nodes are alive."""
@@ -181,6 +218,7 @@ class LocalCluster:
                 except ProcessLookupError:
                     pass
         self.procs.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def pids(self) -> set[int]:
         """Live processes of this cluster (for tests asserting that all are gone)."""

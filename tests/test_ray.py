@@ -31,7 +31,13 @@ from llmos_hub.cli import main  # noqa: E402
 from ._fakedist import add_to_path, make_dist  # noqa: E402
 from ._raycluster import LocalCluster  # noqa: E402
 
-LIMIT = 8  # examples per task: enough for mixed-length batches, small enough for 2 shared cores
+#: Examples per task, batch size, seed: three mixed-length batches per task (so three real shards),
+#: small enough for 2 shared cores.
+LIMIT, BATCH, SEED = 9, 3, 1
+
+
+def _plan(host, **kw):
+    return make_plan(host, limit=LIMIT, batch_size=BATCH, seed=SEED, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +68,7 @@ def host():
 def reference(host, tmp_path_factory):
     """The default suite in this process: what every Ray run must reproduce."""
     out = tmp_path_factory.mktemp("in-process")
-    report = run_bench(make_plan(host, limit=LIMIT), host=host, output_dir=out, command="test", log_samples=True)
+    report = run_bench(_plan(host), host=host, output_dir=out, command="test", log_samples=True)
     assert report.ok, report.failed
     return {record.task: (path, record) for path, record in report.written}
 
@@ -107,7 +113,7 @@ def test_default_suite_on_ray_equals_in_process(cluster, reference, tmp_path, mo
     monkeypatch.setenv("COLUMNS", "200")
     out = tmp_path / "ray"
     result = CliRunner().invoke(main, ["bench", "--executor", "ray", "--ray-address", cluster.address, "--limit", str(LIMIT),
-                                       "--log-samples", "--output-dir", str(out)])
+                                       "--batch-size", str(BATCH), "--seed", str(SEED), "--log-samples", "--output-dir", str(out)])
     assert result.exit_code == 0, result.output
     records = {load_record(p).task: (p, load_record(p)) for p in sorted(out.glob("*.json"))}
     assert sorted(records) == sorted(reference)
@@ -124,7 +130,7 @@ def test_default_suite_on_ray_equals_in_process(cluster, reference, tmp_path, mo
 @pytest.mark.slow
 def test_killed_worker_is_retried_and_nothing_is_lost(cluster, host, reference, tmp_path):
     killer = _Killer("lm-sample")
-    report = run_bench(make_plan(host, limit=LIMIT), host=host, output_dir=tmp_path, command="test", log_samples=True,
+    report = run_bench(_plan(host), host=host, output_dir=tmp_path, command="test", log_samples=True,
                        executor="ray", ray_address=cluster.address, events=killer)
     assert killer.killed, "the lm-sample worker was never seen running"
     assert report.ok, report.failed
@@ -139,7 +145,7 @@ def test_killed_worker_is_retried_and_nothing_is_lost(cluster, host, reference, 
 @pytest.mark.slow
 def test_worker_dying_past_the_retries_is_one_failed_run(cluster, host, reference, tmp_path):
     killer = _Killer("lm-sample")
-    report = run_bench(make_plan(host, limit=LIMIT), host=host, output_dir=tmp_path, command="test", log_samples=True,
+    report = run_bench(_plan(host), host=host, output_dir=tmp_path, command="test", log_samples=True,
                        executor="ray", ray_address=cluster.address, ray_options={"max_retries": 0}, events=killer)
     assert [spec.task for spec, _ in report.failed] == ["lm-sample"]
     message = report.failed[0][1]
@@ -151,13 +157,33 @@ def test_worker_dying_past_the_retries_is_one_failed_run(cluster, host, referenc
 
 
 @pytest.mark.slow
+def test_three_shards_on_ray_equal_no_sharding(cluster, host, reference, tmp_path):
+    report = run_bench(_plan(host), host=host, output_dir=tmp_path, command="test", log_samples=True,
+                       executor="ray", ray_address=cluster.address, shards=3)
+    assert report.ok, report.failed
+    got = _by_task(report)
+    assert sorted(got) == sorted(reference)
+    _assert_same(reference, got)
+    nodes = set()
+    for task, (_, record) in got.items():
+        split = record.data["speed"]["shards"]
+        assert [s["examples"] for s in split] == [3, 3, 3], task
+        assert all(s["attempt"] == 1 and s["node_id"] for s in split), task
+        nodes |= {s["node_id"] for s in split}
+        assert record.data["environment"]["executor"] == {"name": "ray", "shards": 3}
+        # The aggregate is over the wall time the shards took together, not their sum.
+        assert record.data["speed"]["eval_seconds"] > 0
+    assert len(nodes) == 2, "shards ran on both nodes"
+
+
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_rest_and_keeps_written_records(cluster, host, tmp_path):
     class Interrupt(_Killer):
         def finished(self, run, record, path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_bench(make_plan(host, limit=LIMIT), host=host, output_dir=tmp_path, command="test", executor="ray",
+        run_bench(_plan(host), host=host, output_dir=tmp_path, command="test", executor="ray",
                   ray_address=cluster.address, events=Interrupt("none"))
     kept = list(tmp_path.glob("*.json"))
     assert len(kept) == 1

@@ -111,18 +111,57 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def execute(
+def batch_schedule(requests: Sequence[Request], batch_size: int) -> list[list[int]]:
+    """The run's batches: request positions sorted longest first (less padding), cut into ``batch_size``.
+
+    A function of the fingerprinted example list and the batch size only; sharding cuts this schedule
+    between batches, so a shard's batches are the unsharded run's batches and its numbers identical.
+    """
+    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].text))
+    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+@dataclass
+class Answered:
+    """Answers to some (or all) of a run's examples, with what the record needs from where they were made.
+
+    ``positions`` are example positions in the fingerprinted list, ``outputs`` aligned with them. Plain
+    data, so it travels from a Ray worker to the driver, which scores once (:func:`finish`).
+    """
+
+    positions: list[int]
+    outputs: list[Any]
+    latencies: list[float]
+    prompt_tokens: int
+    generated_tokens: int
+    started: str
+    load_seconds: float
+    prepare_seconds: float
+    warmup_seconds: float
+    peak_memory_bytes: int | None
+    device: str
+    details: dict[str, Any]
+    model: dict[str, Any]
+    labels: Sequence[str] | None
+    environment: dict[str, Any]
+    #: Wall-clock (``time.time()``) start and end of the timed batches.
+    window: tuple[float, float] = (0.0, 0.0)
+    #: Seconds the examples/s figure is over: the timed batches' sum, or a sharded run's wall time.
+    eval_seconds: float = 0.0
+    #: A sharded run's per-shard figures (see :mod:`llmos_hub.bench._shards`).
+    shards: list[dict[str, Any]] | None = None
+
+
+def answer(
     spec: RunSpec,
     *,
     session: Session,
     task: Task,
     data: TaskData,
-    command: str,
-    task_argument: str | None = None,
-    samples_path: Path | None = None,
+    positions: Sequence[int] | None = None,
     progress: Progress | None = None,
-) -> ResultRecord:
-    """Run ``spec`` and return its validated record (the caller writes it)."""
+) -> Answered:
+    """Load, prepare, warm up and answer the examples at ``positions`` (all by default) in timed batches."""
     started = _now()
     loaded = session.model(spec)
     model = loaded.model
@@ -141,60 +180,53 @@ def execute(
     _answer(runner, requests[:1], generation)
     warmup_seconds = time.perf_counter() - warm_start
 
-    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].text))
-    outputs: list[Any] = [None] * len(requests)
+    if positions is None:
+        batches = batch_schedule(requests, spec.batch_size)
+    else:  # a shard: whole batches of the schedule, in schedule order
+        batches = [list(positions[s : s + spec.batch_size]) for s in range(0, len(positions), spec.batch_size)]
+    total = sum(len(b) for b in batches)
+    found: dict[int, Any] = {}
     latencies: list[float] = []
     runner.reset_peak_memory()
     if progress is not None:
-        progress(0, len(requests))  # timing starts now: loading, export and warm-up are done
+        progress(0, total)  # timing starts now: loading, export and warm-up are done
+    window_start = time.time()
     done = 0
-    for start in range(0, len(order), spec.batch_size):
-        batch = order[start : start + spec.batch_size]
+    for batch in batches:
         t0 = time.perf_counter()
         answers = _answer(runner, [requests[i] for i in batch], generation)
         latencies.append(time.perf_counter() - t0)
         if len(answers) != len(batch):
             raise LlmosHubError(f"backend {spec.backend} answered {len(answers)} of {len(batch)} requests")
-        for i, answer in zip(batch, answers):
-            outputs[i] = answer
+        found.update(zip(batch, answers))
         done += len(batch)
         if progress is not None:
-            progress(done, len(requests))
-    eval_seconds = sum(latencies)
+            progress(done, total)
+    window = (window_start, time.time())
 
+    answered_at = sorted(found)
+    outputs = [found[i] for i in answered_at]
     prompt_tokens = generated_tokens = 0
-    for output, request in zip(outputs, requests):
-        p, g = _token_counts(output, request, model)
+    for i, output in zip(answered_at, outputs):
+        p, g = _token_counts(output, requests[i], model)
         prompt_tokens += p
         generated_tokens += g
 
-    scores = task.score(examples, outputs, labels=model.labels, seed=spec.seed)
-    if samples_path is not None:
-        _write_samples(samples_path, task, examples, outputs, model)
-
-    per_second = (lambda n: n / eval_seconds if eval_seconds > 0 else 0.0)  # noqa: E731
-    speed = {
-        "load_seconds": round(loaded.load_seconds, 6),
-        "prepare_seconds": round(prepare_seconds, 6),
-        "warmup_seconds": round(warmup_seconds, 6),
-        "eval_seconds": round(eval_seconds, 6),
-        "examples_per_second": per_second(len(requests)),
-        "generated_tokens_per_second": per_second(generated_tokens) if generated_tokens else None,
-        "prompt_tokens_per_second": per_second(prompt_tokens),
-        "latency_ms": {f"p{q}": percentile(latencies, q) * 1000 for q in (50, 90, 99)},
-        "peak_memory_bytes": runner.peak_memory_bytes(),
-        "peak_memory_kind": "cuda-allocated" if spec.device.startswith("cuda") else "process-rss",
-    }
-    details = dict(runner.describe())
     backend_obj = session.host.get("backends", spec.backend)
-    libraries_used = dict(backend_obj.versions())
-    record = {
-        "schema": SCHEMA_ID,
-        "id": spec.hash[:16],
-        "started_at": started,
-        "finished_at": _now(),
-        "command": command,
-        "model": {
+    return Answered(
+        positions=answered_at,
+        outputs=outputs,
+        latencies=latencies,
+        prompt_tokens=prompt_tokens,
+        generated_tokens=generated_tokens,
+        started=started,
+        load_seconds=loaded.load_seconds,
+        prepare_seconds=prepare_seconds,
+        warmup_seconds=warmup_seconds,
+        peak_memory_bytes=runner.peak_memory_bytes(),
+        device=getattr(runner, "device", spec.device),
+        details={**dict(runner.describe()), "library_versions": dict(backend_obj.versions())},
+        model={
             "ref": spec.model,
             "family": spec.family,
             "revision": model.provenance.revision or spec.revision,
@@ -203,6 +235,74 @@ def execute(
             "source": model.provenance.source,
             "extra": dict(model.provenance.extra),
         },
+        labels=model.labels,
+        environment=environment(session.host.plugin_versions()),
+        window=window,
+        eval_seconds=sum(latencies),
+    )
+
+
+def execute(
+    spec: RunSpec,
+    *,
+    session: Session,
+    task: Task,
+    data: TaskData,
+    command: str,
+    task_argument: str | None = None,
+    samples_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ResultRecord:
+    """Run ``spec`` and return its validated record (the caller writes it)."""
+    answered = answer(spec, session=session, task=task, data=data, progress=progress)
+    return finish(spec, answered, task=task, data=data, command=command, task_argument=task_argument,
+                  samples_path=samples_path)
+
+
+def finish(
+    spec: RunSpec,
+    answered: Answered,
+    *,
+    task: Task,
+    data: TaskData,
+    command: str,
+    task_argument: str | None = None,
+    samples_path: Path | None = None,
+) -> ResultRecord:
+    """Score every example's answer once and assemble the record (needs no model: a driver can do it)."""
+    examples = list(data.examples)
+    if answered.positions != list(range(len(examples))):
+        raise LlmosHubError(f"answers for {len(answered.positions)} of {len(examples)} examples; cannot score {spec.label}")
+    outputs = answered.outputs
+    generation = task.generation if examples and task.request(examples[0]).kind == "generate" else None
+    scores = task.score(examples, outputs, labels=answered.labels, seed=spec.seed)
+    if samples_path is not None:
+        _write_samples(samples_path, task, examples, outputs, answered.labels)
+
+    eval_seconds = answered.eval_seconds
+    per_second = (lambda n: n / eval_seconds if eval_seconds > 0 else 0.0)  # noqa: E731
+    latencies = answered.latencies
+    speed = {
+        "load_seconds": round(answered.load_seconds, 6),
+        "prepare_seconds": round(answered.prepare_seconds, 6),
+        "warmup_seconds": round(answered.warmup_seconds, 6),
+        "eval_seconds": round(eval_seconds, 6),
+        "examples_per_second": per_second(len(examples)),
+        "generated_tokens_per_second": per_second(answered.generated_tokens) if answered.generated_tokens else None,
+        "prompt_tokens_per_second": per_second(answered.prompt_tokens),
+        "latency_ms": {f"p{q}": percentile(latencies, q) * 1000 for q in (50, 90, 99)},
+        "peak_memory_bytes": answered.peak_memory_bytes,
+        "peak_memory_kind": "cuda-allocated" if spec.device.startswith("cuda") else "process-rss",
+    }
+    if answered.shards is not None:
+        speed["shards"] = answered.shards
+    record = {
+        "schema": SCHEMA_ID,
+        "id": spec.hash[:16],
+        "started_at": answered.started,
+        "finished_at": _now(),
+        "command": command,
+        "model": answered.model,
         "task": {
             "name": task.name,
             "version": str(task.version),
@@ -215,9 +315,9 @@ def execute(
         },
         "backend": {
             "name": spec.backend,
-            "device": getattr(runner, "device", spec.device),
+            "device": answered.device,
             "dtype": spec.dtype,
-            "details": {**details, "library_versions": libraries_used},
+            "details": answered.details,
         },
         "config": {
             "batch_size": spec.batch_size,
@@ -230,16 +330,16 @@ def execute(
         },
         "scores": {name: score.to_dict() for name, score in scores.items()},
         "speed": speed,
-        "environment": environment(session.host.plugin_versions()),
+        "environment": answered.environment,
         "samples_file": samples_path.name if samples_path is not None else None,
     }
     return ResultRecord(_jsonable(record))
 
 
-def _write_samples(path: Path, task: Task, examples: Sequence[Any], outputs: Sequence[Any], model: LoadedModel) -> None:
+def _write_samples(path: Path, task: Task, examples: Sequence[Any], outputs: Sequence[Any], labels: Sequence[str] | None) -> None:
     lines = []
     for example, output in zip(examples, outputs):
-        extra = dict(task.per_example(example, output, labels=model.labels))
+        extra = dict(task.per_example(example, output, labels=labels))
         lines.append(
             json.dumps(
                 {"id": example.id, "input": example.input, "reference": example.target, **_jsonable(extra)},

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 import traceback
@@ -384,14 +385,12 @@ def run_on_ray(
         remote = ray.remote(run_job)
         pending: dict[Any, _Pending] = {}
         mergers: dict[int, ShardMerger] = {}
-        started_at: dict[int, float] = {}
         sweep = _Sweep(total_runs=len(todo))
 
         def submit(index: int, run: Any, shard: int, positions: Sequence[int] | None) -> None:
-            samples = f"{record_stem(run.task.name, run.spec.model, run.spec.backend, run.spec.hash)}.samples.jsonl"
             job = Job(
                 key=(index, shard), spec=run.spec, task=run.task, data=run.data, command=command,
-                task_argument=run.task_argument, samples_name=samples if log_samples else None,
+                task_argument=run.task_argument, samples_name=_samples_name(run) if log_samples else None,
                 disabled=disabled, autoload=autoload, positions=tuple(positions) if positions is not None else None,
                 debug=debug,
             )
@@ -403,7 +402,6 @@ def run_on_ray(
                 if shards > 1:
                     parts = shard_positions(run.task, run.data, run.spec.batch_size, shards)
                     mergers[index] = ShardMerger(run, parts, command=command)
-                    started_at[index] = time.monotonic()
                     for s, positions in enumerate(parts):
                         submit(index, run, s, positions)
                 else:
@@ -433,27 +431,31 @@ def run_on_ray(
                                 pending.pop(r)
                             _failed(report, events, run, result, sweep)
                             continue
-                        merger.add(item.shard_index, result["shard"], result["where"])
-                        if not merger.complete:
-                            continue
-                        wall = time.monotonic() - started_at[item.run_index]
                         try:
-                            record, samples_text = merger.record(log_samples=log_samples, wall_seconds=wall,
-                                                                 executor="ray")
-                        except Exception as exc:
+                            merger.add(item.shard_index, result["shard"], result["where"])
+                            if not merger.complete:
+                                continue
+                            samples = output_dir / _samples_name(run) if log_samples else None
+                            record = merger.record(samples_path=samples)
+                            placed = with_placement(record.data, {"name": "ray", "shards": len(merger.parts)})
+                        except Exception as exc:  # merging or scoring failed: this run fails, the others go on
                             _failed(report, events, run, {"message": failure_message(exc, run.spec)}, sweep)
                             continue
-                        _write(output_dir, run, record.data, samples_text, report, events, sweep)
+                        _write(output_dir, run, placed, None, report, events, sweep)
                     elif result["ok"]:
                         _write(output_dir, run, result["record"], result.get("samples"), report, events, sweep)
                     else:
                         if result.get("traceback"):
-                            print(result["traceback"])
+                            print(result["traceback"], file=sys.stderr)
                         _failed(report, events, run, result, sweep)
         except KeyboardInterrupt:
             _cancel(ray, list(pending))
             raise
     return report
+
+
+def _samples_name(run: Any) -> str:
+    return f"{record_stem(run.task.name, run.spec.model, run.spec.backend, run.spec.hash)}.samples.jsonl"
 
 
 def _poll(ray: Any, board: Any) -> dict[str, Any] | None:
