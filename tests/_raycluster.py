@@ -108,7 +108,7 @@ class LocalCluster:
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             ))
 
-    def start(self, timeout: float = 420.0) -> LocalCluster:
+    def start(self, timeout: float = 600.0) -> LocalCluster:
         deadline = time.monotonic() + timeout
         self._head(deadline)
         for i in range(1, self.nodes):
@@ -116,7 +116,7 @@ class LocalCluster:
         self.wait_for_nodes(self.nodes, max(30.0, deadline - time.monotonic()))
         return self
 
-    def _head(self, deadline: float, attempts: int = 3) -> None:
+    def _head(self, deadline: float, attempts: int = 5) -> None:
         """Start the head (again on new ports if Ray's fixed start-up wait ran out on a loaded machine)."""
         for attempt in range(attempts):
             self.port = free_port()
@@ -134,7 +134,7 @@ class LocalCluster:
                 self.procs.remove(proc)
                 self._kill_strays()
 
-    def _join(self, i: int, deadline: float, attempts: int = 3) -> None:
+    def _join(self, i: int, deadline: float, attempts: int = 5) -> None:
         """Start joining node ``i``; on a loaded machine Ray's fixed 30 s raylet start-up wait can run out,
         so a node that gave up is cleaned away (its own processes, by PID) and started again."""
         for attempt in range(attempts):

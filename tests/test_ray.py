@@ -93,6 +93,10 @@ class _Killer:
         self.task = task
         self.killed: list[int] = []
         self.attempts: list[int] = []
+        self.sweeps: list[tuple[int, int, int, float]] = []
+
+    def sweep(self, runs_done, runs_total, examples_done, examples_per_second):
+        self.sweeps.append((runs_done, runs_total, examples_done, examples_per_second))
 
     def running(self, run, where):
         if run.task.name == self.task:
@@ -139,6 +143,11 @@ def test_killed_worker_is_retried_and_nothing_is_lost(cluster, host, reference, 
     _assert_same(reference, got)
     assert got["lm-sample"][1].data["environment"]["executor"]["attempt"] == 2
     assert killer.attempts == [1, 2]
+    # The one progress display was fed by the workers: runs done of 4, examples and examples/s.
+    assert {total for _, total, _, _ in killer.sweeps} == {4}
+    done = [d for d, _, _, _ in killer.sweeps]
+    assert done == sorted(done) and done[-1] >= 3
+    assert max(e for _, _, e, _ in killer.sweeps) > 0 and max(r for _, _, _, r in killer.sweeps) > 0
     assert len(list(tmp_path.glob("*.json"))) == 4
 
 
