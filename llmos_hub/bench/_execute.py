@@ -1,10 +1,11 @@
 """Executing one :class:`RunSpec`: load, prepare, answer every request in timed batches, score, record.
 
-Speed is measured here, the same way for every backend: model load and backend preparation are timed
-apart; one request is run untimed first (warm-up, excluded); then every batch is timed on its own, giving
-examples/s, generated and prompt tokens/s and per-batch latency percentiles. Requests are sorted by
-length before batching (less padding) and answers put back in dataset order, which is safe because a
-runner's answers do not depend on how requests are batched.
+Each example makes a list of typed requests under the run's formulation; requests of one type are
+batched across examples (:func:`answer_all`) and the answers are handed back per example, in request
+order, to the task, which scores them once. Speed is measured here, the same way for every backend:
+model load and backend preparation are timed apart; the first request of each type is run untimed
+(warm-up, excluded); then every batch is timed on its own, giving examples/s, generated and prompt
+tokens/s and per-batch latency percentiles.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from .._backend import Backend, Runner
-from .._requests import GenerationConfig
 from .._fileio import atomic_write
 from .._model import LoadedModel, ModelFamily
-from .._result import SCHEMA_ID, ResultRecord
-from .._task import Request, Task, TaskData
+from .._requests import Request, request_length
+from .._result import SCHEMA_ID, ResultRecord, config_hash
+from .._task import Task, TaskData
 from ..errors import LlmosHubError, UsageError
 from ._environment import environment
 from ._spec import RunSpec
@@ -76,28 +77,91 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _answer(runner: Runner, requests: Sequence[Request], generation: GenerationConfig | None) -> list[Any]:
-    kind = requests[0].kind
-    if kind == "generate":
-        return list(runner.generate([r.text for r in requests], generation or GenerationConfig()))
-    if kind == "loglikelihood_rolling":
-        return list(runner.loglikelihood_rolling([r.text for r in requests]))
-    if kind == "classify":
-        return list(runner.classify([r.text for r in requests]))
-    if kind == "loglikelihood":
-        return list(runner.loglikelihood([(r.text, r.continuation or "") for r in requests]))
-    raise UsageError(f"unknown request kind {kind!r}")
-
-
-def _token_counts(output: Any, request: Request, model: LoadedModel) -> tuple[int, int]:
+def _token_counts(answer: Any, request: Request, model: LoadedModel) -> tuple[int, int]:
     """(prompt tokens, generated tokens) of one answered request."""
-    generated = getattr(output, "generated_tokens", None)
+    generated = getattr(answer, "generated_tokens", None)
     if generated is not None:
-        return int(output.prompt_tokens), int(generated)
-    num_tokens = getattr(output, "num_tokens", None)
+        return int(answer.prompt_tokens), int(generated)
+    num_tokens = getattr(answer, "num_tokens", None)
     if num_tokens is not None:
         return int(num_tokens), 0
-    return len(model.tokenizer.encode(request.text)), 0
+    return len(model.tokenizer.encode(getattr(request, "text", ""))), 0
+
+
+def _group_key(request: Request) -> tuple[str, Any]:
+    """Requests are batched only with others of one type (and, for generation, one config)."""
+    return str(request.type), getattr(request, "config", None)
+
+
+@dataclass
+class Answered:
+    """Every example's answers, in request order, and how long answering took."""
+
+    answers: list[list[Any]]
+    requests: list[list[Request]]
+    latencies: list[float]
+    warmup_seconds: float
+
+
+Position = tuple[int, int]  # (example index, request index within the example)
+
+
+def batch_schedule(per_example: Sequence[Sequence[Request]], batch_size: int) -> list[list[Position]]:
+    """The run's batches: requests grouped by type, each group sorted longest first, cut into batches.
+
+    A function of the fingerprinted example list, the formulation and the batch size only. Sharding cuts
+    this schedule between batches, so a shard answers exactly the unsharded run's batches.
+    """
+    groups: dict[tuple[str, Any], list[Position]] = {}
+    for i, reqs in enumerate(per_example):
+        for j, r in enumerate(reqs):
+            groups.setdefault(_group_key(r), []).append((i, j))
+    batches: list[list[Position]] = []
+    for items in groups.values():
+        ordered = sorted(items, key=lambda ij: -request_length(per_example[ij[0]][ij[1]]))
+        batches += [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
+    return batches
+
+
+def answer_all(runner: Runner, per_example: Sequence[Sequence[Request]], batch_size: int,
+               progress: Progress | None = None, batches: Sequence[Sequence[Position]] | None = None) -> Answered:
+    """Answer every request (or only ``batches``, a shard), batching requests of one type across examples.
+
+    Within a group, requests are sorted longest first (less padding) and answers are put back in
+    place (:func:`batch_schedule`). The first request of each group is answered once untimed (warm-up);
+    then each batch is timed alone. Requests outside ``batches`` keep ``None`` as their answer.
+    """
+    schedule = [list(b) for b in (batches if batches is not None else batch_schedule(per_example, batch_size))]
+    wanted = {ij for batch in schedule for ij in batch}
+    firsts: dict[tuple[str, Any], Request] = {}
+    for i, reqs in enumerate(per_example):
+        for j, r in enumerate(reqs):
+            if (i, j) in wanted:
+                firsts.setdefault(_group_key(r), r)
+    warm_start = time.perf_counter()
+    for request in firsts.values():
+        runner.answer([request])
+    warmup_seconds = time.perf_counter() - warm_start
+
+    answers: list[list[Any]] = [[None] * len(reqs) for reqs in per_example]
+    latencies: list[float] = []
+    total = sum(len(b) for b in schedule)
+    runner.reset_peak_memory()
+    if progress is not None:
+        progress(0, total)  # timing starts now: loading, export and warm-up are done
+    done = 0
+    for batch in schedule:
+        t0 = time.perf_counter()
+        got = runner.answer([per_example[i][j] for i, j in batch])
+        latencies.append(time.perf_counter() - t0)
+        if len(got) != len(batch):
+            raise LlmosHubError(f"the runner answered {len(got)} of {len(batch)} requests")
+        for (i, j), value in zip(batch, got):
+            answers[i][j] = value
+        done += len(batch)
+        if progress is not None:
+            progress(done, total)
+    return Answered(answers, [list(r) for r in per_example], latencies, warmup_seconds)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -111,34 +175,24 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def batch_schedule(requests: Sequence[Request], batch_size: int) -> list[list[int]]:
-    """The run's batches: request positions sorted longest first (less padding), cut into ``batch_size``.
-
-    A function of the fingerprinted example list and the batch size only; sharding cuts this schedule
-    between batches, so a shard's batches are the unsharded run's batches and its numbers identical.
-    """
-    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].text))
-    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-
-
 @dataclass
-class Answered:
-    """Answers to some (or all) of a run's examples, with what the record needs from where they were made.
+class RunAnswers:
+    """A run's answers (all of them, or a shard's) with what its record needs from where they were made.
 
-    ``positions`` are example positions in the fingerprinted list, ``outputs`` aligned with them. Plain
-    data, so it travels from a Ray worker to the driver, which scores once (:func:`finish`).
+    Plain data, so it travels from a Ray worker to the driver, which scores once (:func:`finish`).
+    ``positions`` are the (example, request) pairs answered here; the others are ``None``.
     """
 
-    positions: list[int]
-    outputs: list[Any]
-    latencies: list[float]
-    prompt_tokens: int
-    generated_tokens: int
+    answered: Answered
+    positions: list[Position]
+    formulation: str
     started: str
     load_seconds: float
     prepare_seconds: float
-    warmup_seconds: float
+    prompt_tokens: int
+    generated_tokens: int
     peak_memory_bytes: int | None
+    peak_memory_kind: str
     device: str
     details: dict[str, Any]
     model: dict[str, Any]
@@ -152,80 +206,71 @@ class Answered:
     shards: list[dict[str, Any]] | None = None
 
 
+def requests_of(spec: RunSpec, task: Task, data: TaskData) -> tuple[Any, list[list[Request]]]:
+    """The run's formulation and every example's typed requests (a pure function of spec and data)."""
+    form = task.formulation(spec.formulation) if spec.formulation else task.formulations()[0]
+    examples = list(data.examples)
+    if not examples:
+        raise UsageError(f"task {task.name} has no examples to run (check --limit and the data)")
+    return form, [list(task.requests(ex, formulation=form.name, seed=spec.seed)) for ex in examples]
+
+
 def answer(
     spec: RunSpec,
     *,
     session: Session,
     task: Task,
     data: TaskData,
-    positions: Sequence[int] | None = None,
+    batches: Sequence[Sequence[Position]] | None = None,
     progress: Progress | None = None,
-) -> Answered:
-    """Load, prepare, warm up and answer the examples at ``positions`` (all by default) in timed batches."""
+) -> RunAnswers:
+    """Load, prepare, warm up and answer the run's requests (or only ``batches``) in timed batches."""
     started = _now()
     loaded = session.model(spec)
     model = loaded.model
-    if not model.supports(task.capability):
+    form = task.formulation(spec.formulation) if spec.formulation else task.formulations()[0]
+    if form.capability is not None and not model.supports(form.capability):
         have = ", ".join(sorted(str(c) for c in model.capabilities)) or "none"
-        raise UsageError(f"{spec.model} cannot run {task.name}: it needs {task.capability}, the model has {have}")
+        raise UsageError(f"{spec.model} cannot run {task.name} as {form.name}: it needs a {form.capability} "
+                         f"model, this one is {have}")
+    if spec.weights_sha256 and model.provenance.weights_sha256 != spec.weights_sha256:
+        raise LlmosHubError(f"the weights of {spec.model} changed between planning and loading; run again")
     runner, prepare_seconds = session.runner(spec, model)
+    missing = sorted(map(str, form.request_types - runner.request_types))
+    if missing:
+        raise UsageError(f"backend {spec.backend} does not answer {', '.join(missing)} requests for {spec.model}")
 
-    examples = list(data.examples)
-    requests = [task.request(ex) for ex in examples]
-    if not requests:
-        raise UsageError(f"task {task.name} has no examples to run (check --limit and the data)")
-    generation = task.generation if requests[0].kind == "generate" else None
-
-    warm_start = time.perf_counter()
-    _answer(runner, requests[:1], generation)
-    warmup_seconds = time.perf_counter() - warm_start
-
-    if positions is None:
-        batches = batch_schedule(requests, spec.batch_size)
-    else:  # a shard: whole batches of the schedule, in schedule order
-        batches = [list(positions[s : s + spec.batch_size]) for s in range(0, len(positions), spec.batch_size)]
-    total = sum(len(b) for b in batches)
-    found: dict[int, Any] = {}
-    latencies: list[float] = []
-    runner.reset_peak_memory()
-    if progress is not None:
-        progress(0, total)  # timing starts now: loading, export and warm-up are done
+    form, per_example = requests_of(spec, task, data)
     window_start = time.time()
-    done = 0
-    for batch in batches:
-        t0 = time.perf_counter()
-        answers = _answer(runner, [requests[i] for i in batch], generation)
-        latencies.append(time.perf_counter() - t0)
-        if len(answers) != len(batch):
-            raise LlmosHubError(f"backend {spec.backend} answered {len(answers)} of {len(batch)} requests")
-        found.update(zip(batch, answers))
-        done += len(batch)
-        if progress is not None:
-            progress(done, total)
+    answered = answer_all(runner, per_example, spec.batch_size, progress, batches)
     window = (window_start, time.time())
+    if batches is not None:
+        positions = sorted((i, j) for batch in batches for i, j in batch)
+    else:
+        positions = [(i, j) for i, reqs in enumerate(per_example) for j in range(len(reqs))]
 
-    answered_at = sorted(found)
-    outputs = [found[i] for i in answered_at]
     prompt_tokens = generated_tokens = 0
-    for i, output in zip(answered_at, outputs):
-        p, g = _token_counts(output, requests[i], model)
+    for i, j in positions:
+        p, g = _token_counts(answered.answers[i][j], per_example[i][j], model)
         prompt_tokens += p
         generated_tokens += g
 
+    details = dict(runner.describe())
     backend_obj = session.host.get("backends", spec.backend)
-    return Answered(
-        positions=answered_at,
-        outputs=outputs,
-        latencies=latencies,
-        prompt_tokens=prompt_tokens,
-        generated_tokens=generated_tokens,
+    libraries_used = dict(backend_obj.versions())
+    return RunAnswers(
+        answered=answered,
+        positions=positions,
+        formulation=form.name,
         started=started,
         load_seconds=loaded.load_seconds,
         prepare_seconds=prepare_seconds,
-        warmup_seconds=warmup_seconds,
+        prompt_tokens=prompt_tokens,
+        generated_tokens=generated_tokens,
         peak_memory_bytes=runner.peak_memory_bytes(),
+        peak_memory_kind=runner.peak_memory_kind(),
         device=getattr(runner, "device", spec.device),
-        details={**dict(runner.describe()), "library_versions": dict(backend_obj.versions())},
+        details={**details, "library_versions": libraries_used},
         model={
             "ref": spec.model,
             "family": spec.family,
@@ -236,9 +281,13 @@ def answer(
             "extra": dict(model.provenance.extra),
         },
         labels=model.labels,
-        environment=environment(session.host.plugin_versions()),
+        environment=environment(
+            session.host.plugin_versions(),
+            libraries_used,
+            gpu=str(details.get("device_name")) if not str(spec.device).startswith("cpu") and details.get("device_name") else None,
+        ),
         window=window,
-        eval_seconds=sum(latencies),
+        eval_seconds=sum(answered.latencies),
     )
 
 
@@ -254,14 +303,14 @@ def execute(
     progress: Progress | None = None,
 ) -> ResultRecord:
     """Run ``spec`` and return its validated record (the caller writes it)."""
-    answered = answer(spec, session=session, task=task, data=data, progress=progress)
-    return finish(spec, answered, task=task, data=data, command=command, task_argument=task_argument,
+    got = answer(spec, session=session, task=task, data=data, progress=progress)
+    return finish(spec, got, task=task, data=data, command=command, task_argument=task_argument,
                   samples_path=samples_path)
 
 
 def finish(
     spec: RunSpec,
-    answered: Answered,
+    got: RunAnswers,
     *,
     task: Task,
     data: TaskData,
@@ -269,80 +318,85 @@ def finish(
     task_argument: str | None = None,
     samples_path: Path | None = None,
 ) -> ResultRecord:
-    """Score every example's answer once and assemble the record (needs no model: a driver can do it)."""
+    """Score every example's answers once and assemble the record (needs no model: a driver can do it)."""
     examples = list(data.examples)
-    if answered.positions != list(range(len(examples))):
-        raise LlmosHubError(f"answers for {len(answered.positions)} of {len(examples)} examples; cannot score {spec.label}")
-    outputs = answered.outputs
-    generation = task.generation if examples and task.request(examples[0]).kind == "generate" else None
-    scores = task.score(examples, outputs, labels=answered.labels, seed=spec.seed)
-    if samples_path is not None:
-        _write_samples(samples_path, task, examples, outputs, answered.labels)
+    answered = got.answered
+    if len(answered.answers) != len(examples) or any(v is None for a in answered.answers for v in a):
+        raise LlmosHubError(f"not every request of {spec.label} was answered; cannot score it")
+    eval_seconds = got.eval_seconds
 
-    eval_seconds = answered.eval_seconds
+    scores = task.score(examples, answered.answers, formulation=got.formulation, labels=got.labels, seed=spec.seed)
+    if samples_path is not None:
+        _write_samples(samples_path, task, examples, answered.answers, got.labels, got.formulation)
+
     per_second = (lambda n: n / eval_seconds if eval_seconds > 0 else 0.0)  # noqa: E731
-    latencies = answered.latencies
     speed = {
-        "load_seconds": round(answered.load_seconds, 6),
-        "prepare_seconds": round(answered.prepare_seconds, 6),
+        "load_seconds": round(got.load_seconds, 6),
+        "prepare_seconds": round(got.prepare_seconds, 6),
         "warmup_seconds": round(answered.warmup_seconds, 6),
         "eval_seconds": round(eval_seconds, 6),
         "examples_per_second": per_second(len(examples)),
-        "generated_tokens_per_second": per_second(answered.generated_tokens) if answered.generated_tokens else None,
-        "prompt_tokens_per_second": per_second(answered.prompt_tokens),
-        "latency_ms": {f"p{q}": percentile(latencies, q) * 1000 for q in (50, 90, 99)},
-        "peak_memory_bytes": answered.peak_memory_bytes,
-        "peak_memory_kind": "cuda-allocated" if spec.device.startswith("cuda") else "process-rss",
+        "generated_tokens_per_second": per_second(got.generated_tokens) if got.generated_tokens else None,
+        "prompt_tokens_per_second": per_second(got.prompt_tokens),
+        "latency_ms": {f"p{q}": percentile(answered.latencies, q) * 1000 for q in (50, 90, 99)},
+        "peak_memory_bytes": got.peak_memory_bytes,
+        "peak_memory_kind": got.peak_memory_kind,
     }
-    if answered.shards is not None:
-        speed["shards"] = answered.shards
+    if got.shards is not None:
+        speed["shards"] = got.shards
+    definition = dict(task.describe())
     record = {
         "schema": SCHEMA_ID,
         "id": spec.hash[:16],
-        "started_at": answered.started,
+        "started_at": got.started,
         "finished_at": _now(),
         "command": command,
-        "model": answered.model,
+        "model": got.model,
         "task": {
             "name": task.name,
             "version": str(task.version),
-            "capability": str(task.capability),
+            "kind": str(definition.get("kind", type(task).__name__)),
+            "formulation": got.formulation,
             "primary_metric": task.primary_metric,
             "dataset_fingerprint": data.fingerprint,
             "split": data.split,
             "num_examples": len(examples),
             "source": data.source,
+            "definition": definition,
+            "definition_sha256": spec.task_sha256 or config_hash(definition),
         },
         "backend": {
             "name": spec.backend,
-            "device": answered.device,
+            "device": got.device,
             "dtype": spec.dtype,
-            "details": answered.details,
+            "details": got.details,
         },
         "config": {
             "batch_size": spec.batch_size,
             "seed": spec.seed,
             "limit": spec.limit,
-            "generation": generation.to_dict() if generation else None,
+            "generation": spec.generation,
             "hash": spec.hash,
             "spec": spec.to_dict(),
             "task_argument": task_argument or task.name,
         },
         "scores": {name: score.to_dict() for name, score in scores.items()},
         "speed": speed,
-        "environment": answered.environment,
+        "environment": got.environment,
         "samples_file": samples_path.name if samples_path is not None else None,
     }
     return ResultRecord(_jsonable(record))
 
 
-def _write_samples(path: Path, task: Task, examples: Sequence[Any], outputs: Sequence[Any], labels: Sequence[str] | None) -> None:
+def _write_samples(path: Path, task: Task, examples: Sequence[Any], answers: Sequence[Sequence[Any]],
+                   labels: Sequence[str] | None, formulation: str) -> None:
     lines = []
-    for example, output in zip(examples, outputs):
-        extra = dict(task.per_example(example, output, labels=labels))
+    for example, answer in zip(examples, answers):
+        extra = dict(task.per_example(example, answer, formulation=formulation, labels=labels))
         lines.append(
             json.dumps(
-                {"id": example.id, "input": example.input, "reference": example.target, **_jsonable(extra)},
+                {"id": example.id, "input": example.input, "reference": _jsonable(example.target),
+                 **_jsonable(extra)},
                 ensure_ascii=False,
             )
         )

@@ -130,7 +130,7 @@ def connected(address: str | None) -> Iterator[Any]:
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work for a worker: a whole run, or one shard (``positions``) of a run's examples."""
+    """One unit of work for a worker: a whole run, or one shard (``batches`` of its schedule) of a run."""
 
     key: tuple[int, int]  # (run index in the plan, shard index or -1 for a whole run)
     spec: RunSpec
@@ -141,7 +141,7 @@ class Job:
     samples_name: str | None
     disabled: tuple[str, ...]
     autoload: bool
-    positions: tuple[int, ...] | None = None
+    batches: tuple[tuple[tuple[int, int], ...], ...] | None = None
     debug: bool = False
 
 
@@ -197,11 +197,11 @@ def run_job(job: Job, board: Any) -> dict[str, Any]:
     progress = lambda done, total: board.advanced.remote(job.key, done, total)  # noqa: E731
     try:
         session = _worker_session(job)
-        if job.positions is not None:
+        if job.batches is not None:
             from ._shards import answer_shard
 
             shard = answer_shard(job.spec, session=session, task=job.task, data=job.data,
-                                 positions=list(job.positions), progress=progress)
+                                 batches=[list(b) for b in job.batches], progress=progress)
             return {"ok": True, "shard": shard, "where": where}
         from ._execute import execute
 
@@ -361,7 +361,7 @@ def run_on_ray(
 ) -> Any:
     """Run ``plan`` on Ray, filling ``report`` (a :class:`~llmos_hub.bench.BenchReport`) as records arrive."""
     from . import existing_record
-    from ._shards import ShardMerger, shard_positions
+    from ._shards import ShardMerger, shard_batches
 
     overrides = parse_ray_options(options or {})
     retries = int(overrides.get("max_retries", DEFAULT_MAX_RETRIES))
@@ -387,11 +387,12 @@ def run_on_ray(
         mergers: dict[int, ShardMerger] = {}
         sweep = _Sweep(total_runs=len(todo))
 
-        def submit(index: int, run: Any, shard: int, positions: Sequence[int] | None) -> None:
+        def submit(index: int, run: Any, shard: int, batches: Sequence[Sequence[tuple[int, int]]] | None) -> None:
             job = Job(
                 key=(index, shard), spec=run.spec, task=run.task, data=run.data, command=command,
                 task_argument=run.task_argument, samples_name=_samples_name(run) if log_samples else None,
-                disabled=disabled, autoload=autoload, positions=tuple(positions) if positions is not None else None,
+                disabled=disabled, autoload=autoload,
+                batches=tuple(tuple(tuple(ij) for ij in b) for b in batches) if batches is not None else None,
                 debug=debug,
             )
             ref = remote.options(max_retries=retries, retry_exceptions=False, **task_resources(run.spec, overrides)).remote(job, board)
@@ -400,10 +401,10 @@ def run_on_ray(
         try:
             for index, run in todo:
                 if shards > 1:
-                    parts = shard_positions(run.task, run.data, run.spec.batch_size, shards)
+                    parts = shard_batches(run.spec, run.task, run.data, shards)
                     mergers[index] = ShardMerger(run, parts, command=command)
-                    for s, positions in enumerate(parts):
-                        submit(index, run, s, positions)
+                    for s, batches in enumerate(parts):
+                        submit(index, run, s, batches)
                 else:
                     submit(index, run, -1, None)
             runs = dict(todo)

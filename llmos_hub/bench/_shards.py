@@ -1,12 +1,13 @@
-"""Sharded runs: one run's examples answered as N separate pieces of work, merged in order, scored once.
+"""Sharded runs: one run's requests answered as N separate pieces of work, merged in order, scored once.
 
-A shard is a contiguous range of the run's **batch schedule** — the positions of the fingerprinted
-example list sorted by request length and cut into ``batch_size`` batches (:func:`batch_schedule`) —
-cut between batches, as evenly as whole batches allow. Every shard therefore answers exactly the
-batches the unsharded run answers, with the same padding, so every answer is bit-identical; the
-per-example answers are put back in dataset order and the task scores them once. The scores and the
-samples file equal the unsharded run's (asserted by the tests), and the configuration hash is the same:
-sharding changes how the work is split, never the numbers.
+A shard is a contiguous range of the run's **batch schedule** (:func:`~llmos_hub.bench._execute.batch_schedule`):
+every example's typed requests under the run's formulation, grouped by request type, each group sorted
+by length and cut into ``batch_size`` batches — a pure function of the fingerprinted example list, the
+formulation and the batch size. Shards are cut between batches, as evenly as whole batches allow. Every
+shard therefore answers exactly the batches the unsharded run answers, with the same padding, so every
+answer is bit-identical; the answers are put back in place (example, request), and the task scores all
+examples once. The scores and the samples file equal the unsharded run's (asserted by the tests), and
+the configuration hash is the same: sharding changes how the work is split, never the numbers.
 
 Why not contiguous ranges of the example list itself: a shard of, say, examples 0–49 would batch its own
 longest requests together, so requests would share a padded batch with different neighbours than
@@ -25,27 +26,27 @@ from typing import Any
 from .._result import ResultRecord
 from .._task import Task, TaskData
 from ..errors import LlmosHubError, UsageError
-from ._execute import Answered, Progress, Session, answer, batch_schedule, finish
+from ._execute import Position, Progress, RunAnswers, Session, answer, batch_schedule, finish, requests_of
 from ._spec import RunSpec
 
-__all__ = ["ShardMerger", "answer_shard", "execute_sharded", "merge", "shard_positions"]
+__all__ = ["ShardMerger", "answer_shard", "execute_sharded", "merge", "shard_batches"]
+
+Batches = list[list[Position]]
 
 
-def shard_positions(task: Task, data: TaskData, batch_size: int, shards: int) -> list[list[int]]:
-    """The example positions of each shard: consecutive whole batches of the run's schedule.
+def shard_batches(spec: RunSpec, task: Task, data: TaskData, shards: int) -> list[Batches]:
+    """Each shard's batches: consecutive whole batches of the run's schedule.
 
     At most one shard per batch (a run of 3 batches split 8 ways is 3 shards); sizes differ by at most
     one batch.
     """
     if shards < 1:
         raise UsageError(f"--shards must be at least 1, not {shards}")
-    requests = [task.request(ex) for ex in data.examples]
-    if not requests:
-        raise UsageError(f"task {task.name} has no examples to run (check --limit and the data)")
-    batches = batch_schedule(requests, batch_size)
-    n = min(shards, len(batches))
-    bounds = [k * len(batches) // n for k in range(n + 1)]
-    return [[i for batch in batches[bounds[k] : bounds[k + 1]] for i in batch] for k in range(n)]
+    _, per_example = requests_of(spec, task, data)
+    schedule = batch_schedule(per_example, spec.batch_size)
+    n = min(shards, len(schedule))
+    bounds = [k * len(schedule) // n for k in range(n + 1)]
+    return [schedule[bounds[k] : bounds[k + 1]] for k in range(n)]
 
 
 def answer_shard(
@@ -54,64 +55,67 @@ def answer_shard(
     session: Session,
     task: Task,
     data: TaskData,
-    positions: Sequence[int],
+    batches: Sequence[Sequence[Position]],
     progress: Progress | None = None,
-) -> Answered:
+) -> RunAnswers:
     """Answer one shard (a worker's part of a sharded run); the driver merges and scores."""
-    return answer(spec, session=session, task=task, data=data, positions=positions, progress=progress)
+    return answer(spec, session=session, task=task, data=data, batches=batches, progress=progress)
 
 
-def merge(parts: Sequence[Answered], *, where: Sequence[dict[str, Any] | None] | None = None) -> Answered:
-    """The shards' answers as one run's: outputs in dataset order; speed over the wall time of all shards.
+def merge(parts: Sequence[RunAnswers], *, where: Sequence[dict[str, Any] | None] | None = None) -> RunAnswers:
+    """The shards' answers as one run's: every answer in its place; speed over the wall time of all shards.
 
     ``eval_seconds`` is the time from the first shard's first timed batch to the last shard's last one
-    (so examples/s is what the split achieved); ``shards`` keeps each shard's examples, seconds, tokens
-    and, on Ray, where it ran. Load, preparation and warm-up are the slowest shard's; peak memory the
-    largest.
+    (so examples/s is what the split achieved together); ``shards`` keeps each shard's requests, examples,
+    batches, seconds, tokens and, on Ray, where it ran. Load, preparation and warm-up are the slowest
+    shard's; peak memory the largest; latency percentiles are over every batch of every shard.
     """
     if not parts:
         raise LlmosHubError("no shard answered")
-    found: dict[int, Any] = {}
+    first = parts[0]
+    answers: list[list[Any]] = [[None] * len(a) for a in first.answered.answers]
+    seen: set[Position] = set()
     for part in parts:
-        for position, output in zip(part.positions, part.outputs):
-            if position in found:
-                raise LlmosHubError(f"example {position} was answered by two shards")
-            found[position] = output
-    positions = sorted(found)
+        for i, j in part.positions:
+            if (i, j) in seen:
+                raise LlmosHubError(f"request {j} of example {i} was answered by two shards")
+            seen.add((i, j))
+            answers[i][j] = part.answered.answers[i][j]
     start = min(p.window[0] for p in parts)
     end = max(p.window[1] for p in parts)
     split = []
     for k, part in enumerate(parts):
         info: dict[str, Any] = {
             "shard": k,
-            "examples": len(part.positions),
-            "batches": len(part.latencies),
-            "eval_seconds": round(sum(part.latencies), 6),
+            "requests": len(part.positions),
+            "examples": len({i for i, _ in part.positions}),
+            "batches": len(part.answered.latencies),
+            "eval_seconds": round(sum(part.answered.latencies), 6),
             "prompt_tokens": part.prompt_tokens,
             "generated_tokens": part.generated_tokens,
             "load_seconds": round(part.load_seconds, 6),
-            "warmup_seconds": round(part.warmup_seconds, 6),
+            "warmup_seconds": round(part.answered.warmup_seconds, 6),
         }
         placed = where[k] if where else None
         if placed:
-            info["node_ip"] = placed.get("node_ip")
-            info["node_id"] = placed.get("node_id")
-            info["pid"] = placed.get("pid")
-            info["attempt"] = placed.get("attempt")
+            info.update({key: placed.get(key) for key in ("node_ip", "node_id", "pid", "attempt")})
         split.append(info)
     peaks = [p.peak_memory_bytes for p in parts if p.peak_memory_bytes is not None]
-    first = parts[0]
+    answered = replace(
+        first.answered,
+        answers=answers,
+        latencies=[t for p in parts for t in p.answered.latencies],
+        warmup_seconds=max(p.answered.warmup_seconds for p in parts),
+    )
     return replace(
         first,
-        positions=positions,
-        outputs=[found[i] for i in positions],
-        latencies=[t for p in parts for t in p.latencies],
-        prompt_tokens=sum(p.prompt_tokens for p in parts),
-        generated_tokens=sum(p.generated_tokens for p in parts),
+        answered=answered,
+        positions=sorted(seen),
         started=min(p.started for p in parts),
         load_seconds=max(p.load_seconds for p in parts),
         prepare_seconds=max(p.prepare_seconds for p in parts),
-        warmup_seconds=max(p.warmup_seconds for p in parts),
+        prompt_tokens=sum(p.prompt_tokens for p in parts),
+        generated_tokens=sum(p.generated_tokens for p in parts),
         peak_memory_bytes=max(peaks) if peaks else None,
         window=(start, end),
         eval_seconds=max(end - start, 0.0),
@@ -133,17 +137,17 @@ def execute_sharded(shards: int) -> Callable[..., ResultRecord]:
         samples_path: Any = None,
         progress: Progress | None = None,
     ) -> ResultRecord:
-        parts = shard_positions(task, data, spec.batch_size, shards)
-        total = sum(len(p) for p in parts)
-        answered: list[Answered] = []
+        parts = shard_batches(spec, task, data, shards)
+        total = sum(len(b) for part in parts for b in part)
+        answered: list[RunAnswers] = []
         offset = 0
-        for positions in parts:
+        for batches in parts:
             shard_progress = None
             if progress is not None:
                 shard_progress = (lambda done, _t, base=offset: progress(base + done, total))  # noqa: E731
-            answered.append(answer_shard(spec, session=session, task=task, data=data, positions=positions,
+            answered.append(answer_shard(spec, session=session, task=task, data=data, batches=batches,
                                          progress=shard_progress))
-            offset += len(positions)
+            offset += sum(len(b) for b in batches)
         return finish(spec, merge(answered), task=task, data=data, command=command, task_argument=task_argument,
                       samples_path=samples_path)
 
@@ -153,18 +157,17 @@ def execute_sharded(shards: int) -> Callable[..., ResultRecord]:
 class ShardMerger:
     """The driver's collector for one sharded run on Ray: shards arrive in any order, the record is made once."""
 
-    def __init__(self, run: Any, parts: Sequence[Sequence[int]], *, command: str) -> None:
+    def __init__(self, run: Any, parts: Sequence[Batches], *, command: str) -> None:
         self.run = run
         self.parts = [list(p) for p in parts]
         self.command = command
-        self.answered: dict[int, Answered] = {}
+        self.answered: dict[int, RunAnswers] = {}
         self.where: dict[int, dict[str, Any] | None] = {}
         self.failed = False
-        self.submitted_at = time.monotonic()
 
-    def add(self, shard: int, answered: Answered, where: dict[str, Any] | None) -> None:
-        if list(answered.positions) != sorted(self.parts[shard]):
-            raise LlmosHubError(f"shard {shard} of {self.run.spec.label} answered other examples than it was given")
+    def add(self, shard: int, answered: RunAnswers, where: dict[str, Any] | None) -> None:
+        if list(answered.positions) != sorted(tuple(ij) for b in self.parts[shard] for ij in b):
+            raise LlmosHubError(f"shard {shard} of {self.run.spec.label} answered other requests than it was given")
         self.answered[shard] = answered
         self.where[shard] = where
 
