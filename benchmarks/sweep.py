@@ -1,7 +1,8 @@
 """The same 8-run sweep in this process and on a 2-worker Ray cluster, side by side in one run.
 
-The sweep is the default suite (4 tasks, each on its bundled nano model, pytorch backend, 1 thread per
-run) at two seeds, so 8 planned runs with 8 configuration hashes. The in-process contender runs them one
+The sweep is four bundled tasks (language modelling, classification, translation, summarization, each
+on its nano model, pytorch backend, 1 thread per run) at two seeds, so 8 planned runs with 8
+configuration hashes. The in-process contender runs them one
 after another; the Ray contender runs them on a cluster started here on 127.0.0.1 — a head and a second
 node, 1 CPU each, so two runs at a time — through ``run_bench(..., executor="ray")``, connection included.
 Cluster start-up is reported apart (a real cluster is already running when a sweep is submitted).
@@ -40,14 +41,15 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "sweep.json"
 TARGET = 1.6
 SEEDS = (0, 1)
+TASKS = ("lm-sample", "classification-sample", "translation-sample", "summarization-sample")
 
 sys.path.insert(0, str(HERE.parent / "tests"))
 from _raycluster import LocalCluster  # noqa: E402  (the test suite's two-node cluster on 127.0.0.1)
 
 
 def _plans(host: Any, limit: int | None) -> Any:
-    """One plan holding the 8 runs: the default suite at each seed, 1 thread per run."""
-    plans = [make_plan(host, limit=limit, seed=seed, backend_options={"threads": 1}) for seed in SEEDS]
+    """One plan holding the 8 runs: the four tasks at each seed, 1 thread per run."""
+    plans = [make_plan(host, tasks=TASKS, limit=limit, seed=seed, backend_options={"threads": 1}) for seed in SEEDS]
     plan = plans[0]
     plan.runs.extend(run for other in plans[1:] for run in other.runs)
     return plan
