@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HEAVY = ["torch", "onnxruntime", "onnx", "transformers", "datasets", "evaluate", "pandas", "pyarrow"]
+HEAVY = ["torch", "onnxruntime", "onnx", "transformers", "datasets", "evaluate", "pandas", "pyarrow", "ray"]
 
 SCRIPT = """
 import json, sys
@@ -23,7 +23,7 @@ print("@@" + json.dumps(sorted(m for m in %r if m in sys.modules)))
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["--version"], ["plugins"], ["plugins", "--json"], ["list", "tasks"], ["list", "models"], ["list", "backends"], ["list", "metrics"]],
+    [["--help"], ["--version"], ["plugins"], ["plugins", "--json"], ["list", "tasks"], ["list", "models"], ["list", "backends"], ["list", "metrics"], ["bench", "--help"]],
     ids=lambda a: " ".join(a),
 )
 def test_cheap_commands_import_nothing_heavy(args):

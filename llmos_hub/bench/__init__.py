@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._result import ResultRecord, load_record, record_stem
-from ..errors import DataError, LlmosHubError
+from ..errors import DataError, LlmosHubError, UsageError
 from ._execute import Session, execute, percentile
 from ._plan import Plan, PlannedRun, make_plan
+from ._shards import execute_sharded
 from ._spec import RunSpec, parse_model_ref
 
 __all__ = ["BenchEvents", "BenchReport", "Plan", "PlannedRun", "RunSpec", "make_plan", "parse_model_ref", "percentile", "run_bench"]
@@ -71,11 +72,31 @@ def run_bench(
     log_samples: bool = False,
     events: BenchEvents | None = None,
     debug: bool = False,
+    executor: str = "process",
+    ray_address: str | None = None,
+    ray_options: dict[str, Any] | None = None,
+    shards: int = 1,
 ) -> BenchReport:
-    """Execute every planned run; each finished record is on disk before the next run starts."""
+    """Execute every planned run; each finished record is on disk before the next run starts.
+
+    ``executor="ray"`` runs each planned run (or each of its ``shards``) as a Ray task on a local runtime
+    or the cluster at ``ray_address`` (see :mod:`llmos_hub.bench._ray`); records are written here, by
+    the driver, as they arrive. ``shards > 1`` splits each run's examples and scores the merged answers
+    once (see :mod:`llmos_hub.bench._shards`); the numbers equal the unsharded run's.
+    """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = BenchReport(refused=list(plan.refused))
+    if shards < 1:
+        raise UsageError(f"--shards must be at least 1, not {shards}")
+    if executor == "ray":
+        from ._ray import run_on_ray
+
+        return run_on_ray(plan, host=host, output_dir=out, command=command, resume=resume, log_samples=log_samples,
+                          events=events, debug=debug, report=report, address=ray_address, options=ray_options,
+                          shards=shards)
+    if executor != "process":
+        raise UsageError(f"unknown executor {executor!r}; use process or ray")
     session = Session(host)
     try:
         for run in plan.runs:
@@ -94,7 +115,7 @@ def run_bench(
                 if log_samples:
                     stem = _record_stem(run)
                     samples = out / f"{stem}.samples.jsonl"
-                record = execute(
+                record = (execute if shards == 1 else execute_sharded(shards))(
                     run.spec,
                     session=session,
                     task=run.task,

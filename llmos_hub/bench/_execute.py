@@ -103,43 +103,64 @@ class Answered:
     warmup_seconds: float
 
 
+Position = tuple[int, int]  # (example index, request index within the example)
+
+
+def batch_schedule(per_example: Sequence[Sequence[Request]], batch_size: int) -> list[list[Position]]:
+    """The run's batches: requests grouped by type, each group sorted longest first, cut into batches.
+
+    A function of the fingerprinted example list, the formulation and the batch size only. Sharding cuts
+    this schedule between batches, so a shard answers exactly the unsharded run's batches.
+    """
+    groups: dict[tuple[str, Any], list[Position]] = {}
+    for i, reqs in enumerate(per_example):
+        for j, r in enumerate(reqs):
+            groups.setdefault(_group_key(r), []).append((i, j))
+    batches: list[list[Position]] = []
+    for items in groups.values():
+        ordered = sorted(items, key=lambda ij: -request_length(per_example[ij[0]][ij[1]]))
+        batches += [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
+    return batches
+
+
 def answer_all(runner: Runner, per_example: Sequence[Sequence[Request]], batch_size: int,
-               progress: Progress | None = None) -> Answered:
-    """Answer every request, batching requests of one type across examples.
+               progress: Progress | None = None, batches: Sequence[Sequence[Position]] | None = None) -> Answered:
+    """Answer every request (or only ``batches``, a shard), batching requests of one type across examples.
 
     Within a group, requests are sorted longest first (less padding) and answers are put back in
-    place, which is safe because a runner's answers do not depend on how requests are batched. The
-    first request of each group is answered once untimed (warm-up); then each batch is timed alone.
+    place (:func:`batch_schedule`). The first request of each group is answered once untimed (warm-up);
+    then each batch is timed alone. Requests outside ``batches`` keep ``None`` as their answer.
     """
-    flat = [(i, j, r) for i, reqs in enumerate(per_example) for j, r in enumerate(reqs)]
-    groups: dict[tuple[str, Any], list[tuple[int, int, Request]]] = {}
-    for item in flat:
-        groups.setdefault(_group_key(item[2]), []).append(item)
+    schedule = [list(b) for b in (batches if batches is not None else batch_schedule(per_example, batch_size))]
+    wanted = {ij for batch in schedule for ij in batch}
+    firsts: dict[tuple[str, Any], Request] = {}
+    for i, reqs in enumerate(per_example):
+        for j, r in enumerate(reqs):
+            if (i, j) in wanted:
+                firsts.setdefault(_group_key(r), r)
     warm_start = time.perf_counter()
-    for items in groups.values():
-        runner.answer([items[0][2]])
+    for request in firsts.values():
+        runner.answer([request])
     warmup_seconds = time.perf_counter() - warm_start
 
     answers: list[list[Any]] = [[None] * len(reqs) for reqs in per_example]
     latencies: list[float] = []
+    total = sum(len(b) for b in schedule)
     runner.reset_peak_memory()
     if progress is not None:
-        progress(0, len(flat))  # timing starts now: loading, export and warm-up are done
+        progress(0, total)  # timing starts now: loading, export and warm-up are done
     done = 0
-    for items in groups.values():
-        ordered = sorted(items, key=lambda item: -request_length(item[2]))
-        for start in range(0, len(ordered), batch_size):
-            batch = ordered[start : start + batch_size]
-            t0 = time.perf_counter()
-            got = runner.answer([item[2] for item in batch])
-            latencies.append(time.perf_counter() - t0)
-            if len(got) != len(batch):
-                raise LlmosHubError(f"the runner answered {len(got)} of {len(batch)} requests")
-            for (i, j, _), value in zip(batch, got):
-                answers[i][j] = value
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(flat))
+    for batch in schedule:
+        t0 = time.perf_counter()
+        got = runner.answer([per_example[i][j] for i, j in batch])
+        latencies.append(time.perf_counter() - t0)
+        if len(got) != len(batch):
+            raise LlmosHubError(f"the runner answered {len(got)} of {len(batch)} requests")
+        for (i, j), value in zip(batch, got):
+            answers[i][j] = value
+        done += len(batch)
+        if progress is not None:
+            progress(done, total)
     return Answered(answers, [list(r) for r in per_example], latencies, warmup_seconds)
 
 
@@ -154,18 +175,56 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def execute(
+@dataclass
+class RunAnswers:
+    """A run's answers (all of them, or a shard's) with what its record needs from where they were made.
+
+    Plain data, so it travels from a Ray worker to the driver, which scores once (:func:`finish`).
+    ``positions`` are the (example, request) pairs answered here; the others are ``None``.
+    """
+
+    answered: Answered
+    positions: list[Position]
+    formulation: str
+    started: str
+    load_seconds: float
+    prepare_seconds: float
+    prompt_tokens: int
+    generated_tokens: int
+    peak_memory_bytes: int | None
+    peak_memory_kind: str
+    device: str
+    details: dict[str, Any]
+    model: dict[str, Any]
+    labels: Sequence[str] | None
+    environment: dict[str, Any]
+    #: Wall-clock (``time.time()``) start and end of the timed batches.
+    window: tuple[float, float] = (0.0, 0.0)
+    #: Seconds the examples/s figure is over: the timed batches' sum, or a sharded run's wall time.
+    eval_seconds: float = 0.0
+    #: A sharded run's per-shard figures (see :mod:`llmos_hub.bench._shards`).
+    shards: list[dict[str, Any]] | None = None
+
+
+def requests_of(spec: RunSpec, task: Task, data: TaskData) -> tuple[Any, list[list[Request]]]:
+    """The run's formulation and every example's typed requests (a pure function of spec and data)."""
+    form = task.formulation(spec.formulation) if spec.formulation else task.formulations()[0]
+    examples = list(data.examples)
+    if not examples:
+        raise UsageError(f"task {task.name} has no examples to run (check --limit and the data)")
+    return form, [list(task.requests(ex, formulation=form.name, seed=spec.seed)) for ex in examples]
+
+
+def answer(
     spec: RunSpec,
     *,
     session: Session,
     task: Task,
     data: TaskData,
-    command: str,
-    task_argument: str | None = None,
-    samples_path: Path | None = None,
+    batches: Sequence[Sequence[Position]] | None = None,
     progress: Progress | None = None,
-) -> ResultRecord:
-    """Run ``spec`` and return its validated record (the caller writes it)."""
+) -> RunAnswers:
+    """Load, prepare, warm up and answer the run's requests (or only ``batches``) in timed batches."""
     started = _now()
     loaded = session.model(spec)
     model = loaded.model
@@ -181,48 +240,38 @@ def execute(
     if missing:
         raise UsageError(f"backend {spec.backend} does not answer {', '.join(missing)} requests for {spec.model}")
 
-    examples = list(data.examples)
-    if not examples:
-        raise UsageError(f"task {task.name} has no examples to run (check --limit and the data)")
-    per_example = [task.requests(ex, formulation=form.name, seed=spec.seed) for ex in examples]
-    answered = answer_all(runner, per_example, spec.batch_size, progress)
-    eval_seconds = sum(answered.latencies)
+    form, per_example = requests_of(spec, task, data)
+    window_start = time.time()
+    answered = answer_all(runner, per_example, spec.batch_size, progress, batches)
+    window = (window_start, time.time())
+    if batches is not None:
+        positions = sorted((i, j) for batch in batches for i, j in batch)
+    else:
+        positions = [(i, j) for i, reqs in enumerate(per_example) for j in range(len(reqs))]
 
     prompt_tokens = generated_tokens = 0
-    for answers, requests in zip(answered.answers, answered.requests):
-        for answer, request in zip(answers, requests):
-            p, g = _token_counts(answer, request, model)
-            prompt_tokens += p
-            generated_tokens += g
+    for i, j in positions:
+        p, g = _token_counts(answered.answers[i][j], per_example[i][j], model)
+        prompt_tokens += p
+        generated_tokens += g
 
-    scores = task.score(examples, answered.answers, formulation=form.name, labels=model.labels, seed=spec.seed)
-    if samples_path is not None:
-        _write_samples(samples_path, task, examples, answered.answers, model, form.name)
-
-    per_second = (lambda n: n / eval_seconds if eval_seconds > 0 else 0.0)  # noqa: E731
-    speed = {
-        "load_seconds": round(loaded.load_seconds, 6),
-        "prepare_seconds": round(prepare_seconds, 6),
-        "warmup_seconds": round(answered.warmup_seconds, 6),
-        "eval_seconds": round(eval_seconds, 6),
-        "examples_per_second": per_second(len(examples)),
-        "generated_tokens_per_second": per_second(generated_tokens) if generated_tokens else None,
-        "prompt_tokens_per_second": per_second(prompt_tokens),
-        "latency_ms": {f"p{q}": percentile(answered.latencies, q) * 1000 for q in (50, 90, 99)},
-        "peak_memory_bytes": runner.peak_memory_bytes(),
-        "peak_memory_kind": runner.peak_memory_kind(),
-    }
     details = dict(runner.describe())
     backend_obj = session.host.get("backends", spec.backend)
     libraries_used = dict(backend_obj.versions())
-    definition = dict(task.describe())
-    record = {
-        "schema": SCHEMA_ID,
-        "id": spec.hash[:16],
-        "started_at": started,
-        "finished_at": _now(),
-        "command": command,
-        "model": {
+    return RunAnswers(
+        answered=answered,
+        positions=positions,
+        formulation=form.name,
+        started=started,
+        load_seconds=loaded.load_seconds,
+        prepare_seconds=prepare_seconds,
+        prompt_tokens=prompt_tokens,
+        generated_tokens=generated_tokens,
+        peak_memory_bytes=runner.peak_memory_bytes(),
+        peak_memory_kind=runner.peak_memory_kind(),
+        device=getattr(runner, "device", spec.device),
+        details={**details, "library_versions": libraries_used},
+        model={
             "ref": spec.model,
             "family": spec.family,
             "revision": model.provenance.revision or spec.revision,
@@ -231,11 +280,83 @@ def execute(
             "source": model.provenance.source,
             "extra": dict(model.provenance.extra),
         },
+        labels=model.labels,
+        environment=environment(
+            session.host.plugin_versions(),
+            libraries_used,
+            gpu=str(details.get("device_name")) if not str(spec.device).startswith("cpu") and details.get("device_name") else None,
+        ),
+        window=window,
+        eval_seconds=sum(answered.latencies),
+    )
+
+
+def execute(
+    spec: RunSpec,
+    *,
+    session: Session,
+    task: Task,
+    data: TaskData,
+    command: str,
+    task_argument: str | None = None,
+    samples_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ResultRecord:
+    """Run ``spec`` and return its validated record (the caller writes it)."""
+    got = answer(spec, session=session, task=task, data=data, progress=progress)
+    return finish(spec, got, task=task, data=data, command=command, task_argument=task_argument,
+                  samples_path=samples_path)
+
+
+def finish(
+    spec: RunSpec,
+    got: RunAnswers,
+    *,
+    task: Task,
+    data: TaskData,
+    command: str,
+    task_argument: str | None = None,
+    samples_path: Path | None = None,
+) -> ResultRecord:
+    """Score every example's answers once and assemble the record (needs no model: a driver can do it)."""
+    examples = list(data.examples)
+    answered = got.answered
+    if len(answered.answers) != len(examples) or any(v is None for a in answered.answers for v in a):
+        raise LlmosHubError(f"not every request of {spec.label} was answered; cannot score it")
+    eval_seconds = got.eval_seconds
+
+    scores = task.score(examples, answered.answers, formulation=got.formulation, labels=got.labels, seed=spec.seed)
+    if samples_path is not None:
+        _write_samples(samples_path, task, examples, answered.answers, got.labels, got.formulation)
+
+    per_second = (lambda n: n / eval_seconds if eval_seconds > 0 else 0.0)  # noqa: E731
+    speed = {
+        "load_seconds": round(got.load_seconds, 6),
+        "prepare_seconds": round(got.prepare_seconds, 6),
+        "warmup_seconds": round(answered.warmup_seconds, 6),
+        "eval_seconds": round(eval_seconds, 6),
+        "examples_per_second": per_second(len(examples)),
+        "generated_tokens_per_second": per_second(got.generated_tokens) if got.generated_tokens else None,
+        "prompt_tokens_per_second": per_second(got.prompt_tokens),
+        "latency_ms": {f"p{q}": percentile(answered.latencies, q) * 1000 for q in (50, 90, 99)},
+        "peak_memory_bytes": got.peak_memory_bytes,
+        "peak_memory_kind": got.peak_memory_kind,
+    }
+    if got.shards is not None:
+        speed["shards"] = got.shards
+    definition = dict(task.describe())
+    record = {
+        "schema": SCHEMA_ID,
+        "id": spec.hash[:16],
+        "started_at": got.started,
+        "finished_at": _now(),
+        "command": command,
+        "model": got.model,
         "task": {
             "name": task.name,
             "version": str(task.version),
             "kind": str(definition.get("kind", type(task).__name__)),
-            "formulation": form.name,
+            "formulation": got.formulation,
             "primary_metric": task.primary_metric,
             "dataset_fingerprint": data.fingerprint,
             "split": data.split,
@@ -246,9 +367,9 @@ def execute(
         },
         "backend": {
             "name": spec.backend,
-            "device": getattr(runner, "device", spec.device),
+            "device": got.device,
             "dtype": spec.dtype,
-            "details": {**details, "library_versions": libraries_used},
+            "details": got.details,
         },
         "config": {
             "batch_size": spec.batch_size,
@@ -261,21 +382,17 @@ def execute(
         },
         "scores": {name: score.to_dict() for name, score in scores.items()},
         "speed": speed,
-        "environment": environment(
-            session.host.plugin_versions(),
-            libraries_used,
-            gpu=str(details.get("device_name")) if not str(spec.device).startswith("cpu") and details.get("device_name") else None,
-        ),
+        "environment": got.environment,
         "samples_file": samples_path.name if samples_path is not None else None,
     }
     return ResultRecord(_jsonable(record))
 
 
 def _write_samples(path: Path, task: Task, examples: Sequence[Any], answers: Sequence[Sequence[Any]],
-                   model: LoadedModel, formulation: str) -> None:
+                   labels: Sequence[str] | None, formulation: str) -> None:
     lines = []
     for example, answer in zip(examples, answers):
-        extra = dict(task.per_example(example, answer, formulation=formulation, labels=model.labels))
+        extra = dict(task.per_example(example, answer, formulation=formulation, labels=labels))
         lines.append(
             json.dumps(
                 {"id": example.id, "input": example.input, "reference": _jsonable(example.target),

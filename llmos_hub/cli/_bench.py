@@ -31,6 +31,7 @@ class _RichEvents:
         self.quiet = quiet
         self.progress: Any = None
         self.task_id: Any = None
+        self.sweep_id: Any = None
         if interactive and not quiet:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -77,6 +78,15 @@ class _RichEvents:
         value = record.scores.get(metric, {}).get("value")
         ex_s = record.data["speed"]["examples_per_second"]
         self._line(f"done  {run.spec.label}: {metric}={value:.4g}, {ex_s:.1f} ex/s", "green")
+
+    def sweep(self, runs_done: int, runs_total: int, examples_done: int, examples_per_second: float) -> None:
+        """With --executor ray: one bar for the whole sweep, fed by the workers' reports."""
+        if self.progress is None:
+            return
+        if self.sweep_id is None:
+            self.sweep_id = self.progress.add_task("runs", total=runs_total, rate="")
+        rate = f"{examples_done} ex, {examples_per_second:.1f} ex/s" if examples_done else ""
+        self.progress.update(self.sweep_id, completed=runs_done, rate=rate)
 
     def skipped(self, run: Any, path: Path) -> None:
         self._line(f"skip  {run.spec.label}: record exists ({path})", "yellow")
@@ -147,6 +157,10 @@ def _batch_size(value: str) -> int | str:
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True, help="Where result records are written.")
 @click.option("--log-samples", is_flag=True, help="Also write every example's input, output, reference and scores as jsonl.")
 @click.option("--resume", is_flag=True, help="Skip runs whose record (same configuration hash) already exists.")
+@click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True, help="Run in this process, or each run as a Ray task (pip install 'llmos-hub[ray]').")
+@click.option("--ray-address", default=None, metavar="HOST:PORT", help="With --executor ray: join this cluster (default: start a local Ray runtime).")
+@click.option("--ray-option", "ray_options", multiple=True, metavar="KEY=VALUE", help="With --executor ray: a Ray task option per run, e.g. num_cpus=2, num_gpus=1, max_retries=3; repeatable.")
+@click.option("--shards", type=click.IntRange(min=1), default=1, show_default=True, help="Split each run's examples into N shards run as separate tasks; scores equal the unsharded run's.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of a table.")
 @click.option("--push-to-hub", "push_repo", metavar="NAMESPACE/NAME", default=None, help="Publish the records to this Hub dataset repo afterwards.")
@@ -169,6 +183,10 @@ def bench(
     output_dir: Path,
     log_samples: bool,
     resume: bool,
+    executor: str,
+    ray_address: str | None,
+    ray_options: tuple[str, ...],
+    shards: int,
     quiet: bool,
     as_json: bool,
     push_repo: str | None,
@@ -185,6 +203,7 @@ def bench(
 
     host = get_host(ctx)
     size = _batch_size(batch_size)
+    ray_settings = _ray_settings(executor, ray_address, ray_options)
     plan = make_plan(
         host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
         batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
@@ -198,6 +217,7 @@ def bench(
         report = run_bench(
             plan, host=host, output_dir=output_dir, command=_command_line(ctx), resume=resume,
             log_samples=log_samples, events=events, debug=bool(ctx.find_root().obj.get("debug")),
+            executor=executor, shards=shards, **ray_settings,
         )
     records = [record for _, record in report.records]
     if as_json:
@@ -212,6 +232,19 @@ def bench(
     if push_repo and report.records:
         exit_code = _push(report, push_repo, endpoint, token, with_samples=log_samples) or exit_code
     ctx.exit(exit_code)
+
+
+def _ray_settings(executor: str, address: str | None, options: tuple[str, ...]) -> dict[str, Any]:
+    """Checked before any plan is made: Ray options only with ``--executor ray``, and well formed."""
+    from ..errors import UsageError
+
+    if executor != "ray":
+        if address or options:
+            raise UsageError("--ray-address and --ray-option need --executor ray")
+        return {}
+    from ..bench._ray import parse_ray_options
+
+    return {"ray_address": address, "ray_options": parse_ray_options(options)}
 
 
 def _push(report: Any, repo: str, endpoint: str | None, token: str | None, *, with_samples: bool = False) -> int:

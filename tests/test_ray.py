@@ -1,0 +1,281 @@
+"""``--executor ray`` on a real two-node Ray cluster on this machine (head + a second node, 1 CPU each).
+
+The cluster binds 127.0.0.1 and free ports, runs without token authentication, and is stopped at the
+end of the module — exactly the processes it started, which the last check asserts are gone.
+
+What is asserted: the default suite on Ray gives the same scores and byte-identical samples files as in
+this process; a worker killed mid-run is retried and nothing is lost; past the retry bound it is one
+failed run while the others are written; a node lacking a plugin distribution fails the bench before
+anything is submitted, naming the node and the distribution; Ctrl-C keeps what was written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("ray")
+pytest.importorskip("llmos_hub_nano")
+pytest.importorskip("llmos_hub_pytorch")
+
+from llmos_hub import UsageError, load_plugins, load_record  # noqa: E402
+from llmos_hub.bench import make_plan, run_bench  # noqa: E402
+from llmos_hub.bench._ray import parse_ray_options, task_resources  # noqa: E402
+from llmos_hub.cli import main  # noqa: E402
+
+from ._fakedist import add_to_path, make_dist  # noqa: E402
+from ._raycluster import LocalCluster  # noqa: E402
+
+#: Examples per task, batch size, seed: three mixed-length batches per task (so three real shards),
+#: small enough for 2 shared cores.
+LIMIT, BATCH, SEED = 9, 3, 1
+
+
+def _plan(host, **kw):
+    return make_plan(host, limit=LIMIT, batch_size=BATCH, seed=SEED, **kw)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")  # this process is the driver of a throw-away cluster
+    with LocalCluster(nodes=2, cpus_per_node=1) as running:
+        yield running
+        ours = running.pids()
+    mp.undo()
+    assert ours, "the cluster's processes were not found"
+    assert not [pid for pid in ours if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"], "Ray processes left running"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+@pytest.fixture(scope="module")
+def host():
+    return load_plugins()
+
+
+@pytest.fixture(scope="module")
+def reference(host, tmp_path_factory):
+    """The default suite in this process: what every Ray run must reproduce."""
+    out = tmp_path_factory.mktemp("in-process")
+    report = run_bench(_plan(host), host=host, output_dir=out, command="test", log_samples=True)
+    assert report.ok, report.failed
+    return {record.task: (path, record) for path, record in report.written}
+
+
+def _requests(host, task):
+    """How many requests the run makes (one per example, or one per choice)."""
+    from llmos_hub.bench._execute import requests_of
+
+    run = _plan(host, tasks=[task]).runs[0]
+    return sum(len(r) for r in requests_of(run.spec, run.task, run.data)[1])
+
+
+def _by_task(report):
+    return {record.task: (path, record) for path, record in report.written}
+
+
+def _assert_same(reference, got):
+    """Scores equal (not close) and the samples files byte-identical."""
+    for task, (path, record) in got.items():
+        ref_path, ref = reference[task]
+        assert record.config_hash == ref.config_hash, task
+        assert record.scores == ref.scores, task
+        assert (path.parent / record.data["samples_file"]).read_bytes() == (ref_path.parent / ref.data["samples_file"]).read_bytes(), task
+
+
+class _Killer:
+    """Bench events that SIGKILL the worker running ``task`` the first time it starts (a dying worker)."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        self.killed: list[int] = []
+        self.attempts: list[int] = []
+        self.sweeps: list[tuple[int, int, int, float]] = []
+
+    def sweep(self, runs_done, runs_total, examples_done, examples_per_second):
+        self.sweeps.append((runs_done, runs_total, examples_done, examples_per_second))
+
+    def running(self, run, where):
+        if run.task.name == self.task:
+            self.attempts.append(where["attempt"])
+            if not self.killed:
+                self.killed.append(where["pid"])
+                os.kill(where["pid"], signal.SIGKILL)
+
+    def started(self, run, total): ...
+    def advanced(self, run, done, total): ...
+    def finished(self, run, record, path): ...
+    def skipped(self, run, path): ...
+    def failed(self, run, message): ...
+
+
+@pytest.mark.slow
+def test_default_suite_on_ray_equals_in_process(cluster, reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "ray"
+    result = CliRunner().invoke(main, ["bench", "--executor", "ray", "--ray-address", cluster.address, "--limit", str(LIMIT),
+                                       "--batch-size", str(BATCH), "--seed", str(SEED), "--log-samples", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    records = {load_record(p).task: (p, load_record(p)) for p in sorted(out.glob("*.json"))}
+    assert sorted(records) == sorted(reference)
+    _assert_same(reference, records)
+    placements = [r.data["environment"]["executor"] for _, r in records.values()]
+    assert {p["name"] for p in placements} == {"ray"}
+    assert len({p["node_id"] for p in placements}) == 2, "both nodes of the cluster did work"
+    assert all(p["attempt"] == 1 and p["pid"] != os.getpid() for p in placements)
+    # Apart from where it ran, a Ray record is an in-process record.
+    _, lm = records["lm-sample"]
+    assert set(lm.data) == set(reference["lm-sample"][1].data)
+
+
+@pytest.mark.slow
+def test_killed_worker_is_retried_and_nothing_is_lost(cluster, host, reference, tmp_path):
+    killer = _Killer("lm-sample")
+    report = run_bench(_plan(host), host=host, output_dir=tmp_path, command="test", log_samples=True,
+                       executor="ray", ray_address=cluster.address, events=killer)
+    assert killer.killed, "the lm-sample worker was never seen running"
+    assert report.ok, report.failed
+    got = _by_task(report)
+    assert sorted(got) == sorted(reference)
+    _assert_same(reference, got)
+    assert got["lm-sample"][1].data["environment"]["executor"]["attempt"] == 2
+    assert killer.attempts == [1, 2]
+    # The one progress display was fed by the workers: runs done of all, examples and examples/s.
+    assert {total for _, total, _, _ in killer.sweeps} == {len(reference)}
+    done = [d for d, _, _, _ in killer.sweeps]
+    assert done == sorted(done) and done[-1] >= len(reference) - 1
+    assert max(e for _, _, e, _ in killer.sweeps) > 0 and max(r for _, _, _, r in killer.sweeps) > 0
+    assert len(list(tmp_path.glob("*.json"))) == len(reference)
+
+
+@pytest.mark.slow
+def test_worker_dying_past_the_retries_is_one_failed_run(cluster, host, reference, tmp_path):
+    killer = _Killer("lm-sample")
+    report = run_bench(_plan(host), host=host, output_dir=tmp_path, command="test", log_samples=True,
+                       executor="ray", ray_address=cluster.address, ray_options={"max_retries": 0}, events=killer)
+    assert [spec.task for spec, _ in report.failed] == ["lm-sample"]
+    message = report.failed[0][1]
+    assert "worker died" in message and "max_retries=0" in message and "\n" not in message
+    got = _by_task(report)
+    assert sorted(got) == sorted(set(reference) - {"lm-sample"})
+    _assert_same(reference, got)
+    assert sorted(p.name.split("__")[0] for p in tmp_path.glob("*.json")) == sorted(got)
+
+
+@pytest.mark.slow
+def test_three_shards_on_ray_equal_no_sharding(cluster, host, reference, tmp_path):
+    report = run_bench(_plan(host), host=host, output_dir=tmp_path, command="test", log_samples=True,
+                       executor="ray", ray_address=cluster.address, shards=3)
+    assert report.ok, report.failed
+    got = _by_task(report)
+    assert sorted(got) == sorted(reference)
+    _assert_same(reference, got)
+    nodes = set()
+    for task, (_, record) in got.items():
+        split = record.data["speed"]["shards"]
+        assert len(split) == 3 and sum(s["requests"] for s in split) == _requests(host, task), task
+        assert all(s["attempt"] == 1 and s["node_id"] for s in split), task
+        nodes |= {s["node_id"] for s in split}
+        assert record.data["environment"]["executor"] == {"name": "ray", "shards": 3}
+        # The aggregate is over the wall time the shards took together, not their sum.
+        assert record.data["speed"]["eval_seconds"] > 0
+    assert len(nodes) == 2, "shards ran on both nodes"
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_rest_and_keeps_written_records(cluster, host, tmp_path):
+    class Interrupt(_Killer):
+        def finished(self, run, record, path):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_plan(host), host=host, output_dir=tmp_path, command="test", executor="ray",
+                  ray_address=cluster.address, events=Interrupt("none"))
+    kept = list(tmp_path.glob("*.json"))
+    assert len(kept) == 1
+    load_record(kept[0])
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_node_without_a_plugin_fails_before_anything_is_submitted(cluster, tmp_path, monkeypatch):
+    """The driver has a plugin distribution the cluster's nodes lack: one line, naming node and distribution."""
+    from ._fakedist import GOOD_PLUGIN
+
+    add_to_path(monkeypatch, make_dist(tmp_path / "site", "llmos-hub-fake-echo", "fake_echo", GOOD_PLUGIN))
+    host = load_plugins()
+    assert host.get("backends", "echo")
+    plan = make_plan(host, tasks=["classification-sample"], backends=["echo"], limit=2)
+    with pytest.raises(UsageError) as caught:
+        run_bench(plan, host=host, output_dir=tmp_path / "out", command="test", executor="ray", ray_address=cluster.address)
+    message = str(caught.value)
+    assert "lacks the distribution llmos-hub-fake-echo" in message and "backend echo" in message
+    assert message.startswith("node ") and "\n" not in message
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
+# -- without a cluster ----------------------------------------------------------------------------------
+
+
+def test_resume_skips_finished_runs_before_connecting(host, tmp_path, monkeypatch):
+    """Every record exists: nothing is submitted, not even a connection to Ray is made."""
+    import llmos_hub.bench._ray as ray_executor
+
+    plan = make_plan(host, tasks=["classification-sample"], limit=4)
+    first = run_bench(plan, host=host, output_dir=tmp_path, command="test")
+    assert first.ok
+
+    def refuse(address):
+        raise AssertionError("resume connected to Ray although every record exists")
+
+    monkeypatch.setattr(ray_executor, "connected", refuse)
+    again = run_bench(plan, host=host, output_dir=tmp_path, command="test", executor="ray", resume=True)
+    assert [p for p, _ in again.reused] == [p for p, _ in first.written] and not again.written
+
+
+def test_resources_follow_threads_and_device_and_overrides(host):
+    spec = make_plan(host, tasks=["lm-sample"], limit=2, backend_options={"threads": 3}).runs[0].spec
+    assert task_resources(spec) == {"num_cpus": 3.0, "num_gpus": 0.0}
+    cuda = make_plan(host, tasks=["lm-sample"], limit=2, device="cuda").runs[0].spec
+    assert task_resources(cuda)["num_gpus"] == 1.0
+    assert task_resources(spec, parse_ray_options(["num_cpus=2", "max_retries=5"])) == {"num_cpus": 2, "num_gpus": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ray-option", "num_cpus=2"], "--ray-address and --ray-option need --executor ray"),
+        (["--executor", "ray", "--ray-option", "cpus=2"], "unknown --ray-option 'cpus'"),
+        (["--executor", "ray", "--ray-option", "num_cpus=-1"], "num_cpus must be a number >= 0"),
+        (["--executor", "ray", "--ray-option", "num_cpus"], "is not KEY=VALUE"),
+    ],
+)
+def test_bad_ray_options_are_one_line_errors(args, message, tmp_path):
+    result = CliRunner().invoke(main, ["bench", *args, "--output-dir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_record_placement_is_schema_valid(host, tmp_path):
+    """A Ray record is the in-process record plus ``environment.executor``; the schema accepts it."""
+    from llmos_hub._result import ResultRecord
+    from llmos_hub.bench._ray import with_placement
+
+    report = run_bench(make_plan(host, tasks=["classification-sample"], limit=4), host=host, output_dir=tmp_path, command="test")
+    _, record = report.written[0]
+    where = {"name": "ray", "node_id": "n", "node_ip": "127.0.0.1", "hostname": "h", "worker_id": "w", "pid": 1, "attempt": 1}
+    placed = ResultRecord(with_placement(record.data, where))
+    assert placed.data["environment"]["executor"] == where
+    assert json.loads(placed.to_json())["scores"] == record.scores
