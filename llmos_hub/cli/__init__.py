@@ -91,9 +91,9 @@ def _available(name: str) -> bool:
 
 
 def _print_error(message: str) -> None:
-    from ._output import err_console
+    from ._output import err_console, esc
 
-    err_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err_console().print(f"[bold red]error:[/] {esc(message)}", highlight=False, markup=True, soft_wrap=True)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

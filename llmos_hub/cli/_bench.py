@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from . import get_host
-from ._output import console, err_console, print_json
+from ._output import console, err_console, esc, plain, print_json
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -84,7 +84,7 @@ class _RichEvents:
     def failed(self, run: Any, message: str) -> None:
         if self.progress is not None and self.task_id is not None:
             self.progress.update(self.task_id, rate="failed")
-        err_console().print(f"[red]failed[/] {run.spec.label}: ", end="", markup=True, highlight=False)
+        err_console().print(f"[red]failed[/] {esc(run.spec.label)}: ", end="", markup=True, highlight=False)
         from rich.text import Text
 
         err_console().print(Text(message))
@@ -186,7 +186,7 @@ def bench(
         batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
     )
     for reason in plan.refused:
-        err_console().print(f"[yellow]refused[/] {reason}", markup=True, highlight=False)
+        err_console().print(f"[yellow]refused[/] {esc(reason)}", markup=True, highlight=False)
     interactive = sys.stderr.isatty() and not as_json
     _stop_on_sigterm()
     with _RichEvents(interactive=interactive, quiet=quiet or as_json) as events:
@@ -199,7 +199,7 @@ def bench(
         print_json([r.data for r in records])
     elif records:
         console().print(summary_table(records))
-        console().print(f"{len(report.written)} record(s) written, {len(report.reused)} reused, in {output_dir}/")
+        console().print(plain(f"{len(report.written)} record(s) written, {len(report.reused)} reused, in {output_dir}/"))
     exit_code = 0
     if report.failed:
         err_console().print(f"[red]{len(report.failed)} run(s) failed[/]; the other records are kept.", markup=True)
@@ -223,5 +223,5 @@ def _push(report: Any, repo: str, endpoint: str | None, token: str | None) -> in
         # click.echo, not rich: the retry line must never be wrapped, so it can be copied as is.
         click.echo("the records are kept locally; retry with: " + retry_command(paths, repo, endpoint=endpoint), err=True)
         return 1
-    console().print(f"published to {repo}: {getattr(result, 'commit_url', None) or 'already up to date'}")
+    console().print(plain(f"published to {repo}: {getattr(result, 'commit_url', None) or 'already up to date'}"))
     return 0
