@@ -18,6 +18,15 @@ from llmos_hub import DataError, Example, UsageError
 from llmos_hub.tasks import BUILTIN_DIR, task_from_file
 
 FIXTURES = Path(__file__).parent / "data" / "tasks"
+
+
+@pytest.fixture(autouse=True)
+def _fixtures_are_allowed_data(tmp_path_factory):
+    """These tests' task files live in tmp_path and name the shared fixtures by absolute path."""
+    from llmos_hub.tasks import allow_data_paths
+
+    with allow_data_paths([Path(__file__).resolve().parents[1], tmp_path_factory.getbasetemp()]):
+        yield
 MINI = FIXTURES / "mini-translation.yaml"
 SUITE = ("lm-sample", "classification-sample", "translation-sample", "summarization-sample")
 

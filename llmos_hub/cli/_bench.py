@@ -139,6 +139,7 @@ def _batch_size(value: str) -> int | str:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--dtype", "dtypes", multiple=True, default=("float32",), show_default=True, help="float32, bfloat16, float16 (CUDA), int8 (onnxruntime); repeatable (pairs a backend lacks are refused).")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE", help="Backend setting, e.g. threads=2 or exporter=torchscript; repeatable.")
+@click.option("--allow-path", "allow_paths", multiple=True, type=click.Path(path_type=Path), metavar="DIR", help="Let task files read data under DIR, outside their own folder; repeatable.")
 @click.option("--batch-size", default="auto", show_default=True, help="Requests per batch, or 'auto'.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use a seeded subsample of N examples per task.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and bootstrap standard errors.")
@@ -159,6 +160,7 @@ def bench(
     device: str,
     dtypes: tuple[str, ...],
     backend_options: tuple[str, ...],
+    allow_paths: tuple[Path, ...],
     batch_size: str,
     limit: int | None,
     seed: int,
@@ -181,10 +183,13 @@ def bench(
 
     host = get_host(ctx)
     size = _batch_size(batch_size)
-    plan = make_plan(
-        host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
-        batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
-    )
+    from ..tasks import allow_data_paths
+
+    with allow_data_paths(allow_paths):
+        plan = make_plan(
+            host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
+            batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
+        )
     for reason in plan.refused:
         err_console().print(f"[yellow]refused[/] {esc(reason)}", markup=True, highlight=False)
     interactive = sys.stderr.isatty() and not as_json

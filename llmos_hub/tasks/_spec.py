@@ -214,10 +214,15 @@ def _parse_data(check: _Checker, raw: Mapping[str, Any]) -> DataSpec:
         path = Path(declared).expanduser()
         if not path.is_absolute():
             path = check.path.parent / path
+        from ._confine import check_data_path
+
+        check_data_path(check.path, path, declared)
         return DataSpec(path=path, format=fmt, declared=declared)
     if fmt not in (None, "datasets"):
         raise check.fail("data.format", "a 'dataset' id is always read with the datasets library")
     declared = check.text(value, "dataset", "data.dataset")
+    if declared.startswith(("/", ".", "~")) or "\\" in declared or ".." in declared.split("/"):
+        raise check.fail("data.dataset", f"{declared!r} is a path, not a datasets id; name a local folder with 'path'")
     return DataSpec(dataset=declared, format="datasets", declared=declared, **options)
 
 
