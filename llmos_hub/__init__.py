@@ -13,6 +13,7 @@ from ._plugins import PluginHost, PluginInfo, load_plugins
 from ._result import ResultRecord, load_record
 from ._task import Example, Request, Task, TaskData
 from ._version import __version__
+from ._weights import check_safetensors
 from .errors import DataError, LlmosHubError, PluginError, UnknownNameError, UsageError
 from .hookspecs import hookimpl
 
@@ -42,6 +43,7 @@ __all__ = [
     "UnknownNameError",
     "UsageError",
     "__version__",
+    "check_safetensors",
     "hookimpl",
     "load_plugins",
 ]

@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import DataError
+from llmos_hub import DataError, check_safetensors
 from llmos_hub._fileio import atomic_write
 
 from .config import NanoConfig, read_config
 
-__all__ = ["PICKLE_SUFFIXES", "WEIGHTS", "file_sha256", "load_checkpoint", "save_checkpoint"]
+__all__ = ["PICKLE_SUFFIXES", "WEIGHTS", "file_sha256", "load_checkpoint", "save_checkpoint", "weights_path"]
 
 WEIGHTS = "model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -30,10 +30,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _weights_path(folder: Path) -> Path:
+def weights_path(folder: Path) -> Path:
     path = folder / WEIGHTS
-    if path.is_file():
-        return path
+    if path.is_file() or path.is_symlink():
+        return check_safetensors(WEIGHTS, folder=folder, fix="retrain it or copy the checkpoint again")
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise DataError(
@@ -57,7 +57,7 @@ def load_checkpoint(folder: Path) -> tuple[NanoConfig, Any, Any, str, Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder; give nano:NAME of a shipped checkpoint or nano:/path/to/folder")
     config = read_config(folder)
-    weights = _weights_path(folder)
+    weights = weights_path(folder)
     tok_path = folder / "tokenizer.json"
     if not tok_path.is_file():
         raise DataError(f"{folder}: no tokenizer.json")
