@@ -16,6 +16,7 @@ from typing import Any
 from .._backend import Backend
 from .._model import Capability, ModelFamily
 from .._task import Task, TaskData
+from .._guard import plugin_call
 from ..errors import UnknownNameError, UsageError
 from ._spec import RunSpec, parse_model_ref
 
@@ -82,7 +83,7 @@ def default_model_for(task: Task) -> str:
 def _capabilities(host: Any, model: str) -> frozenset[Capability] | None:
     family_name, ref, _ = parse_model_ref(model)
     family: ModelFamily = host.get("models", family_name)
-    return family.capabilities(ref)
+    return plugin_call(host, "models", family_name, "capabilities()", lambda: family.capabilities(ref))
 
 
 def _batch_size(batch_size: int | str, task: Task) -> int:
@@ -134,7 +135,8 @@ def make_plan(
 
     datasets: dict[str, TaskData] = {}
     for _, task in resolved:  # parse and validate all data before any model loads
-        datasets[task.name] = task.load(limit=limit, seed=seed)
+        datasets[task.name] = plugin_call(host, "tasks", task.name, "load()",
+                                          lambda t=task: t.load(limit=limit, seed=seed))
 
     runs: list[PlannedRun] = []
     for arg, task in resolved:
