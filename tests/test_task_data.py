@@ -258,7 +258,7 @@ def test_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_bytes(GOOD.encode() + b"\n" + b'{"en": "caf\xe9", "de": "x"}\n')
     with pytest.raises(DataError) as excinfo:
         task_from_file(_write_yaml(tmp_path, data="x.jsonl")).load()
-    assert "x.jsonl: not UTF-8 text" in _one_line_error(excinfo)
+    assert "x.jsonl:2: not UTF-8 text (byte 12 of the line); save the file as UTF-8" in _one_line_error(excinfo)
 
 
 # -- subsample and fingerprint ------------------------------------------------------------------------

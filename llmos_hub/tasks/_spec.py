@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .._requests import GenerationConfig
 from ..errors import DataError, close_matches
 from ._kinds import KINDS, METRIC_KEYS, Kind
@@ -121,20 +119,10 @@ class TaskSpec:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """The task file as a mapping, or a one-line :class:`DataError`."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: task file not found") from exc
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise DataError(f"{path}{line}: not valid YAML: {problem}") from exc
+    """The task file as a mapping, or a one-line :class:`DataError` (parsed with :func:`llmos_hub._yaml.load_yaml`)."""
+    from .._yaml import load_yaml
+
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: a task file must be a mapping with at least 'name', 'kind', 'data' and 'fields'")
     return data
@@ -273,9 +261,15 @@ def _parse_labels(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> tuple[
 def _parse_prompt(check: _Checker, raw: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
     prompt = check.text(raw, "prompt", default="{input}")
     try:
-        names = [f for _, f, spec, conv in string.Formatter().parse(prompt) if f is not None]
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(prompt) if f is not None]
     except ValueError as exc:
         raise check.fail("prompt", f"not a valid template ({exc}); write literal braces as {{{{ }}}}") from exc
+    for name, spec, conv in parsed:
+        if spec or conv:  # "{input:>2000000000}" would pad to gigabytes; a prompt needs the text as it is
+            raise check.fail("prompt", f"placeholder {{{name}}} has a format spec or conversion "
+                             f"({(('!' + conv) if conv else '') + ((':' + spec[:20]) if spec else '')}); "
+                             f"write it plainly as {{{name}}}")
+    names = [name for name, _, _ in parsed]
     for name in names:
         if not name.isidentifier():
             raise check.fail("prompt", f"placeholder {{{name}}} must be a plain field name like {{input}}")
