@@ -18,6 +18,7 @@ from .._model import Capability, ModelFamily
 from .._task import Task, TaskData
 from .._guard import plugin_call
 from ..errors import UnknownNameError, UsageError
+from . import _checks
 from ._spec import RunSpec, parse_model_ref
 
 DEFAULT_SUITE = "default"
@@ -114,24 +115,30 @@ def make_plan(
     """Validate everything a bench needs and return one spec per compatible (model, task, backend)."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, not {limit}")
+    _checks.check_seed(seed)
     resolved = resolve_tasks(host, tasks)
     backend_names = list(dict.fromkeys(backends or [DEFAULT_BACKEND]))
     dtypes = [dtype] if isinstance(dtype, str) else list(dict.fromkeys(dtype)) or ["float32"]
     # (backend, dtype) pairs the backends accept; the others are refused with their reason.
     variants: list[tuple[str, str]] = []
     refused: list[str] = []
+    options_for = _checks.backend_options({n: host.get("backends", n) for n in backend_names}, backend_options,
+                                          host.registry.names("backends"))
     for name in backend_names:
         backend: Backend = host.get("backends", name)
         for dt in dtypes:
-            if dt in backend.dtypes:
-                variants.append((name, dt))
+            try:
+                backend.check(device, dt, options_for[name])
+            except UsageError as exc:
+                refused.append(str(exc))
             else:
-                refused.append(f"backend {name} does not support dtype {dt}; it supports {', '.join(backend.dtypes)}")
+                variants.append((name, dt))
     if not variants:
         raise UsageError(refused[0])
     model_args = list(dict.fromkeys(models))
-    for model in model_args:
-        parse_model_ref(model)
+    _checks.check_models([parse_model_ref(model) for model in model_args])
+    for _, task in resolved:
+        _checks.check_task_metrics(host, task)
 
     datasets: dict[str, TaskData] = {}
     for _, task in resolved:  # parse and validate all data before any model loads
@@ -146,6 +153,10 @@ def make_plan(
             if caps is not None and Capability(task.capability) not in caps:
                 have = ", ".join(sorted(str(c) for c in caps)) or "none"
                 refused.append(f"{model} cannot run {task.name}: the task needs {task.capability}, the model has {have}")
+                continue
+            problem = _checks.labels_problem(task, model, _checks.model_labels(host, model, task))
+            if problem:
+                refused.append(problem)
                 continue
             family, ref, revision = parse_model_ref(model)
             data = datasets[task.name]
@@ -163,7 +174,7 @@ def make_plan(
                     limit=limit,
                     seed=seed,
                     generation=task.generation.to_dict() if task.generation else None,
-                    backend_options=dict(backend_options) if backend_options else None,
+                    backend_options=dict(options_for[backend_name]) or None,
                 )
                 runs.append(PlannedRun(spec, task, data, arg))
     if not runs:

@@ -233,6 +233,11 @@ class TorchBackend(Backend):
     name = "pytorch"
     devices = ("cpu", "cuda", "auto")
     dtypes = tuple(DTYPES)
+    cuda_only_dtypes = ("float16",)
+    option_schema = {
+        "use_cache": {"type": ["boolean", "string", "integer"]},
+        "threads": {"type": "integer", "minimum": 1},
+    }
 
     def prepare(
         self,
