@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from .._result import ResultRecord, load_record, record_stem
 from ..errors import DataError, LlmosHubError
+from . import _output
 from ._execute import Session, execute, percentile
 from ._plan import Plan, PlannedRun, make_plan
 from ._spec import RunSpec, parse_model_ref
@@ -39,6 +40,9 @@ class BenchReport:
     reused: list[tuple[Path, ResultRecord]] = field(default_factory=list)
     failed: list[tuple[RunSpec, str]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    #: Where records went that could not be written to the output folder (empty: none), and why.
+    fallback: list[Path] = field(default_factory=list)
+    write_problems: list[str] = field(default_factory=list)
 
     @property
     def records(self) -> list[tuple[Path, ResultRecord]]:
@@ -74,7 +78,7 @@ def run_bench(
 ) -> BenchReport:
     """Execute every planned run; each finished record is on disk before the next run starts."""
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _output.check_output_dir(out)
     report = BenchReport(refused=list(plan.refused))
     session = Session(host)
     try:
@@ -104,7 +108,7 @@ def run_bench(
                     samples_path=samples,
                     progress=(lambda d, t, r=run: events.advanced(r, d, t)) if events else None,
                 )
-                path = record.save(out)
+                path = _output.save_record(record, out, report.fallback, report.write_problems)
             except KeyboardInterrupt:
                 raise
             except LlmosHubError as exc:

@@ -206,12 +206,28 @@ def bench(
         console().print(summary_table(records))
         console().print(plain(f"{len(report.written)} record(s) written, {len(report.reused)} reused, in {output_dir}/"))
     exit_code = 0
+    if report.fallback:
+        exit_code = _fell_back(report, output_dir)
     if report.failed:
         err_console().print(f"[red]{len(report.failed)} run(s) failed[/]; the other records are kept.", markup=True)
         exit_code = 1
     if push_repo and report.records:
         exit_code = _push(report, push_repo, endpoint, token) or exit_code
     ctx.exit(exit_code)
+
+
+def _fell_back(report: Any, output_dir: Path) -> int:
+    """Records that could not go to --output-dir went to a fallback folder: say where and how to move them."""
+    import shlex
+
+    folder = report.fallback[0]
+    count = sum(1 for p, _ in report.written if p.parent == folder)
+    # click.echo, not rich: one line that is never wrapped, so the command can be copied as is.
+    click.echo(
+        f"error: could not write {count} record(s) to {output_dir} ({report.write_problems[0]}); they are saved in "
+        f"{folder}; move them back with: mkdir -p {shlex.quote(str(output_dir))} && "
+        f"mv {shlex.quote(str(folder))}/*.json {shlex.quote(str(output_dir))}/", err=True)
+    return 1
 
 
 def _push(report: Any, repo: str, endpoint: str | None, token: str | None) -> int:
