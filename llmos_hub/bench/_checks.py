@@ -179,3 +179,17 @@ def model_labels(host: Any, model: str, task: Any) -> Sequence[str] | None:
     info = plugin_call(host, "models", family_name, "inspect()", lambda: inspect(ref, revision=revision))
     labels = getattr(info, "labels", None)
     return list(labels) if labels else None
+
+
+def same_task_twice(name: str, first: str, again: str) -> None:
+    """Two different tasks (a task file and a registered task, two files) with one name: an error.
+
+    Asking for the same task twice (a name and a suite holding it, one file twice) is not.
+    """
+    def identity(arg: str) -> str:
+        path = Path(arg)
+        return str(path.resolve()) if path.is_file() else arg
+
+    if identity(first) != identity(again):
+        raise UsageError(f"two tasks are named {name!r} ({first} and {again}); records are kept per task name, "
+                         "so rename one (field 'name' of the task file)")

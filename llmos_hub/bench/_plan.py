@@ -55,9 +55,13 @@ def resolve_tasks(host: Any, names: Sequence[str]) -> list[tuple[str, Task]]:
     seen: set[str] = set()
 
     def add(arg: str, task: Task) -> None:
+        from ._checks import same_task_twice
+
         if task.name not in seen:
             seen.add(task.name)
             result.append((arg, task))
+        else:
+            same_task_twice(task.name, next(a for a, t in result if t.name == task.name), arg)
 
     for name in wanted:
         if name in host.registry.names("suites"):

@@ -87,7 +87,7 @@ class _RichEvents:
         err_console().print(f"[red]failed[/] {esc(run.spec.label)}: ", end="", markup=True, highlight=False)
         from rich.text import Text
 
-        err_console().print(Text(message))
+        err_console().print(Text(message), soft_wrap=True)
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, Any]:

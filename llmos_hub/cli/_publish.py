@@ -40,7 +40,7 @@ def publish(
         list(paths), repo=repo, endpoint=endpoint, token=token, create_pr=create_pr, model_card=model_card
     )
     for problem in result.skipped:
-        err_console().print(Text(f"skipped invalid record already in the repo: {problem}", style="yellow"))
+        err_console().print(Text(f"skipped invalid record already in the repo: {problem}", style="yellow"), soft_wrap=True)
     if as_json:
         print_json(result.to_dict())
         return
