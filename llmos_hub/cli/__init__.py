@@ -81,7 +81,10 @@ class _LazyGroup(click.Group):
             _print_error(str(exc))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            _print_error("interrupted; finished result records are kept (rerun with --resume)")
+            if ctx.invoked_subcommand == "bench":
+                _print_error("interrupted; finished result records are kept (rerun with --resume)")
+            else:
+                _print_error(f"interrupted; {ctx.invoked_subcommand or 'the command'} stopped before it finished")
             ctx.exit(130)
 
 
