@@ -10,8 +10,7 @@ of surfacing as failed runs after minutes of loading:
   backend's declared :attr:`~llmos_hub.Backend.option_schema` (a JSON Schema per option), so an option
   meant for one backend never breaks another in a comparison;
 * a negative ``--seed``; ``@revision`` on a local folder;
-* metric names and metric options in a task file;
-* a classifier whose labels differ from a classification task's.
+* metric names and metric options in a task file; two different tasks with one name.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Any
 
 from ..errors import DataError, UnknownNameError, UsageError
 
-__all__ = ["backend_options", "check_backend", "check_models", "check_seed", "check_task_metrics", "labels_problem"]
+__all__ = ["backend_options", "check_backend", "check_models", "check_seed", "check_task_metrics", "same_task_twice"]
 
 _DEVICE = re.compile(r"^(cpu|auto|cuda)(:(\d+))?$")
 
@@ -153,32 +152,6 @@ def check_task_metrics(host: Any, task: Any) -> None:
                     isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
                 raise DataError(f"{spec.file}: field 'metrics.{name}.{key}': must be {type(default).__name__}, "
                                 f"not {value!r}")
-
-
-def labels_problem(task: Any, model: str, labels: Sequence[str] | None) -> str | None:
-    """Why ``model`` (with classifier ``labels``) cannot run classification ``task``; ``None`` if it can."""
-    wanted = getattr(task, "labels", None)
-    if not wanted or not labels or sorted(labels) == sorted(wanted):
-        return None
-    return (f"{model} cannot run {task.name}: its labels ({', '.join(labels)}) differ from the task's "
-            f"({', '.join(wanted)})")
-
-
-def model_labels(host: Any, model: str, task: Any) -> Sequence[str] | None:
-    """A classifier's labels known before loading (``ModelFamily.inspect``), only for a task with labels."""
-    if not getattr(task, "labels", None):
-        return None
-    from .._guard import plugin_call
-    from ._spec import parse_model_ref
-
-    family_name, ref, revision = parse_model_ref(model)
-    family = host.get("models", family_name)
-    inspect = getattr(family, "inspect", None)
-    if inspect is None:
-        return None
-    info = plugin_call(host, "models", family_name, "inspect()", lambda: inspect(ref, revision=revision))
-    labels = getattr(info, "labels", None)
-    return list(labels) if labels else None
 
 
 def same_task_twice(name: str, first: str, again: str) -> None:
