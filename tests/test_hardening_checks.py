@@ -121,11 +121,12 @@ def test_labels_that_do_not_match_are_refused_before_loading(bench, tmp_path):
                                      "fields: {input: text, target: label}\nlabels: [even, odd]\n")
     result = CliRunner().invoke(main, ["bench", "--task", str(tmp_path / "t.yaml"), "--model", "labelled:x",
                                        "--backend", "fake", "--output-dir", str(bench.out)])
-    _refused(result, bench.out, "labelled:x cannot run parity2: its labels (pos, neg) differ from the task's (even, odd)")
+    _refused(result, bench.out, "labelled:x cannot run parity2 on fake: logits needs a classifier with the task's "
+             "labels; loglikelihood needs loglikelihood requests, which fake does not answer for a classifier model")
 
 
 @pytest.mark.parametrize(("metrics", "expected"), [
-    ("{nope: {}}", "field 'metrics': unknown metric 'nope'"),
+    ("{nope: {}}", "field 'metrics.nope': unknown metric 'nope'"),
     ("{bleu: {tokenise: intl}}", "field 'metrics.bleu': unknown option 'tokenise'; known: force, lowercase"),
     ("{bleu: {lowercase: 'yes'}}", "field 'metrics.bleu.lowercase': must be bool, not 'yes'"),
 ])

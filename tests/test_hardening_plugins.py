@@ -114,7 +114,10 @@ class _RaisingTask(Task):
     def load(self, *, split=None, limit=None, seed=0):
         raise KeyError("no column 'text'")
 
-    def request(self, example):  # pragma: no cover
+    def formulations(self):  # pragma: no cover
+        raise AssertionError
+
+    def requests(self, example, formulation):  # pragma: no cover
         raise AssertionError
 
     def score(self, examples, outputs, *, labels=None, seed=0):  # pragma: no cover
@@ -151,7 +154,7 @@ def test_capabilities_raising_at_plan_time_is_one_line_naming_the_plugin(monkeyp
                                      "--output-dir", str(tmp_path / "out")])
     assert result.exit_code == 1, result.output
     assert error_lines(result.stderr) == [
-        "error: plugin raising-plugin (raising-plugin): capabilities() of model family 'raising' raised "
+        "error: plugin raising-plugin (raising-plugin): inspect() of model family 'raising' raised "
         "RuntimeError: config parser exploded second line; report it to raising-plugin or disable it with "
         "--disable-plugin raising-plugin"]
     assert not (tmp_path / "out").exists()

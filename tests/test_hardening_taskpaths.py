@@ -57,16 +57,16 @@ def test_a_dataset_id_that_is_a_path_is_refused(tmp_path):
 
 
 def test_allow_path_on_the_command_line_lets_the_user_name_outside_data(monkeypatch, tmp_path):
-    rows = [{"text": "ab", "label": "even"}, {"text": "abc", "label": "odd"}]
+    rows = [{"en": "ab", "de": "AB"}, {"en": "abc", "de": "ABC"}]
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "inner").mkdir()
     task = tmp_path / "inner" / "task.yaml"
-    task.write_text(TASK.format(data="../shared/rows.jsonl"))
+    task.write_text("name: shout\nkind: translation\ndata: ../shared/rows.jsonl\nfields: {input: en, target: de}\n")
     out = tmp_path / "out"
-    args = ["bench", "--task", str(task), "--model", "fake:clf", "--backend", "fake", "--output-dir", str(out)]
+    args = ["bench", "--task", str(task), "--model", "fake:upper", "--backend", "fake", "--output-dir", str(out)]
     assert fake_cli(monkeypatch, args).exit_code == 2
     result = fake_cli(monkeypatch, [*args, "--allow-path", str(tmp_path / "shared")])
     assert result.exit_code == 0, result.output
     [record] = out.glob("*.json")
-    assert json.loads(record.read_text())["scores"]["accuracy"]["value"] == 1.0
+    assert json.loads(record.read_text())["scores"]["chrf"]["value"] == 100.0
