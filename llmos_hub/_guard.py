@@ -71,11 +71,12 @@ def _watchdog(name: str, distribution: str) -> Iterator[None]:
     done = threading.Event()
 
     def warn() -> None:
-        if not done.is_set():
-            sys.__stderr__.write(
+        stream = sys.__stderr__
+        if not done.is_set() and stream is not None:
+            stream.write(
                 f"warning: plugin {name} ({distribution}) is still loading after {seconds:g} s; if it hangs, "
                 f"disable it with --disable-plugin {name} or LLMOS_HUB_DISABLE_PLUGINS={name}\n")
-            sys.__stderr__.flush()
+            stream.flush()
 
     timer = threading.Timer(seconds, warn)
     timer.daemon = True

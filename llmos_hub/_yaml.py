@@ -104,8 +104,8 @@ def load_yaml(path: str | os.PathLike[str]) -> Any:
     except FileNotFoundError as exc:
         raise DataError(f"{path}: task file not found") from exc
     except UnicodeDecodeError as exc:
-        line = text_line(path, exc.start)
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
+        number = text_line(path, exc.start)
+        raise DataError(f"{path}:{number}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     loader = _Loader(text)
@@ -123,9 +123,9 @@ def load_yaml(path: str | os.PathLike[str]) -> Any:
                         f"{dup.first.start_mark.line + 1}); keep one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
+        where = f":{mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise DataError(f"{path}{line}: not valid YAML: {problem}") from exc
+        raise DataError(f"{path}{where}: not valid YAML: {problem}") from exc
     finally:
         loader.dispose()
 

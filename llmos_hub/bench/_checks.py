@@ -131,9 +131,9 @@ def check_models(models: Sequence[tuple[str, str, str | None]]) -> None:
 
 def check_task_metrics(host: Any, task: Any) -> None:
     """A declared task's metric names exist and their options are ones the metric knows."""
-    spec = getattr(task, "spec", None)
+    spec: Any = getattr(task, "spec", None)
     metrics = getattr(spec, "metrics", None)
-    if not isinstance(metrics, Mapping):
+    if spec is None or not isinstance(metrics, Mapping):
         return
     for name, options in metrics.items():
         try:
