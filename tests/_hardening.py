@@ -26,7 +26,7 @@ def run_cli(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | N
     paths = [str(p) for p in extra_path] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     environ["PYTHONPATH"] = os.pathsep.join(paths)
     environ.setdefault("COLUMNS", "200")
-    return subprocess.run([sys.executable, "-m", "llmos_hub", *args], cwd=cwd, env=environ, capture_output=True,
+    return subprocess.run([sys.executable, "-P", "-m", "llmos_hub", *args], cwd=cwd, env=environ, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -79,7 +79,7 @@ def test_a_users_ctrl_c_during_a_hanging_import_still_stops_the_command(tmp_path
     root = make_dist(tmp_path / "dists", "fake-hang", "fake_hang", "import time\ntime.sleep(300)\n", ep_name="hang")
     env = dict(os.environ, **ENV, LLMOS_HUB_PLUGIN_SLOW_SECONDS="0.2")
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-m", "llmos_hub", "list", "backends", "--json"], env=env,
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "llmos_hub", "list", "backends", "--json"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stderr.readline()  # the watchdog's warning: the plugin is now inside its import
