@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llmos_hub import DataError, check_safetensors
+from llmos_hub import DataError
 
 from ._hardening import error_lines, run_cli
 
@@ -117,6 +117,8 @@ def test_a_nano_weights_symlink_out_of_the_folder_is_refused(tmp_path):
      + b"\0" * 8, "the tensors need 16 bytes of data, the file has 8"),
 ])
 def test_corrupt_framing_is_named(tmp_path, payload, problem):
+    from llmos_hub import check_safetensors
+
     (tmp_path / "model.safetensors").write_bytes(payload)
     with pytest.raises(DataError, match="truncated or corrupt") as info:
         check_safetensors("model.safetensors", folder=tmp_path)
@@ -124,6 +126,8 @@ def test_corrupt_framing_is_named(tmp_path, payload, problem):
 
 
 def test_a_whole_file_passes_and_other_suffixes_never_do(tmp_path):
+    from llmos_hub import check_safetensors
+
     header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
     (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
     assert check_safetensors("model.safetensors", folder=tmp_path) == tmp_path / "model.safetensors"
