@@ -221,7 +221,6 @@ def bench(
     ctx.exit(exit_code)
 
 
-<<<<<<< HEAD
 def _fell_back(report: Any, output_dir: Path) -> int:
     """Records that could not go to --output-dir went to a fallback folder: say where and how to move them."""
     import shlex
@@ -236,10 +235,7 @@ def _fell_back(report: Any, output_dir: Path) -> int:
     return 1
 
 
-def _push(report: Any, repo: str, endpoint: str | None, token: str | None) -> int:
-=======
 def _push(report: Any, repo: str, endpoint: str | None, token: str | None, *, with_samples: bool = False) -> int:
->>>>>>> main
     from ..errors import LlmosHubError
     from ..hub import publish, retry_command
 

@@ -44,13 +44,9 @@ def publish(
         with_samples=with_samples,
     )
     for problem in result.skipped:
-<<<<<<< HEAD
         err_console().print(Text(f"skipped invalid record already in the repo: {problem}", style="yellow"), soft_wrap=True)
-=======
-        err_console().print(Text(f"skipped invalid record already in the repo: {problem}", style="yellow"))
     if result.local_tasks:
         err_console().print(Text(local_task_note(result.local_tasks, repo), style="yellow"), soft_wrap=True)
->>>>>>> main
     if as_json:
         print_json(result.to_dict())
         return
