@@ -25,6 +25,7 @@ from ._result import ResultRecord, load_record
 from ._requests import Request
 from ._task import Example, Formulation, Task, TaskData, TaskKind
 from ._version import __version__
+from ._weights import check_safetensors
 from .errors import DataError, LlmosHubError, PluginError, UnknownNameError, UsageError
 from .hookspecs import hookimpl
 
@@ -66,6 +67,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "cache_root",
+    "check_safetensors",
     "hookimpl",
     "load_plugins",
 ]

@@ -136,6 +136,21 @@ class Backend(ABC):
     consumes: ClassVar[tuple[str, ...]] = ("torch-modules",)
     #: The backend chosen when the user names none: the installed one with the highest priority.
     priority: ClassVar[int] = 0
+    #: The options ``prepare`` accepts (``--backend-option KEY=VALUE``): a JSON Schema per key, checked
+    #: before any model loads. ``None`` (not declared): every option is passed through unchecked.
+    option_schema: ClassVar[Mapping[str, Mapping[str, Any]] | None] = None
+    #: Dtypes this backend runs only on CUDA (refused on the CPU before any model loads).
+    cuda_only_dtypes: ClassVar[tuple[str, ...]] = ()
+
+    def check(self, device: str, dtype: str, options: Mapping[str, Any]) -> None:
+        """Raise :class:`~llmos_hub.UsageError` if this backend cannot run on ``device`` in ``dtype`` with ``options``.
+
+        Called while planning, before any model loads. The default checks :attr:`devices` (and that CUDA
+        is there when asked for), :attr:`dtypes`, :attr:`cuda_only_dtypes` and :attr:`option_schema`.
+        """
+        from .bench._checks import check_backend
+
+        check_backend(self, device, dtype, options)
 
     def request_types(self, capabilities: frozenset[Capability]) -> frozenset[RequestType]:
         """The request types a runner of this backend answers for a model with ``capabilities``.

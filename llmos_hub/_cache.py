@@ -68,13 +68,42 @@ class FolderCache:
         self.root = Path(root)
 
     def get(self, key: str) -> CacheEntry | None:
-        """The published entry for ``key``, or ``None``."""
+        """The published entry for ``key``, or ``None`` (also for a corrupt entry, which is removed).
+
+        An entry is corrupt when its manifest is not a JSON object, or a file the manifest lists is
+        missing or has another size than when it was built (a killed copy, a full disk, a hand edit);
+        it is moved aside and deleted, with a warning on stderr, so the caller builds it again.
+        """
         folder = self.root / key
         try:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except (FileNotFoundError, NotADirectoryError):
+            if folder.is_dir():
+                return self._discard(folder, f"{MANIFEST} is missing")
             return None
+        except (ValueError, UnicodeDecodeError):
+            return self._discard(folder, f"{MANIFEST} is not valid JSON")
+        if not isinstance(manifest, dict):
+            return self._discard(folder, f"{MANIFEST} is not a JSON object")
+        for name, size in dict(manifest.get("file_sizes") or {}).items():
+            path = folder / name
+            if not path.is_file():
+                return self._discard(folder, f"{name} is missing")
+            if path.stat().st_size != size:
+                return self._discard(folder, f"{name} has {path.stat().st_size} bytes, not {size}")
         return CacheEntry(folder, manifest, hit=True)
+
+    def _discard(self, folder: Path, reason: str) -> None:
+        import sys
+
+        sys.stderr.write(f"warning: {self.what} entry {folder} is corrupt ({reason}); rebuilding it\n")
+        aside = folder.with_name(f".{folder.name}.corrupt.{os.getpid()}.tmp")
+        try:
+            os.rename(folder, aside)
+        except OSError:
+            aside = folder
+        shutil.rmtree(aside, ignore_errors=True)
+        return None
 
     def get_or_build(self, key: str, build: Callable[[Path], Mapping[str, Any]]) -> CacheEntry:
         """The entry for ``key``; if absent, ``build(folder)`` fills a fresh folder and returns the manifest.
@@ -100,6 +129,9 @@ class FolderCache:
             work = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
             try:
                 manifest = {"key": key, **build(work)}
+                manifest["file_sizes"] = {
+                    str(p.relative_to(work)): p.stat().st_size for p in sorted(work.rglob("*")) if p.is_file()
+                }
                 atomic_write(work / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
                 try:
                     os.rename(work, self.root / key)

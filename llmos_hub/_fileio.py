@@ -3,13 +3,21 @@
 Every file the tool writes (result records, leaderboards, exported models' manifests) goes through
 :func:`atomic_write`: a temporary file in the same folder, flushed and fsynced, then renamed over
 the target, then the folder fsynced, so a crash or Ctrl-C at any point leaves finished files intact.
+A process killed mid-write (SIGKILL, power loss) leaves its ``.NAME.XXXX.tmp`` behind; the next
+write into that folder removes such files once they are older than :data:`STALE_SECONDS`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
+
+#: A temporary file of a write older than this was left by a killed process (no write takes this long).
+STALE_SECONDS = 3600.0
+_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
@@ -32,7 +40,41 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
             pass
         raise
     _fsync_dir(target.parent)
+    clean_stale_temps(target.parent)
     return target
+
+
+def clean_stale_temps(folder: str | os.PathLike[str], *, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove the temporary files of killed :func:`atomic_write` calls in ``folder``; returns what went."""
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _TEMP_RE.match(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # gone already, or not ours to remove: leave it
+            continue
+    return removed
+
+
+def probe_writable(folder: str | os.PathLike[str]) -> str | None:
+    """Why ``folder`` cannot take a file (created if missing), or ``None`` if a test file was written there."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".llmos-hub-probe.", suffix=".tmp", dir=path)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _umask() -> int:

@@ -126,16 +126,24 @@ class PluginHost:
         return _normalize(info.name) in self.disabled or _normalize(info.distribution) in self.disabled
 
     def _add(self, info: PluginInfo, load: Callable[[], Any]) -> None:
+        from ._guard import _UserInterrupt, guarded_load
+
         self.plugins.append(info)
         if self._is_disabled(info):
             info.status = "disabled"
             return
         try:
-            plugin = load()
-            self._register(info, plugin)
-        except Exception as exc:
+            with guarded_load(info.name, info.distribution, builtin=info.builtin):
+                plugin = load()
+                self._register(info, plugin)
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            if isinstance(exc, _UserInterrupt):  # the user pressed Ctrl-C: stop, as always
+                raise
             info.status = "error"
             info.error = " ".join(str(exc).split()) if isinstance(exc, PluginError) else _one_line(exc)
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                info.error = f"{type(exc).__name__}({' '.join(str(exc).split())}) raised while loading; " \
+                    "a plugin must not end the process"
             if self.strict:
                 raise PluginError(f"plugin {info.name} ({info.distribution}): {info.error}") from exc
 
@@ -153,7 +161,7 @@ class PluginHost:
                         f"implements unknown hook {caller.name!r}; known hooks: {', '.join(_HOOKS)}"
                     )
             staged = self._call_hooks(info, plugin)
-        except Exception:
+        except BaseException:
             self.pm.unregister(plugin)
             raise
         for entry in staged:

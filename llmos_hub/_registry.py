@@ -108,10 +108,10 @@ class Registry:
         if entry._instance is None:
             try:
                 value = entry.factory()
-            except Exception as exc:  # a plugin's factory failing is the plugin's fault, not ours
+            except (Exception, SystemExit) as exc:  # a plugin's factory failing is the plugin's fault, not ours
                 raise PluginError(
                     f"{KINDS[kind]} {name!r} from {entry.owner} failed to load: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())}"
                 ) from exc
             check, wanted = _CHECKS[kind]
             if not check(value):

@@ -43,10 +43,22 @@ def validation_error(data: Any) -> str | None:
     """The first reason ``data`` is not a valid record, as one line, or ``None`` if it is valid."""
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     if not errors:
-        return None
+        return _non_finite(data)
     err = errors[0]
     where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
     return f"{where}: {err.message}"
+
+
+def _non_finite(data: Any) -> str | None:
+    """NaN and infinities are not scores: a record holding one is refused, so it is never ranked."""
+    import math
+
+    for name, score in sorted((data.get("scores") or {}).items()):
+        for key in ("value", "stderr"):
+            value = score.get(key) if isinstance(score, dict) else None
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"scores/{name}/{key}: {value} is not a finite number; the run's metric failed, rerun it"
+    return None
 
 
 def config_hash(spec: Mapping[str, Any]) -> str:

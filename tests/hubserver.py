@@ -7,7 +7,8 @@ info, tree, resolve, commits, paths-info, whoami), answers ``"uploadMode": "regu
 contents travel inline in the commit (no LFS, no xet), keeps every commit so older revisions still
 serve their files, and offers hooks a test needs to reproduce what a real Hub does to a user:
 bad tokens (401), read-only tokens (403), injected errors (409/412/5xx/...), a stale parent commit
-(412), and a barrier that makes two commits race.
+(412), a barrier that makes two commits race, and network faults: a stalled answer (the request is
+read, the answer never comes, until the server stops) and a dropped connection (closed with no answer).
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ class Injection:
     times: int
     error_code: str | None
     message: str
+    #: ``"status"`` answers ``status``; ``"stall"`` never answers (until ``stop()``); ``"drop"`` hangs up.
+    action: str = "status"
+
+
+class _Drop(Exception):
+    """Close the connection without an answer."""
 
 
 class _HttpError(Exception):
@@ -105,6 +112,7 @@ class HubServer:
         self._counter = itertools.count()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> HubServer:
@@ -117,6 +125,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()  # releases stalled requests
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -138,10 +147,16 @@ class HubServer:
         times: int = 1,
         error_code: str | None = None,
         message: str = "injected error",
+        action: str = "status",
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (and ``X-Error-Code``)."""
+        """Answer the next ``times`` matching requests with ``status`` (and ``X-Error-Code``).
+
+        ``action="stall"`` reads the request and never answers (until :meth:`stop`); ``action="drop"``
+        closes the connection with no answer, as a proxy or a crashing server does.
+        """
+        assert action in ("status", "stall", "drop")
         with self.lock:
-            self.injections.append(Injection(status, method, path_contains, times, error_code, message))
+            self.injections.append(Injection(status, method, path_contains, times, error_code, message, action))
 
     def create_repo(self, repo_id: str, repo_type: str = "dataset", files: dict[str, bytes] | None = None) -> str:
         """Create a repo directly (as another user would have); returns its head commit."""
@@ -239,6 +254,13 @@ class HubServer:
             self._check_injection(h.command, path)
             self._check_auth(h)
             self._route(h, path, query)
+        except _Drop:
+            h.close_connection = True
+            try:
+                h.connection.shutdown(2)
+            except OSError:
+                pass
+            return
         except _HttpError as exc:
             body = {"error": exc.message, **exc.extra}
             headers = {"X-Error-Message": exc.message}
@@ -258,9 +280,17 @@ class HubServer:
                 if inj.path_contains is not None and inj.path_contains not in path:
                     continue
                 inj.times -= 1
+                if inj.action == "drop":
+                    raise _Drop
+                if inj.action == "stall":
+                    break
                 if inj.status in (409, 412):
                     self.conflicts += 1
                 raise _HttpError(inj.status, inj.message, inj.error_code)
+            else:
+                return
+        self._stopped.wait()  # a stall: no answer until the server stops
+        raise _Drop
 
     def _check_auth(self, h: _Handler) -> None:
         auth = h.headers.get("Authorization", "")

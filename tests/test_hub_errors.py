@@ -78,7 +78,8 @@ def test_a_read_only_token_gets_a_403_naming_its_source(hub):
         publish([make_record()], repo="team/results", endpoint=hub.url, token=TOKEN)
     text = _one_line(info.value)
     assert text.startswith("The token from --token may not commit to dataset repo team/results")
-    assert "(403 forbidden)" in text and info.value.kind == "forbidden"
+    assert "(403 forbidden; the Hub said: You don't have the rights to write to this repo (read-only token))" in text
+    assert info.value.kind == "forbidden"
 
 
 def test_a_missing_repo_is_named(hub):
@@ -101,7 +102,7 @@ def test_a_conflict_is_retried_after_re_reading_the_repo(hub, status):
     hub.inject(status, method="POST", path_contains="/commit/", times=1, message="conflict")
     waits: list[float] = []
     result = publish([make_record()], repo="team/results", endpoint=hub.url, sleep=waits.append)
-    assert result.attempts == 2 and waits == [1.0]
+    assert result.attempts == 2 and _jittered(waits, [1.0])
     reads = [p for m, p in hub.requests if m == "GET" and p == "/api/datasets/team/results"]
     assert len(reads) == 2  # the state was read again before the second try
     assert len(hub.history("team/results")) == 2
@@ -113,14 +114,14 @@ def test_conflicts_that_never_stop_are_given_up(hub):
     waits: list[float] = []
     with pytest.raises(ConflictError, match=r"changed while trying to commit to it \(412\); run the command again \(gave up after 3 attempts\)"):
         publish([make_record()], repo="team/results", endpoint=hub.url, max_attempts=3, sleep=waits.append)
-    assert waits == [1.0, 2.0]
+    assert _jittered(waits, [1.0, 2.0])
 
 
 def test_a_transient_5xx_is_retried_with_backoff(hub):
     hub.inject(503, method="GET", path_contains="/api/datasets/team/results", times=2)
     waits: list[float] = []
     result = publish([make_record()], repo="team/results", endpoint=hub.url, sleep=waits.append)
-    assert result.commit_url is not None and result.attempts == 3 and waits == [1.0, 2.0]
+    assert result.commit_url is not None and result.attempts == 3 and _jittered(waits, [1.0, 2.0])
 
 
 def test_a_5xx_that_persists_is_given_up_with_one_line(hub):
@@ -133,7 +134,7 @@ def test_a_5xx_that_persists_is_given_up_with_one_line(hub):
     text = _one_line(info.value)
     assert text == (f"the Hub at {hub.url} failed with 500 while trying to commit to team/results; "
                     "try again later (gave up after 4 attempts)")
-    assert waits == [1.0, 2.0, 4.0]
+    assert _jittered(waits, [1.0, 2.0, 4.0])
     assert len(hub.history("team/results")) == 1
 
 
@@ -176,3 +177,8 @@ def test_cli_invalid_record(hub, tmp_path):
 def test_cli_bad_repo_id(tmp_path):
     out = _cli(str(make_record().save(tmp_path)), "--repo", "results")
     _assert_cli_error(out, "--repo 'results' is not a repo id; write it as NAMESPACE/NAME", code=2)
+
+
+def _jittered(waits: list[float], caps: list[float]) -> bool:
+    """Full jitter: one wait per retry, each a random share (at least 0.1 s) of its backoff cap."""
+    return len(waits) == len(caps) and all(0.1 <= w <= c for w, c in zip(waits, caps))

@@ -18,6 +18,15 @@ from llmos_hub import DataError, Example, UsageError
 from llmos_hub.tasks import BUILTIN_DIR, task_from_file
 
 FIXTURES = Path(__file__).parent / "data" / "tasks"
+
+
+@pytest.fixture(autouse=True)
+def _fixtures_are_allowed_data(tmp_path_factory):
+    """These tests' task files live in tmp_path and name the shared fixtures by absolute path."""
+    from llmos_hub.tasks import allow_data_paths
+
+    with allow_data_paths([Path(__file__).resolve().parents[1], tmp_path_factory.getbasetemp()]):
+        yield
 MINI = FIXTURES / "mini-translation.yaml"
 SUITE = ("lm-sample", "classification-sample", "translation-sample", "summarization-sample")
 
@@ -249,7 +258,7 @@ def test_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_bytes(GOOD.encode() + b"\n" + b'{"en": "caf\xe9", "de": "x"}\n')
     with pytest.raises(DataError) as excinfo:
         task_from_file(_write_yaml(tmp_path, data="x.jsonl")).load()
-    assert "x.jsonl: not UTF-8 text" in _one_line_error(excinfo)
+    assert "x.jsonl:2: not UTF-8 text (byte 12 of the line); save the file as UTF-8" in _one_line_error(excinfo)
 
 
 # -- subsample and fingerprint ------------------------------------------------------------------------

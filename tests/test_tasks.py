@@ -35,6 +35,15 @@ from llmos_hub._plugins import set_default_host
 from llmos_hub.tasks import BUILTIN_DIR, task_from_file
 
 FIXTURES = Path(__file__).parent / "data" / "tasks"
+
+
+@pytest.fixture(autouse=True)
+def _fixtures_are_allowed_data():
+    """These tests' task files live in tmp_path and name the shared fixtures by absolute path."""
+    from llmos_hub.tasks import allow_data_paths
+
+    with allow_data_paths([Path(__file__).resolve().parents[1]]):
+        yield
 MINI = FIXTURES / "mini-translation.yaml"
 SUITE = ("lm-sample", "classification-sample", "translation-sample", "summarization-sample", "multiple-choice-sample")
 

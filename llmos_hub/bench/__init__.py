@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from .._result import ResultRecord, load_record, record_stem
 from ..errors import DataError, LlmosHubError, UsageError
+from . import _output
 from ._execute import Session, execute, percentile
 from ._plan import Plan, PlannedRun, make_plan
 from ._shards import execute_sharded
@@ -40,6 +41,9 @@ class BenchReport:
     reused: list[tuple[Path, ResultRecord]] = field(default_factory=list)
     failed: list[tuple[RunSpec, str]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    #: Where records went that could not be written to the output folder (empty: none), and why.
+    fallback: list[Path] = field(default_factory=list)
+    write_problems: list[str] = field(default_factory=list)
 
     @property
     def records(self) -> list[tuple[Path, ResultRecord]]:
@@ -85,7 +89,7 @@ def run_bench(
     once (see :mod:`llmos_hub.bench._shards`); the numbers equal the unsharded run's.
     """
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _output.check_output_dir(out)
     report = BenchReport(refused=list(plan.refused))
     if shards < 1:
         raise UsageError(f"--shards must be at least 1, not {shards}")
@@ -125,7 +129,7 @@ def run_bench(
                     samples_path=samples,
                     progress=(lambda d, t, r=run: events.advanced(r, d, t)) if events else None,
                 )
-                path = record.save(out)
+                path = _output.save_record(record, out, report.fallback, report.write_problems)
             except KeyboardInterrupt:
                 raise
             except LlmosHubError as exc:

@@ -17,7 +17,9 @@ from .._backend import Backend
 from .._model import ModelFamily, ModelInfo
 from .._result import config_hash
 from .._task import Formulation, Task, TaskData
+from .._guard import plugin_call
 from ..errors import LlmosHubError, UnknownNameError, UsageError
+from . import _checks
 from ._spec import RunSpec, parse_model_ref
 
 DEFAULT_SUITE = "default"
@@ -90,6 +92,8 @@ def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
         if task.name not in seen:
             seen.add(task.name)
             result.append(_Resolved(arg, task, model or defaults.get(task.name)))
+        else:
+            _checks.same_task_twice(task.name, next(r.argument for r in result if r.task.name == task.name), arg)
 
     for name in wanted:
         if name in host.registry.names("suites"):
@@ -130,7 +134,7 @@ def default_backend(host: Any) -> str:
 def _inspect(host: Any, model: str) -> ModelInfo | None:
     family_name, ref, revision = parse_model_ref(model)
     family: ModelFamily = host.get("models", family_name)
-    return family.inspect(ref, revision=revision)
+    return plugin_call(host, "models", family_name, "inspect()", lambda: family.inspect(ref, revision=revision))
 
 
 def choose_formulation(task: Task, info: ModelInfo | None, backend: Backend,
@@ -197,6 +201,7 @@ def make_plan(
         raise UsageError(f"--limit must be at least 1, not {limit}")
     if num_fewshot is not None and num_fewshot < 0:
         raise UsageError(f"--num-fewshot must be 0 or more, not {num_fewshot}")
+    _checks.check_seed(seed)
     resolved = resolve_tasks(host, tasks)
     if num_fewshot is not None:
         resolved = [_Resolved(r.argument, _with_fewshot(r.task, num_fewshot), r.default_model) for r in resolved]
@@ -208,22 +213,28 @@ def make_plan(
     # (backend, dtype) pairs the backends accept; the others are refused with their reason.
     variants: list[tuple[str, Backend, str]] = []
     refused: list[str] = []
+    options_for = _checks.backend_options({n: host.get("backends", n) for n in backend_names}, backend_options,
+                                          host.registry.names("backends"))
     for name in backend_names:
         backend: Backend = host.get("backends", name)
         for dt in dtypes:
-            if dt in backend.dtypes:
-                variants.append((name, backend, dt))
+            try:
+                backend.check(device, dt, options_for[name])
+            except UsageError as exc:
+                refused.append(str(exc))
             else:
-                refused.append(f"backend {name} does not support dtype {dt}; it supports {', '.join(backend.dtypes)}")
+                variants.append((name, backend, dt))
     if not variants:
         raise UsageError(refused[0])
     model_args = list(dict.fromkeys(models))
-    for model in model_args:
-        parse_model_ref(model)
+    _checks.check_models([parse_model_ref(model) for model in model_args])
+    for r in resolved:
+        _checks.check_task_metrics(host, r.task)
 
     datasets: dict[str, TaskData] = {}
     for r in resolved:  # parse and validate all data before any model loads
-        datasets[r.task.name] = r.task.load(limit=limit, seed=seed)
+        datasets[r.task.name] = plugin_call(host, "tasks", r.task.name, "load()",
+                                            lambda t=r.task: t.load(limit=limit, seed=seed))
 
     infos: dict[str, ModelInfo | None] = {}
     runs: list[PlannedRun] = []
@@ -261,7 +272,7 @@ def make_plan(
                     limit=limit,
                     seed=seed,
                     generation=_generation(task, form),
-                    backend_options=dict(backend_options) if backend_options else None,
+                    backend_options=dict(options_for[backend_name]) or None,
                     weights_sha256=info.weights_sha256 if info is not None else None,
                     task_sha256=description_hash,
                     formulation=form.name,

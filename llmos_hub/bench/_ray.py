@@ -37,6 +37,7 @@ from .._result import ResultRecord, record_stem
 from .._task import Task, TaskData
 from ..errors import LlmosHubError, UsageError
 from ._spec import RunSpec
+from . import _output
 
 __all__ = ["DEFAULT_MAX_RETRIES", "RAY_OPTIONS", "parse_ray_options", "run_on_ray", "task_resources"]
 
@@ -499,7 +500,7 @@ def _write(out: Path, run: Any, data: Mapping[str, Any], samples: str | None, re
         record = ResultRecord(dict(data))
         if samples is not None and record.data.get("samples_file"):
             atomic_write(out / record.data["samples_file"], samples)
-        path = record.save(out)
+        path = _output.save_record(record, out, report.fallback, report.write_problems)
     except LlmosHubError as exc:
         _failed(report, events, run, {"message": str(exc)}, sweep)
         return

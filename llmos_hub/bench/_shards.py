@@ -18,7 +18,6 @@ and 32) — close, not equal. The record's speed section says how the work was s
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any

@@ -83,7 +83,10 @@ class _LazyGroup(click.Group):
             _print_error(str(exc))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            _print_error("interrupted; finished result records are kept (rerun with --resume)")
+            if ctx.invoked_subcommand == "bench":
+                _print_error("interrupted; finished result records are kept (rerun with --resume)")
+            else:
+                _print_error(f"interrupted; {ctx.invoked_subcommand or 'the command'} stopped before it finished")
             ctx.exit(130)
 
 
@@ -93,9 +96,9 @@ def _available(name: str) -> bool:
 
 
 def _print_error(message: str) -> None:
-    from ._output import err_console
+    from ._output import err_console, esc
 
-    err_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err_console().print(f"[bold red]error:[/] {esc(message)}", highlight=False, markup=True, soft_wrap=True)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from . import get_host
-from ._output import console, err_console, print_json
+from ._output import console, err_console, esc, plain, print_json
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -94,10 +94,10 @@ class _RichEvents:
     def failed(self, run: Any, message: str) -> None:
         if self.progress is not None and self.task_id is not None:
             self.progress.update(self.task_id, rate="failed")
-        err_console().print(f"[red]failed[/] {run.spec.label}: ", end="", markup=True, highlight=False)
+        err_console().print(f"[red]failed[/] {esc(run.spec.label)}: ", end="", markup=True, highlight=False)
         from rich.text import Text
 
-        err_console().print(Text(message))
+        err_console().print(Text(message), soft_wrap=True)
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -149,6 +149,7 @@ def _batch_size(value: str) -> int | str:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--dtype", "dtypes", multiple=True, default=("float32",), show_default=True, help="float32, bfloat16, float16 (CUDA), int8 (onnxruntime); repeatable (pairs a backend lacks are refused).")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE", help="Backend setting, e.g. threads=2 or exporter=torchscript; repeatable.")
+@click.option("--allow-path", "allow_paths", multiple=True, type=click.Path(path_type=Path), metavar="DIR", help="Let task files read data under DIR, outside their own folder; repeatable.")
 @click.option("--formulation", default=None, metavar="NAME", help="Force a task formulation (e.g. loglikelihood, prompt, logits); default: the first the model and backend can answer.")
 @click.option("--num-fewshot", type=int, default=None, metavar="N", help="Few-shot demonstrations per example, drawn from the task's train split (overrides the task file).")
 @click.option("--batch-size", default="auto", show_default=True, help="Requests per batch, or 'auto'.")
@@ -175,6 +176,7 @@ def bench(
     device: str,
     dtypes: tuple[str, ...],
     backend_options: tuple[str, ...],
+    allow_paths: tuple[Path, ...],
     formulation: str | None,
     num_fewshot: int | None,
     batch_size: str,
@@ -204,13 +206,16 @@ def bench(
     host = get_host(ctx)
     size = _batch_size(batch_size)
     ray_settings = _ray_settings(executor, ray_address, ray_options)
-    plan = make_plan(
-        host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
-        batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
-        formulation=formulation, num_fewshot=num_fewshot,
-    )
+    from ..tasks import allow_data_paths
+
+    with allow_data_paths(allow_paths):
+        plan = make_plan(
+            host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
+            batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
+            formulation=formulation, num_fewshot=num_fewshot,
+        )
     for reason in plan.refused:
-        err_console().print(f"[yellow]refused[/] {reason}", markup=True, highlight=False)
+        err_console().print(f"[yellow]refused[/] {esc(reason)}", markup=True, highlight=False)
     interactive = sys.stderr.isatty() and not as_json
     _stop_on_sigterm()
     with _RichEvents(interactive=interactive, quiet=quiet or as_json) as events:
@@ -224,8 +229,10 @@ def bench(
         print_json([r.data for r in records])
     elif records:
         console().print(summary_table(records))
-        console().print(f"{len(report.written)} record(s) written, {len(report.reused)} reused, in {output_dir}/")
+        console().print(plain(f"{len(report.written)} record(s) written, {len(report.reused)} reused, in {output_dir}/"))
     exit_code = 0
+    if report.fallback:
+        exit_code = _fell_back(report, output_dir)
     if report.failed:
         err_console().print(f"[red]{len(report.failed)} run(s) failed[/]; the other records are kept.", markup=True)
         exit_code = 1
@@ -247,6 +254,20 @@ def _ray_settings(executor: str, address: str | None, options: tuple[str, ...]) 
     return {"ray_address": address, "ray_options": parse_ray_options(options)}
 
 
+def _fell_back(report: Any, output_dir: Path) -> int:
+    """Records that could not go to --output-dir went to a fallback folder: say where and how to move them."""
+    import shlex
+
+    folder = report.fallback[0]
+    count = sum(1 for p, _ in report.written if p.parent == folder)
+    # click.echo, not rich: one line that is never wrapped, so the command can be copied as is.
+    click.echo(
+        f"error: could not write {count} record(s) to {output_dir} ({report.write_problems[0]}); they are saved in "
+        f"{folder}; move them back with: mkdir -p {shlex.quote(str(output_dir))} && "
+        f"mv {shlex.quote(str(folder))}/*.json {shlex.quote(str(output_dir))}/", err=True)
+    return 1
+
+
 def _push(report: Any, repo: str, endpoint: str | None, token: str | None, *, with_samples: bool = False) -> int:
     from ..errors import LlmosHubError
     from ..hub import publish, retry_command
@@ -262,5 +283,5 @@ def _push(report: Any, repo: str, endpoint: str | None, token: str | None, *, wi
         retry = retry_command(paths, repo, endpoint=endpoint, with_samples=with_samples)
         click.echo("the records are kept locally; retry with: " + retry, err=True)
         return 1
-    console().print(f"published to {repo}: {getattr(result, 'commit_url', None) or 'already up to date'}")
+    console().print(plain(f"published to {repo}: {getattr(result, 'commit_url', None) or 'already up to date'}"))
     return 0

@@ -26,7 +26,14 @@ def compare(a: str, b: str, folders: tuple[Path, ...], as_json: bool) -> None:
         missing = a if not Path(a).is_file() else b
         raise UsageError(f"record file {missing} does not exist")
     else:
-        records = [r for _, r in iter_records(folders or [Path("results")], errors=[])]
+        skipped: list[str] = []
+        records = [r for _, r in iter_records(folders or [Path("results")], errors=skipped)]
+        from rich.text import Text
+
+        from ._output import err_console
+
+        for message in skipped:
+            err_console().print(Text(f"skipped invalid record: {message}", style="yellow"), soft_wrap=True)
         pairs = pair_by_backend(records, a, b)
         if not pairs:
             backends = sorted({r.backend for r in records})

@@ -33,7 +33,7 @@ def leaderboard(folders: tuple[Path, ...], fmt: str, output: Path | None, hub_re
     else:
         records = [r for _, r in iter_records(folders or [Path("results")], errors=errors)]
     for message in errors:
-        err_console().print(Text(f"skipped invalid record: {message}", style="yellow"))
+        err_console().print(Text(f"skipped invalid record: {message}", style="yellow"), soft_wrap=True)
     if fmt == "table" and output is None:
         tables = rich_tables(build_boards(records))
         if not tables:
@@ -47,5 +47,10 @@ def leaderboard(folders: tuple[Path, ...], fmt: str, output: Path | None, hub_re
     if output is None:
         click.echo(text, nl=False)
     else:
-        atomic_write(output, text)
+        try:
+            atomic_write(output, text)
+        except OSError as exc:
+            from ..errors import UsageError
+
+            raise UsageError(f"cannot write {output} ({exc.strerror or exc}); choose a writable path with -o") from None
         err_console().print(Text(f"wrote {output}"))

@@ -6,7 +6,7 @@ import click
 
 from .._registry import KINDS
 from . import get_host
-from ._output import console, print_json
+from ._output import console, plain, print_json
 
 
 @click.command("list")
@@ -42,6 +42,6 @@ def list_command(ctx: click.Context, kind: str, as_json: bool) -> None:
     for column in ("name", "description", "from"):
         table.add_column(column)
     for row in rows:
-        name = f"[red]{row['name']} (conflict)[/]" if row["conflict"] else row["name"]
-        table.add_row(name, row["description"], f"{row['distribution']} {row['version']}")
+        name = plain(f"{row['name']} (conflict)", "red") if row["conflict"] else plain(row["name"])
+        table.add_row(name, plain(row["description"]), plain(f"{row['distribution']} {row['version']}"))
     console().print(table)

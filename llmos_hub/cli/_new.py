@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._output import console
+from ._output import console, plain
 
 
 @click.command()
@@ -19,4 +19,4 @@ def new(kind: str, name: str, dest: Path) -> None:
 
     files = scaffold(kind, name, dest)
     root = files[0].parents[len(files[0].relative_to(dest).parts) - 2]
-    console().print(f"created {root} ({len(files)} files). Next:\n  cd {root} && pip install -e '.[test]' && pytest")
+    console().print(plain(f"created {root} ({len(files)} files). Next:\n  cd {root} && pip install -e '.[test]' && pytest"))

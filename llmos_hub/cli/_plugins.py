@@ -39,7 +39,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
             status = Text("disabled", style="yellow")
         else:
             status = Text(f"error: {p.error}", style="red")
-        table.add_row(p.name, p.distribution, p.version, registers or "-", status)
+        table.add_row(Text(p.name), Text(p.distribution), Text(p.version), Text(registers or "-"), status)
     console().print(table)
     if conflicts:
         from .._registry import conflict_message

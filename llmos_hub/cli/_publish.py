@@ -44,7 +44,7 @@ def publish(
         with_samples=with_samples,
     )
     for problem in result.skipped:
-        err_console().print(Text(f"skipped invalid record already in the repo: {problem}", style="yellow"))
+        err_console().print(Text(f"skipped invalid record already in the repo: {problem}", style="yellow"), soft_wrap=True)
     if result.local_tasks:
         err_console().print(Text(local_task_note(result.local_tasks, repo), style="yellow"), soft_wrap=True)
     if as_json:

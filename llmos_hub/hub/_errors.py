@@ -63,6 +63,15 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
 
     where = f"{repo_type} repo {repo} at {auth.endpoint}"
     status = status_of(exc)
+    if isinstance(exc, httpx2.TimeoutException) and not isinstance(exc, httpx2.ConnectTimeout):
+        return ServerError(auth.redact(
+            f"the Hub at {auth.endpoint} stopped answering while trying to {action} {repo} "
+            f"({type(exc).__name__}); check the network or try again later"), "timeout")
+    if isinstance(exc, (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError, ConnectionResetError,
+                        ConnectionAbortedError, BrokenPipeError)):
+        return ServerError(auth.redact(
+            f"the Hub at {auth.endpoint} dropped the connection while trying to {action} {repo}; "
+            "try again later"), "dropped")
     if isinstance(exc, (httpx2.ConnectError, httpx2.TimeoutException, httpx2.NetworkError)) or (
         status is None and isinstance(exc, ConnectionError)
     ):
@@ -86,13 +95,16 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
             f"the Hub at {auth.endpoint} refused {auth.describe_token()} (401) while trying to {action} "
             f"{repo}; pass a valid token with --token, set HF_TOKEN or run `hf auth login`"
         ), "auth")
+    said = _server_said(exc)
     if status == 403:
         return HubError(auth.redact(
-            f"{_capital(auth.describe_token())} may not {action} {where} (403 forbidden); "
+            f"{_capital(auth.describe_token())} may not {action} {where} (403 forbidden{said}); "
             "use a token with write access to that namespace"
         ), "forbidden")
     if isinstance(exc, EntryNotFoundError) or status == 404:
-        return HubError(auth.redact(f"{where}: not found while trying to {action}"), "missing")
+        message = _server_message(exc)
+        return HubError(auth.redact(f"{where}: not found while trying to {action}"
+                                    + (f" (the Hub said: {message})" if message else "")), "missing")
     if status in (409, 412):
         return ConflictError(auth.redact(
             f"{where} changed while trying to {action} it ({status}); run the command again"
@@ -102,7 +114,7 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
             f"the Hub at {auth.endpoint} failed with {status} while trying to {action} {repo}; "
             "try again later"
         ))
-    detail = _first_line(exc)
+    detail = _server_message(exc) or _first_line(exc)
     return HubError(auth.redact(
         f"the Hub at {auth.endpoint} refused to {action} {repo}"
         + (f" ({status})" if status else "")
@@ -111,12 +123,22 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
 
 
 def hub_call(auth: HubAuth, repo: str, repo_type: str, action: str, fn: Callable[[], T]) -> T:
-    """``fn()`` with Hub exceptions turned into one-line :class:`HubError`\\ s."""
+    """``fn()`` with Hub exceptions turned into one-line :class:`HubError`\\ s, bounded in time.
+
+    The call runs with request timeouts and ends at the command's deadline (:mod:`._deadline`).
+    """
     import httpx2
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    from ._deadline import DeadlineExceeded, bounded, deadline, total
+
     try:
-        return fn()
+        with deadline():
+            return bounded(fn)
+    except DeadlineExceeded:
+        raise HubError(auth.redact(
+            f"the Hub at {auth.endpoint} did not answer within {total():g} s while trying to {action} {repo}; "
+            "check the network, or set LLMOS_HUB_HUB_DEADLINE to wait longer"), "timeout") from None
     except LlmosHubError:
         raise
     except LocalEntryNotFoundError as exc:  # hf_hub_download could not reach the Hub
@@ -125,6 +147,17 @@ def hub_call(auth: HubAuth, repo: str, repo_type: str, action: str, fn: Callable
                       repo=repo, repo_type=repo_type, action=action) from None
     except (httpx2.HTTPError, ConnectionError) as exc:
         raise explain(exc, auth, repo=repo, repo_type=repo_type, action=action) from None
+
+
+def _server_message(exc: BaseException) -> str:
+    """The reason text the Hub put in its answer (``huggingface_hub`` keeps it as ``server_message``)."""
+    message = getattr(exc, "server_message", None)
+    return " ".join(str(message).split())[:200] if message else ""
+
+
+def _server_said(exc: BaseException) -> str:
+    message = _server_message(exc)
+    return f"; the Hub said: {message}" if message else ""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -31,10 +32,20 @@ def fetch_records(
     check_repo_id(repo, "repo")
     auth = resolve_auth(endpoint, token)
     api = make_api(auth)
-    state = hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset", revision))
-    problems: list[str] = []
-    records = read_records(api, auth, state, problems)
-    return [records[path] for path in sorted(records)], problems
+    from ._deadline import deadline
+    from ._publish import _with_retries
+
+    out: dict[str, Any] = {}
+
+    def attempt() -> None:
+        state = hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset", revision))
+        out["problems"] = []
+        out["records"] = read_records(api, auth, state, out["problems"])
+
+    with deadline():
+        _with_retries(attempt, 5, time.sleep)
+    records = out["records"]
+    return [records[path] for path in sorted(records)], out["problems"]
 
 
 def read_records(api: Any, auth: HubAuth, state: RepoState, problems: list[str], *,

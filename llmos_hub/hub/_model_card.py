@@ -153,7 +153,9 @@ def merge_model_index(
         raise HubError(f"the card (README.md) of model repo {model_repo} has front matter that does not parse "
                        f"({reason}); fix it on the Hub, then publish again") from None
     existing = list(card.data.eval_results or [])
-    for record, url in records:
+    # Oldest first, so where two records fill one slot the newest (by finished_at) is the one kept,
+    # whatever their file names.
+    for record, url in sorted(records, key=lambda pair: str(pair[0].data.get("finished_at", ""))):
         for new in _eval_results(record, url, results_repo):
             for i, old in enumerate(existing):
                 if _same_slot(old, new):

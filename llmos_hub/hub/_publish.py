@@ -24,6 +24,7 @@ from urllib.parse import quote
 from .._result import ResultRecord, iter_records, validation_error
 from ..errors import DataError, UsageError
 from ._auth import HubAuth, resolve_auth
+from ._deadline import deadline, total, with_retries
 from ._dataset_card import RECORDS_DIR, SUMMARY_PATH, dataset_card, summary_jsonl
 from ._errors import ConflictError, HubError, ServerError, hub_call
 from ._fetch import read_records
@@ -109,6 +110,7 @@ def publish(
     """
     if isinstance(records, (str, Path, ResultRecord)):
         records = [records]
+    records = list(records)
     check_repo_id(repo, "--repo")
     if model_card is not None:
         check_repo_id(model_card, "--model-card")
@@ -126,7 +128,8 @@ def publish(
     def dataset_attempt() -> None:
         _publish_dataset(api, auth, repo, new, samples, create_pr, result)
 
-    result.attempts = _with_retries(dataset_attempt, max_attempts, sleep)
+    with deadline():
+        result.attempts = _with_retries(dataset_attempt, max_attempts, sleep)
     if model_card is not None:
         # Pinned to the commit that holds the records: a URL on a branch would move with it.
         revision = quote(result.records_revision or _pr_revision(result.pr_url) or "main", safe="")
@@ -137,7 +140,17 @@ def publish(
         def model_attempt() -> None:
             _publish_model_card(api, auth, model_card, repo, pairs, create_pr, result)
 
-        _with_retries(model_attempt, max_attempts, sleep)
+        try:
+            with deadline():
+                _with_retries(model_attempt, max_attempts, sleep)
+        except HubError as exc:
+            # The records are safely in the dataset repo: say so, and how to finish only the card.
+            done = f"committed to {repo} ({result.pr_url or result.commit_url})" if result.commit_url else \
+                f"already in {repo}"
+            paths = [str(r) for r in records if isinstance(r, (str, Path))] or ["RECORDS"]
+            again = retry_command(paths, repo, endpoint=endpoint, create_pr=create_pr, model_card=model_card)
+            raise HubError(f"the records are {done}, but the model card step failed: {exc}; "
+                           f"finish the card with: {again}", exc.kind) from None
     return result
 
 
@@ -215,16 +228,20 @@ def _samples_of(record: ResultRecord, source: str, file: Path | None) -> dict[st
 
 # --------------------------------------------------------------------------- retries
 def _with_retries(attempt: Callable[[], None], max_attempts: int, sleep: Callable[[float], None]) -> int:
-    """Run ``attempt`` until it succeeds; conflicts and 5xx are retried, anything else raised."""
-    for n in range(1, max(1, max_attempts) + 1):
-        try:
-            attempt()
-            return n
-        except (ConflictError, ServerError) as exc:
-            if n >= max_attempts:
-                raise type(exc)(f"{exc} (gave up after {n} attempts)") from None
-            sleep(min(8.0, 2.0 ** (n - 1)))
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Run ``attempt`` until it succeeds: the one retry layer (jittered backoff, within the deadline).
+
+    Conflicts, 5xx, dropped connections and stalled reads are retried; anything else is raised.
+    """
+    def give_up(exc: BaseException, n: int, out_of_time: bool) -> BaseException:
+        assert isinstance(exc, HubError)
+        if out_of_time:
+            return type(exc)(f"{exc} (gave up after {n} attempts in {total():g} s; set LLMOS_HUB_HUB_DEADLINE "
+                             "to wait longer)", exc.kind)
+        return type(exc)(f"{exc} (gave up after {n} attempts)", exc.kind)
+
+    _, attempts = with_retries(attempt, (ConflictError, ServerError), max_attempts=max_attempts, sleep=sleep,
+                               on_give_up=give_up)
+    return attempts
 
 
 # --------------------------------------------------------------------------- dataset repo

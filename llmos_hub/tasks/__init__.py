@@ -19,12 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
+from ._confine import allow_data_paths
 from ._declared import DeclaredTask
 from ._kinds import BUILTIN_KINDS
 from ._spec import TaskSpec, parse_spec, read_yaml
 
-__all__ = ["BUILTIN_DIR", "BUILTIN_KINDS", "DeclaredTask", "TaskSpec", "declared_name", "parse_spec",
-           "task_from_file"]
+__all__ = ["BUILTIN_DIR", "BUILTIN_KINDS", "DeclaredTask", "TaskSpec", "allow_data_paths", "declared_name",
+           "parse_spec", "task_from_file"]
 
 #: The folder of the built-in task files (their data is under ``data/<task>/``).
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"

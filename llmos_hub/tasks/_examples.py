@@ -67,6 +67,11 @@ def _text(row: Row, name: str, *, role: str) -> str:
         raise DataError(f"{row.where}: field {name!r} must be text, not {type(value).__name__}")
     if not value.strip():
         raise DataError(f"{row.where}: empty field {name!r}")
+    from ._sources import max_example_chars
+
+    if len(value) > max_example_chars():  # refused here, long before a tokenizer would choke on it
+        raise DataError(f"{row.where}: field {name!r} has {len(value)} characters, more than an example may have "
+                        f"({max_example_chars()}); shorten the example or set LLMOS_HUB_MAX_EXAMPLE_CHARS")
     return value
 
 

@@ -154,18 +154,35 @@ _READERS = {
 
 
 def _open_text(src: SplitSource, newline: str | None = None) -> Any:
+    """The file in binary: :func:`_lines` decodes it a line at a time, so bad UTF-8 is named by line."""
     assert src.path is not None
     try:
-        return src.path.open("r", encoding="utf-8-sig", newline=newline)
+        return src.path.open("rb")
     except OSError as exc:
         raise DataError(f"{src.label}: cannot read: {exc.strerror or exc}") from exc
 
 
-def _lines(src: SplitSource, handle: Any) -> Iterator[str]:
+def max_example_chars() -> int:
+    """The longest line (and field) a task's data may hold: ``LLMOS_HUB_MAX_EXAMPLE_CHARS``, default 1,000,000."""
     try:
-        yield from handle
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{src.label}: not UTF-8 text (byte {exc.start} of a line)") from exc
+        return max(1, int(os.environ.get("LLMOS_HUB_MAX_EXAMPLE_CHARS", "1000000")))
+    except ValueError:
+        return 1_000_000
+
+
+def _lines(src: SplitSource, handle: Any) -> Iterator[str]:
+    """Decoded lines (a UTF-8 BOM dropped); invalid UTF-8 and over-long lines name their line number."""
+    limit = max_example_chars()
+    for number, raw in enumerate(handle, start=1):
+        if len(raw) > 4 * limit + 1024:  # longer in bytes than any accepted example could be
+            raise DataError(f"{src.label}:{number}: line of {len(raw)} bytes, longer than an example may be "
+                            f"({limit} characters); shorten it or set LLMOS_HUB_MAX_EXAMPLE_CHARS")
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{src.label}:{number}: not UTF-8 text (byte {exc.start + 1} of the line); "
+                            "save the file as UTF-8") from exc
+        yield line
 
 
 def _parquet_table(src: SplitSource) -> Any:

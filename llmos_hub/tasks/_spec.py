@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .._requests import GenerationConfig
 from .._task import TaskKind
 from ..errors import DataError, close_matches
@@ -142,20 +140,10 @@ class TaskSpec:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """The task file as a mapping, or a one-line :class:`DataError`."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: task file not found") from exc
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise DataError(f"{path}{line}: not valid YAML: {problem}") from exc
+    """The task file as a mapping, or a one-line :class:`DataError` (parsed with :func:`llmos_hub._yaml.load_yaml`)."""
+    from .._yaml import load_yaml
+
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: a task file must be a mapping with at least 'name', 'kind', 'data' and 'fields'")
     return data
@@ -240,10 +228,15 @@ def _parse_data(check: _Checker, raw: Mapping[str, Any]) -> DataSpec:
         path = Path(declared).expanduser()
         if not path.is_absolute():
             path = check.path.parent / path
+        from ._confine import check_data_path
+
+        check_data_path(check.path, path, declared)
         return DataSpec(path=path, format=fmt, declared=declared)
     if fmt not in (None, "datasets"):
         raise check.fail("data.format", "a 'dataset' id is always read with the datasets library")
     declared = check.text(value, "dataset", "data.dataset")
+    if declared.startswith(("/", ".", "~")) or "\\" in declared or ".." in declared.split("/"):
+        raise check.fail("data.dataset", f"{declared!r} is a path, not a datasets id; name a local folder with 'path'")
     return DataSpec(dataset=declared, format="datasets", declared=declared, **options)
 
 
@@ -294,9 +287,15 @@ def _parse_labels(check: _Checker, raw: Mapping[str, Any], kind: TaskKind) -> tu
 def _parse_prompt(check: _Checker, raw: Mapping[str, Any], name: str = "prompt") -> tuple[str, tuple[str, ...]]:
     prompt = check.text(raw, "prompt", name, default="{input}")
     try:
-        names = [f for _, f, spec, conv in string.Formatter().parse(prompt) if f is not None]
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(prompt) if f is not None]
     except ValueError as exc:
         raise check.fail(name, f"not a valid template ({exc}); write literal braces as {{{{ }}}}") from exc
+    for field_name, spec, conv in parsed:
+        if spec or conv:  # "{input:>2000000000}" would pad to gigabytes; a prompt needs the text as it is
+            raise check.fail(name, f"placeholder {{{field_name}}} has a format spec or conversion "
+                             f"({(('!' + conv) if conv else '') + ((':' + spec[:20]) if spec else '')}); "
+                             f"write it plainly as {{{field_name}}}")
+    names = [field_name for field_name, _, _ in parsed]
     for field_name in names:
         if not field_name.isidentifier():
             raise check.fail(name, f"placeholder {{{field_name}}} must be a plain field name like {{input}}")

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import DataError
+from llmos_hub import DataError, check_safetensors
 from llmos_hub._fileio import atomic_write
 
 from .config import NanoConfig, read_config
@@ -82,8 +82,8 @@ def load_tokenizer(folder: Path, config: NanoConfig) -> Any:
 
 def weights_path(folder: Path) -> Path:
     path = folder / WEIGHTS
-    if path.is_file():
-        return path
+    if path.is_file() or path.is_symlink():
+        return check_safetensors(WEIGHTS, folder=folder, fix="retrain it or copy the checkpoint again")
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise DataError(

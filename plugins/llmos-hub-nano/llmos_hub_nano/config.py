@@ -94,10 +94,54 @@ class NanoConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise DataError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        _check_fields(data, where)
         try:
             return cls(**dict(data))
         except TypeError as exc:
             raise DataError(f"{where}: {exc}") from exc
+
+
+_POSITIVE = ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_length")
+_TOKEN_IDS = ("pad_id", "eos_id", "bos_id", "decoder_start_id")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(data: Mapping[str, Any], where: str) -> None:
+    """Each field's type and range, so a bad config is one line naming the field, not a crash in torch."""
+
+    def fail(name: str, problem: str) -> DataError:
+        return DataError(f"{where}: field {name!r}: {problem}; fix it in config.json")
+
+    if "architecture" not in data or "vocab_size" not in data:
+        missing = "architecture" if "architecture" not in data else "vocab_size"
+        raise DataError(f"{where}: missing field {missing!r}")
+    if not isinstance(data["architecture"], str):
+        raise fail("architecture", f"must be one of {', '.join(ARCHITECTURES)}")
+    for name in _POSITIVE:
+        if name in data and (not _is_int(data[name]) or data[name] < 1):
+            raise fail(name, f"must be a positive integer, not {data[name]!r}")
+    if "n_decoder_layers" in data and data["n_decoder_layers"] is not None and (
+            not _is_int(data["n_decoder_layers"]) or data["n_decoder_layers"] < 1):
+        raise fail("n_decoder_layers", f"must be a positive integer or null, not {data['n_decoder_layers']!r}")
+    vocab = data["vocab_size"]
+    for name in _TOKEN_IDS:
+        value = data.get(name)
+        if value is not None and (not _is_int(value) or not 0 <= value < vocab):
+            raise fail(name, f"must be a token id from 0 to {vocab - 1}, not {value!r}")
+    dropout = data.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise fail("dropout", f"must be a number from 0 up to (not including) 1, not {dropout!r}")
+    if "copy" in data and not isinstance(data["copy"], bool):
+        raise fail("copy", f"must be true or false, not {data['copy']!r}")
+    labels = data.get("labels")
+    if labels is not None and (not isinstance(labels, list) or not all(isinstance(v, str) and v for v in labels)
+                               or len(set(labels)) != len(labels)):
+        raise fail("labels", "must be a list of distinct non-empty strings")
+    if "training" in data and not isinstance(data["training"], dict):
+        raise fail("training", "must be a mapping")
 
 
 def read_config(folder: Path) -> NanoConfig:

@@ -104,7 +104,13 @@ class NanoFamily(ModelFamily):
         )
 
     def capabilities(self, ref: str) -> frozenset[Capability] | None:
-        return frozenset({read_config(resolve(ref)).capability})
+        from .checkpoint import weights_path
+
+        folder = resolve(ref)
+        config = read_config(folder)
+        if any(p.name.startswith(("model", "pytorch_model")) for p in folder.iterdir()):
+            weights_path(folder)  # pickle-only, outside or truncated weights: refused before any model loads
+        return frozenset({config.capability})
 
     def inspect(self, ref: str, *, revision: str | None = None) -> ModelInfo:
         from .checkpoint import file_sha256, weights_path

@@ -59,6 +59,15 @@ class OnnxRuntimeBackend(Backend):
     priority = 50
     devices = ("cpu", "cuda", "auto")
     dtypes = ("float32", "int8")
+    option_schema = {
+        "threads": {"type": "integer", "minimum": 1},
+        "exporter": {"enum": ["dynamo", "torchscript"]},
+        "opset": {"type": "integer", "minimum": 7},
+        "optimization": {"enum": ["all", "extended", "basic", "none"]},
+        "cache_dir": {"type": "string", "minLength": 1},
+        "io_binding": {"type": "boolean"},
+        "session_config": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+    }
 
     def prepare(
         self,

@@ -237,6 +237,11 @@ class TorchBackend(Backend):
     priority = 100  # the reference backend: the default when a user names none
     devices = ("cpu", "cuda", "auto")
     dtypes = tuple(DTYPES)
+    cuda_only_dtypes = ("float16",)
+    option_schema = {
+        "use_cache": {"type": ["boolean", "string", "integer"]},
+        "threads": {"type": "integer", "minimum": 1},
+    }
 
     def prepare(
         self,

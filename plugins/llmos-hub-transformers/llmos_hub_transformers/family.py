@@ -191,6 +191,8 @@ class HFFamily(ModelFamily):
         source = parse_ref(ref)
         if source.folder is not None:
             config = read_config(source.folder)
+            if any(p.name.startswith(("model", "pytorch_model")) for p in source.folder.iterdir()):
+                weight_files(source.folder)  # pickle-only, outside or truncated weights: refused before loading
         else:
             config = hub_config(str(source.repo_id), source.revision)
         return frozenset({capability_of(config, f"hf:{ref}")})

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import DataError, UsageError
+from llmos_hub import DataError, UsageError, check_safetensors
 
 __all__ = [
     "Resolved",
@@ -121,20 +121,25 @@ def _has_safetensors(names: Iterable[str]) -> bool:
 
 
 def weight_files(folder: Path) -> list[Path]:
-    """The safetensors files ``from_pretrained`` loads from ``folder`` (one file, or the index's shards)."""
+    """The safetensors files ``from_pretrained`` loads from ``folder`` (one file, or the index's shards).
+
+    Every file is checked before anything opens it (:func:`llmos_hub.check_safetensors`): a ``.safetensors``
+    file inside the folder (or its Hub cache entry), whole. An index naming ``pytorch_model.bin`` or
+    ``../elsewhere.safetensors`` is refused, naming the file.
+    """
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (ValueError, KeyError, AttributeError) as exc:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (ValueError, KeyError, AttributeError, TypeError) as exc:
             raise DataError(f"{index}: not a safetensors index ({exc}); re-save the checkpoint") from None
-        missing = [s for s in shards if not (folder / s).is_file()]
-        if missing:
-            raise DataError(f"{folder}: shard {missing[0]} named in model.safetensors.index.json is missing")
-        return [folder / s for s in shards]
+        if not shards or not all(isinstance(s, str) for s in shards):
+            raise DataError(f"{index}: weight_map names no shard files; re-save the checkpoint")
+        return [check_safetensors(s, folder=folder) for s in shards]
     single = folder / "model.safetensors"
-    if single.is_file():
-        return [single]
+    if single.is_file() or single.is_symlink():
+        return [check_safetensors(single.name, folder=folder)]
     _refuse_pickles(str(folder), (p.name for p in folder.iterdir() if p.is_file()))
     raise AssertionError("unreachable")
 

@@ -1,0 +1,48 @@
+"""Task files read only their own folder: a ``data`` path that leaves it is refused.
+
+A task file is something a user downloads and runs; ``data: ../../../etc/passwd`` must not make
+``llmos-hub bench`` read (and quote in an error) a file the user never meant to hand over. A data path
+is accepted when, with symlinks resolved, it lies inside the task file's folder, or inside a path the
+user named themselves: ``bench --allow-path DIR`` on the command line, or
+:func:`allow_data_paths` for library callers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from pathlib import Path
+
+from ..errors import DataError
+
+__all__ = ["allow_data_paths", "check_data_path"]
+
+_ALLOWED: ContextVar[tuple[Path, ...]] = ContextVar("llmos_hub_allowed_data_paths", default=())
+
+
+@contextlib.contextmanager
+def allow_data_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
+    """While active, task data under any of ``paths`` is accepted wherever the task file is."""
+    token = _ALLOWED.set((*_ALLOWED.get(), *(Path(p).expanduser().resolve() for p in paths)))
+    try:
+        yield
+    finally:
+        _ALLOWED.reset(token)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def check_data_path(task_file: Path, path: Path, declared: str) -> None:
+    """Raise a one-line :class:`DataError` if ``path`` leaves ``task_file``'s folder and is not allowed."""
+    folder = task_file.resolve().parent
+    real = path.resolve()
+    if _inside(real, folder) or any(_inside(real, root) for root in _ALLOWED.get()):
+        return
+    raise DataError(
+        f"{task_file}: field 'data': {declared!r} is outside the task file's folder, and task files read only "
+        "their own folder; move the data next to the task file, or allow it with --allow-path DIR"
+    )
