@@ -93,6 +93,17 @@ class Task(ABC):
         """The prediction as text and per-example scores, for ``--log-samples``."""
         return {}
 
+    def example_statistics(
+        self, examples: Sequence[Example], outputs: Sequence[Any], *, labels: Sequence[str] | None = None
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """Per score key, the per-example data paired tests need (see :meth:`Metric.example_statistics`).
+
+        Corpus entries also name the ``"metric"`` and its ``"options"``, so a comparison can recompute
+        the score from resampled statistics. Empty (the default) means comparisons fall back to the
+        unpaired test on standard errors.
+        """
+        return {}
+
     def describe(self) -> Mapping[str, Any]:
         """The task's declaration as data (what a record keeps of it)."""
         return {"name": self.name, "version": self.version, "capability": str(self.capability)}

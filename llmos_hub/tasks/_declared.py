@@ -123,6 +123,18 @@ class DeclaredTask(Task):
                              f"scores ({', '.join(scores)}); fix 'primary_metric' in {self.spec.file}")
         return scores
 
+    def example_statistics(
+        self, examples: Sequence[Example], outputs: Sequence[Any], *, labels: Sequence[str] | None = None
+    ) -> Mapping[str, Mapping[str, Any]]:
+        labels = self._check_labels(labels)
+        predictions = [self._prediction(o, labels) for o in outputs]
+        references = [self._reference(ex) for ex in examples]
+        table: dict[str, Mapping[str, Any]] = {}
+        for name, options in self.spec.metrics.items():
+            for key, entry in _metric(name).example_statistics(predictions, references, **options).items():
+                table[key] = {**entry, "metric": name, "options": dict(options)}
+        return table
+
     def per_example(
         self, example: Example, output: Any, *, labels: Sequence[str] | None = None
     ) -> Mapping[str, Any]:
