@@ -24,6 +24,7 @@ from .._model import LoadedModel, ModelFamily
 from .._result import SCHEMA_ID, ResultRecord
 from .._task import Request, Task, TaskData
 from ..errors import LlmosHubError, UsageError
+from ..stats._table import example_table
 from ._environment import environment
 from ._spec import RunSpec
 
@@ -232,6 +233,7 @@ def execute(
         "speed": speed,
         "environment": environment(session.host.plugin_versions()),
         "samples_file": samples_path.name if samples_path is not None else None,
+        "per_example": example_table(task, examples, outputs, labels=model.labels),
     }
     return ResultRecord(_jsonable(record))
 

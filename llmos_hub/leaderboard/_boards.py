@@ -27,6 +27,10 @@ class Row:
     record: ResultRecord
     primary: float
     primary_stderr: float | None
+    #: The tied rank: the rank of the best row this one is not significantly different from.
+    band: int | None = None
+    #: What baseline the row is (e.g. "majority class of the train split"), None for a model.
+    baseline: str | None = None
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -40,6 +44,9 @@ class Row:
         d = self.data
         return {
             "rank": self.rank,
+            "band": self.band,
+            "baseline": self.baseline is not None,
+            "baseline_kind": self.baseline,
             "model": d["model"]["ref"],
             "backend": d["backend"]["name"],
             "device": d["backend"]["device"],
@@ -74,6 +81,10 @@ class Board:
     rows: list[Row] = field(default_factory=list)
     #: Set when the task has several boards, to tell them apart in titles.
     variant: int | None = None
+    #: How rank bands were tested: "paired", "unpaired", "mixed" (some pairs each way) or "none".
+    band_method: str = "none"
+    #: The significance level of the bands (Holm-corrected across the board).
+    alpha: float = 0.05
 
     @property
     def title(self) -> str:
@@ -88,6 +99,8 @@ class Board:
             "primary_metric": self.primary_metric,
             "higher_is_better": self.higher_is_better,
             "title": self.title,
+            "band_method": self.band_method,
+            "band_alpha": self.alpha,
             "rows": [r.to_dict() for r in self.rows],
         }
 
@@ -121,11 +134,14 @@ def _primary(record: ResultRecord) -> tuple[float, float | None, bool]:
     return float(score["value"]), score.get("stderr"), bool(score.get("higher_is_better", True))
 
 
-def build_boards(records: Iterable[ResultRecord]) -> list[Board]:
+def build_boards(records: Iterable[ResultRecord], *, alpha: float = 0.05, seed: int = 0) -> list[Board]:
     """Group records into boards (task, version, fingerprint) and rank each by its primary metric.
 
     When the same configuration hash appears more than once (a rerun), the newest record is kept.
+    Rows not significantly different at ``alpha`` share a rank band (see :mod:`._bands`).
     """
+    from ._bands import assign_bands
+
     newest: dict[str, ResultRecord] = {}
     for record in records:
         key = record.config_hash
@@ -151,6 +167,7 @@ def build_boards(records: Iterable[ResultRecord]) -> list[Board]:
             # Equal scores (within float rounding, as two backends give) share a rank: 1, 1, 3.
             tied = i > 0 and math.isclose(board.rows[-1].primary, value, rel_tol=1e-9, abs_tol=1e-12)
             board.rows.append(Row(board.rows[-1].rank if tied else i + 1, rec, value, stderr))
+        assign_bands(board, alpha=alpha, seed=seed)
         boards.append(board)
     _number_variants(boards)
     return boards

@@ -7,6 +7,7 @@ comparison falls back to the unpaired z-test on the records' standard errors and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -127,6 +128,17 @@ class Arm:
         return self._resampled[cache_key]
 
 
+def normal_p_value(delta: float, deltas: np.ndarray) -> float | None:
+    """Two-sided normal p-value of ``delta`` with the standard deviation of its resamples as its error."""
+    finite = deltas[np.isfinite(deltas)]
+    if finite.size < 2:
+        return None
+    se = float(np.std(finite, ddof=1))
+    if se == 0:
+        return 1.0 if delta == 0 else 0.0
+    return math.erfc(abs(delta) / se / math.sqrt(2))
+
+
 def pairing_problem(a: Arm, b: Arm, key: str) -> str | None:
     """Why ``key`` cannot be compared pair by pair, or None if it can."""
     for arm, name in ((a, "A"), (b, "B")):
@@ -153,10 +165,14 @@ def compare_metric(
     resamples: int = DEFAULT_RESAMPLES,
     permutations: int = DEFAULT_PERMUTATIONS,
     indices: Sequence[np.ndarray] | None = None,
+    normal_p: bool = False,
 ) -> Difference:
     """Test ``key`` of B against A: paired when both records have the same examples, unpaired otherwise.
 
     ``indices`` (from :func:`bootstrap_indices`) lets many comparisons on one board share resamples.
+    ``normal_p`` replaces the permutation and bootstrap p-values by the normal one from the paired
+    bootstrap's standard error of the difference (continuous, so it survives a multiple-test
+    correction over many pairs); McNemar stays exact.
     """
     sa, sb = a.score(key), b.score(key)
     va = None if sa is None else float(sa["value"])
@@ -170,10 +186,10 @@ def compare_metric(
                           note=f"{key} is missing in {'A' if va is None else 'B'}", **common)  # type: ignore[arg-type]
     problem = pairing_problem(a, b, key)
     if problem is not None:
-        ci, p = unpaired_z_test(va, vb, ea, eb, alpha=alpha)
-        note = f"unpaired test: {problem}" + ("" if p is not None else "; no standard errors either")
-        return Difference(method="unpaired z-test" if p is not None else "none", paired=False, ci=ci,
-                          p_value=p, note=note, **common)  # type: ignore[arg-type]
+        z_ci, z_p = unpaired_z_test(va, vb, ea, eb, alpha=alpha)
+        note = f"unpaired test: {problem}" + ("" if z_p is not None else "; no standard errors either")
+        return Difference(method="unpaired z-test" if z_p is not None else "none", paired=False, ci=z_ci,
+                          p_value=z_p, note=note, **common)  # type: ignore[arg-type]
     kind = a.entry(key)["kind"]  # type: ignore[index]
     rows_a, rows_b = a.rows(key), b.rows(key)
     n = rows_a.shape[0]
@@ -181,12 +197,16 @@ def compare_metric(
         indices = bootstrap_indices(n, seed=seed, resamples=resamples)
     deltas = b.resampled(key, indices, seed) - a.resampled(key, indices, seed)
     ci = percentile_interval(deltas, alpha)
-    if kind == "binary":
+    p: float | None
+    if kind != "binary" and normal_p:
+        p = normal_p_value(float(vb - va), deltas)
+    elif kind == "binary":
         right_a, right_b = rows_a[:, 0] > 0.5, rows_b[:, 0] > 0.5
-        p: float | None = mcnemar_exact(int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b)))
+        p = mcnemar_exact(int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b)))
     elif kind == "mean":
         p = sign_flip_permutation(rows_b[:, 0] - rows_a[:, 0], seed=seed, resamples=permutations)
     else:
         full = float(b.statistic(key)(rows_b.sum(0, keepdims=True))[0] - a.statistic(key)(rows_a.sum(0, keepdims=True))[0])
         p = bootstrap_p_value(deltas, full)
-    return Difference(method=METHODS[kind], paired=True, ci=ci, p_value=p, **common)  # type: ignore[arg-type]
+    method = METHODS[kind] if kind == "binary" or not normal_p else "paired bootstrap (normal p)"
+    return Difference(method=method, paired=True, ci=ci, p_value=p, **common)  # type: ignore[arg-type]
