@@ -29,9 +29,9 @@ _CAPABILITY = {
 class ByteTokenizer:
     """UTF-8 bytes as token ids: what the bench counts as a baseline's prompt and generated tokens."""
 
-    eos_id = 256
-    pad_id = 256
-    bos_id = None
+    eos_id: int = 256
+    pad_id: int = 256
+    bos_id: int | None = None
 
     def encode(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
