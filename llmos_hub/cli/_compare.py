@@ -22,16 +22,16 @@ def compare(a: str, b: str, folders: tuple[Path, ...], alpha: float, seed: int, 
     Scores of runs on the same examples are tested pair by pair (exact McNemar, paired permutation,
     paired bootstrap); otherwise by the unpaired z-test on standard errors, which the output says.
     """
+    import functools
+
+    from .. import compare as _compare
     from .._result import iter_records, load_record
-    from ..compare import compare_records as _compare_records
     from ..compare import pair_by_backend
     from ..errors import UsageError
 
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1 (exclusive), not {alpha}; 0.05 is usual")
-
-    def compare_records(x, y):  # type: ignore[no-untyped-def]
-        return _compare_records(x, y, alpha=alpha, seed=seed)
+    compare_records = functools.partial(_compare.compare_records, alpha=alpha, seed=seed)
 
     if Path(a).is_file() and Path(b).is_file():
         comparisons = [compare_records(load_record(a), load_record(b))]
