@@ -51,6 +51,7 @@ KINDS: dict[str, Kind] = {
 METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "accuracy": ("accuracy",),
     "f1": ("macro_f1",),
+    "multiple_choice": ("acc", "acc_norm", "acc_bytes"),
     "bleu": ("bleu",),
     "chrf": ("chrf",),
     "rouge": ("rouge1", "rouge2", "rougeL", "rougeLsum"),
