@@ -121,3 +121,35 @@ def test_bootstrap_helpers_edge_cases():
     with pytest.raises(ValueError):
         mcnemar_exact(-1, 2)
     assert list(itertools.islice(holm([]), 0)) == []
+
+
+def test_every_builtin_metric_gives_per_example_data_that_rebuilds_its_score():
+    """binary/mean values average to the score; corpus statistics summed give it back exactly."""
+    from llmos_hub import Loglikelihood
+    from llmos_hub.metrics._base import EvaluateMetric
+    from llmos_hub._plugins import default_host
+
+    host = default_host()
+    refs, sys_a, _ = _sentences()
+    cases = {
+        "accuracy": (["a", "b", "a", "c"], ["a", "b", "b", "c"]),
+        "f1": (["a", "b", "a", "c"], ["a", "b", "b", "c"]),
+        "bleu": (sys_a, refs),
+        "chrf": (sys_a, refs),
+        "rouge": (sys_a, refs),
+        "perplexity": ([Loglikelihood(-3.0 * len(r), len(r.split()) + 1) for r in refs], refs),
+        "multiple_choice": ([[(-1.0, "ab"), (-2.5, "abcdef")], [(-4.0, "x"), (-5.0, "yyyyyyyy")]], [1, 0]),
+    }
+    for name, (predictions, references) in cases.items():
+        metric = host.get("metrics", name)
+        assert isinstance(metric, EvaluateMetric)
+        scores = metric.compute(predictions, references)
+        table = metric.example_statistics(predictions, references)
+        assert set(table) == set(scores), name
+        for key, entry in table.items():
+            if entry["kind"] == "corpus":
+                sums = np.asarray(entry["values"], dtype=np.float64).sum(axis=0, keepdims=True)
+                rebuilt = float(metric.score_from_statistics(key, sums)[0])
+            else:
+                rebuilt = float(np.mean(entry["values"]))
+            assert rebuilt == pytest.approx(scores[key].value, rel=1e-9, abs=1e-12), (name, key)
