@@ -33,12 +33,6 @@ from ._task import Task
 
 __all__ = ["check_backend", "check_model_family", "check_plugin", "check_task", "llmos_hub_host"]
 
-_REQUEST_FOR = {
-    Capability.CAUSAL_LM: {"loglikelihood_rolling", "loglikelihood", "generate"},
-    Capability.SEQ2SEQ: {"generate"},
-    Capability.CLASSIFIER: {"classify"},
-}
-
 
 def check_plugin(plugin: object, *, name: str = "plugin-under-test") -> PluginHost:
     """Load ``plugin`` (a module or object with hook implementations) beside the built-ins.
@@ -69,11 +63,19 @@ def check_task(task: Task, *, limit: int = 5, seed: int = 0) -> None:
     assert len(first.examples) <= limit
     assert first.fingerprint == again.fingerprint, "the same limit and seed must give the same examples"
     assert re.fullmatch(r"[0-9a-f]{64}", first.fingerprint), "the fingerprint must be a sha256 hex digest"
-    allowed = _REQUEST_FOR[Capability(task.capability)]
-    for example in first.examples:
-        request = task.request(example)
-        assert request.kind in allowed, f"{request.kind} requests cannot be answered by a {task.capability} model"
-        assert isinstance(request.text, str)
+    forms = list(task.formulations())
+    assert forms, "a task offers at least one formulation"
+    assert len({f.name for f in forms}) == len(forms), "formulation names must be distinct"
+    for form in forms:
+        for example in first.examples:
+            requests = task.requests(example, formulation=form.name, seed=seed)
+            assert requests, f"formulation {form.name} made no request for example {example.id}"
+            for request in requests:
+                assert request.type in form.request_types, (
+                    f"formulation {form.name} made a {request.type} request; it declares "
+                    f"{', '.join(sorted(map(str, form.request_types)))}")
+            assert requests == task.requests(example, formulation=form.name, seed=seed), \
+                "requests must be deterministic for a seed"
 
 
 def check_model_family(family: ModelFamily, ref: str) -> LoadedModel:

@@ -42,6 +42,7 @@ class MultipleChoice(EvaluateMetric):
     """
 
     name = "multiple_choice"
+    score_keys = KEYS
     module_name = "multiple_choice"
     options: Mapping[str, Any] = {"num_choices": None}
 

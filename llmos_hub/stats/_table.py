@@ -61,12 +61,20 @@ def output_loglikelihoods(output: Any) -> list[float]:
 
 
 def example_table(
-    task: Any, examples: Sequence[Any], outputs: Sequence[Any], *, labels: Sequence[str] | None = None
+    task: Any,
+    examples: Sequence[Any],
+    outputs: Sequence[Any],
+    *,
+    formulation: str,
+    labels: Sequence[str] | None = None,
 ) -> dict[str, Any] | None:
-    """The ``per_example`` field of a run's record, or None when the task gives no per-example data."""
+    """The ``per_example`` field of a run's record, or None when there are no examples.
+
+    ``outputs`` holds each example's answers (a list per example, as the bench collects them).
+    """
     n = len(examples)
     try:
-        entries = dict(task.example_statistics(examples, outputs, labels=labels))
+        entries = dict(task.example_statistics(examples, outputs, formulation=formulation, labels=labels))
     except (LlmosHubError, NotImplementedError, AttributeError):
         entries = {}
     table: dict[str, Any] = {
