@@ -70,17 +70,18 @@ def test_pair_by_backend_and_cli(tmp_path, monkeypatch):
 def _translation_records(model_b: str = "nano:other", backend_b: str = "pytorch", limit: int = 60):
     """Two records of the real translation task: A copies the source, B is right on about half."""
     task = task_from_file(TRANSLATION)
+    form = task.formulations()[0].name
     examples = list(task.load(limit=limit, seed=0).examples)
-    out_a = [Generation(ex.input, (1, 2), 3) for ex in examples]
-    out_b = [Generation(ex.target if i % 2 else ex.input, (1, 2), 3) for i, ex in enumerate(examples)]
+    out_a = [[Generation(ex.input, (1, 2), 3)] for ex in examples]
+    out_b = [[Generation(ex.target if i % 2 else ex.input, (1, 2), 3)] for i, ex in enumerate(examples)]
     records = []
     for outputs, model, backend in ((out_a, "nano:one", "pytorch"), (out_b, model_b, backend_b)):
-        scores = {k: v.to_dict() for k, v in task.score(examples, outputs).items()}
+        scores = {k: v.to_dict() for k, v in task.score(examples, outputs, formulation=form).items()}
         rec = make_record(model=model, backend=backend, scores={k: 0.0 for k in scores}, primary="chrf")
         data = copy.deepcopy(dict(rec.data))
         data["scores"] = scores
         data["task"]["num_examples"] = len(examples)
-        data["per_example"] = example_table(task, examples, outputs)
+        data["per_example"] = example_table(task, examples, outputs, formulation=form)
         records.append(ResultRecord(data))
     return examples, records
 

@@ -63,6 +63,18 @@ class BaselineRunner(Runner):
         return [Loglikelihood(*self.baseline.unigram.logprob(t)) for t in texts]
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[Loglikelihood]:
+        if self.baseline.strategy == "choice-position":
+            # The favoured position gets log-likelihood 0, every other choice -1: it is always picked.
+            index = self.model.config["choices"]
+            favoured = int(self.baseline.params["position"])
+            out = []
+            for context, continuation in requests:
+                position = index.position(context, continuation)
+                if position is None:
+                    raise UsageError(f"{self.model.name} answers only task {self.baseline.task}'s own examples; "
+                                     f"this request is not one of them")
+                out.append(Loglikelihood(0.0 if position == favoured else -1.0, 1, position == favoured))
+            return out
         if self.baseline.unigram is None:
             raise NotImplementedError(f"the {self.baseline.description} baseline does not score continuations")
         return [Loglikelihood(*self.baseline.unigram.logprob(continuation)) for _, continuation in requests]

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import Capability, LoadedModel, ModelFamily, Provenance, UsageError
+from llmos_hub import Capability, LoadedModel, ModelFamily, ModelInfo, Provenance, UsageError
 
-from .strategies import STRATEGIES, fit_baseline
+from .strategies import STRATEGIES, Baseline, ChoiceIndex, fit_baseline
 
 _KIND_OF_CAPABILITY = {"classifier": "classification", "causal-lm": "language-modelling", "seq2seq": "translation"}
 _CAPABILITY = {
@@ -55,6 +55,7 @@ class BaselineFamily(ModelFamily):
 
     def __init__(self) -> None:
         self._host: Any = None
+        self._fitted: dict[str, tuple[Any, Baseline]] = {}
 
     def _task(self, ref: str) -> Any:
         if ref.endswith((".yaml", ".yml")) and Path(ref).is_file():
@@ -81,7 +82,17 @@ class BaselineFamily(ModelFamily):
     def available(self) -> Sequence[str]:
         return ("TASK (e.g. baseline:classification-sample)",)
 
-    def load(self, ref: str, *, revision: str | None = None) -> LoadedModel:
+    def inspect(self, ref: str, *, revision: str | None = None) -> ModelInfo | None:
+        """Capabilities, the task's labels and the hash of the fitted parameters, before any run."""
+        task, baseline = self._fit(ref)
+        labels = tuple(baseline.params["labels"]) if baseline.strategy == "majority-class" else None
+        return ModelInfo(capabilities=frozenset({_CAPABILITY[self.kind(ref)]}), weights_sha256=baseline.sha256,
+                         labels=labels)
+
+    def _fit(self, ref: str) -> tuple[Any, Baseline]:
+        """The task and its fitted baseline (fitted once per reference)."""
+        if ref in self._fitted:
+            return self._fitted[ref]
         task = self._task(ref)
         kind = self.kind(ref)
         labels = getattr(task, "labels", None)
@@ -96,7 +107,17 @@ class BaselineFamily(ModelFamily):
             train = list(data.examples)
             fitted_on = {"split": data.split, "examples": len(train), "dataset_fingerprint": data.fingerprint}
         baseline = fit_baseline(kind, task.name, train, labels=labels, fitted_on=fitted_on)
+        self._fitted[ref] = (task, baseline)
+        return task, baseline
+
+    def load(self, ref: str, *, revision: str | None = None) -> LoadedModel:
+        task, baseline = self._fit(ref)
+        kind = self.kind(ref)
+        fitted_on = dict(baseline.fitted_on)
         where = f"{task.name} {fitted_on['split']} split ({fitted_on['examples']} examples)" if fitted_on else "no data"
+        config: dict[str, Any] = {"baseline": baseline}
+        if baseline.strategy == "choice-position":
+            config["choices"] = ChoiceIndex.of_task(task)
         return LoadedModel(
             family=self.name,
             ref=ref,
@@ -111,6 +132,6 @@ class BaselineFamily(ModelFamily):
             ),
             max_length=1 << 30,
             build_modules=_no_modules(ref),
-            config={"baseline": baseline},
+            config=config,
             labels=list(baseline.params["labels"]) if baseline.strategy == "majority-class" else None,
         )

@@ -26,7 +26,7 @@ def register_models(register: Register) -> None:
     register(
         "baseline",
         _family,
-        description="each task's trivial floor (majority class, copy source, first sentence, unigram LM): baseline:TASK",
+        description="each task's trivial floor (majority class, copy source, first sentence, unigram LM, choice position): baseline:TASK",
     )
 
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DESCRIPTIONS", "STRATEGIES", "Baseline", "Unigram", "first_sentence", "fit_baseline"]
+__all__ = ["DESCRIPTIONS", "STRATEGIES", "Baseline", "ChoiceIndex", "Unigram", "first_sentence", "fit_baseline"]
 
 #: The baseline strategy of each task kind.
 STRATEGIES = {
@@ -149,3 +149,36 @@ def fit_baseline(kind: str, task_name: str, train: Sequence[Any] | None, *, labe
     positions = Counter(int(ex.target) for ex in train)
     position = max(sorted(positions), key=lambda p: positions[p])
     return Baseline(strategy, task_name, {"position": position}, fitted)
+
+
+class ChoiceIndex:
+    """Where each (context, continuation) request of a multiple-choice task sits among its example's choices.
+
+    A runner answers log-likelihood requests one by one, batched across examples, so the choice-position
+    baseline looks each request up: the context ends with an example's prompt (after any few-shot
+    prefix) and the continuation is the delimiter plus one of that example's choices. Built from every
+    split of the task, so it answers exactly the task's own examples.
+    """
+
+    def __init__(self, choices_by_prompt: Mapping[str, Sequence[str]], delimiter: str) -> None:
+        self.choices_by_prompt = {k: list(v) for k, v in choices_by_prompt.items()}
+        self.delimiter = delimiter
+        self._by_length = sorted(self.choices_by_prompt, key=len, reverse=True)
+
+    @classmethod
+    def of_task(cls, task: Any) -> ChoiceIndex:
+        table: dict[str, Sequence[str]] = {}
+        for split in getattr(task.spec, "splits", {}) or {}:
+            for ex in task.load(split=split).examples:
+                table.setdefault(task.lm_prompt(ex), list(ex.extra["choices"]))
+        return cls(table, str(getattr(task.spec, "target_delimiter", " ")))
+
+    def position(self, context: str, continuation: str) -> int | None:
+        """The choice's index in its example, or None if the request is not one of the task's."""
+        choices = self.choices_by_prompt.get(context)
+        if choices is None:
+            choices = next((self.choices_by_prompt[p] for p in self._by_length if context.endswith(p)), None)
+        if choices is None:
+            return None
+        text = continuation[len(self.delimiter):] if continuation.startswith(self.delimiter) else continuation
+        return choices.index(text) if text in choices else None

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from rouge_score import rouge_scorer
 
 import llmos_hub
-from llmos_hub import load_plugins
+from llmos_hub import UsageError, load_plugins
 from llmos_hub.bench import make_plan, run_bench
 from llmos_hub.cli import main
 from llmos_hub.leaderboard import build_boards
@@ -108,9 +108,20 @@ def test_wrong_backend_pairings_fail_in_one_line(host, tmp_path):
     report = _run(host, tmp_path, "classification-sample", backend="pytorch")
     (spec, message), = report.failed
     assert "add --backend baseline" in message
-    report = _run(host, tmp_path, "classification-sample", model="nano:classification-sample")
-    (spec, message), = report.failed
-    assert "backend baseline runs only baseline:TASK models" in message
+    with pytest.raises(UsageError, match="backend baseline runs only baseline:TASK models"):
+        _run(host, tmp_path, "classification-sample", model="nano:classification-sample")
+
+
+def test_most_frequent_choice_position(host, tmp_path):
+    (_, record), = _run(host, tmp_path, "multiple-choice-sample").written
+    counts = Counter(row["label"] for row in _jsonl("multiple-choice-sample", "train"))
+    favoured = min(p for p in counts if counts[p] == max(counts.values()))  # ties: the first position
+    gold = [row["label"] for row in _jsonl("multiple-choice-sample", "test")]
+    expected = sum(g == favoured for g in gold) / len(gold)
+    for key in ("acc", "acc_norm", "acc_bytes"):
+        assert record.scores[key]["value"] == pytest.approx(expected, abs=1e-12)
+    assert record.data["model"]["extra"]["baseline"] == "most frequent right choice position of the train split"
+    assert record.data["per_example"]["scores"]["acc"]["values"] == [int(g == favoured) for g in gold]
 
 
 def test_unknown_task_is_a_usage_error(tmp_path):
