@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,9 +30,9 @@ from ._backend import Backend
 from ._requests import Generation, GenerationConfig, Loglikelihood
 from ._model import Capability, LoadedModel, ModelFamily
 from ._plugins import PluginHost, load_plugins
-from ._task import Task
+from ._task import Task, TaskKind
 
-__all__ = ["check_backend", "check_model_family", "check_plugin", "check_task", "llmos_hub_host"]
+__all__ = ["check_backend", "check_model_family", "check_plugin", "check_task", "check_task_kind", "llmos_hub_host"]
 
 
 def check_plugin(plugin: object, *, name: str = "plugin-under-test") -> PluginHost:
@@ -76,6 +77,22 @@ def check_task(task: Task, *, limit: int = 5, seed: int = 0) -> None:
                     f"{', '.join(sorted(map(str, form.request_types)))}")
             assert requests == task.requests(example, formulation=form.name, seed=seed), \
                 "requests must be deterministic for a seed"
+
+
+def check_task_kind(kind: TaskKind, task_file: str | Path, *, limit: int = 5, seed: int = 0) -> None:
+    """A task kind declares distinct formulations, default metrics and a primary score, and a task file
+    of that kind parses and passes :func:`check_task` (every formulation makes requests of its declared
+    types, deterministically)."""
+    from .tasks import task_from_file
+
+    assert isinstance(kind, TaskKind), f"{kind!r} is not a llmos_hub.TaskKind"
+    assert re.match(r"^[a-z0-9][a-z0-9-]*$", kind.name), f"bad task kind name {kind.name!r}"
+    forms = list(kind.formulations())
+    assert forms and len({f.name for f in forms}) == len(forms), "distinct, non-empty formulations"
+    assert kind.default_metrics and kind.default_primary, "a kind names default metrics and a primary score"
+    task = task_from_file(task_file)
+    assert task.spec.kind is kind or task.spec.kind.name == kind.name, "the task file is not of this kind"
+    check_task(task, limit=limit, seed=seed)
 
 
 def check_model_family(family: ModelFamily, ref: str) -> LoadedModel:

@@ -262,7 +262,11 @@ def execute(
         },
         "scores": {name: score.to_dict() for name, score in scores.items()},
         "speed": speed,
-        "environment": environment(session.host.plugin_versions()),
+        "environment": environment(
+            session.host.plugin_versions(),
+            libraries_used,
+            gpu=str(details.get("device_name")) if not str(spec.device).startswith("cpu") and details.get("device_name") else None,
+        ),
         "samples_file": samples_path.name if samples_path is not None else None,
         "per_example": example_table(task, examples, answered.answers, formulation=form.name, labels=model.labels),
     }
