@@ -1,4 +1,4 @@
-"""``pytorch`` against ``onnxruntime`` on the same nano models and inputs, side by side in one run.
+"""``pytorch``, ``onnxruntime`` and ``ctranslate2`` on the same models and inputs, side by side in one run.
 
 Measured on the CPU with the same thread count for both backends:
 
@@ -13,10 +13,18 @@ shared CPU move between runs. ``onnxruntime-int8`` (dynamic quantization) runs a
 unless ``--no-int8``. Prints a table with the ratios against ``pytorch`` and writes
 ``benchmarks/out/backends.json``.
 
+``ctranslate2`` reads transformers checkpoints, not nano ones (it refuses them; the reason is in the
+report), so it competes on a second set of workloads: GPT-2-small and T5-small *geometry* models with
+random weights built offline (``benchmarks/_geometry.py``), where all three backends (and their int8
+variants) run greedy decoding at batch 1 and 8 (exactly ``--hf-new-tokens`` tokens, EOS ignored), and
+scoring (GPT-2: rolling log-likelihood; T5: log-likelihood of a German target given its English
+source). Ratios are printed against ``pytorch`` and ``onnxruntime``. ``--no-hf`` skips this part.
+
 Usage::
 
     python benchmarks/backends.py [--lm nano:lm-sample] [--classifier nano:classification-sample]
                                   [--threads 2] [--rounds 3] [--prompt-tokens 32] [--new-tokens 64]
+                                  [--hf-models gpt2-small,t5-small] [--hf-new-tokens 32] [--no-hf]
 """
 
 from __future__ import annotations
@@ -95,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"])
     parser.add_argument("--no-int8", action="store_true", help="skip the dynamic-int8 onnxruntime contender")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--hf-models", default="gpt2-small,t5-small", help="geometry models for the three-way contest")
+    parser.add_argument("--hf-prompts", type=int, default=8)
+    parser.add_argument("--hf-new-tokens", type=int, default=32)
+    parser.add_argument("--hf-rounds", type=int, default=2)
+    parser.add_argument("--hf-dir", type=Path, default=Path(tempfile.gettempdir()) / "llmos-hub-bench-geometry",
+                        help="where the random geometry checkpoints are built (kept between runs)")
+    parser.add_argument("--no-hf", action="store_true", help="skip the ctranslate2 contest on the geometry models")
     args = parser.parse_args(argv)
 
     import torch
@@ -164,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, values in results.items()
         if name != "pytorch"
     }
+    ct2_refusals = _ctranslate2_refusals(host, {args.lm: lm, args.classifier: classifier})
+    hf_report = None if args.no_hf else _hf_contest(host, args)
     met = {metric: ratios["onnxruntime"][metric] >= target for metric, target in TARGETS.items()}
     ort_facts = runners["lm"]["onnxruntime"].describe()
     report = {
@@ -200,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         "same_greedy_tokens": same_tokens,
         "export_seconds": export,
         "onnxruntime": {k: ort_facts[k] for k in ("execution_provider", "graph_optimization", "io_binding", "exporter", "opset")},
+        "ctranslate2_on_nano": ct2_refusals,
+        "hf_geometry": hf_report,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -217,8 +236,116 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  export {kind:10s} cold {seconds['onnx_cold_s']:.2f} s, cache hit {seconds['onnx_cache_hit_s']:.3f} s "
               f"(pytorch prepare {seconds['pytorch_prepare_s']:.3f} s)")
     print(f"  same greedy tokens (pytorch vs onnxruntime): {same_tokens}")
+    for ref, reason in ct2_refusals.items():
+        print(f"  ctranslate2 on {ref}: {reason}")
     print(f"wrote {args.out}")
     return 0
+
+
+def _ctranslate2_refusals(host, models: dict[str, Any]) -> dict[str, str]:
+    """Why ctranslate2 sits out the nano workloads (its check_model, before any load)."""
+    from llmos_hub import ModelInfo
+
+    try:
+        backend = host.get("backends", "ctranslate2")
+    except Exception as exc:  # noqa: BLE001 - the plugin is optional
+        return {ref: f"not installed ({exc})" for ref in models}
+    return {
+        ref: backend.check_model(ModelInfo(capabilities=m.capabilities, artifacts=m.artifacts)) or "runs"
+        for ref, m in models.items()
+    }
+
+
+def _greedy(runner, prompts: list[list[int]], n_new: int, pad: int) -> list[list[int]]:
+    """Exactly ``n_new`` greedy tokens per prompt: CTranslate2's own search, or the shared engine."""
+    if hasattr(runner, "greedy_ids"):
+        return runner.greedy_ids(prompts, n_new, eos_id=None)
+    return greedy_search(runner, pad_left(prompts, pad), max_new_tokens=n_new, eos_id=None)
+
+
+def _hf_contest(host, args) -> dict[str, Any]:
+    """pytorch / onnxruntime / ctranslate2 (+ int8) on random GPT-2-small and T5-small geometry models."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _geometry import save_geometry
+
+    backends = {name: host.get("backends", name) for name in ("pytorch", "onnxruntime", "ctranslate2")}
+    family = host.get("models", "hf")
+    lm_texts = _texts(host, "lm-sample")
+    pairs = [(ex.input, ex.target) for ex in host.get("tasks", "translation-sample").load(split="test").examples]
+    report: dict[str, Any] = {"settings": {"prompts": args.hf_prompts, "prompt_tokens": args.prompt_tokens,
+                                           "new_tokens": args.hf_new_tokens, "rounds": args.hf_rounds}, "models": {}}
+    for name in [n for n in args.hf_models.split(",") if n]:
+        folder = save_geometry(name, args.hf_dir / name)
+        model = family.load(str(folder))
+        seq2seq = name.startswith("t5")
+        prepare: dict[str, float] = {}
+        runners: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory(prefix="llmos-bench-hf-") as cache:
+            variants = [("pytorch", "pytorch", "float32", {}),
+                        ("onnxruntime", "onnxruntime", "float32", {"exporter": args.exporter, "cache_dir": cache}),
+                        ("ctranslate2", "ctranslate2", "float32", {"cache_dir": cache})]
+            if not args.no_int8:
+                variants += [("onnxruntime-int8", "onnxruntime", "int8", {"exporter": args.exporter, "cache_dir": cache}),
+                             ("ctranslate2-int8", "ctranslate2", "int8", {"cache_dir": cache})]
+            for label, backend, dtype, options in variants:
+                seconds, runner = _timed(lambda b=backend, d=dtype, o=options: backends[b].prepare(
+                    model, dtype=d, options={"threads": args.threads, **o}))
+                prepare[label] = seconds
+                runners[label] = runner
+            prompts = _prompts(model, lm_texts, args.hf_prompts, args.prompt_tokens)
+            pad = model.tokenizer.pad_id
+            n_new = args.hf_new_tokens
+            scoring = ("loglikelihood", lambda r: lambda: r.loglikelihood(pairs[: args.hf_prompts])) if seq2seq else \
+                ("rolling_loglikelihood", lambda r: lambda: r.loglikelihood_rolling(lm_texts[: args.hf_prompts]))
+            results: dict[str, dict[str, float]] = {}
+            same: dict[str, dict[str, bool]] = {}
+            for metric, make in (
+                ("greedy_batch1", lambda r: lambda: [t for p in prompts for t in _greedy(r, [p], n_new, pad)]),
+                ("greedy_batch8", lambda r: lambda: [t for i in range(0, len(prompts), 8) for t in _greedy(r, prompts[i:i + 8], n_new, pad)]),
+                scoring,
+            ):
+                with torch.inference_mode():
+                    best, outputs = _best({label: make(r) for label, r in runners.items()}, args.hf_rounds)
+                if metric.startswith("greedy"):
+                    work = len(prompts) * n_new
+                    same[metric] = {label: outputs[label] == outputs["pytorch"] for label in outputs if label != "pytorch"}
+                else:
+                    work = sum(ll.num_tokens for ll in outputs["pytorch"])
+                for label, seconds in best.items():
+                    results.setdefault(label, {})[metric] = work / seconds
+        report["models"][name] = {
+            "num_parameters": model.provenance.num_parameters,
+            "throughput": results,
+            "ratios_vs_pytorch": {l: {m: v / results["pytorch"][m] for m, v in vals.items()} for l, vals in results.items()},
+            "ratios_vs_onnxruntime": {l: {m: v / results["onnxruntime"][m] for m, v in vals.items()} for l, vals in results.items()},
+            "same_greedy_tokens_as_pytorch": same,
+            "prepare_seconds_cold": prepare,
+            "torch_modules_built_by_ctranslate2": False if not model.modules_built else "built (pytorch/onnxruntime need them)",
+        }
+        for runner in runners.values():
+            runner.close()
+        _print_hf({"settings": report["settings"], "models": {name: report["models"][name]}})  # as each model ends
+        sys.stdout.flush()
+    report["versions"] = {**backends["ctranslate2"].versions()}
+    return report
+
+
+def _print_hf(report: dict[str, Any]) -> None:
+    settings = report["settings"]
+    print(f"geometry models (random weights): {settings['prompts']} prompts x {settings['prompt_tokens']} tokens, "
+          f"{settings['new_tokens']} new tokens, best of {settings['rounds']} rounds")
+    for name, data in report["models"].items():
+        names = list(data["throughput"])
+        print(f"  {name} ({data['num_parameters'] / 1e6:.0f} M parameters)")
+        print(f"    {'metric':22s}" + "".join(f"{n:>18s}" for n in names))
+        for metric in data["throughput"]["pytorch"]:
+            print(f"    {metric:22s}" + "".join(f"{data['throughput'][n][metric]:18.1f}" for n in names))
+            print(f"    {'  / pytorch':22s}" + "".join(f"{data['ratios_vs_pytorch'][n][metric]:17.2f}x" for n in names))
+            print(f"    {'  / onnxruntime':22s}" + "".join(f"{data['ratios_vs_onnxruntime'][n][metric]:17.2f}x" for n in names))
+        print("    prepare (cold) s: " + ", ".join(f"{n} {s:.1f}" for n, s in data["prepare_seconds_cold"].items()))
+        print(f"    same greedy tokens as pytorch: {data['same_greedy_tokens_as_pytorch']}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Importing this package loads no torch, onnxruntime, transformers, datasets or ev
 """
 
 from ._backend import Backend, Runner
+from ._cache import CacheEntry, FolderCache, cache_root
 from ._metric import Metric, Score
 from ._model import Artifacts, Capability, LoadedModel, ModelFamily, ModelInfo, Provenance, Tokenizer
 from ._requests import (
@@ -30,10 +31,12 @@ from .hookspecs import hookimpl
 __all__ = [
     "Artifacts",
     "Backend",
+    "CacheEntry",
     "Capability",
     "ClassifyRequest",
     "DataError",
     "Example",
+    "FolderCache",
     "Formulation",
     "GenerateRequest",
     "Generation",
@@ -62,6 +65,7 @@ __all__ = [
     "UnknownNameError",
     "UsageError",
     "__version__",
+    "cache_root",
     "hookimpl",
     "load_plugins",
 ]

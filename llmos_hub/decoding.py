@@ -400,6 +400,16 @@ class StepRunner(Runner):
     def _encode(self, text: str) -> list[int]:
         return list(self.model.tokenizer.encode(text))
 
+    def _encode_source(self, text: str) -> list[int]:
+        """A seq2seq source; a tokenizer may encode sources its own way (``encode_source``: a task prefix)."""
+        encode = getattr(self.model.tokenizer, "encode_source", None)
+        return list(encode(text)) if encode is not None else self._encode(text)
+
+    def _encode_target(self, text: str) -> list[int]:
+        """A seq2seq target; a tokenizer may encode targets its own way (``encode_target``: Marian's target model)."""
+        encode = getattr(self.model.tokenizer, "encode_target", None)
+        return list(encode(text)) if encode is not None else self._encode(text)
+
     def _start_token(self) -> int:
         tok = self.model.tokenizer
         return tok.bos_id if tok.bos_id is not None else tok.eos_id
@@ -415,7 +425,7 @@ class StepRunner(Runner):
         if self.is_seq2seq:
             # The encoder keeps the start of a long source: the lead of a text carries its gist.
             max_new = min(config.max_new_tokens, max_length - 1)
-            prompt_ids = [self._encode(p)[:max_length] or [tok.eos_id] for p in prompts]
+            prompt_ids = [self._encode_source(p)[:max_length] or [tok.eos_id] for p in prompts]
         else:
             # The prompt keeps its end, the part the continuation follows (lm-evaluation-harness).
             max_new = min(config.max_new_tokens, max_length - 1)
@@ -437,8 +447,8 @@ class StepRunner(Runner):
         tok = self.model.tokenizer
         if self.is_seq2seq:
             max_length = int(self.model.max_length)
-            sources = [self._encode(c)[:max_length] or [tok.eos_id] for c, _ in requests]
-            targets = [self._encode(cont)[: max_length - 1] for _, cont in requests]
+            sources = [self._encode_source(c)[:max_length] or [tok.eos_id] for c, _ in requests]
+            targets = [self._encode_target(cont)[: max_length - 1] for _, cont in requests]
             return self._score(pad_left(sources, tok.pad_id), targets)
         self._require(Capability.CAUSAL_LM, "score continuations")
         pairs = []

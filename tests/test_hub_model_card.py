@@ -43,10 +43,16 @@ def _card(hub, repo="team/tiny-model"):
 
 
 def _record_at(hub, url):
-    """The bytes a source URL points at, read from the server (blob URL -> file at that revision)."""
+    """The bytes a source URL points at, read from the server (blob URL -> file at that revision).
+
+    The URL is pinned to a commit (never a branch, which moves).
+    """
     path = urlsplit(url).path
-    assert path.startswith("/datasets/team/results/blob/main/"), url
-    return hub.files("team/results")[path[len("/datasets/team/results/blob/main/"):]]
+    prefix = "/datasets/team/results/blob/"
+    assert path.startswith(prefix), url
+    revision, _, file = path[len(prefix):].partition("/")
+    assert revision in {c.oid for c in hub.history("team/results")}, url
+    return hub.files("team/results", revision=revision)[file]
 
 
 def test_model_card_gets_our_scores_and_keeps_existing_entries(hub):
@@ -63,8 +69,11 @@ def test_model_card_gets_our_scores_and_keeps_existing_entries(hub):
     assert card.data.license == "mit"
     entries = card.data.eval_results
     assert any(e.dataset_type == "glue" and e.metric_value == 0.91 for e in entries)
-    ours = {e.metric_type: e for e in entries if e.dataset_type == record.task}
+    # A local task: the entries name the results repo, the only Hub dataset the record is in.
+    ours = {e.metric_type: e for e in entries if e.task_name == record.task}
     assert {m: e.metric_value for m, e in ours.items()} == {"bleu": 17.5, "chrf": 44.0}
+    assert {e.dataset_type for e in ours.values()} == {"team/results"}
+    assert ours["bleu"].source_url.split("/blob/")[1].startswith(result.commit_oid + "/")
     assert ours["bleu"].dataset_split == "test" and ours["bleu"].metric_config == "pytorch/cpu/float32"
     assert _record_at(hub, ours["bleu"].source_url) == record.to_json().encode()
 
@@ -150,7 +159,8 @@ def test_create_pr_opens_pull_requests_on_both_repos(hub):
     assert result.model_pr_url == f"{hub.url}/team/tiny-model/discussions/1"
     assert "README.md" not in hub.files("team/tiny-model", "model")
     readme = hub.files("team/tiny-model", "model", revision="refs/pr/1")["README.md"].decode()
-    assert "/datasets/team/results/blob/refs%2Fpr%2F1/records/" in readme  # points at the PR's record
+    pr_commit = hub.refs("team/results")["refs/pr/1"]
+    assert f"/datasets/team/results/blob/{pr_commit}/records/" in readme  # points at the PR's record
 
 
 def test_a_card_whose_front_matter_does_not_parse_is_left_alone(hub):

@@ -76,6 +76,7 @@ def declared_models(host: Any) -> dict[str, str]:
 def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
     """Task names, suite names and task files → tasks with their declared default model, in order."""
     from ..tasks import task_from_file
+    from ..tasks._hub_source import is_hub_ref, load_hub_task
 
     if not names and DEFAULT_SUITE not in host.registry.names("suites"):
         raise UsageError("no default suite is installed (the llmos-hub-nano plugin provides it); "
@@ -93,9 +94,12 @@ def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
     for name in wanted:
         if name in host.registry.names("suites"):
             for task_name, model in _suite_entries(host, name):
-                add(task_name, host.get("tasks", task_name), model)
+                add(task_name, load_hub_task(task_name) if is_hub_ref(task_name) else host.get("tasks", task_name),
+                    model)
         elif name in host.registry.names("tasks"):
             add(name, host.get("tasks", name), None)
+        elif is_hub_ref(name):  # hf:NS/NAME[@REV], a task repo on the Hub
+            add(name, load_hub_task(name), None)
         elif not _looks_like_file(name):
             known = [*host.registry.names("tasks"), *host.registry.names("suites")]
             raise UnknownNameError("task or suite", name, known)

@@ -27,6 +27,7 @@ _COMMANDS: dict[str, str] = {
     "new": "llmos_hub.cli._new:new",
     "plugins": "llmos_hub.cli._plugins:plugins",
     "publish": "llmos_hub.cli._publish:publish",
+    "publish-task": "llmos_hub.cli._publish_task:publish_task",
 }
 
 _HELP = {
@@ -37,6 +38,7 @@ _HELP = {
     "new": "Scaffold a new plugin (task, backend or model).",
     "plugins": "Show installed plugins, what they register, and their status.",
     "publish": "Publish result records to a dataset repo on the Hugging Face Hub.",
+    "publish-task": "Publish a task (YAML, data, dataset card) to a dataset repo on the Hub.",
 }
 
 

@@ -210,23 +210,24 @@ def bench(
         err_console().print(f"[red]{len(report.failed)} run(s) failed[/]; the other records are kept.", markup=True)
         exit_code = 1
     if push_repo and report.records:
-        exit_code = _push(report, push_repo, endpoint, token) or exit_code
+        exit_code = _push(report, push_repo, endpoint, token, with_samples=log_samples) or exit_code
     ctx.exit(exit_code)
 
 
-def _push(report: Any, repo: str, endpoint: str | None, token: str | None) -> int:
+def _push(report: Any, repo: str, endpoint: str | None, token: str | None, *, with_samples: bool = False) -> int:
     from ..errors import LlmosHubError
     from ..hub import publish, retry_command
 
     paths = [str(p) for p, _ in report.records]
     try:
-        result = publish(paths, repo=repo, endpoint=endpoint, token=token)
+        result = publish(paths, repo=repo, endpoint=endpoint, token=token, with_samples=with_samples)
     except LlmosHubError as exc:
         from rich.text import Text
 
         err_console().print(Text(f"publish failed: {exc}", style="red"), soft_wrap=True)
         # click.echo, not rich: the retry line must never be wrapped, so it can be copied as is.
-        click.echo("the records are kept locally; retry with: " + retry_command(paths, repo, endpoint=endpoint), err=True)
+        retry = retry_command(paths, repo, endpoint=endpoint, with_samples=with_samples)
+        click.echo("the records are kept locally; retry with: " + retry, err=True)
         return 1
     console().print(f"published to {repo}: {getattr(result, 'commit_url', None) or 'already up to date'}")
     return 0

@@ -4,15 +4,17 @@ A results repo is a *dataset* repo: ``records/*.json`` (one full record per run,
 truth), ``data/results.jsonl`` (one flat row per record, what ``datasets.load_dataset`` reads) and a
 ``README.md`` whose body is the leaderboard of all records. :func:`publish` adds records in one
 commit per repo (optionally also putting the scores on a model's card), :func:`fetch_records` reads
-them back for ``llmos-hub leaderboard --from-hub``. Everything goes through
-``HfApi(endpoint=..., token=...)`` methods, so ``--endpoint`` is always honoured; the token is
-never printed, logged or written. Importing this package does not import ``huggingface_hub``.
+them back for ``llmos-hub leaderboard --from-hub``. :func:`publish_task` puts a task (its YAML, data
+and a loadable dataset card) in a dataset repo of its own, which ``--task hf:NS/NAME`` then reads.
+Everything goes through ``HfApi(endpoint=..., token=...)`` methods, so ``--endpoint`` is always
+honoured; the token is never printed, logged or written. Importing this package does not import ``huggingface_hub``.
 """
 
 from ._auth import HubAuth, resolve_auth
 from ._errors import ConflictError, HubError, ServerError
 from ._fetch import fetch_records
 from ._publish import PublishResult, publish, retry_command
+from ._tasks import TaskPublishResult, publish_task
 
 __all__ = [
     "ConflictError",
@@ -20,8 +22,10 @@ __all__ = [
     "HubError",
     "PublishResult",
     "ServerError",
+    "TaskPublishResult",
     "fetch_records",
     "publish",
+    "publish_task",
     "resolve_auth",
     "retry_command",
 ]

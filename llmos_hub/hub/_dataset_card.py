@@ -107,6 +107,8 @@ def dataset_card(records: Sequence[tuple[str, ResultRecord]], *, repo: str) -> s
         f"- `{RECORDS_DIR}/*.json`: one full result record per run (schema `llmos-hub/result/1`: scores, "
         "speed, configuration, provenance).",
         f"- `{SUMMARY_PATH}`: one flat row per record (what `datasets.load_dataset` reads).",
+        f"- `{RECORDS_DIR}/*.samples.jsonl`: every example's input, output and scores, for records published "
+        "with `--with-samples` (the record's `samples_file`).",
         "",
         "```python",
         "from datasets import load_dataset",

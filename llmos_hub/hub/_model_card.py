@@ -7,24 +7,67 @@
   :func:`~huggingface_hub.eval_result_entries_to_yaml`): one file per record, holding its primary
   score, so other tools' files in that folder are never touched.
 
-Every entry carries a ``source`` URL pointing back to the full record in the results dataset repo.
+Every entry carries a ``source`` URL pointing back to the full record in the results dataset repo,
+pinned to the commit that holds it. Which dataset an entry names depends on where the task came from:
+
+* a task read from the Hub (``--task hf:NS/NAME``; its record's data source is
+  ``hf://datasets/NS/NAME@<commit>/...``): the task's own dataset repo and that commit
+  (``.eval_results``: ``dataset.id``/``dataset.revision``; model-index: ``dataset.type``/``dataset.revision``);
+* a local task: the results repo, which is the only Hub dataset the record is in (``task_id`` / the
+  dataset name say which task). Publishing the task first (``llmos-hub publish-task``) and benching
+  it by its ``hf:`` id makes the entries point at the task itself.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import yaml
 
 from .._result import ResultRecord
 from ._errors import HubError
 
-__all__ = ["EMPTY_CARD", "eval_results_files", "merge_model_index"]
+__all__ = ["EMPTY_CARD", "TaskDataset", "eval_results_files", "merge_model_index", "task_dataset"]
 
 #: A card with an empty metadata block. ``"---\n---\n"`` would not parse as front matter.
 EMPTY_CARD = "---\n{{}}\n---\n# {name}\n"
 
 EVAL_RESULTS_DIR = ".eval_results"
+
+#: ``hf://datasets/NS/NAME@<40-hex commit>/<file>``: the data source a Hub task's record keeps.
+_HUB_SOURCE_RE = re.compile(r"^hf://datasets/([^/@\s]+/[^/@\s]+)@([0-9a-f]{40})/")
+
+
+@dataclass(frozen=True)
+class TaskDataset:
+    """The Hub dataset an entry names: its id, its revision (``None`` for a results repo), whether it is the task's."""
+
+    id: str
+    revision: str | None
+    from_hub: bool
+
+
+def task_dataset(record: ResultRecord, results_repo: str) -> TaskDataset:
+    """Where ``record``'s task lives on the Hub, or the results repo for a local task.
+
+    Read from the task's description in the record (``task.definition.hub``, written by a task loaded
+    with ``--task hf:...``), else from its data source ``hf://datasets/NS/NAME@<commit>/...``.
+    """
+    task = record.data["task"]
+    hub = task.get("hub")
+    for key in ("definition", "description"):  # the task's description as the record keeps it
+        described = task.get(key)
+        if not hub and isinstance(described, dict):
+            hub = described.get("hub")
+    if isinstance(hub, dict) and isinstance(hub.get("repo"), str) and isinstance(hub.get("revision"), str):
+        return TaskDataset(hub["repo"], hub["revision"], True)
+    match = _HUB_SOURCE_RE.match(str(task.get("source") or ""))
+    if match is not None:
+        return TaskDataset(match.group(1), match.group(2), True)
+    return TaskDataset(results_repo, None, False)
+
 
 _TASK_TYPES = {
     "causal-lm": "text-generation",
@@ -51,18 +94,21 @@ def _task_type(task: dict[str, object]) -> str:
     return _TASK_TYPES.get(capability, capability)
 
 
-def _eval_results(record: ResultRecord, source_url: str) -> list[object]:
+def _eval_results(record: ResultRecord, source_url: str, results_repo: str) -> list[object]:
     from huggingface_hub import EvalResult
 
     task = record.data["task"]
     backend = record.data["backend"]
     setting = f"{backend['name']}/{backend['device']}/{backend['dtype']}"
+    dataset = task_dataset(record, results_repo)
     return [
         EvalResult(
             task_type=_task_type(task),
             task_name=record.task,
-            dataset_type=record.task,
+            dataset_type=dataset.id,
             dataset_name=f"{record.task} ({task['split']})",
+            dataset_config="default" if dataset.from_hub else None,
+            dataset_revision=dataset.revision,
             dataset_split=task["split"],
             metric_type=metric,
             metric_value=score["value"],
@@ -75,19 +121,26 @@ def _eval_results(record: ResultRecord, source_url: str) -> list[object]:
     ]
 
 
-def _same_slot(a: object, b: object) -> bool:
-    """Two entries describe the same measurement (value and source may differ)."""
-    keys = ("task_type", "dataset_type", "dataset_split", "metric_type", "metric_config")
-    return all(getattr(a, k, None) == getattr(b, k, None) for k in keys)
+def _same_slot(old: object, new: object) -> bool:
+    """Two entries describe the same measurement (value, source and dataset revision may differ).
+
+    An entry written before entries named a dataset id (``dataset.type`` = the task name) is the
+    same slot as its successor, so republishing replaces it instead of adding a twin.
+    """
+    keys = ("task_type", "task_name", "dataset_split", "metric_type", "metric_config")
+    if not all(getattr(old, k, None) == getattr(new, k, None) for k in keys):
+        return False
+    return getattr(old, "dataset_type", None) in (getattr(new, "dataset_type", None), getattr(new, "task_name", None))
 
 
 def merge_model_index(
-    readme: str | None, records: Sequence[tuple[ResultRecord, str]], *, model_repo: str
+    readme: str | None, records: Sequence[tuple[ResultRecord, str]], *, model_repo: str, results_repo: str = ""
 ) -> str:
     """The model card text with ``records``' scores merged into its ``model-index``.
 
     ``readme`` is the current ``README.md`` (``None`` when the repo has none); ``records`` pairs
-    each record with the URL of its file in the results repo.
+    each record with the URL of its file in the results repo (``results_repo``, the dataset a local
+    task's entries name).
     """
     import yaml as _yaml
     from huggingface_hub import ModelCard
@@ -101,7 +154,7 @@ def merge_model_index(
                        f"({reason}); fix it on the Hub, then publish again") from None
     existing = list(card.data.eval_results or [])
     for record, url in records:
-        for new in _eval_results(record, url):
+        for new in _eval_results(record, url, results_repo):
             for i, old in enumerate(existing):
                 if _same_slot(old, new):
                     existing[i] = new
@@ -125,8 +178,10 @@ def eval_results_files(
         task = record.data["task"]
         backend = record.data["backend"]
         primary = record.primary_metric
+        dataset = task_dataset(record, dataset_repo)
         entry = EvalResultEntry(
-            dataset_id=dataset_repo,
+            dataset_id=dataset.id,
+            dataset_revision=dataset.revision,
             task_id=record.task,
             value=record.scores[primary]["value"],
             date=record.data["finished_at"],

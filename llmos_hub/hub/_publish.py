@@ -6,7 +6,9 @@ The commit names the commit it was built on (``parent_commit``); if someone else
 between, the Hub refuses it (409/412) and we re-read the repo and rebuild, so two publishers racing
 never drop each other's records. 5xx answers are retried with exponential backoff (the ``sleep``
 function is a parameter so tests do not wait), then given up with a one-line error. Records whose
-files are already in the repo byte for byte make no commit at all.
+files are already in the repo byte for byte make no commit at all. ``with_samples`` adds the samples
+files the records name (``samples_file``, written by ``bench --log-samples`` next to the record) to
+the same commit, under ``records/`` beside their record, so the reference stays valid.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ._auth import HubAuth, resolve_auth
 from ._dataset_card import RECORDS_DIR, SUMMARY_PATH, dataset_card, summary_jsonl
 from ._errors import ConflictError, HubError, ServerError, hub_call
 from ._fetch import read_records
-from ._model_card import eval_results_files, merge_model_index
+from ._model_card import eval_results_files, merge_model_index, task_dataset
 from ._repo import RepoState, check_repo_id, make_api, read_file, repo_state
 
 __all__ = ["PublishResult", "publish", "retry_command"]
@@ -50,6 +52,13 @@ class PublishResult:
     model_files: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     attempts: int = 1
+    #: The commit of the results repo that holds the records (new, or the head they were found at);
+    #: the model card's source URLs are pinned to it.
+    records_revision: str | None = None
+    #: Samples files sent along (``--with-samples``), as repo paths.
+    samples: list[str] = field(default_factory=list)
+    #: Tasks of the records that were not read from the Hub (``--model-card`` entries name the results repo).
+    local_tasks: list[str] = field(default_factory=list)
 
     @property
     def published(self) -> bool:
@@ -72,6 +81,9 @@ class PublishResult:
             "model_files": self.model_files,
             "skipped": self.skipped,
             "attempts": self.attempts,
+            "records_revision": self.records_revision,
+            "samples": self.samples,
+            "local_tasks": self.local_tasks,
         }
 
 
@@ -83,6 +95,7 @@ def publish(
     token: str | None = None,
     create_pr: bool = False,
     model_card: str | None = None,
+    with_samples: bool = False,
     max_attempts: int = 5,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PublishResult:
@@ -91,14 +104,15 @@ def publish(
     Every record is validated before anything is sent. ``create_pr`` opens pull requests instead of
     committing to ``main``; ``model_card="ns/model"`` also merges the scores into that model repo's
     card (``model-index``) and ``.eval_results/``. Conflicts and 5xx are retried up to
-    ``max_attempts`` times, waiting ``sleep(1)``, ``sleep(2)``, ... in between.
+    ``max_attempts`` times, waiting ``sleep(1)``, ``sleep(2)``, ... in between. ``with_samples``
+    also sends the samples file each record names (it must be next to the record file).
     """
     if isinstance(records, (str, Path, ResultRecord)):
         records = [records]
     check_repo_id(repo, "--repo")
     if model_card is not None:
         check_repo_id(model_card, "--model-card")
-    new = _collect(records)
+    new, samples = _collect(records, with_samples)
     if model_card is not None and len({r.model for r in new.values()}) > 1:
         models = ", ".join(sorted({r.model for r in new.values()}))
         raise UsageError(f"--model-card puts scores on one model's page, but the records are for {models}; "
@@ -106,13 +120,16 @@ def publish(
     auth = resolve_auth(endpoint, token)
     api = make_api(auth)
     result = PublishResult(repo=repo, endpoint=auth.endpoint, records=sorted(new))
+    if model_card is not None:
+        result.local_tasks = sorted({r.task for r in new.values() if not task_dataset(r, repo).from_hub})
 
     def dataset_attempt() -> None:
-        _publish_dataset(api, auth, repo, new, create_pr, result)
+        _publish_dataset(api, auth, repo, new, samples, create_pr, result)
 
     result.attempts = _with_retries(dataset_attempt, max_attempts, sleep)
     if model_card is not None:
-        revision = quote(_pr_revision(result.pr_url) or "main", safe="")
+        # Pinned to the commit that holds the records: a URL on a branch would move with it.
+        revision = quote(result.records_revision or _pr_revision(result.pr_url) or "main", safe="")
         pairs = [
             (record, f"{auth.endpoint}/datasets/{repo}/blob/{revision}/{path}") for path, record in sorted(new.items())
         ]
@@ -131,6 +148,7 @@ def retry_command(
     endpoint: str | None = None,
     create_pr: bool = False,
     model_card: str | None = None,
+    with_samples: bool = False,
 ) -> str:
     """The ``llmos-hub publish ...`` line that retries a failed publish (never includes a token)."""
     args = ["llmos-hub", "publish", *(str(p) for p in paths), "--repo", repo]
@@ -140,33 +158,59 @@ def retry_command(
         args.append("--create-pr")
     if model_card:
         args += ["--model-card", model_card]
+    if with_samples:
+        args.append("--with-samples")
     return shlex.join(args)
 
 
 # --------------------------------------------------------------------------- inputs
-def _collect(records: Iterable[RecordInput]) -> dict[str, ResultRecord]:
-    """``records/<filename>`` -> record, validated; refuses an invalid record with its path and reason."""
+def _collect(records: Iterable[RecordInput], with_samples: bool = False
+             ) -> tuple[dict[str, ResultRecord], dict[str, bytes]]:
+    """``records/<filename>`` -> record, validated, and (``with_samples``) ``records/<samples> -> bytes``.
+
+    Refuses an invalid record, or a samples file that is named but missing, with its path and reason.
+    """
     out: dict[str, ResultRecord] = {}
     sources: dict[str, str] = {}
+    samples: dict[str, bytes] = {}
     for item in records:
         if isinstance(item, ResultRecord):
             reason = validation_error(dict(item.data))
             if reason is not None:
                 raise DataError(f"record {item.id}: invalid result record: {reason}")
-            found = [(f"record {item.id}", item)]
+            found: list[tuple[str, ResultRecord, Path | None]] = [(f"record {item.id}", item, None)]
         else:
-            found = [(str(p), r) for p, r in iter_records([item])]
+            found = [(str(p), r, p) for p, r in iter_records([item])]
             if not found:
                 raise UsageError(f"{item}: no result records (*.json) found there")
-        for source, record in found:
+        for source, record, file in found:
             path = f"{RECORDS_DIR}/{record.filename()}"
             if path in out and out[path].to_json() != record.to_json():
                 raise UsageError(f"{source} and {sources[path]} are different records with the same file name "
                                  f"{record.filename()}; publish one of them")
             out[path], sources[path] = record, source
+            if with_samples:
+                samples.update(_samples_of(record, source, file))
     if not out:
         raise UsageError("no result records to publish; give record files or folders")
-    return out
+    return out, samples
+
+
+def _samples_of(record: ResultRecord, source: str, file: Path | None) -> dict[str, bytes]:
+    """The samples file ``record`` names, as ``{records/<name>: bytes}`` (empty when it names none)."""
+    name = record.data.get("samples_file")
+    if not name:
+        return {}
+    if Path(name).name != name or name.startswith(".") or not name.endswith(".jsonl"):
+        raise DataError(f"{source}: samples_file {name!r} is not a plain .jsonl file name next to the record")
+    if file is None:
+        raise UsageError(f"{source} names the samples file {name}; pass the record as a file (the samples file "
+                         "is read from next to it) to publish it with --with-samples")
+    local = file.parent / name
+    if not local.is_file():
+        raise UsageError(f"{source} names the samples file {name}, which is not next to it; publish without "
+                         "--with-samples, or bench again with --log-samples")
+    return {f"{RECORDS_DIR}/{name}": local.read_bytes()}
 
 
 # --------------------------------------------------------------------------- retries
@@ -195,32 +239,38 @@ def _ensure_dataset_repo(api: Any, auth: HubAuth, repo: str) -> RepoState:
     return hub_call(auth, repo, "dataset", "read", lambda: repo_state(api, repo, "dataset"))
 
 
-def _publish_dataset(api: Any, auth: HubAuth, repo: str, new: dict[str, ResultRecord], create_pr: bool,
-                     result: PublishResult) -> None:
+def _publish_dataset(api: Any, auth: HubAuth, repo: str, new: dict[str, ResultRecord], samples: dict[str, bytes],
+                     create_pr: bool, result: PublishResult) -> None:
     from huggingface_hub import CommitOperationAdd
 
     state = _ensure_dataset_repo(api, auth, repo)
     record_files = {path: record.to_json().encode("utf-8") for path, record in new.items()}
     changed_records = sorted(p for p, b in record_files.items() if not state.unchanged(p, b))
-    if not changed_records:
+    changed_samples = sorted(p for p, b in samples.items() if not state.unchanged(p, b))
+    result.samples = sorted(samples)
+    if not changed_records and not changed_samples:
         result.files, result.commit_url, result.commit_oid = [], None, None
+        result.records_revision = state.head
         return
     skipped: list[str] = []
     everything = {**read_records(api, auth, state, skipped, skip=new), **new}
     pairs = sorted(everything.items())
     files = {p: record_files[p] for p in changed_records}
+    files.update({p: samples[p] for p in changed_samples})
     files["README.md"] = dataset_card(pairs, repo=repo).encode("utf-8")
     files[SUMMARY_PATH] = summary_jsonl(pairs).encode("utf-8")
     files = {p: b for p, b in files.items() if not state.unchanged(p, b)}
     operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in sorted(files.items())]
-    message = f"llmos-hub: publish {len(changed_records)} result record(s)"
-    description = "\n".join(f"- {p}" for p in changed_records)
+    message = f"llmos-hub: publish {len(changed_records)} result record(s)" + (
+        f" and {len(changed_samples)} samples file(s)" if changed_samples else "")
+    description = "\n".join(f"- {p}" for p in changed_records + changed_samples)
     info = hub_call(auth, repo, "dataset", "commit to", lambda: api.create_commit(
         repo, operations, commit_message=message, commit_description=description, repo_type="dataset",
         parent_commit=state.head, create_pr=create_pr,
     ))
     result.files = sorted(files)
     result.commit_url, result.commit_oid = str(info.commit_url), str(info.oid)
+    result.records_revision = str(info.oid) if info.oid else None
     result.pr_url = info.pr_url
     result.skipped = skipped
 
@@ -236,7 +286,8 @@ def _publish_model_card(api: Any, auth: HubAuth, model_repo: str, dataset_repo: 
     if "README.md" in state.files:
         readme = hub_call(auth, model_repo, "model", "read the card of",
                            lambda: read_file(api, state, "README.md")).decode("utf-8")
-    files = {"README.md": merge_model_index(readme, pairs, model_repo=model_repo).encode("utf-8")}
+    files = {"README.md": merge_model_index(readme, pairs, model_repo=model_repo,
+                                            results_repo=dataset_repo).encode("utf-8")}
     files.update(eval_results_files(pairs, dataset_repo=dataset_repo))
     files = {p: b for p, b in files.items() if not state.unchanged(p, b)}
     if not files:

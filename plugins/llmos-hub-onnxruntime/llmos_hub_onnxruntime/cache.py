@@ -6,12 +6,8 @@ weight file), the model's config, the source code of the module classes, the exp
 and the versions of torch, onnx, onnxscript and this plugin. The same model exported with the same
 tools is found again; a changed weight, architecture or tool gives a new key, never a stale graph.
 
-Entries are folders ``<root>/<key>/`` holding the graphs and a ``manifest.json``. A folder is built
-under a temporary name in the same root and published with one atomic ``rename``, so a reader sees
-a whole entry or none. Builders of one key take an ``flock`` on ``<root>/.locks/<key>.lock`` so
-that two processes do not export the same model twice (lock files are left in place: deleting one
-that another process waits on would let a third one in); where locking is unavailable the rename
-still keeps the entry whole (the loser of the race discards its copy and uses the winner's).
+Entries are folders ``<root>/<key>/`` holding the graphs and a ``manifest.json``, stored by the
+SDK's :class:`llmos_hub.FolderCache` (atomic publication by rename, one builder per key by ``flock``).
 """
 
 from __future__ import annotations
@@ -19,32 +15,24 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import LoadedModel, UsageError
-from llmos_hub._fileio import atomic_write
-
-__all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "default_cache_dir", "export_key", "modules_digest"]
+from llmos_hub import CacheEntry, FolderCache, LoadedModel, cache_root
 
 #: Root of llmos-hub's caches; exported graphs go to ``$LLMOS_HUB_CACHE/onnx``.
 CACHE_ENV = "LLMOS_HUB_CACHE"
+
+__all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "default_cache_dir", "export_key", "modules_digest"]
+
 #: Bumped when the layout of an entry or the meaning of a key changes.
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 
 
 def default_cache_dir() -> Path:
     """``$LLMOS_HUB_CACHE/onnx``, or ``~/.cache/llmos-hub/onnx``."""
-    root = os.environ.get(CACHE_ENV)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "llmos-hub"
-    return base / "onnx"
+    return cache_root("onnx")
 
 
 def modules_digest(modules: Mapping[str, Any]) -> dict[str, str]:
@@ -127,17 +115,8 @@ def derived_key(key: str, variant: str, versions: Mapping[str, str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class CacheEntry:
-    """A published entry: its folder, its manifest, and whether this call found it (``hit``)."""
-
-    path: Path
-    manifest: Mapping[str, Any]
-    hit: bool
-
-
-class ExportCache:
-    """Entries under ``root``; :meth:`get_or_build` returns one, building it at most once.
+class ExportCache(FolderCache):
+    """Exported graphs under ``root`` (default :func:`default_cache_dir`); see :class:`llmos_hub.FolderCache`.
 
     Example::
 
@@ -146,69 +125,7 @@ class ExportCache:
         session = InferenceSession(entry.path / "causal_lm.onnx")
     """
 
+    what = "ONNX export cache"
+
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root is not None else default_cache_dir()
-
-    def get(self, key: str) -> CacheEntry | None:
-        """The published entry for ``key``, or ``None``."""
-        folder = self.root / key
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return CacheEntry(folder, manifest, hit=True)
-
-    def get_or_build(self, key: str, build: Callable[[Path], Mapping[str, Any]]) -> CacheEntry:
-        """The entry for ``key``; if absent, ``build(folder)`` fills a fresh folder and returns the manifest.
-
-        ``build`` runs in a private temporary folder; its files appear under ``<root>/<key>`` all at
-        once, or not at all if it raises.
-        """
-        found = self.get(key)
-        if found is not None:
-            return found
-        locks = self.root / ".locks"
-        try:
-            locks.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(
-                f"cannot write the ONNX export cache at {self.root}: {exc.strerror or exc}; "
-                f"set {CACHE_ENV} or the backend option cache_dir to a writable folder"
-            ) from exc
-        with _locked(locks / f"{key}.lock"):
-            found = self.get(key)  # built by another process while we waited
-            if found is not None:
-                return found
-            work = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
-            try:
-                manifest = {"key": key, **build(work)}
-                atomic_write(work / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-                try:
-                    os.rename(work, self.root / key)
-                except OSError:
-                    # Lost a race with a builder that could not lock: theirs is whole, use it.
-                    found = self.get(key)
-                    if found is None:
-                        raise
-                    shutil.rmtree(work, ignore_errors=True)
-                    return found
-            except BaseException:
-                shutil.rmtree(work, ignore_errors=True)
-                raise
-        return CacheEntry(self.root / key, manifest, hit=False)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` for the duration (a no-op where ``fcntl`` is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the atomic rename alone keeps entries whole
-        yield
-        return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        super().__init__(root if root is not None else default_cache_dir())

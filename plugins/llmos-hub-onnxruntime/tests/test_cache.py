@@ -112,7 +112,9 @@ def test_losing_an_unlocked_race_uses_the_winners_entry(tmp_path, monkeypatch):
     """Where no lock is available, the rename keeps entries whole: the second builder discards its copy."""
     from contextlib import nullcontext
 
-    monkeypatch.setattr(cache_module, "_locked", lambda path: nullcontext())
+    import llmos_hub._cache as folder_cache  # the SDK's FolderCache, which ExportCache stores entries with
+
+    monkeypatch.setattr(folder_cache, "_locked", lambda path: nullcontext())
     cache = ExportCache(tmp_path)
 
     def racing(folder: Path):

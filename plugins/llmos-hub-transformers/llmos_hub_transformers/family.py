@@ -5,6 +5,11 @@ A checkpoint's capability comes from its ``config.json`` alone (``architectures`
 picks the matching auto class (causal LM, seq2seq LM, sequence classifier), loads safetensors
 weights in float32 (the backend casts) with ``trust_remote_code`` off, and wraps the model in the
 modules of :mod:`llmos_hub_transformers.modules`.
+
+Loading is split in two: the tokenizer, provenance (weights hash, parameter count from the
+safetensors headers) and the model's files (:class:`~llmos_hub.Artifacts`, layout ``transformers``)
+come at once; the torch model is built only when a backend reads ``LoadedModel.modules``. A backend
+that reads files (CTranslate2) therefore never builds a torch model.
 """
 
 from __future__ import annotations
@@ -13,11 +18,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import Capability, DataError, LoadedModel, ModelFamily, Provenance
+from llmos_hub import Artifacts, Capability, DataError, LoadedModel, ModelFamily, ModelInfo, Provenance
 
-from .source import Source, hub_config, parse_ref, read_config, resolve, weight_files, weights_sha256
+from .source import (
+    Resolved,
+    hub_config,
+    parse_ref,
+    read_config,
+    resolve,
+    safetensors_parameters,
+    tokenizer_files,
+    weight_files,
+    weights_sha256,
+)
 
-__all__ = ["HFFamily", "capability_of"]
+__all__ = ["HFFamily", "capability_of", "task_prefix"]
 
 _FALLBACK_MAX_LENGTH = 1024
 _SUFFIXES = (
@@ -128,14 +143,44 @@ def _labels(config: Any) -> list[str]:
     return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(int(config.num_labels))]
 
 
-def _decoder_start(model: Any, tokenizer: Any, where: str) -> int:
-    generation = getattr(model, "generation_config", None)
-    for value in (getattr(model.config, "decoder_start_token_id", None),
-                  getattr(generation, "decoder_start_token_id", None)):
+def _config_labels(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """A classifier's label names from ``config.json``'s ``id2label`` (``LABEL_i`` where unnamed)."""
+    id2label = config.get("id2label") or {}
+    count = config.get("num_labels")
+    if not isinstance(count, int):
+        count = len(id2label) or 2  # transformers' default
+    return tuple(str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(count))
+
+
+def task_prefix(config: Mapping[str, Any]) -> str | None:
+    """The source prefix a T5-style checkpoint expects, from ``task_specific_params``, if it names one.
+
+    T5 checkpoints list several tasks (``summarization``, ``translation_en_to_de``, ...), each with a
+    ``prefix`` such as ``"summarize: "``. With exactly one distinct prefix it is the model's; with
+    several the family cannot tell which the user wants and adds none (the record says so).
+    """
+    params = config.get("task_specific_params")
+    if not isinstance(params, Mapping):
+        return None
+    prefixes = {str(v["prefix"]) for v in params.values() if isinstance(v, Mapping) and v.get("prefix")}
+    return next(iter(prefixes)) if len(prefixes) == 1 else None
+
+
+def _decoder_start(config: Any, folder: Path, where: str) -> int:
+    """The token seq2seq decoding starts from: config.json's, else generation_config.json's."""
+    import json
+
+    values: list[Any] = [getattr(config, "decoder_start_token_id", None)]
+    generation = folder / "generation_config.json"
+    if generation.is_file():
+        try:
+            values.append(json.loads(generation.read_text(encoding="utf-8")).get("decoder_start_token_id"))
+        except (OSError, ValueError, AttributeError):
+            pass
+    for value in values:
         if isinstance(value, int):
             return value
     raise DataError(f"{where}: config.json has no decoder_start_token_id, needed to start seq2seq decoding")
-
 
 class HFFamily(ModelFamily):
     """Loads ``transformers`` checkpoints (safetensors only); answers capabilities from ``config.json``."""
@@ -150,95 +195,165 @@ class HFFamily(ModelFamily):
             config = hub_config(str(source.repo_id), source.revision)
         return frozenset({capability_of(config, f"hf:{ref}")})
 
+    def inspect(self, ref: str, *, revision: str | None = None) -> ModelInfo:
+        """Capabilities, labels, weights hash and files of ``ref``; a Hub id is resolved (and its files
+        downloaded once) at the commit ``revision`` names, so the hash is that commit's weights."""
+        resolved = resolve(parse_ref(ref, revision))
+        config = read_config(resolved.folder)
+        capability = capability_of(config, f"hf:{ref}")
+        files = weight_files(resolved.folder)
+        sha256, _ = weights_sha256(files)
+        return ModelInfo(
+            capabilities=frozenset({capability}),
+            weights_sha256=sha256,
+            labels=_config_labels(config) if capability is Capability.CLASSIFIER else None,
+            artifacts=_artifacts(resolved, files),
+        )
+
     def load(self, ref: str, *, revision: str | None = None) -> LoadedModel:
+        """The tokenizer, provenance and files now; the torch model when a backend reads ``modules``."""
         source = parse_ref(ref, revision)
         resolved = resolve(source)
         where = f"hf:{ref}"
-        capability = capability_of(read_config(resolved.folder), where)
+        raw = read_config(resolved.folder)
+        capability = capability_of(raw, where)
         files = weight_files(resolved.folder)
         sha256, per_file = weights_sha256(files)
-        model, tokenizer = _load(resolved.folder, capability, where)
-        return _loaded(self.name, ref, source, resolved, capability, model, tokenizer, sha256, per_file)
+        config, tokenizer = _load_config_and_tokenizer(resolved.folder, raw, where)
+        summary: dict[str, Any] = {
+            "model_type": config.model_type,
+            "architecture": (raw.get("architectures") or [type(config).__name__])[0],
+            "vocab_size": int(getattr(config.get_text_config(), "vocab_size", None) or len(tokenizer.backend)),
+        }
+        prefix = task_prefix(raw) if capability is Capability.SEQ2SEQ else None
+        if prefix:
+            summary["source_prefix"] = prefix
+
+        def build_modules() -> dict[str, Any]:
+            model = _build_model(resolved.folder, capability, where, tokenizer)
+            modules, geometry = _modules(model, capability, tokenizer)
+            loaded.config.update(geometry)  # type: ignore[attr-defined]  # known once the model exists
+            return modules
+
+        import transformers
+
+        provenance = Provenance(
+            source=resolved.source,
+            revision=resolved.revision,
+            weights_sha256=sha256,
+            num_parameters=safetensors_parameters(files),
+            extra={
+                **resolved.extra,
+                "config_class": type(config).__name__,
+                "architecture": summary["architecture"],
+                "weights": per_file,
+                "transformers": transformers.__version__,
+                **({"source_prefix": prefix} if prefix else {}),
+            },
+        )
+        loaded = LoadedModel(
+            family=self.name,
+            ref=ref,
+            capabilities=frozenset({capability}),
+            tokenizer=tokenizer,
+            build_modules=build_modules,
+            artifacts=_artifacts(resolved, files),
+            provenance=provenance,
+            max_length=_max_length(config.get_text_config(), tokenizer.backend),
+            config=summary,
+            labels=_labels(config) if capability is Capability.CLASSIFIER else None,
+            decoder_start_id=_decoder_start(config, resolved.folder, where) if capability is Capability.SEQ2SEQ else None,
+        )
+        return loaded
 
 
-def _load(folder: Path, capability: Capability, where: str) -> tuple[Any, Any]:
-    import torch
+def _artifacts(resolved: Resolved, weights: list[Path]) -> Artifacts:
+    """The checkpoint's files by their names in the folder (a Hub snapshot's files are links to blobs
+    named by hash; a converter must see ``config.json``, not the blob it points to)."""
+    folder = resolved.folder.resolve()
+    return Artifacts(
+        folder=folder,
+        layout="transformers",
+        weights=tuple(folder / p.name for p in weights),
+        tokenizer_files=tuple(folder / p.name for p in tokenizer_files(resolved.folder)),
+        config_file=folder / "config.json",
+    )
+
+
+def _quiet_transformers():
+    """A context in which transformers draws no progress bars (the bench draws its own)."""
+    from contextlib import contextmanager
+
+    from transformers.utils import logging as hf_logging
+
+    @contextmanager
+    def quiet():
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+
+    return quiet()
+
+
+_LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ImportError, TypeError, AttributeError)
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]
+
+
+def _load_config_and_tokenizer(folder: Path, raw: Mapping[str, Any], where: str) -> tuple[Any, Any]:
+    """transformers' config object and the tokenizer, from the folder alone (no weights read)."""
     import transformers
 
     from .tokenizer import HFTokenizer
 
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # the bench draws its own progress; a per-load bar is noise
     try:
-        model = _auto_class(capability).from_pretrained(
-            folder, dtype=torch.float32, use_safetensors=True, trust_remote_code=False, local_files_only=True,
-        )
-        hf_tokenizer = transformers.AutoTokenizer.from_pretrained(
-            folder, trust_remote_code=False, local_files_only=True,
-        )
-    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
-        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise DataError(f"{where}: transformers cannot load it: {first[:300]}") from None
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
+        with _quiet_transformers():
+            config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+            hf_tokenizer = transformers.AutoTokenizer.from_pretrained(
+                folder, trust_remote_code=False, local_files_only=True,
+            )
+    except _LOAD_ERRORS as exc:
+        raise DataError(f"{where}: transformers cannot load it: {_first_line(exc)}") from None
     if len(hf_tokenizer) < 2:  # transformers builds an empty tokenizer when the files are missing
         raise DataError(f"{where}: {folder} has no tokenizer files (tokenizer.json, or vocab/merges/*.model); add them")
+    prefix = task_prefix(raw) if raw.get("is_encoder_decoder") else None
+    tokenizer = HFTokenizer(hf_tokenizer, config, where=where, source_prefix=prefix)
+    return config, tokenizer
+
+
+def _build_model(folder: Path, capability: Capability, where: str, tokenizer: Any) -> Any:
+    """The torch model, in float32 from safetensors, with ``trust_remote_code`` off."""
+    import torch
+
+    try:
+        with _quiet_transformers():
+            model = _auto_class(capability).from_pretrained(
+                folder, dtype=torch.float32, use_safetensors=True, trust_remote_code=False, local_files_only=True,
+            )
+    except _LOAD_ERRORS as exc:
+        raise DataError(f"{where}: transformers cannot load it: {_first_line(exc)}") from None
     model.eval()
-    tokenizer = HFTokenizer(hf_tokenizer, model.config, where=where)
     if capability is Capability.CLASSIFIER and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_id  # decoder classifiers find a row's end by its pads
-    return model, tokenizer
+    return model
 
 
-def _loaded(family: str, ref: str, source: Source, resolved: Any, capability: Capability, model: Any,
-            tokenizer: Any, sha256: str, per_file: dict[str, str]) -> LoadedModel:
-    import transformers
-
+def _modules(model: Any, capability: Capability, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The wrapped modules of ``model`` by role, and its cache geometry for ``LoadedModel.config``."""
     from .modules import HFCausalLM, HFClassifier, HFDecoder, HFEncoder
 
-    config = model.config
-    where = f"hf:{ref}"
-    summary: dict[str, Any] = {
-        "model_type": config.model_type,
-        "architecture": type(model).__name__,
-        "vocab_size": int(getattr(config.get_text_config(), "vocab_size", None) or len(tokenizer.backend)),
-    }
     if capability is Capability.CLASSIFIER:
-        modules = {"classifier": HFClassifier(model)}
-    else:
-        layers, heads, head_dim = _cache_geometry(model, capability, tokenizer)
-        # The pytorch backend sizes an empty ``past`` from these keys: n_heads are key/value heads.
-        summary.update(n_layers=layers, n_heads=heads, head_dim=head_dim, d_model=heads * head_dim)
-        if capability is Capability.SEQ2SEQ:
-            summary["n_decoder_layers"] = layers
-            modules = {"encoder": HFEncoder(model), "decoder": HFDecoder(model, (layers, heads, head_dim))}
-        else:
-            modules = {"causal_lm": HFCausalLM(model, (layers, heads, head_dim))}
-    provenance = Provenance(
-        source=resolved.source,
-        revision=resolved.revision,
-        weights_sha256=sha256,
-        num_parameters=sum(p.numel() for p in model.parameters()),
-        extra={
-            **resolved.extra,
-            "config_class": type(config).__name__,
-            "architecture": type(model).__name__,
-            "weights": per_file,
-            "transformers": transformers.__version__,
-        },
-    )
-    return LoadedModel(
-        family=family,
-        ref=ref,
-        capabilities=frozenset({capability}),
-        tokenizer=tokenizer,
-        modules=modules,
-        provenance=provenance,
-        max_length=_max_length(config.get_text_config(), tokenizer.backend),
-        config=summary,
-        labels=_labels(config) if capability is Capability.CLASSIFIER else None,
-        decoder_start_id=_decoder_start(model, tokenizer, where) if capability is Capability.SEQ2SEQ else None,
-    )
+        return {"classifier": HFClassifier(model)}, {}
+    layers, heads, head_dim = _cache_geometry(model, capability, tokenizer)
+    # The pytorch backend sizes an empty ``past`` from these keys: n_heads are key/value heads.
+    geometry: dict[str, Any] = {"n_layers": layers, "n_heads": heads, "head_dim": head_dim, "d_model": heads * head_dim}
+    if capability is Capability.SEQ2SEQ:
+        geometry["n_decoder_layers"] = layers
+        return {"encoder": HFEncoder(model), "decoder": HFDecoder(model, (layers, heads, head_dim))}, geometry
+    return {"causal_lm": HFCausalLM(model, (layers, heads, head_dim))}, geometry

@@ -4,16 +4,20 @@
 ``hf:namespace/name[@revision]`` is resolved on the Hub (``HF_ENDPOINT``/``HF_TOKEN`` read when the
 model is loaded, not when ``huggingface_hub`` was imported) to a commit sha, and only the files a
 model needs are downloaded at that sha: config, safetensors weights, tokenizer files. A checkpoint
-whose weights are only pickles (``pytorch_model.bin``) is refused before anything is downloaded:
-unpickling runs arbitrary code, and llmos-hub loads weights with safetensors only.
+whose weights are only pickles (``pytorch_model.bin``) is never unpickled: unpickling runs arbitrary
+code, and llmos-hub loads weights with safetensors only. A Hub repo's pull request that adds a
+safetensors conversion (``refs/pr/N``, see :mod:`.pull_requests`) is used instead and recorded;
+without one the repo is refused before anything is downloaded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +25,17 @@ from typing import Any
 
 from llmos_hub import DataError, UsageError
 
-__all__ = ["Resolved", "Source", "parse_ref", "read_config", "resolve", "weight_files", "weights_sha256"]
+__all__ = [
+    "Resolved",
+    "Source",
+    "parse_ref",
+    "read_config",
+    "resolve",
+    "safetensors_parameters",
+    "tokenizer_files",
+    "weight_files",
+    "weights_sha256",
+]
 
 #: The files a model needs, as ``snapshot_download`` patterns; nothing else is fetched.
 NEEDED = [
@@ -37,6 +51,7 @@ NEEDED = [
     "vocab.json",
     "vocab.txt",
     "merges.txt",
+    "*.spm",
     "*.model",
     "*.tiktoken",
 ]
@@ -124,12 +139,62 @@ def weight_files(folder: Path) -> list[Path]:
     raise AssertionError("unreachable")
 
 
+#: Hashes already computed in this process, by (resolved path, size, mtime): a weight file is read
+#: once however often the bench inspects and loads it; a rewritten file has a new size or mtime.
+_HASHES: dict[tuple[str, int, int], str] = {}
+_HASHES_LOCK = threading.Lock()
+
+
 def _file_sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _HASHES_LOCK:
+        known = _HASHES.get(key)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    with _HASHES_LOCK:
+        _HASHES[key] = digest.hexdigest()
     return digest.hexdigest()
+
+
+def safetensors_parameters(files: Iterable[Path]) -> int:
+    """The number of values stored in safetensors ``files``, read from their headers (no tensor is loaded).
+
+    A safetensors file starts with an 8-byte little-endian header length and a JSON header mapping
+    each tensor name to its ``shape``; tied weights are stored once, as ``model.parameters()`` counts them.
+    """
+    total = 0
+    for path in files:
+        try:
+            with path.open("rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(size)) if 0 < size < (1 << 28) else None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a safetensors file ({exc})") from None
+        if not isinstance(header, dict):
+            raise DataError(f"{path}: not a safetensors file (no JSON header); re-save the checkpoint")
+        for name, entry in header.items():
+            if name != "__metadata__" and isinstance(entry, dict):
+                total += math.prod(int(d) for d in entry.get("shape", []))
+    return total
+
+
+#: Tokenizer files transformers reads, in the layouts real checkpoints are published in.
+_TOKENIZER_NAMES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                    "vocab.json", "vocab.txt", "merges.txt")
+_TOKENIZER_SUFFIXES = (".spm", ".model", ".tiktoken")
+
+
+def tokenizer_files(folder: Path) -> list[Path]:
+    """The tokenizer files present in ``folder`` (``tokenizer.json``, ``vocab.txt``, ``*.spm``, ...)."""
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and (p.name in _TOKENIZER_NAMES or p.name.endswith(_TOKENIZER_SUFFIXES))
+    )
 
 
 def weights_sha256(files: list[Path]) -> tuple[str, dict[str, str]]:
@@ -223,13 +288,25 @@ def resolve(source: Source) -> Resolved:
     where = f"hf:{repo_id}" + (f"@{source.revision}" if source.revision else "")
     if "config.json" not in names:
         raise DataError(f"{where} has no config.json; is it a transformers model repo?")
+    revision, extra = source.revision, {"endpoint": auth.endpoint}
     if not _has_safetensors(names):
-        _refuse_pickles(where, names)
+        from .pull_requests import CONVERT_HINT, find_conversion
+
+        conversion = find_conversion(auth, api, repo_id, source.revision, _has_safetensors)
+        if conversion is None:
+            if any(n.endswith(_PICKLES) for n in names):
+                pickle = sorted(n for n in names if n.endswith(_PICKLES))[0]
+                raise DataError(f"{where} has only pickle weights ({pickle}), which llmos-hub never loads, and no pull "
+                                f"request offers a safetensors conversion; {CONVERT_HINT}")
+            _refuse_pickles(where, names)
+        assert conversion is not None
+        revision = conversion.commit
+        extra.update(safetensors_from=conversion.ref, requested_revision=source.revision or "main")
     from huggingface_hub import snapshot_download
 
     # Download by the name asked for (so the cache remembers the branch for offline use); the
     # snapshot's folder is named by the commit actually downloaded, which is what provenance records.
     folder = Path(hub_call(auth, repo_id, "model", "download", lambda: snapshot_download(
-        repo_id, revision=source.revision, allow_patterns=NEEDED, endpoint=auth.endpoint, token=auth.token,
+        repo_id, revision=revision, allow_patterns=NEEDED, endpoint=auth.endpoint, token=auth.token,
     )))
-    return Resolved(folder=folder, source=repo_id, revision=folder.name, extra={"endpoint": auth.endpoint})
+    return Resolved(folder=folder, source=repo_id, revision=folder.name, extra=extra)

@@ -1,0 +1,132 @@
+"""A content-addressed cache of built folders (exported graphs, converted models), safe across processes.
+
+Backends that turn a model into another format (an ONNX export, a CTranslate2 conversion) take
+seconds to minutes, so they keep the result under a key that hashes everything it depends on. This
+module is the storage half, shared by every such backend: entries are folders ``<root>/<key>/``
+holding the built files and a ``manifest.json``. A folder is built under a temporary name in the same
+root and published with one atomic ``rename``, so a reader sees a whole entry or none. Builders of one
+key take an ``flock`` on ``<root>/.locks/<key>.lock`` so that two processes do not build the same
+entry twice (lock files are left in place: deleting one that another process waits on would let a
+third one in); where locking is unavailable the rename still keeps the entry whole (the loser of the
+race discards its copy and uses the winner's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._fileio import atomic_write
+from .errors import UsageError
+
+__all__ = ["CACHE_ENV", "CacheEntry", "FolderCache", "cache_root"]
+
+#: Root of llmos-hub's caches; each backend keeps its entries in a subfolder (``onnx``, ``ctranslate2``).
+CACHE_ENV = "LLMOS_HUB_CACHE"
+MANIFEST = "manifest.json"
+
+
+def cache_root(kind: str) -> Path:
+    """``$LLMOS_HUB_CACHE/<kind>``, or ``~/.cache/llmos-hub/<kind>``."""
+    root = os.environ.get(CACHE_ENV)
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "llmos-hub"
+    return base / kind
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A published entry: its folder, its manifest, and whether this call found it (``hit``)."""
+
+    path: Path
+    manifest: Mapping[str, Any]
+    hit: bool
+
+
+class FolderCache:
+    """Entries under ``root``; :meth:`get_or_build` returns one, building it at most once.
+
+    Example::
+
+        cache = FolderCache(cache_root("ctranslate2"))
+        entry = cache.get_or_build(key, lambda folder: {"files": convert(model, folder)})
+        translator = ctranslate2.Translator(str(entry.path))
+    """
+
+    #: Named in the error when the root is not writable (e.g. "ONNX export cache").
+    what = "llmos-hub cache"
+    #: The backend option that moves the cache, named in that error.
+    option = "cache_dir"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The published entry for ``key``, or ``None``."""
+        folder = self.root / key
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return CacheEntry(folder, manifest, hit=True)
+
+    def get_or_build(self, key: str, build: Callable[[Path], Mapping[str, Any]]) -> CacheEntry:
+        """The entry for ``key``; if absent, ``build(folder)`` fills a fresh folder and returns the manifest.
+
+        ``build`` runs in a private temporary folder; its files appear under ``<root>/<key>`` all at
+        once, or not at all if it raises.
+        """
+        found = self.get(key)
+        if found is not None:
+            return found
+        locks = self.root / ".locks"
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the {self.what} at {self.root}: {exc.strerror or exc}; "
+                f"set {CACHE_ENV} or the backend option {self.option} to a writable folder"
+            ) from exc
+        with _locked(locks / f"{key}.lock"):
+            found = self.get(key)  # built by another process while we waited
+            if found is not None:
+                return found
+            work = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
+            try:
+                manifest = {"key": key, **build(work)}
+                atomic_write(work / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+                try:
+                    os.rename(work, self.root / key)
+                except OSError:
+                    # Lost a race with a builder that could not lock: theirs is whole, use it.
+                    found = self.get(key)
+                    if found is None:
+                        raise
+                    shutil.rmtree(work, ignore_errors=True)
+                    return found
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+        return CacheEntry(self.root / key, manifest, hit=False)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` for the duration (a no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic rename alone keeps entries whole
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,153 @@
+"""The ``ctranslate2`` backend: convert (cached), load a Generator, Translator or Encoder, return a runner.
+
+It consumes the model's files in the transformers layout (``consumes = ("files:transformers",)``),
+never its torch modules, so the family does not build a torch model for it. Models it cannot run are
+refused before anything loads (:meth:`CTranslate2Backend.check_model`, one line).
+
+Options (``Backend.prepare(..., options={...})``, all optional):
+
+``threads``
+    CTranslate2 intra-op threads (``intra_threads``; default: CTranslate2's choice, 4 or the cores).
+``cache_dir``
+    Where converted models are kept (default ``$LLMOS_HUB_CACHE/ctranslate2``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from llmos_hub import Backend, Capability, LoadedModel, ModelInfo, UsageError
+
+from .support import CLASSIFIER_HEADS, engine_kind, read_config, refusal
+
+__all__ = ["CTranslate2Backend"]
+
+_OPTIONS = ("threads", "cache_dir")
+
+
+def check_device(device: str) -> tuple[str, int]:
+    """``("cpu", 0)`` or ``("cuda", N)``; ``auto`` is CUDA when CTranslate2 sees a GPU."""
+    import ctranslate2
+
+    name, _, index = device.partition(":")
+    if name == "auto":
+        name = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if name == "cpu" and not index:
+        return "cpu", 0
+    if name == "cuda" and (not index or index.isdigit()):
+        count = ctranslate2.get_cuda_device_count()
+        if int(index or 0) >= count:
+            raise UsageError(f"device {device!r}: CTranslate2 sees {count} CUDA device(s); use device='cpu'")
+        return "cuda", int(index or 0)
+    raise UsageError(f"backend 'ctranslate2' cannot run on device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+
+
+def _vocabularies(folder: Path, kind: str) -> tuple[Any, Any]:
+    """``(source, target)`` vocabularies of a converted model (one shared list where there is one)."""
+    from .runner import Vocabulary
+
+    def read(stem: str) -> Vocabulary | None:
+        path = folder / f"{stem}.json"
+        if path.is_file():
+            return Vocabulary(json.loads(path.read_text(encoding="utf-8")))
+        text = folder / f"{stem}.txt"
+        if text.is_file():
+            return Vocabulary(text.read_text(encoding="utf-8").split("\n")[:-1])
+        return None
+
+    if kind == "translator":
+        shared = read("shared_vocabulary")
+        return (shared, shared) if shared is not None else (read("source_vocabulary"), read("target_vocabulary"))
+    vocabulary = read("vocabulary")
+    return vocabulary, vocabulary
+
+
+class CTranslate2Backend(Backend):
+    """Runs transformers checkpoints with CTranslate2, converted once by its own converter."""
+
+    name = "ctranslate2"
+    devices = ("cpu", "cuda", "auto")
+    dtypes = ("float32", "int8")
+    consumes: ClassVar[tuple[str, ...]] = ("files:transformers",)
+
+    def check_model(self, info: ModelInfo) -> str | None:
+        return refusal(info)
+
+    def prepare(
+        self,
+        model: LoadedModel,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        options: Mapping[str, Any] | None = None,
+    ) -> Any:
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise UsageError(f"backend 'ctranslate2' has no option {', '.join(unknown)}; known: {', '.join(_OPTIONS)}")
+        if dtype not in self.dtypes:
+            raise UsageError(f"backend 'ctranslate2' runs float32 or int8, not {dtype!r}")
+        reason = refusal(ModelInfo(capabilities=model.capabilities, artifacts=model.artifacts))
+        if reason is not None:
+            raise UsageError(reason)
+        kind_device, index = check_device(device)
+        import ctranslate2
+
+        from .convert import converted
+        from .heads import classifier_head
+        from .runner import CTranslate2Runner
+
+        assert model.artifacts is not None and model.artifacts.config_file is not None
+        config = read_config(model.artifacts.config_file)
+        kind = str(engine_kind(config))
+        conversion = converted(model, options.get("cache_dir"))
+        threads = int(options["threads"]) if options.get("threads") else 0
+        engine_class = {"generator": ctranslate2.Generator, "translator": ctranslate2.Translator,
+                        "encoder": ctranslate2.Encoder}[kind]
+        try:
+            engine = engine_class(str(conversion.folder), device=kind_device, device_index=index, compute_type=dtype,
+                                  intra_threads=threads, inter_threads=1)
+        except (RuntimeError, ValueError) as exc:
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise UsageError(f"CTranslate2 cannot load {model.name} as {dtype} on {kind_device}: {first[:300]}") from None
+        source, target = _vocabularies(conversion.folder, kind)
+        head = None
+        if model.supports(Capability.CLASSIFIER):
+            architecture = str((config.get("architectures") or ["?"])[0])
+            head = classifier_head(CLASSIFIER_HEADS[architecture], model.artifacts.weights, model.name)
+        facts = {
+            "backend": self.name,
+            "device": f"cuda:{index}" if kind_device == "cuda" else "cpu",
+            "device_name": _cpu_name() if kind_device == "cpu" else f"CUDA device {index}",
+            "engine": engine_class.__name__,
+            "compute_type": dtype,
+            "threads": threads or None,  # None: CTranslate2's default
+            "conversion": {"key": conversion.key, "cache_hit": conversion.cache_hit,
+                           "seconds": round(conversion.seconds, 3)},
+        }
+        runner = CTranslate2Runner(model, engine, kind, source=source, target=target, head=head,
+                                   device=facts["device"], dtype=dtype, facts=facts)
+        runner.converted_path = conversion.folder  # not in describe(): records may be published, cache paths are local
+        return runner
+
+    def versions(self) -> Mapping[str, str]:
+        import ctranslate2
+
+        return {"ctranslate2": ctranslate2.__version__}
+
+
+def _cpu_name() -> str:
+    """The CPU model name (``/proc/cpuinfo`` on Linux), for the record."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

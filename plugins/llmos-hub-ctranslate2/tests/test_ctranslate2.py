@@ -1,0 +1,235 @@
+"""The ``ctranslate2`` backend against the ``pytorch`` backend on the same tiny transformers checkpoints.
+
+Both backends see the same token ids (the runner tokenizes as the shared engine does); CTranslate2
+then decodes and scores on its own. In float32 they must choose the same tokens (greedy and beam
+search) and give log-likelihoods within 1e-4; the classifier's logits agree within 1e-4. The torch
+model is never built for a ctranslate2 run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+
+pytest.importorskip("ctranslate2")
+torch = pytest.importorskip("torch")
+
+from llmos_hub import Capability, GenerationConfig, ModelInfo, UsageError  # noqa: E402
+from llmos_hub.testing import check_backend, check_plugin  # noqa: E402
+from llmos_hub_pytorch.backend import TorchBackend  # noqa: E402
+from llmos_hub_transformers.family import HFFamily  # noqa: E402
+from llmos_hub_transformers.tiny import corpus  # noqa: E402
+
+import llmos_hub_ctranslate2.plugin  # noqa: E402
+from llmos_hub_ctranslate2.backend import CTranslate2Backend  # noqa: E402
+from llmos_hub_ctranslate2.support import KINDS  # noqa: E402
+
+PROMPTS = ["This License", "The GNU General Public License is a free, copyleft license", "You can apply it"]
+PAIRS = [("This License", " is free"), ("You can apply it", " to your programs, too."), ("", "Preamble")]
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def pairs_of(tiny_folders, ct2_cache):
+    """``(model, ctranslate2 runner, pytorch runner)`` per kind, built once per module."""
+    made = {}
+
+    def get(kind):
+        if kind not in made:
+            model = HFFamily().load(str(tiny_folders[kind]))
+            ct2 = CTranslate2Backend().prepare(model, options={"cache_dir": str(ct2_cache), "threads": 1})
+            made[kind] = (model, ct2, None)
+        model, ct2, pt = made[kind]
+        if pt is None:
+            pt = TorchBackend().prepare(model, options={"threads": 1})
+            made[kind] = (model, ct2, pt)
+        return made[kind]
+
+    yield get
+    for _, ct2, _ in made.values():
+        ct2.close()
+
+
+def test_plugin_registers_the_backend():
+    host = check_plugin(llmos_hub_ctranslate2.plugin)
+    backend = host.get("backends", "ctranslate2")
+    assert isinstance(backend, CTranslate2Backend) and backend.consumes == ("files:transformers",)
+
+
+def test_the_model_table_matches_the_installed_converter():
+    from ctranslate2.converters import transformers as converter
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    for model_type, kind in KINDS.items():
+        loader = converter._MODEL_LOADERS[CONFIG_MAPPING_NAMES[model_type]]
+        architecture = loader.architecture_name
+        expected = {"generator": ("ForCausalLM", "LMHeadModel"), "translator": ("ForConditionalGeneration", "MTModel"),
+                    "encoder": ("Model", "ForSequenceClassification")}[kind]
+        assert architecture.endswith(expected) or (kind == "generator" and architecture == "AutoModelForCausalLM"), model_type
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "bart"])
+def test_greedy_and_beam_tokens_equal_pytorch_in_float32(kind, pairs_of):
+    model, ct2, pt = pairs_of(kind)
+    for beams in (1, 4):
+        config = GenerationConfig(max_new_tokens=12, num_beams=beams)
+        got = ct2.generate(PROMPTS, config)
+        expected = pt.generate(PROMPTS, config)
+        assert [g.token_ids for g in got] == [g.token_ids for g in expected], beams
+        assert [g.text for g in got] == [g.text for g in expected]
+        assert [g.prompt_tokens for g in got] == [g.prompt_tokens for g in expected]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "bart"])
+def test_loglikelihoods_equal_pytorch_within_1e_4(kind, pairs_of):
+    model, ct2, pt = pairs_of(kind)
+    got, expected = ct2.loglikelihood(PAIRS), pt.loglikelihood(PAIRS)
+    for g, e in zip(got, expected):
+        assert g.num_tokens == e.num_tokens and g.num_tokens > 0
+        assert math.isclose(g.logprob, e.logprob, abs_tol=ATOL), (g, e)
+        assert g.is_greedy is None  # CTranslate2's scoring does not tell
+    if model.supports(Capability.CAUSAL_LM):
+        texts = corpus()[:4]
+        for g, e in zip(ct2.loglikelihood_rolling(texts), pt.loglikelihood_rolling(texts)):
+            assert g.num_tokens == e.num_tokens and math.isclose(g.logprob, e.logprob, abs_tol=ATOL), (g, e)
+
+
+@pytest.mark.slow
+def test_classifier_logits_equal_pytorch_within_1e_4(pairs_of):
+    _, ct2, pt = pairs_of("bert")
+    texts = corpus()[3:9]
+    torch.testing.assert_close(torch.tensor(ct2.classify(texts)), torch.tensor(pt.classify(texts)), atol=ATOL, rtol=0)
+
+
+@pytest.mark.slow
+def test_a_ctranslate2_run_never_builds_the_torch_model(tiny_folders, ct2_cache):
+    for kind in ("gpt2", "t5", "bert"):
+        model = HFFamily().load(str(tiny_folders[kind]))
+        runner = CTranslate2Backend().prepare(model, options={"cache_dir": str(ct2_cache), "threads": 1})
+        if kind == "bert":
+            runner.classify(PROMPTS)
+        else:
+            runner.generate(PROMPTS, GenerationConfig(max_new_tokens=4))
+            runner.loglikelihood(PAIRS[:2])
+        assert model.modules_built is False, kind
+
+
+@pytest.mark.slow
+def test_conversions_are_cached_by_content(tiny_folders, tmp_path):
+    folder = tmp_path / "gpt2"
+    shutil.copytree(tiny_folders["gpt2"], folder)
+    cache = tmp_path / "cache"
+    first = CTranslate2Backend().prepare(HFFamily().load(str(folder)), options={"cache_dir": str(cache)})
+    again = CTranslate2Backend().prepare(HFFamily().load(str(folder)), options={"cache_dir": str(cache)})
+    assert first.describe()["conversion"]["cache_hit"] is False and again.describe()["conversion"]["cache_hit"] is True
+    assert first.describe()["conversion"]["key"] == again.describe()["conversion"]["key"]
+    # A changed tokenizer file is a different model to convert (its vocabulary is part of the result).
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["model_max_length"] = 77
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    changed = CTranslate2Backend().prepare(HFFamily().load(str(folder)), options={"cache_dir": str(cache)})
+    assert changed.describe()["conversion"]["key"] != first.describe()["conversion"]["key"]
+    entries = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 2 and all((p / "model.bin").is_file() for p in entries)
+
+
+@pytest.mark.slow
+def test_int8_runs_and_stays_close_to_float32(tiny_folders, ct2_cache, pairs_of):
+    _, ct2, _ = pairs_of("gpt2")
+    model = HFFamily().load(str(tiny_folders["gpt2"]))
+    int8 = CTranslate2Backend().prepare(model, dtype="int8", options={"cache_dir": str(ct2_cache), "threads": 1})
+    assert int8.describe()["compute_type"] == "int8" and int8.describe()["conversion"]["cache_hit"] is True
+    config = GenerationConfig(max_new_tokens=8)
+    assert all(len(g.token_ids) == 8 for g in int8.generate(PROMPTS, config))
+    for q, f in zip(int8.loglikelihood(PAIRS), ct2.loglikelihood(PAIRS)):
+        assert q.num_tokens == f.num_tokens and abs(q.logprob - f.logprob) < 0.05 * abs(f.logprob) + 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpt2", "t5", "bert"])
+def test_a_batch_answers_as_its_requests_one_by_one(kind, tiny_folders, ct2_cache, monkeypatch):
+    monkeypatch.setenv("LLMOS_HUB_CACHE", str(ct2_cache.parent / "ct2-env-cache"))
+    check_backend(CTranslate2Backend(), HFFamily().load(str(tiny_folders[kind])), texts=PROMPTS, atol=ATOL)
+
+
+def test_stop_strings_cut_text_and_tokens_as_the_engine_does(pairs_of):
+    model, ct2, pt = pairs_of("gpt2")
+    free = ct2.generate(PROMPTS[:1], GenerationConfig(max_new_tokens=12))[0]
+    stop = model.tokenizer.decode(free.token_ids[3:5])
+    assert stop
+    config = GenerationConfig(max_new_tokens=12, stop=(stop,))
+    got, expected = ct2.generate(PROMPTS[:1], config)[0], pt.generate(PROMPTS[:1], config)[0]
+    assert got.token_ids == expected.token_ids and got.text == expected.text and stop not in got.text
+
+
+# -- refused before loading, in one line -------------------------------------------------------------
+def _info(tmp_path, config, capability):
+    from llmos_hub import Artifacts
+
+    folder = tmp_path / config["architectures"][0]
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    artifacts = Artifacts(folder=folder, layout="transformers", weights=(folder / "model.safetensors",),
+                          config_file=folder / "config.json")
+    return ModelInfo(capabilities=frozenset({capability}), artifacts=artifacts)
+
+
+def test_unsupported_models_are_refused_in_one_line(tmp_path):
+    backend = CTranslate2Backend()
+    cases = [
+        ({"architectures": ["XLNetLMHeadModel"], "model_type": "xlnet"}, Capability.CAUSAL_LM, "no loader for model_type 'xlnet'"),
+        ({"architectures": ["GPT2ForSequenceClassification"], "model_type": "gpt2"}, Capability.CLASSIFIER,
+         "to a generator, which cannot run GPT2ForSequenceClassification as a classifier"),
+        ({"architectures": ["BertForTokenClassification"], "model_type": "bert"}, Capability.CLASSIFIER,
+         "not BertForTokenClassification"),
+        ({"architectures": ["BartForConditionalGeneration"], "model_type": "bart", "encoder_attention_heads": 2,
+          "decoder_attention_heads": 4}, Capability.SEQ2SEQ, "2 encoder and 4 decoder attention heads"),
+    ]
+    for config, capability, message in cases:
+        reason = backend.check_model(_info(tmp_path, config, capability))
+        assert reason is not None and message in reason and "\n" not in reason, reason
+    ok = _info(tmp_path, {"architectures": ["MarianMTModel"], "model_type": "marian"}, Capability.SEQ2SEQ)
+    assert backend.check_model(ok) is None
+
+
+def test_nano_checkpoints_are_refused_with_the_reason():
+    from llmos_hub_nano.family import NanoFamily
+
+    family = NanoFamily()
+    if "lm-sample" not in family.available():
+        pytest.skip("no shipped nano checkpoint")
+    info = family.inspect("lm-sample")
+    reason = CTranslate2Backend().check_model(info)
+    assert reason is not None and "nano checkpoint" in reason and "pytorch or onnxruntime" in reason
+    with pytest.raises(UsageError, match="nano checkpoint"):
+        CTranslate2Backend().prepare(family.load("lm-sample"))
+
+
+def test_unknown_options_devices_and_dtypes_are_one_line_errors(tiny_folders):
+    model = HFFamily().load(str(tiny_folders["gpt2"]))
+    with pytest.raises(UsageError, match="has no option fast"):
+        CTranslate2Backend().prepare(model, options={"fast": True})
+    with pytest.raises(UsageError, match="runs float32 or int8"):
+        CTranslate2Backend().prepare(model, dtype="float16")
+    with pytest.raises(UsageError, match="cannot run on device 'tpu'"):
+        CTranslate2Backend().prepare(model, device="tpu")
+
+
+@pytest.mark.cuda
+def test_cuda_greedy_tokens_equal_the_cpu(tiny_folders, ct2_cache, pairs_of):
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        pytest.skip("CTranslate2 sees no CUDA device here")
+    _, cpu, _ = pairs_of("gpt2")
+    model = HFFamily().load(str(tiny_folders["gpt2"]))
+    cuda = CTranslate2Backend().prepare(model, device="cuda", options={"cache_dir": str(ct2_cache)})
+    config = GenerationConfig(max_new_tokens=8)
+    assert [g.token_ids for g in cuda.generate(PROMPTS, config)] == [g.token_ids for g in cpu.generate(PROMPTS, config)]
+    for a, b in zip(cuda.loglikelihood(PAIRS), cpu.loglikelihood(PAIRS)):
+        assert math.isclose(a.logprob, b.logprob, abs_tol=1e-3)
