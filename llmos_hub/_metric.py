@@ -66,3 +66,24 @@ class Metric(ABC):
     def per_example(self, prediction: Any, reference: Any, **options: Any) -> Mapping[str, float]:
         """Scores of a single example, for ``--log-samples`` (may be empty)."""
         return {}
+
+    def example_statistics(
+        self, predictions: Sequence[Any], references: Sequence[Any], **options: Any
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """Per-example data that paired significance tests need, per score key (may be empty).
+
+        Each entry is ``{"kind": K, "values": [...]}`` with one value per example, in order:
+
+        - ``"binary"``: 0/1 per example; the score is their mean (accuracy). Compared with the exact
+          McNemar test.
+        - ``"mean"``: a number per example; the score is their mean (ROUGE). Compared with a paired
+          sign-flip permutation test.
+        - ``"corpus"``: a row of sufficient statistics per example; the score is
+          :meth:`score_from_statistics` of their column sums (BLEU, chrF, perplexity). Compared with a
+          paired bootstrap over examples.
+        """
+        return {}
+
+    def score_from_statistics(self, key: str, sums: Any, **options: Any) -> Any:
+        """Score ``key`` for each row of summed ``"corpus"`` statistics (a resamples × k array)."""
+        raise NotImplementedError(f"metric {self.name!r} does not score from statistics")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,11 +119,22 @@ class ResultRecord:
         return record_stem(self.task, self.model, self.backend, self.config_hash) + ".json"
 
     def to_json(self) -> str:
-        return json.dumps(self.data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        """Indented JSON, with arrays of plain values kept on one line (the per-example table stays compact)."""
+        text = json.dumps(self.data, indent=2, sort_keys=True, ensure_ascii=False)
+        return _FLAT_ARRAY.sub(_one_line, text) + "\n"
 
     def save(self, folder: str | Path) -> Path:
         """Write the record atomically into ``folder``; returns its path."""
         return atomic_write(Path(folder) / self.filename(), self.to_json())
+
+
+#: An array holding no array or object. json.dumps escapes newlines inside strings, so every newline
+#: in its output is layout and may be removed without changing the document.
+_FLAT_ARRAY = re.compile(r"\[[^\[\]{}]*\]")
+
+
+def _one_line(match: re.Match[str]) -> str:
+    return re.sub(r"\n\s*", "", match.group(0)).replace(",", ", ") if "\n" in match.group(0) else match.group(0)
 
 
 def load_record(path: str | Path) -> ResultRecord:

@@ -119,6 +119,22 @@ class Task(ABC):
         """The prediction as text and per-example scores, for ``--log-samples``."""
         return {}
 
+    def example_statistics(
+        self,
+        examples: Sequence[Example],
+        answers: Sequence[Sequence[Any]],
+        *,
+        formulation: str,
+        labels: Sequence[str] | None = None,
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """Per score key, the per-example data paired tests need (see :meth:`Metric.example_statistics`).
+
+        Corpus entries also name the ``"metric"`` and its ``"options"``, so a comparison can recompute
+        the score from resampled statistics. Empty (the default) means comparisons fall back to the
+        unpaired test on standard errors.
+        """
+        return {}
+
     def describe(self) -> Mapping[str, Any]:
         """Everything that can change a number (prompt, fields, labels, metric options, generation,
         few-shot settings), as data: it is hashed into the run's identity and kept in the record."""

@@ -1,56 +1,62 @@
-"""Two records side by side: score deltas, whether they exceed their standard errors, speed ratios.
+"""Two records side by side: per-metric differences with a significance test, backend parity, speed ratios.
 
-Two scores differ meaningfully only if their difference is larger than the noise of both estimates:
-``|a - b| > z * sqrt(se_a² + se_b²)`` with ``z = 1.96`` (a 95% two-sided test, treating the two
-estimates as independent, which is conservative for runs on the same examples).
+Two runs of the same task on the same examples are compared pair by pair (:mod:`llmos_hub.stats`):
+the exact McNemar test for accuracy-type scores, a paired permutation test for per-example means
+(ROUGE), a paired bootstrap over examples for corpus scores (BLEU, chrF, macro-F1, perplexities). Each
+difference comes with its confidence interval, p-value and a verdict at ``alpha``. Without per-example
+data, or on different examples of the same task, the comparison falls back to the unpaired z-test on
+the two standard errors and says so. Two backends running one model also get a parity summary: how many
+answers are identical, the largest log-likelihood gap, whether any score differs significantly.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ._result import ResultRecord
+from .stats._paired import DEFAULT_ALPHA, Arm, Difference, compare_metric
 
-__all__ = ["Comparison", "ScoreDelta", "compare_records", "pair_by_backend"]
+__all__ = ["Comparison", "Difference", "Parity", "compare_records", "pair_by_backend"]
 
-Z_95 = 1.96
 _SPEED_KEYS = ("examples_per_second", "generated_tokens_per_second", "prompt_tokens_per_second", "load_seconds")
 
 
 @dataclass(frozen=True)
-class ScoreDelta:
-    metric: str
-    a: float | None
-    b: float | None
-    stderr_a: float | None
-    stderr_b: float | None
+class Parity:
+    """How closely two backends agree when running one model on the same examples."""
 
-    @property
-    def delta(self) -> float | None:
-        return None if self.a is None or self.b is None else self.b - self.a
+    examples: int
+    identical_outputs: int | None
+    max_loglikelihood_difference: float | None
+    any_significant: bool | None
 
-    @property
-    def significant(self) -> bool | None:
-        """True if the difference exceeds 1.96 combined standard errors; None if unknowable."""
-        if self.delta is None or self.stderr_a is None or self.stderr_b is None:
-            return None
-        combined = math.sqrt(self.stderr_a**2 + self.stderr_b**2)
-        if combined == 0:
-            return self.delta != 0
-        return abs(self.delta) > Z_95 * combined
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "examples": self.examples,
+            "identical_outputs": self.identical_outputs,
+            "max_loglikelihood_difference": self.max_loglikelihood_difference,
+            "any_significant_difference": self.any_significant,
+        }
+
+    def summary(self) -> str:
+        same = "-" if self.identical_outputs is None else f"{self.identical_outputs}/{self.examples}"
+        ll = "" if self.max_loglikelihood_difference is None else f"; largest log-likelihood difference {self.max_loglikelihood_difference:.3g}"
+        sig = {True: "a score differs significantly", False: "no score differs significantly", None: "significance unknown"}[self.any_significant]
+        return f"backend parity: identical outputs {same}{ll}; {sig}"
 
 
 @dataclass(frozen=True)
 class Comparison:
     a: ResultRecord
     b: ResultRecord
-    scores: list[ScoreDelta]
+    scores: list[Difference]
     speed: list[tuple[str, float | None, float | None]]
     comparable: bool
     note: str
+    alpha: float = DEFAULT_ALPHA
+    parity: Parity | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,31 +64,58 @@ class Comparison:
             "b": {"id": self.b.id, "model": self.b.model, "backend": self.b.backend, "task": self.b.task},
             "comparable": self.comparable,
             "note": self.note,
-            "scores": [
-                {"metric": s.metric, "a": s.a, "b": s.b, "delta": s.delta, "stderr_a": s.stderr_a, "stderr_b": s.stderr_b, "significant": s.significant}
-                for s in self.scores
-            ],
+            "alpha": self.alpha,
+            "scores": [s.to_dict() for s in self.scores],
+            "parity": self.parity.to_dict() if self.parity else None,
             "speed": [{"metric": k, "a": a, "b": b, "ratio_b_over_a": (b / a if a and b else None)} for k, a, b in self.speed],
         }
 
 
-def compare_records(a: ResultRecord, b: ResultRecord) -> Comparison:
+def _same_model(a: ResultRecord, b: ResultRecord) -> bool:
+    ma, mb = a.data["model"], b.data["model"]
+    return ma["ref"] == mb["ref"] and ma["weights_sha256"] == mb["weights_sha256"]
+
+
+def _parity(a: Arm, b: Arm, scores: list[Difference]) -> Parity | None:
+    if a.table is None or b.table is None or a.ids != b.ids:
+        return None
+    n = len(a.table["ids"])
+    oa, ob = a.table.get("outputs"), b.table.get("outputs")
+    identical = sum(x == y for x, y in zip(oa, ob)) if oa is not None and ob is not None else None
+    la, lb = a.table.get("loglikelihoods"), b.table.get("loglikelihoods")
+    gap = None
+    if la is not None and lb is not None and all(len(x) == len(y) for x, y in zip(la, lb)):
+        gaps = [abs(x - y) for xs, ys in zip(la, lb) for x, y in zip(xs, ys)]
+        gap = max(gaps) if gaps else None
+    tested = [s.significant for s in scores if s.significant is not None]
+    return Parity(n, identical, gap, any(tested) if tested else None)
+
+
+def compare_records(
+    a: ResultRecord, b: ResultRecord, *, alpha: float = DEFAULT_ALPHA, seed: int = 0, resamples: int = 1000
+) -> Comparison:
+    """Every score of B against A, tested pair by pair where the records allow it."""
     da, db = a.data, b.data
-    same_data = (
-        da["task"]["name"] == db["task"]["name"]
-        and da["task"]["version"] == db["task"]["version"]
-        and da["task"]["dataset_fingerprint"] == db["task"]["dataset_fingerprint"]
-    )
-    note = "same task, version and examples" if same_data else "different task, version or examples: scores are not comparable"
+    same_task = da["task"]["name"] == db["task"]["name"] and da["task"]["version"] == db["task"]["version"]
+    same_data = same_task and da["task"]["dataset_fingerprint"] == db["task"]["dataset_fingerprint"]
+    if same_data:
+        note = "same task, version and examples"
+    elif same_task:
+        note = "same task, different examples: unpaired tests only"
+    else:
+        note = "different task or version: scores are not comparable"
+    arm_a, arm_b = Arm(a), Arm(b)
     metrics = sorted(set(da["scores"]) | set(db["scores"]))
     scores = []
     for m in metrics:
-        sa, sb = da["scores"].get(m), db["scores"].get(m)
-        scores.append(
-            ScoreDelta(m, sa and sa["value"], sb and sb["value"], sa and sa.get("stderr"), sb and sb.get("stderr"))
-        )
+        diff = compare_metric(arm_a, arm_b, m, alpha=alpha, seed=seed, resamples=resamples)
+        if not same_task:
+            diff = Difference(**{**diff.__dict__, "method": "none", "paired": False, "ci": None, "p_value": None,
+                                 "note": "different tasks are not compared"})
+        scores.append(diff)
     speed = [(k, da["speed"].get(k), db["speed"].get(k)) for k in _SPEED_KEYS]
-    return Comparison(a, b, scores, speed, same_data, note)
+    parity = _parity(arm_a, arm_b, scores) if same_data and _same_model(a, b) else None
+    return Comparison(a, b, scores, speed, same_data, note, alpha, parity)
 
 
 def pair_by_backend(records: Iterable[ResultRecord], backend_a: str, backend_b: str) -> list[tuple[ResultRecord, ResultRecord]]:

@@ -25,6 +25,7 @@ from .._requests import Request, request_length
 from .._result import SCHEMA_ID, ResultRecord, config_hash
 from .._task import Task, TaskData
 from ..errors import LlmosHubError, UsageError
+from ..stats._table import example_table
 from ._environment import environment
 from ._spec import RunSpec
 
@@ -384,6 +385,7 @@ def finish(
         "speed": speed,
         "environment": got.environment,
         "samples_file": samples_path.name if samples_path is not None else None,
+        "per_example": example_table(task, examples, answered.answers, formulation=form.name, labels=model.labels),
     }
     return ResultRecord(_jsonable(record))
 

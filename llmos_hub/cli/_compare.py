@@ -13,12 +13,25 @@ from ._output import console, print_json
 @click.argument("a")
 @click.argument("b")
 @click.option("--dir", "folders", multiple=True, type=click.Path(path_type=Path), help="Folders of records when A and B are backend names (default: results).")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="Significance level of the tests (and 1 - confidence of the intervals).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutation resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def compare(a: str, b: str, folders: tuple[Path, ...], as_json: bool) -> None:
-    """Compare two record files, or two backends (e.g. pytorch onnxruntime) over the records in --dir."""
+def compare(a: str, b: str, folders: tuple[Path, ...], alpha: float, seed: int, as_json: bool) -> None:
+    """Compare two record files, or two backends (e.g. pytorch onnxruntime) over the records in --dir.
+
+    Scores of runs on the same examples are tested pair by pair (exact McNemar, paired permutation,
+    paired bootstrap); otherwise by the unpaired z-test on standard errors, which the output says.
+    """
+    import functools
+
+    from .. import compare as _compare
     from .._result import iter_records, load_record
-    from ..compare import compare_records, pair_by_backend
+    from ..compare import pair_by_backend
     from ..errors import UsageError
+
+    if not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1 (exclusive), not {alpha}; 0.05 is usual")
+    compare_records = functools.partial(_compare.compare_records, alpha=alpha, seed=seed)
 
     if Path(a).is_file() and Path(b).is_file():
         comparisons = [compare_records(load_record(a), load_record(b))]
@@ -55,15 +68,25 @@ def _print(comparisons: list) -> None:
 
     for c in comparisons:
         title = f"{c.a.task}: {c.a.model} [{c.a.backend}] (A) vs {c.b.model} [{c.b.backend}] (B) — {c.note}"
+        level = f"{100 * (1 - c.alpha):g}%"
         table = Table(title=Text(title), title_justify="left")
-        for col in ("metric", "A", "B", "B − A", "beyond noise?"):
+        for col in ("metric", "A", "B", "B − A", f"{level} CI", "p", "test", "verdict (B vs A)"):
             table.add_column(col)
+        notes = []
         for s in c.scores:
-            verdict = {True: "yes", False: "no (within standard errors)", None: "unknown"}[s.significant]
             a_txt = fmt_number(s.a) + (f" ± {fmt_number(s.stderr_a)}" if s.stderr_a is not None else "")
             b_txt = fmt_number(s.b) + (f" ± {fmt_number(s.stderr_b)}" if s.stderr_b is not None else "")
-            table.add_row(Text(s.metric), a_txt, b_txt, fmt_number(s.delta), verdict)
+            ci = "-" if s.ci is None else f"[{fmt_number(s.ci[0])}, {fmt_number(s.ci[1])}]"
+            p = "-" if s.p_value is None else f"{s.p_value:.3g}"
+            test = s.method + (" *" if s.note else "")
+            table.add_row(Text(s.metric), a_txt, b_txt, fmt_number(s.delta), ci, p, test, s.verdict)
+            if s.note:
+                notes.append(f"{s.metric}: {s.note}")
         for key, va, vb in c.speed:
             ratio = f"×{vb / va:.2f}" if va and vb else "-"
-            table.add_row(Text(key), fmt_number(va), fmt_number(vb), ratio, "")
+            table.add_row(Text(key), fmt_number(va), fmt_number(vb), ratio, "", "", "", "")
         console().print(table)
+        for note in dict.fromkeys(notes):
+            console().print(Text(f"  * {note}"))
+        if c.parity is not None:
+            console().print(Text(f"  {c.parity.summary()}"))

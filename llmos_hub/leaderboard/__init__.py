@@ -19,9 +19,9 @@ __all__ = ["FORMATS", "Board", "Row", "build_boards", "render", "render_markdown
 FORMATS = ("table", "markdown", "csv", "json", "html")
 
 
-def render(records: Iterable[ResultRecord], fmt: str) -> str:
+def render(records: Iterable[ResultRecord], fmt: str, *, alpha: float = 0.05) -> str:
     """The leaderboard of ``records`` as text in ``fmt`` (any of :data:`FORMATS` but ``table``)."""
-    boards = build_boards(records)
+    boards = build_boards(records, alpha=alpha)
     if fmt == "markdown":
         return _markdown_boards(boards)
     if fmt == "csv":

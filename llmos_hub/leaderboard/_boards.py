@@ -27,6 +27,10 @@ class Row:
     record: ResultRecord
     primary: float
     primary_stderr: float | None
+    #: The tied rank: the rank of the best row this one is not significantly different from.
+    band: int | None = None
+    #: What baseline the row is (e.g. "majority class of the train split"), None for a model.
+    baseline: str | None = None
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -40,6 +44,9 @@ class Row:
         d = self.data
         return {
             "rank": self.rank,
+            "band": self.band,
+            "baseline": self.baseline is not None,
+            "baseline_kind": self.baseline,
             "model": d["model"]["ref"],
             "backend": d["backend"]["name"],
             "device": d["backend"]["device"],
@@ -74,6 +81,10 @@ class Board:
     rows: list[Row] = field(default_factory=list)
     #: Set when the task has several boards, to tell them apart in titles.
     variant: int | None = None
+    #: How rank bands were tested: "paired", "unpaired", "mixed" (some pairs each way) or "none".
+    band_method: str = "none"
+    #: The significance level of the bands (Holm-corrected across the board).
+    alpha: float = 0.05
     #: Records left off this board, each named with the reason (a rerun of a configuration superseded).
     notes: list[str] = field(default_factory=list)
 
@@ -90,6 +101,8 @@ class Board:
             "primary_metric": self.primary_metric,
             "higher_is_better": self.higher_is_better,
             "title": self.title,
+            "band_method": self.band_method,
+            "band_alpha": self.alpha,
             "rows": [r.to_dict() for r in self.rows],
             "notes": list(self.notes),
         }
@@ -130,12 +143,15 @@ def _primary(record: ResultRecord) -> tuple[float, float | None, bool]:
     return float(score["value"]), score.get("stderr"), bool(score.get("higher_is_better", True))
 
 
-def build_boards(records: Iterable[ResultRecord]) -> list[Board]:
+def build_boards(records: Iterable[ResultRecord], *, alpha: float = 0.05, seed: int = 0) -> list[Board]:
     """Group records into boards (task, version, fingerprint) and rank each by its primary metric.
 
     When the same configuration hash appears more than once (a rerun), the newest record (by
     ``finished_at``) is ranked and every other one is named in the board's notes, never dropped silently.
+    Rows not significantly different at ``alpha`` share a rank band (see :mod:`._bands`).
     """
+    from ._bands import assign_bands
+
     newest: dict[str, ResultRecord] = {}
     superseded: dict[str, list[ResultRecord]] = {}
     for record in records:
@@ -172,6 +188,7 @@ def build_boards(records: Iterable[ResultRecord]) -> list[Board]:
                     f"record {old.data['id']} ({old.model} on {old.backend}, finished {old.data['finished_at']}) is "
                     f"superseded by the newer record {rec.data['id']} of the same configuration "
                     f"({rec.data['finished_at']})")
+        assign_bands(board, alpha=alpha, seed=seed)
         boards.append(board)
     _number_variants(boards)
     return boards

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 from ._boards import Board, Row
-from ._text import SPEED_COLUMNS, fmt_number, fmt_score
+from ._text import SPEED_COLUMNS, band_text, bands_note, fmt_number, fmt_score
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24;background:#fff}
@@ -22,7 +22,8 @@ th,td{border:1px solid #d0d7de;padding:.3rem .55rem;text-align:left;vertical-ali
 th{background:#f6f8fa;cursor:pointer;user-select:none}th.sorted-asc::after{content:" ▲"}th.sorted-desc::after{content:" ▼"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.8rem;word-break:break-all}
 .meta{color:#57606a;font-size:.85rem}svg{border:1px solid #d0d7de;background:#fcfcfd}
-.pt{fill:#0969da;opacity:.85}.axis{stroke:#57606a}.lbl{font-size:11px;fill:#1b1f24}.ax{font-size:11px;fill:#57606a}
+tr.baseline td{background:#f6f8fa;color:#57606a;font-style:italic}.tag{font-size:.75rem;border:1px solid #8c959f;border-radius:.6rem;padding:0 .35rem;margin-left:.3rem;font-style:normal}
+.pt{fill:#0969da;opacity:.85}.pt.base{fill:#8c959f}.axis{stroke:#57606a}.lbl{font-size:11px;fill:#1b1f24}.ax{font-size:11px;fill:#57606a}
 """
 
 _JS = """
@@ -110,7 +111,7 @@ def plot_svg(board: Board, width: int = 760, height: int = 340) -> str:
     for (row, speed), x, y in zip(points, xs, ys):
         label = f"{row.data['model']['ref']} / {row.data['backend']['name']}"
         parts.append(
-            f'<circle class="pt" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5"><title>{_e(label)}: '
+            f'<circle class="pt{" base" if row.baseline else ""}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5"><title>{_e(label)}: '
             f'{_e(fmt_number(row.primary))} at {_e(fmt_number(speed))}/s</title></circle>'
         )
         right_half = sx(x) > (left + width - right) / 2
@@ -132,13 +133,19 @@ def render_html(boards: Sequence[Board], *, title: str = "llmos-hub leaderboard"
             f'<p class="meta">Ranked by <b>{_e(board.primary_metric)}</b> ({arrow}); '
             f"dataset fingerprint <code>{_e(board.dataset_fingerprint[:16])}</code>. Click a header to sort.</p>"
         )
-        headers = ["#", "model", "backend", "device", "dtype", board.primary_metric, *[h for _, h in SPEED_COLUMNS], "config", "reproduce"]
+        body.append(f'<p class="meta">{_e(bands_note(board))} Baseline rows are greyed.</p>')
+        headers = ["#", "band", "model", "backend", "device", "dtype", board.primary_metric, *[h for _, h in SPEED_COLUMNS], "config", "reproduce"]
         body.append('<table class="board"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr></thead><tbody>")
         for row in board.rows:
             d = row.to_dict()
+            model_cell = _cell(d["model"])
+            if row.baseline:
+                model_cell = (f'<td data-sort="{_e(d["model"])}">{_e(d["model"])}'
+                              f'<span class="tag" title="{_e(row.baseline)}">baseline</span></td>')
             cells = [
                 _cell(str(row.rank), row.rank, num=True),
-                _cell(d["model"]),
+                _cell(band_text(row), row.band if row.band is not None else 1e9, num=True),
+                model_cell,
                 _cell(d["backend"] + (f" [{d['quantization']}]" if d["quantization"] else "")),
                 _cell(d["device"]),
                 _cell(d["dtype"]),
@@ -147,7 +154,7 @@ def render_html(boards: Sequence[Board], *, title: str = "llmos-hub leaderboard"
                 f'<td data-sort="{_e(d["config_hash"])}"><code>{_e(d["config_hash"][:12])}</code></td>',
                 f'<td data-sort="{_e(d["command"])}"><code>{_e(d["command"])}</code></td>',
             ]
-            body.append("<tr>" + "".join(cells) + "</tr>")
+            body.append(('<tr class="baseline">' if row.baseline else "<tr>") + "".join(cells) + "</tr>")
         body.append("</tbody></table>")
         body.append(plot_svg(board))
         body.append("</section>")

@@ -44,6 +44,26 @@ def _backend_label(row: Row) -> str:
     return f"{label} [{quant}]" if quant else label
 
 
+def model_label(row: Row) -> str:
+    """The model's reference, marked when the row is a baseline."""
+    ref = str(row.data["model"]["ref"])
+    return f"{ref} (baseline)" if row.baseline else ref
+
+
+def band_text(row: Row) -> str:
+    return "-" if row.band is None else str(row.band)
+
+
+def bands_note(board: Board) -> str:
+    """One sentence saying what the band column means on this board."""
+    how = {"paired": "paired tests on the same examples", "unpaired": "unpaired tests on standard errors",
+           "mixed": "paired tests where both records keep per-example data, unpaired otherwise"}.get(board.band_method)
+    if how is None:
+        return "Band: no test was possible; each row is its own band."
+    return (f"Band: rows sharing a band are not significantly different from the band's best row "
+            f"({how}, Holm-corrected across the board, alpha {board.alpha:g}).")
+
+
 def _other_scores(row: Row) -> str:
     return ", ".join(
         f"{k}={fmt_number(v['value'])}" for k, v in sorted(row.data["scores"].items()) if k != row.data["task"]["primary_metric"]
@@ -62,14 +82,16 @@ def render_markdown(boards: Sequence[Board]) -> str:
     for board in boards:
         arrow = "higher is better" if board.higher_is_better else "lower is better"
         parts.append(f"### {_md_cell(board.title)}\n")
-        parts.append(f"Ranked by `{board.primary_metric}` ({arrow}); dataset fingerprint `{board.dataset_fingerprint[:16]}`.\n")
-        header = ["#", "model", "backend", board.primary_metric, "other scores"] + [h for _, h in SPEED_COLUMNS] + ["config", "reproduce"]
+        parts.append(f"Ranked by `{board.primary_metric}` ({arrow}); dataset fingerprint `{board.dataset_fingerprint[:16]}`. "
+                     f"{bands_note(board)}\n")
+        header = ["#", "band", "model", "backend", board.primary_metric, "other scores"] + [h for _, h in SPEED_COLUMNS] + ["config", "reproduce"]
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + "---|" * len(header))
         for row in board.rows:
             cells = [
                 str(row.rank),
-                _md_cell(row.data["model"]["ref"]),
+                band_text(row),
+                _md_cell(row.data["model"]["ref"]) + (" *(baseline)*" if row.baseline else ""),
                 _md_cell(_backend_label(row)),
                 fmt_score(row),
                 _md_cell(_other_scores(row)),
@@ -91,7 +113,7 @@ def render_csv(boards: Sequence[Board]) -> str:
     score_names = sorted({k for _, r in rows for k in r["scores"]})
     out = io.StringIO()
     fields = [
-        "task", "task_version", "dataset_fingerprint", "rank", "model", "backend", "device", "dtype",
+        "task", "task_version", "dataset_fingerprint", "rank", "band", "band_method", "baseline", "baseline_kind", "model", "backend", "device", "dtype",
         "quantization", "primary_metric", "primary", "primary_stderr",
         *[f"score:{n}" for n in score_names],
         "examples_per_second", "generated_tokens_per_second", "prompt_tokens_per_second",
@@ -100,7 +122,8 @@ def render_csv(boards: Sequence[Board]) -> str:
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for board, r in rows:
-        flat: dict[str, Any] = dict(r, task=board.task, task_version=board.task_version, dataset_fingerprint=board.dataset_fingerprint)
+        flat: dict[str, Any] = dict(r, task=board.task, task_version=board.task_version, dataset_fingerprint=board.dataset_fingerprint,
+                                    band_method=board.band_method)
         for n in score_names:
             flat[f"score:{n}"] = r["scores"].get(n)
         writer.writerow(flat)
@@ -120,11 +143,13 @@ def rich_tables(boards: Sequence[Board]) -> list[Any]:
     for board in boards:
         arrow = "↑" if board.higher_is_better else "↓"
         table = Table(title=Text(f"{board.title} — {board.primary_metric} {arrow}"), title_justify="left")
-        for col in ("#", "model", "backend", board.primary_metric, "other scores", *[h for _, h in SPEED_COLUMNS], "config"):
+        table.caption = Text(bands_note(board))
+        table.caption_justify = "left"
+        for col in ("#", "band", "model", "backend", board.primary_metric, "other scores", *[h for _, h in SPEED_COLUMNS], "config"):
             table.add_column(col, overflow="fold")
         for row in board.rows:
             cells = (
-                str(row.rank), row.data["model"]["ref"], _backend_label(row), fmt_score(row), _other_scores(row),
+                str(row.rank), band_text(row), model_label(row), _backend_label(row), fmt_score(row), _other_scores(row),
                 *[fmt_number(row.speed(k)) for k, _ in SPEED_COLUMNS], row.data["config"]["hash"][:12],
             )
             table.add_row(*(Text(c) for c in cells))  # Text: record values are never read as markup

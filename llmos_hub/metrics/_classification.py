@@ -74,6 +74,15 @@ class Accuracy(_LabelMetric):
         self._options(options)
         return {"correct": float(prediction == reference)}
 
+    def example_statistics(
+        self, predictions: Sequence[Any], references: Sequence[Any], **options: Any
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """The right/wrong flag of every example (compared with the exact McNemar test)."""
+        self._options(options)
+        self._check_lengths(predictions, references)
+        preds, refs, _ = self._encode(predictions, references)
+        return {"accuracy": {"kind": "binary", "values": [int(p == r) for p, r in zip(preds, refs)]}}
+
 
 class MacroF1(_LabelMetric):
     """Macro-averaged F1 (0-1) over the labels seen in references or predictions; bootstrapped stderr."""
@@ -103,6 +112,19 @@ class MacroF1(_LabelMetric):
         """F1 is not defined per example; the example's correctness is what feeds it."""
         self._options(options)
         return {"correct": float(prediction == reference)}
+
+    def example_statistics(
+        self, predictions: Sequence[Any], references: Sequence[Any], **options: Any
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """Per example, one-hot [reference | prediction | both] rows over the labels seen."""
+        self._options(options)
+        self._check_lengths(predictions, references)
+        preds, refs, num_labels = self._encode(predictions, references)
+        rows = label_statistics(preds, refs, num_labels).astype(int).tolist()
+        return {"macro_f1": {"kind": "corpus", "values": rows}}
+
+    def score_from_statistics(self, key: str, sums: Any, **options: Any) -> Any:
+        return macro_f1_of_sums(np.asarray(sums, dtype=np.float64))
 
 
 def label_statistics(predictions: Sequence[int], references: Sequence[int], num_labels: int) -> np.ndarray:

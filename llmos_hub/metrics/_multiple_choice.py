@@ -124,6 +124,17 @@ class MultipleChoice(EvaluateMetric):
         per_example = result["per_example"]
         return {key: score(result[key], mean_stderr(per_example[key])) for key in KEYS}
 
+    def example_statistics(
+        self, predictions: Sequence[Any], references: Sequence[Any], **options: Any
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """Each example's right/wrong flag by each rule (compared with the exact McNemar test)."""
+        opts = self._options(options)
+        self._check_lengths(predictions, references)
+        examples, golds = self._validated(predictions, references, opts["num_choices"])
+        picks = [choose(e["logprobs"], e["choices"]) for e in examples]
+        return {key: {"kind": "binary", "values": [int(p[k] == g) for p, g in zip(picks, golds)]}
+                for k, key in enumerate(KEYS)}
+
     def per_example(self, prediction: Any, reference: Any, **options: Any) -> dict[str, float]:
         """The example's 0/1 scores and the chosen index by each rule (``chosen`` for acc)."""
         opts = self._options(options)

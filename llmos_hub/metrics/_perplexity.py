@@ -87,6 +87,23 @@ class Perplexity(EvaluateMetric):
             for key in KEYS
         }
 
+    def example_statistics(
+        self, predictions: Sequence[Any], references: Sequence[Any], **options: Any
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """Per document [logprob, tokens, words, bytes]; every score is a ratio of their sums."""
+        self._options(options)
+        self._check_lengths(predictions, references)
+        records = self._records(predictions)
+        texts = self._check_strings(references, "references (the documents' texts)")
+        result = self._evaluate(predictions=records, references=texts, return_statistics=True)
+        rows = [[float(r[0]), int(r[1]), int(r[2]), int(r[3])] for r in result["statistics"]]
+        return {key: {"kind": "corpus", "values": rows} for key in KEYS}
+
+    def score_from_statistics(self, key: str, sums: Any, **options: Any) -> Any:
+        if key not in KEYS:
+            raise UsageError(f"metric 'perplexity' has no score {key!r}; scores: {', '.join(KEYS)}")
+        return _ratio_statistic(key)(np.asarray(sums, dtype=np.float64))
+
     def per_example(self, prediction: Any, reference: Any, **options: Any) -> dict[str, float]:
         """The document's own scores; a score whose denominator is zero (empty text) is left out."""
         self._options(options)

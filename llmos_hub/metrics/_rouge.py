@@ -44,6 +44,20 @@ class Rouge(EvaluateMetric):
         per_example = result["per_example"]
         return {t: score(result[t], mean_stderr(per_example[t])) for t in ROUGE_TYPES}
 
+    def example_statistics(
+        self, predictions: Sequence[Any], references: Sequence[Any], **options: Any
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """Each example's F-measure per ROUGE type (the score is their mean)."""
+        opts = self._options(options)
+        self._check_lengths(predictions, references)
+        result = self._evaluate(
+            predictions=self._check_strings(predictions, "predictions"),
+            references=self._check_strings(references, "references"),
+            return_per_example=True,
+            **opts,
+        )
+        return {t: {"kind": "mean", "values": [float(v) for v in result["per_example"][t]]} for t in ROUGE_TYPES}
+
     def per_example(self, prediction: Any, reference: Any, **options: Any) -> dict[str, float]:
         """rouge_score's F-measures for one pair."""
         opts = self._options(options)

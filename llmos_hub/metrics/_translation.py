@@ -66,6 +66,25 @@ class _SacrebleuMetric(EvaluateMetric):
         )
         return {self.name: score(result[self.name], stderr, signature=result["signature"])}
 
+    def example_statistics(
+        self, predictions: Sequence[Any], references: Sequence[Any], **options: Any
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """sacrebleu's sufficient statistics of every sentence (resampled by the paired bootstrap)."""
+        opts = self._options(options)
+        self._check_lengths(predictions, references)
+        hypotheses = self._check_strings(predictions, "predictions")
+        result = self._evaluate(
+            predictions=hypotheses, references=self._references(references), return_statistics=True, **opts
+        )
+        rows = [[int(round(v)) for v in row] for row in result["statistics"]]
+        return {self.name: {"kind": "corpus", "values": rows}}
+
+    def score_from_statistics(self, key: str, sums: Any, **options: Any) -> Any:
+        """sacrebleu's corpus score of each row of summed statistics."""
+        metric = self._sacrebleu(self._options(options))
+        rows = np.rint(np.asarray(sums, dtype=np.float64)).astype(np.int64).tolist()
+        return np.array([metric._compute_score_from_stats(row).score for row in rows])
+
 
 class Bleu(_SacrebleuMetric):
     """Corpus BLEU (0-100) equal to ``sacrebleu.corpus_bleu``, with sacrebleu's signature."""

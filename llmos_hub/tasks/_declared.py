@@ -151,6 +151,23 @@ class DeclaredTask(Task):
                              f"scores ({', '.join(scores)}); fix 'primary_metric' in {self.spec.file}")
         return scores
 
+    def example_statistics(
+        self,
+        examples: Sequence[Example],
+        answers: Sequence[Sequence[Any]],
+        *,
+        formulation: str,
+        labels: Sequence[str] | None = None,
+    ) -> Mapping[str, Mapping[str, Any]]:
+        labels = self._check_labels(formulation, labels)
+        predictions = [self._prediction(ex, a, formulation, labels) for ex, a in zip(examples, answers)]
+        references = [self.spec.kind.reference(self, ex) for ex in examples]
+        table: dict[str, Mapping[str, Any]] = {}
+        for name, options in self.spec.metrics.items():
+            for key, entry in _metric(name).example_statistics(predictions, references, **options).items():
+                table[key] = {**entry, "metric": name, "options": dict(options)}
+        return table
+
     def per_example(
         self,
         example: Example,

@@ -1,0 +1,35 @@
+"""Hook implementations: the ``baseline`` model family and the ``baseline`` backend that answers for it.
+
+Importing this module imports nothing beyond the SDK; the factories import the family and backend.
+"""
+
+from __future__ import annotations
+
+from llmos_hub import hookimpl
+from llmos_hub.hookspecs import Register
+
+
+def _family():
+    from .family import BaselineFamily
+
+    return BaselineFamily()
+
+
+def _backend():
+    from .backend import BaselineBackend
+
+    return BaselineBackend()
+
+
+@hookimpl
+def register_models(register: Register) -> None:
+    register(
+        "baseline",
+        _family,
+        description="each task's trivial floor (majority class, copy source, first sentence, unigram LM, choice position): baseline:TASK",
+    )
+
+
+@hookimpl
+def register_backends(register: Register) -> None:
+    register("baseline", _backend, description="answers for baseline:TASK models (no torch, no weights)")
