@@ -165,6 +165,8 @@ class Backend(ABC):
         Called before the model loads. A backend that consumes files checks their layout and
         architecture here (``info.artifacts``); the default accepts any model with torch modules.
         """
+        if info.backends and self.name not in info.backends:
+            return f"the model runs only on {', '.join(info.backends)}; add --backend {info.backends[0]}"
         if "torch-modules" in self.consumes:
             return None
         layouts = {c.split(":", 1)[1] for c in self.consumes if c.startswith("files:")}

@@ -114,6 +114,9 @@ class ModelInfo:
     weights_sha256: str | None = None
     labels: tuple[str, ...] | None = None
     artifacts: Artifacts | None = None
+    #: When set, the only backends that can run the model (one with neither torch modules nor files,
+    #: such as ``baseline:...``); the first is its default when the user names no backend.
+    backends: tuple[str, ...] = ()
 
 
 class LoadedModel:

@@ -385,7 +385,7 @@ def finish(
         "speed": speed,
         "environment": got.environment,
         "samples_file": samples_path.name if samples_path is not None else None,
-        "per_example": example_table(task, examples, answered.answers, formulation=form.name, labels=model.labels),
+        "per_example": example_table(task, examples, answered.answers, formulation=got.formulation, labels=got.labels),
     }
     return ResultRecord(_jsonable(record))
 

@@ -250,7 +250,11 @@ def make_plan(
             info = infos[model]
             family, ref, revision = parse_model_ref(model)
             data = datasets[task.name]
-            for backend_name, backend, dt in variants:
+            model_variants = variants
+            if info is not None and info.backends and not backends:  # the model's own backend by default
+                own: Backend = host.get("backends", info.backends[0])
+                model_variants = [(info.backends[0], own, dt) for dt in dtypes if dt in own.dtypes]
+            for backend_name, backend, dt in model_variants:
                 reason = backend.check_model(info) if info is not None else None
                 if reason:
                     refused.append(f"{model} cannot run on {backend_name}: {reason}")
@@ -272,7 +276,7 @@ def make_plan(
                     limit=limit,
                     seed=seed,
                     generation=_generation(task, form),
-                    backend_options=dict(options_for[backend_name]) or None,
+                    backend_options=dict(options_for.get(backend_name) or {}) or None,
                     weights_sha256=info.weights_sha256 if info is not None else None,
                     task_sha256=description_hash,
                     formulation=form.name,

@@ -87,7 +87,7 @@ class BaselineFamily(ModelFamily):
         task, baseline = self._fit(ref)
         labels = tuple(baseline.params["labels"]) if baseline.strategy == "majority-class" else None
         return ModelInfo(capabilities=frozenset({_CAPABILITY[self.kind(ref)]}), weights_sha256=baseline.sha256,
-                         labels=labels)
+                         labels=labels, backends=("baseline",))
 
     def _fit(self, ref: str) -> tuple[Any, Baseline]:
         """The task and its fitted baseline (fitted once per reference)."""
