@@ -17,6 +17,7 @@ from .._backend import Backend
 from .._model import Capability, ModelFamily
 from .._task import Task, TaskData
 from ..errors import UnknownNameError, UsageError
+from ._data import PlannedData, load_planned
 from ._spec import RunSpec, parse_model_ref
 
 DEFAULT_SUITE = "default"
@@ -109,6 +110,7 @@ def make_plan(
     limit: int | None = None,
     seed: int = 0,
     backend_options: dict[str, Any] | None = None,
+    split: str | None = None,
 ) -> Plan:
     """Validate everything a bench needs and return one spec per compatible (model, task, backend)."""
     if limit is not None and limit < 1:
@@ -132,9 +134,9 @@ def make_plan(
     for model in model_args:
         parse_model_ref(model)
 
-    datasets: dict[str, TaskData] = {}
+    datasets: dict[str, PlannedData] = {}
     for _, task in resolved:  # parse and validate all data before any model loads
-        datasets[task.name] = task.load(limit=limit, seed=seed)
+        datasets[task.name] = load_planned(task, split=split, limit=limit, seed=seed)
 
     runs: list[PlannedRun] = []
     for arg, task in resolved:
@@ -146,7 +148,8 @@ def make_plan(
                 refused.append(f"{model} cannot run {task.name}: the task needs {task.capability}, the model has {have}")
                 continue
             family, ref, revision = parse_model_ref(model)
-            data = datasets[task.name]
+            planned = datasets[task.name]
+            data = planned.data
             for backend_name, dt in variants:
                 spec = RunSpec(
                     model=f"{family}:{ref}",
@@ -158,10 +161,11 @@ def make_plan(
                     device=device,
                     dtype=dt,
                     batch_size=_batch_size(batch_size, task),
-                    limit=limit,
+                    limit=planned.limit,
                     seed=seed,
                     generation=task.generation.to_dict() if task.generation else None,
                     backend_options=dict(backend_options) if backend_options else None,
+                    split=planned.split,
                 )
                 runs.append(PlannedRun(spec, task, data, arg))
     if not runs:

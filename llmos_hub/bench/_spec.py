@@ -30,6 +30,9 @@ class RunSpec:
     seed: int
     generation: dict[str, Any] | None
     backend_options: dict[str, Any] | None = None
+    #: A split other than the task's default (``--split``); omitted from the dict when ``None``, so
+    #: the hashes of configurations made before the field existed do not change.
+    split: str | None = None
 
     @property
     def family(self) -> str:
@@ -40,7 +43,10 @@ class RunSpec:
         return self.model.split(":", 1)[1]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        spec = asdict(self)
+        if spec["split"] is None:
+            del spec["split"]
+        return spec
 
     @property
     def hash(self) -> str:

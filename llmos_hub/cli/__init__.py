@@ -51,7 +51,8 @@ class _LazyGroup(click.Group):
         if target is None or not _available(cmd_name):
             return None
         module_name, attr = target.split(":")
-        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return _with_debug_option(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
@@ -83,6 +84,24 @@ class _LazyGroup(click.Group):
         except KeyboardInterrupt:
             _print_error("interrupted; finished result records are kept (rerun with --resume)")
             ctx.exit(130)
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj["debug"] = True
+        os.environ.setdefault("LLMOS_HUB_DEBUG", "1")
+
+
+def _with_debug_option(command: click.Command) -> click.Command:
+    """Accept ``--debug`` after the subcommand too (``llmos-hub bench --debug``), as users type it."""
+    if not any(isinstance(p, click.Option) and "--debug" in p.opts for p in command.params):
+        command.params.append(
+            click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+                         help="Show tracebacks instead of one-line errors (same as llmos-hub --debug).")
+        )
+    return command
 
 
 def _available(name: str) -> bool:

@@ -140,7 +140,8 @@ def _batch_size(value: str) -> int | str:
 @click.option("--dtype", "dtypes", multiple=True, default=("float32",), show_default=True, help="float32, bfloat16, float16 (CUDA), int8 (onnxruntime); repeatable (pairs a backend lacks are refused).")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE", help="Backend setting, e.g. threads=2 or exporter=torchscript; repeatable.")
 @click.option("--batch-size", default="auto", show_default=True, help="Requests per batch, or 'auto'.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use a seeded subsample of N examples per task.")
+@click.option("--split", default=None, metavar="NAME", help="Data split to score, e.g. validation. Default: each task's default split (test).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use a seeded subsample of N examples per task (all of them if N is larger).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and bootstrap standard errors.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True, help="Where result records are written.")
 @click.option("--log-samples", is_flag=True, help="Also write every example's input, output, reference and scores as jsonl.")
@@ -160,6 +161,7 @@ def bench(
     dtypes: tuple[str, ...],
     backend_options: tuple[str, ...],
     batch_size: str,
+    split: str | None,
     limit: int | None,
     seed: int,
     output_dir: Path,
@@ -183,7 +185,7 @@ def bench(
     size = _batch_size(batch_size)
     plan = make_plan(
         host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
-        batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
+        batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options), split=split,
     )
     for reason in plan.refused:
         err_console().print(f"[yellow]refused[/] {reason}", markup=True, highlight=False)
