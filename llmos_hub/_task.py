@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._backend import GenerationConfig
+from ._requests import GenerationConfig
 from ._metric import Score
 from ._model import Capability
 

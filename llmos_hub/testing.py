@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from ._backend import Backend, Generation, GenerationConfig, Loglikelihood
+from ._backend import Backend
+from ._requests import Generation, GenerationConfig, Loglikelihood
 from ._model import Capability, LoadedModel, ModelFamily
 from ._plugins import PluginHost, load_plugins
 from ._task import Task

@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._backend import Backend, GenerationConfig, Runner
+from .._backend import Backend, Runner
+from .._requests import GenerationConfig
 from .._fileio import atomic_write
 from .._model import LoadedModel, ModelFamily
 from .._result import SCHEMA_ID, ResultRecord

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._backend import Generation, Loglikelihood
+from .._requests import Generation, Loglikelihood
 from .._metric import Metric, Score
 from .._task import Example, Request, Task, TaskData
 from ..errors import UsageError

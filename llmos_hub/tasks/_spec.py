@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from .._backend import GenerationConfig
+from .._requests import GenerationConfig
 from ..errors import DataError, close_matches
 from ._kinds import KINDS, METRIC_KEYS, Kind
 
