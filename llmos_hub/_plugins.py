@@ -21,6 +21,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from ._api_version import declared_api_version
 from ._registry import KINDS, Entry, Owner, Registry
 from ._version import __version__
 from .errors import PluginError
@@ -51,6 +52,8 @@ class PluginInfo:
     builtin: bool
     status: str = "ok"  # "ok", "error" or "disabled"
     error: str | None = None
+    #: The plugin API version the plugin declares (``LLMOS_HUB_API_VERSION``); ``None`` if it declares none.
+    api_version: str | None = None
     hooks: list[str] = field(default_factory=list)
     registers: dict[str, list[str]] = field(default_factory=dict)
 
@@ -62,6 +65,7 @@ class PluginInfo:
             "builtin": self.builtin,
             "status": self.status,
             "error": self.error,
+            "api_version": self.api_version,
             "hooks": self.hooks,
             "registers": self.registers,
         }
@@ -140,6 +144,7 @@ class PluginHost:
                 raise PluginError(f"plugin {info.name} ({info.distribution}): {info.error}") from exc
 
     def _register(self, info: PluginInfo, plugin: object) -> None:
+        info.api_version = declared_api_version(plugin)  # refuses an unsupported version, naming both
         try:
             self.pm.register(plugin, name=info.name)
         except pluggy.PluginValidationError as exc:

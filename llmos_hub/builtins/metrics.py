@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..hookspecs import Register, hookimpl
+from ..hookspecs import API_VERSION, Register, hookimpl
+
+LLMOS_HUB_API_VERSION = API_VERSION
 
 
 @hookimpl

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..hookspecs import Register, hookimpl
+from ..hookspecs import API_VERSION, Register, hookimpl
+
+LLMOS_HUB_API_VERSION = API_VERSION
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks" / "builtin"
 
