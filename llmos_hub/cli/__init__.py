@@ -34,7 +34,7 @@ _HELP = {
     "compare": "Show two records or backends side by side with deltas.",
     "leaderboard": "Rank result records per task (table, markdown, csv, json, html).",
     "list": "List installed models, tasks, backends, metrics or suites.",
-    "new": "Scaffold a new plugin (task, backend or model).",
+    "new": "Scaffold a new plugin (task, model, backend or metric).",
     "plugins": "Show installed plugins, what they register, and their status.",
     "publish": "Publish result records to a dataset repo on the Hugging Face Hub.",
 }
