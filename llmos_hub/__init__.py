@@ -21,7 +21,8 @@ from ._requests import (
 )
 from ._plugins import PluginHost, PluginInfo, load_plugins
 from ._result import ResultRecord, load_record
-from ._task import Example, Request, Task, TaskData
+from ._requests import Request
+from ._task import Example, Formulation, Task, TaskData, TaskKind
 from ._version import __version__
 from .errors import DataError, LlmosHubError, PluginError, UnknownNameError, UsageError
 from .hookspecs import hookimpl
@@ -33,6 +34,7 @@ __all__ = [
     "ClassifyRequest",
     "DataError",
     "Example",
+    "Formulation",
     "GenerateRequest",
     "Generation",
     "GenerationConfig",
@@ -55,6 +57,7 @@ __all__ = [
     "Score",
     "Task",
     "TaskData",
+    "TaskKind",
     "Tokenizer",
     "UnknownNameError",
     "UsageError",

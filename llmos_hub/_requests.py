@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "Answer",
@@ -95,41 +95,51 @@ class RequestType(str, enum.Enum):
         return self.value
 
 
+class Request:
+    """One question for a runner; its subclass says which (``request.type`` is its :class:`RequestType`).
+
+    Requests are frozen dataclasses, so equal requests compare equal and a task's requests can be
+    checked for determinism.
+    """
+
+    type: ClassVar[RequestType]
+
+
 @dataclass(frozen=True)
-class GenerateRequest:
+class GenerateRequest(Request):
     """Generate from ``text`` with ``config`` (greedy or beam, stop strings, EOS)."""
 
     text: str
     config: GenerationConfig = field(default_factory=GenerationConfig)
-    type: RequestType = field(default=RequestType.GENERATE, init=False)
+    type: ClassVar[RequestType] = RequestType.GENERATE
 
 
 @dataclass(frozen=True)
-class LoglikelihoodRequest:
+class LoglikelihoodRequest(Request):
     """The log-probability of ``continuation`` right after ``context`` (a seq2seq model: target given source)."""
 
     context: str
     continuation: str
-    type: RequestType = field(default=RequestType.LOGLIKELIHOOD, init=False)
+    type: ClassVar[RequestType] = RequestType.LOGLIKELIHOOD
 
 
 @dataclass(frozen=True)
-class RollingRequest:
+class RollingRequest(Request):
     """The log-probability of the whole ``text``, scoring every token once (rolling windows)."""
 
     text: str
-    type: RequestType = field(default=RequestType.ROLLING, init=False)
+    type: ClassVar[RequestType] = RequestType.ROLLING
 
 
 @dataclass(frozen=True)
-class ClassifyRequest:
+class ClassifyRequest(Request):
     """The classifier head's logits for ``text``."""
 
     text: str
-    type: RequestType = field(default=RequestType.CLASSIFY, init=False)
+    type: ClassVar[RequestType] = RequestType.CLASSIFY
 
 
-Request = Union[GenerateRequest, LoglikelihoodRequest, RollingRequest, ClassifyRequest]
+#: What a runner answers: a :class:`Generation`, a :class:`Loglikelihood`, or a classifier's logits.
 Answer = Union[Generation, Loglikelihood, list]
 
 

@@ -40,6 +40,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -59,7 +60,7 @@ from ._requests import (
     RequestType,
     RollingRequest,
 )
-from ._task import Example, Task
+from ._task import Example, Formulation, Task, TaskKind
 from .errors import LlmosHubError
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "check_model_family",
     "check_plugin",
     "check_task",
+    "check_task_kind",
     "llmos_hub_host",
 ]
 
@@ -84,14 +86,10 @@ HEAVY_MODULES: tuple[str, ...] = (
 #: The score of a perfect answer for the score keys of the built-in metrics (and common plugin ones).
 PERFECT_SCORES: dict[str, float] = {
     "accuracy": 1.0, "macro_f1": 1.0, "exact_match": 1.0, "bleu": 100.0, "chrf": 100.0,
+    "acc": 1.0, "acc_norm": 1.0, "acc_bytes": 1.0,
     "rouge1": 1.0, "rougeL": 1.0, "rougeLsum": 1.0,
 }
 
-_REQUEST_FOR = {
-    Capability.CAUSAL_LM: {"loglikelihood_rolling", "loglikelihood", "generate"},
-    Capability.SEQ2SEQ: {"generate", "loglikelihood"},
-    Capability.CLASSIFIER: {"classify"},
-}
 
 #: Dtypes tried, in order, to find one a backend does not claim (it must refuse it).
 _CANDIDATE_DTYPES = ("float64", "int4", "float8_e4m3fn", "int8", "float16", "bfloat16")
@@ -150,7 +148,9 @@ def check_plugin(plugin: object, *, name: str = "plugin-under-test", check_impor
 
 # -- tasks ---------------------------------------------------------------------------------------------
 def check_task(task: Task, *, limit: int = 5, seed: int = 0, labels: Sequence[str] | None = None) -> None:
-    """A task subsamples deterministically, makes answerable requests and gives gold answers a perfect score.
+    """A task subsamples deterministically, every formulation makes requests of its declared types
+    (the same ones for the same seed), and gold answers score perfectly under every formulation that
+    can be given gold answers.
 
     ``labels`` are a classification task's label names in a model's order (default: the task's own).
     """
@@ -160,12 +160,36 @@ def check_task(task: Task, *, limit: int = 5, seed: int = 0, labels: Sequence[st
     assert task.primary_metric, "a task needs a primary metric"
     _check_subsampling(task, limit=limit, seed=seed)
     data = task.load(limit=limit, seed=seed)
-    allowed = _REQUEST_FOR[Capability(task.capability)]
-    for example in data.examples:
-        request = task.request(example)
-        kind = str(getattr(request, "kind", getattr(request, "type", "")))
-        assert kind in allowed, f"{kind} requests cannot be answered by a {task.capability} model"
-    _check_gold(task, list(data.examples), labels=labels, seed=seed)
+    forms = list(task.formulations())
+    assert forms, "a task offers at least one formulation"
+    assert len({f.name for f in forms}) == len(forms), "formulation names must be distinct"
+    for form in forms:
+        for example in data.examples:
+            requests = task.requests(example, formulation=form.name, seed=seed)
+            assert requests, f"formulation {form.name} made no request for example {example.id}"
+            for request in requests:
+                assert request.type in form.request_types, (
+                    f"formulation {form.name} made a {request.type} request; it declares "
+                    f"{', '.join(sorted(map(str, form.request_types)))}")
+            assert requests == task.requests(example, formulation=form.name, seed=seed), \
+                "requests must be deterministic for a seed"
+        _check_gold(task, form, list(data.examples), labels=labels, seed=seed)
+
+
+def check_task_kind(kind: TaskKind, task_file: str | Path, *, limit: int = 5, seed: int = 0) -> None:
+    """A task kind declares distinct formulations, default metrics and a primary score, and a task file
+    of that kind parses and passes :func:`check_task` (every formulation makes requests of its declared
+    types, deterministically; gold answers score perfectly)."""
+    from .tasks import task_from_file
+
+    assert isinstance(kind, TaskKind), f"{kind!r} is not a llmos_hub.TaskKind"
+    assert re.match(r"^[a-z0-9][a-z0-9-]*$", kind.name), f"bad task kind name {kind.name!r}"
+    forms = list(kind.formulations())
+    assert forms and len({f.name for f in forms}) == len(forms), "distinct, non-empty formulations"
+    assert kind.default_metrics and kind.default_primary, "a kind names default metrics and a primary score"
+    task = task_from_file(task_file)
+    assert task.spec.kind is kind or task.spec.kind.name == kind.name, "the task file is not of this kind"
+    check_task(task, limit=limit, seed=seed)
 
 
 def _check_subsampling(task: Task, *, limit: int, seed: int) -> None:
@@ -174,14 +198,14 @@ def _check_subsampling(task: Task, *, limit: int, seed: int) -> None:
     again = task.load(limit=limit, seed=seed)
     assert first.examples, "the task loaded no examples"
     assert len(first.examples) == min(limit, len(full.examples)), "limit must give min(limit, size) examples"
-    assert [e.id for e in first.examples] == [e.id for e in again.examples], "the same limit and seed must give the same examples"
+    ids = [e.id for e in first.examples]
+    assert ids == [e.id for e in again.examples], "the same limit and seed must give the same examples"
     assert first.fingerprint == again.fingerprint, "the same limit and seed must give the same fingerprint"
     assert re.fullmatch(r"[0-9a-f]{64}", first.fingerprint), "the fingerprint must be a sha256 hex digest"
     order = {e.id: i for i, e in enumerate(full.examples)}
-    assert all(e.id in order for e in first.examples), "a subsample must hold examples of the split"
-    positions = [order[e.id] for e in first.examples]
+    assert all(i in order for i in ids), "a subsample must hold examples of the split"
+    positions = [order[i] for i in ids]
     assert positions == sorted(positions), "a subsample keeps the split's order"
-    ids = [e.id for e in first.examples]
     if len(full.examples) > limit + 1:
         others = [[e.id for e in task.load(limit=limit, seed=s).examples] for s in range(seed + 1, seed + 4)]
         assert any(o != ids for o in others), "the seed must change the subsample"
@@ -189,31 +213,68 @@ def _check_subsampling(task: Task, *, limit: int, seed: int) -> None:
         assert first.fingerprint == full.fingerprint, "a limit at or above the size keeps every example"
 
 
-def _gold_output(task: Task, example: Example, labels: Sequence[str] | None) -> Any:
-    kind = str(getattr(task.request(example), "kind", ""))
-    if kind == "generate":
-        return Generation(example.target, tuple(range(len(example.target.split()))), len(example.input.split()))
-    if kind == "classify" and labels:
-        return [10.0 if label == example.target else 0.0 for label in labels]
-    return None
+def _reference_text(target: Any) -> str:
+    return str(target[0]) if isinstance(target, (list, tuple)) and target else str(target)
 
 
-def _check_gold(task: Task, examples: list[Example], *, labels: Sequence[str] | None, seed: int) -> None:
+def _candidate_answers(requests: Sequence[Any], example: Example, labels: Sequence[str]) -> list[list[Any]]:
+    """Answer sets that could be the gold one: for log-likelihood requests, each request in turn the most
+    likely; for generation, the reference text; for a classifier, the gold label's logit highest."""
+    types = {r.type for r in requests}
+    if types == {RequestType.GENERATE}:
+        text = _reference_text(example.target)
+        return [[Generation(text, tuple(range(len(text.split()))), 0) for _ in requests]]
+    if types == {RequestType.CLASSIFY} and labels:
+        return [[[10.0 if label == str(example.target) else 0.0 for label in labels] for _ in requests]]
+    if types == {RequestType.LOGLIKELIHOOD}:
+        return [[Loglikelihood(-1.0 if i == best else -50.0, 1, i == best) for i in range(len(requests))]
+                for best in range(len(requests))]
+    return []  # rolling log-likelihoods (language modelling) have no gold answer
+
+
+def _gold_request(task: Task, kind: Any, form: Formulation, example: Example, candidates: list[list[Any]],
+                  labels: Sequence[str]) -> int | None:
+    """The index of the request a gold answer makes most likely (``None`` when it cannot be told)."""
+    target = example.target
+    if isinstance(target, int) and not isinstance(target, bool) and 0 <= target < len(candidates):
+        return target  # multiple choice: the index of the right choice
+    declared = list(getattr(task, "labels", None) or labels)
+    if isinstance(target, str) and target in declared and len(declared) == len(candidates):
+        return declared.index(target)  # classification by log-likelihood: one request per label, in order
+    if kind is None:
+        return None
+    reference = kind.reference(task, example)
+    matching = [i for i, c in enumerate(candidates) if kind.prediction(task, example, c, form.name, labels or None) == reference]
+    assert matching, f"formulation {form.name}: no answer makes example {example.id}'s prediction its reference"
+    return matching[0]
+
+
+def _check_gold(task: Task, form: Formulation, examples: list[Example], *, labels: Sequence[str] | None, seed: int) -> None:
     labels = list(labels or getattr(task, "labels", None) or [])
-    outputs = [_gold_output(task, ex, labels) for ex in examples]
-    if any(o is None for o in outputs):  # language modelling: no gold answer to give
-        return
-    scores = task.score(examples, outputs, labels=labels or None, seed=seed)
+    kind = getattr(getattr(task, "spec", None), "kind", None)
+    gold: list[list[Any]] = []
+    for example in examples:
+        candidates = _candidate_answers(task.requests(example, formulation=form.name, seed=seed), example, labels)
+        if not candidates:
+            return
+        if len(candidates) > 1:  # which request is the gold one: a choice index, a label, or the kind says
+            best = _gold_request(task, kind, form, example, candidates, labels)
+            if best is None:
+                return
+            candidates = [candidates[best]]
+        gold.append(candidates[0])
+    scores = task.score(examples, gold, formulation=form.name, labels=labels or None, seed=seed)
     primary = scores[task.primary_metric]
     perfect = PERFECT_SCORES.get(task.primary_metric)
     if perfect is not None:
         assert math.isclose(primary.value, perfect, rel_tol=1e-9, abs_tol=1e-9), (
-            f"gold answers score {task.primary_metric}={primary.value}, not the perfect {perfect}"
+            f"formulation {form.name}: gold answers score {task.primary_metric}={primary.value}, not the perfect {perfect}"
         )
-    elif len(examples) > 1:  # a metric we do not know: gold must beat (or tie) wrong answers
-        shifted = task.score(examples, outputs[1:] + outputs[:1], labels=labels or None, seed=seed)[task.primary_metric]
+    elif len(examples) > 1:  # a metric we do not know: gold must beat (or tie) shifted answers
+        shifted = task.score(examples, gold[1:] + gold[:1], formulation=form.name, labels=labels or None,
+                             seed=seed)[task.primary_metric]
         better = primary.value >= shifted.value if primary.higher_is_better else primary.value <= shifted.value
-        assert better, f"gold answers score {primary.value}, worse than shuffled answers ({shifted.value})"
+        assert better, f"gold answers score {primary.value}, worse than shifted answers ({shifted.value})"
 
 
 # -- metrics -------------------------------------------------------------------------------------------

@@ -14,14 +14,16 @@ import pytest
 from llmos_hub import (
     Backend,
     Capability,
+    ClassifyRequest,
     Example,
+    Formulation,
     Generation,
     GenerationConfig,
     LoadedModel,
     Loglikelihood,
     Metric,
     Provenance,
-    Request,
+    RequestType,
     Runner,
     Score,
     Task,
@@ -164,11 +166,13 @@ def test_each_broken_rule_fails_the_backend_check(flaw, message, toy_model):
 class ToyTask(Task):
     name = "toy-task"
     primary_metric = "accuracy"
-    capability = Capability.CLASSIFIER
     labels = ("even", "odd")
 
     def __init__(self, flaw: str = "") -> None:
         self.flaw = flaw
+
+    def formulations(self):
+        return [Formulation("logits", frozenset({RequestType.CLASSIFY}), capability=Capability.CLASSIFIER, needs_labels=True)]
 
     def load(self, *, split=None, limit=None, seed=0) -> TaskData:
         examples = [Example(str(i), "x" * i, "even" if i % 2 == 0 else "odd") for i in range(20)]
@@ -178,11 +182,11 @@ class ToyTask(Task):
         digest = hashlib.sha256(",".join(e.id for e in examples).encode()).hexdigest()
         return TaskData(examples, digest, "toy", "test")
 
-    def request(self, example: Example) -> Request:
-        return Request("classify", example.input)
+    def requests(self, example, *, formulation, seed=0):
+        return [ClassifyRequest(example.input)]
 
-    def score(self, examples, outputs, *, labels=None, seed=0):
-        predicted = [labels[max(range(len(o)), key=o.__getitem__)] for o in outputs]
+    def score(self, examples, answers, *, formulation, labels=None, seed=0):
+        predicted = [labels[max(range(len(a[0])), key=a[0].__getitem__)] for a in answers]
         if self.flaw == "inverted":
             predicted = ["odd" if p == "even" else "even" for p in predicted]
         hits = [p == e.target for p, e in zip(predicted, examples)]
@@ -205,7 +209,7 @@ def test_bundled_task_gold_answers_score_perfectly():
     from llmos_hub import load_plugins
 
     host = load_plugins(autoload=False, extra=[("fake", FakePlugin())])
-    for name in ("classification-sample", "translation-sample", "summarization-sample", "lm-sample"):
+    for name in ("classification-sample", "translation-sample", "summarization-sample", "lm-sample", "multiple-choice-sample"):
         check_task(host.get("tasks", name), limit=6)
 
 
