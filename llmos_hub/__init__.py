@@ -7,6 +7,7 @@ Importing this package loads no torch, onnxruntime, transformers, datasets or ev
 """
 
 from ._backend import Backend, Runner
+from ._fileio import atomic_write
 from ._metric import Metric, Score
 from ._model import Artifacts, Capability, LoadedModel, ModelFamily, ModelInfo, Provenance, Tokenizer
 from ._requests import (
@@ -19,7 +20,7 @@ from ._requests import (
     RequestType,
     RollingRequest,
 )
-from ._plugins import PluginHost, PluginInfo, load_plugins
+from ._plugins import PluginHost, PluginInfo, default_host, load_plugins
 from ._result import ResultRecord, load_record
 from ._requests import Request
 from ._task import Example, Formulation, Task, TaskData, TaskKind
@@ -62,6 +63,8 @@ __all__ = [
     "UnknownNameError",
     "UsageError",
     "__version__",
+    "atomic_write",
+    "default_host",
     "hookimpl",
     "load_plugins",
 ]

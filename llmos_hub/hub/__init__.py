@@ -10,7 +10,7 @@ never printed, logged or written. Importing this package does not import ``huggi
 """
 
 from ._auth import HubAuth, resolve_auth
-from ._errors import ConflictError, HubError, ServerError
+from ._errors import ConflictError, HubError, ServerError, hub_call
 from ._fetch import fetch_records
 from ._publish import PublishResult, publish, retry_command
 
@@ -21,6 +21,7 @@ __all__ = [
     "PublishResult",
     "ServerError",
     "fetch_records",
+    "hub_call",
     "publish",
     "resolve_auth",
     "retry_command",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from llmos_hub import DataError
-from llmos_hub._fileio import atomic_write
+from llmos_hub import atomic_write
 
 from .config import NanoConfig, read_config
 

@@ -162,7 +162,7 @@ def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int 
     import torch
 
     from llmos_hub import UsageError
-    from llmos_hub._plugins import default_host
+    from llmos_hub import default_host
 
     from .checkpoint import save_checkpoint
     from .evaluation import evaluate

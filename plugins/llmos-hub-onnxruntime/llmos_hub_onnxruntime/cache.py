@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from llmos_hub import LoadedModel, UsageError
-from llmos_hub._fileio import atomic_write
+from llmos_hub import atomic_write
 
 __all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "default_cache_dir", "export_key", "modules_digest"]
 
