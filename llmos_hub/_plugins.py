@@ -16,13 +16,17 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, overload
 
 import pluggy
 
 from . import hookspecs
 from ._api_version import declared_api_version
-from ._registry import KINDS, Entry, Owner, Registry
+from ._backend import Backend
+from ._metric import Metric
+from ._model import ModelFamily
+from ._registry import KINDS, Entry, Owner, Registry, Suite
+from ._task import Task, TaskKind
 from ._version import __version__
 from .errors import PluginError
 
@@ -189,8 +193,22 @@ class PluginHost:
         return staged
 
     # -- queries ---------------------------------------------------------------------------
-    def get(self, kind: str, name: str) -> Any:
-        """The model family, task, backend, metric or suite called ``name``."""
+    @overload
+    def get(self, kind: Literal["models"], name: str) -> ModelFamily: ...
+    @overload
+    def get(self, kind: Literal["tasks"], name: str) -> Task: ...
+    @overload
+    def get(self, kind: Literal["backends"], name: str) -> Backend: ...
+    @overload
+    def get(self, kind: Literal["metrics"], name: str) -> Metric: ...
+    @overload
+    def get(self, kind: Literal["suites"], name: str) -> Suite: ...
+    @overload
+    def get(self, kind: Literal["task_kinds"], name: str) -> TaskKind: ...
+    @overload
+    def get(self, kind: str, name: str) -> object: ...
+    def get(self, kind: str, name: str) -> object:
+        """The model family, task, backend, metric, suite or task kind called ``name``, typed by ``kind``."""
         return self.registry.get(kind, name)
 
     def plugin_versions(self) -> dict[str, str]:

@@ -33,7 +33,7 @@ A plugin that states no version is loaded as if written for the current one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import pluggy
 
@@ -71,7 +71,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 class Register(Protocol):
     """The callback passed to every ``register_*`` hook."""
 
-    def __call__(self, name: str, factory: Callable[[], Any], *, description: str = "") -> None: ...
+    def __call__(self, name: str, factory: Callable[[], object], *, description: str = "") -> None: ...
 
 
 @hookspec
