@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
 from typing import Any, Literal, overload
 
@@ -118,7 +119,7 @@ class PluginHost:
         self._loaded = True
         for module_name in BUILTIN_PLUGINS:
             info = PluginInfo(module_name, "llmos-hub", __version__, builtin=True)
-            self._add(info, lambda m=module_name: importlib.import_module(m))
+            self._add(info, partial(importlib.import_module, module_name))
         if self.autoload:
             for ep in _entry_points():
                 dist = ep.dist.name if ep.dist is not None else ep.value.split(":")[0]
@@ -127,7 +128,7 @@ class PluginHost:
                 self._add(info, ep.load)
         for name, obj in self._extra:
             info = PluginInfo(name, name, "unknown", builtin=False)
-            self._add(info, lambda obj=obj: obj)
+            self._add(info, partial(_same, obj))
         return self
 
     def _is_disabled(self, info: PluginInfo) -> bool:
@@ -214,6 +215,10 @@ class PluginHost:
     def plugin_versions(self) -> dict[str, str]:
         """Every loaded distribution and its version, for a result's provenance."""
         return {p.distribution: p.version for p in self.plugins if p.status == "ok"}
+
+
+def _same(value: object) -> object:
+    return value
 
 
 def _make_register(kind: str, owner: Owner, staged: list[Entry]) -> Callable[..., None]:

@@ -495,7 +495,8 @@ class StepRunner(Runner, Generic[StateT, OutT]):
         """Score causal ``(context, continuation)`` pairs: the input is ``(context + continuation)[:-1]``
         cut to the model's last ``max_length`` tokens, as lm-evaluation-harness feeds it."""
         max_length = int(self.model.max_length)
-        inputs, targets = [], []
+        inputs: list[list[int]] = []
+        targets: list[list[int]] = []
         for context, continuation in pairs:
             if not continuation:  # nothing to score; any non-empty input will do
                 inputs.append(list(context)[-max_length:])

@@ -8,6 +8,7 @@ become one red line and the error's exit status; ``--debug`` shows the traceback
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from typing import Any
 

@@ -13,6 +13,7 @@ Every entry carries a ``source`` URL pointing back to the full record in the res
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import yaml
 
@@ -99,7 +100,8 @@ def merge_model_index(
         reason = " ".join(str(exc).split())[:160]
         raise HubError(f"the card (README.md) of model repo {model_repo} has front matter that does not parse "
                        f"({reason}); fix it on the Hub, then publish again") from None
-    existing = list(card.data.eval_results or [])
+    data: Any = card.data  # a ModelCardData; the base CardData type lacks its fields
+    existing = list(data.eval_results or [])
     for record, url in records:
         for new in _eval_results(record, url):
             for i, old in enumerate(existing):
@@ -108,9 +110,9 @@ def merge_model_index(
                     break
             else:
                 existing.append(new)
-    card.data.eval_results = existing
-    if not card.data.model_name:
-        card.data.model_name = model_repo.split("/")[-1]
+    data.eval_results = existing
+    if not data.model_name:
+        data.model_name = model_repo.split("/")[-1]
     return str(card)
 
 
