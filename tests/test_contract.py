@@ -185,3 +185,27 @@ def test_new_formulations_agree_across_backends_and_batch_sizes(host, task):
                     assert a.token_ids == b.token_ids and a.text == b.text
                 else:
                     assert a.logprob == pytest.approx(b.logprob, abs=1e-5) and a.num_tokens == b.num_tokens
+
+
+@pytest.mark.slow
+def test_a_tiny_gpt2_runs_every_bundled_task_on_both_backends(host, tmp_path):
+    """``hf:`` GPT-2 (decoder-only): classification by label log-likelihood, translation and summarization
+    by prompt, language modelling, multiple choice; pytorch and onnxruntime agree on every score."""
+    from llmos_hub_transformers.tiny import save_tiny
+
+    folder = tmp_path / "tiny-gpt2"
+    save_tiny("gpt2", folder)
+    plan = make_plan(host, models=[f"hf:{folder}"], backends=["pytorch", "onnxruntime"], limit=4,
+                     backend_options={"threads": 1})
+    forms = {(r.task.name, r.spec.backend): r.spec.formulation for r in plan.runs}
+    assert len(forms) == 10 and not plan.refused
+    assert {forms[(t, "pytorch")] for t in ("translation-sample", "summarization-sample")} == {"prompt"}
+    assert forms[("classification-sample", "pytorch")] == "loglikelihood"
+    report = run_bench(plan, host=host, output_dir=tmp_path / "out", command="x", log_samples=True)
+    assert report.ok, report.failed
+    by_task: dict[str, dict[str, dict]] = {}
+    for _, record in report.written:
+        by_task.setdefault(record.task, {})[record.backend] = record.scores
+    for task, scores in by_task.items():
+        for key, score in scores["pytorch"].items():
+            assert scores["onnxruntime"][key]["value"] == pytest.approx(score["value"], rel=1e-4), (task, key)

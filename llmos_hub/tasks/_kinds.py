@@ -167,7 +167,7 @@ class LanguageModellingKind(TaskKind):
 
 
 class MultipleChoiceKind(TaskKind):
-    """Pick the gold choice: one log-likelihood request per choice; ``acc``/``acc_norm`` as lm-eval."""
+    """Pick the gold choice: one log-likelihood request per choice; acc and acc_norm as lm-eval."""
 
     name = "multiple-choice"
     required_fields = ("choices", "target")

@@ -132,8 +132,9 @@ def evaluate(folder: Path, task_name: str, train: Sequence[Any], *, split: str =
         else:
             baseline = [Generation(t, (), 0) for t in texts]
     labels = model.labels
-    model_scores = task.score(examples, outputs, labels=labels)
-    baseline_scores = task.score(examples, baseline, labels=labels)
+    formulation = {"language-modelling": "rolling", "classification": "logits"}.get(kind, "seq2seq")
+    model_scores = task.score(examples, [[o] for o in outputs], formulation=formulation, labels=labels)
+    baseline_scores = task.score(examples, [[o] for o in baseline], formulation=formulation, labels=labels)
     primary = task.primary_metric
     samples = []
     if kind not in ("language-modelling", "classification"):
