@@ -8,6 +8,7 @@ Importing this package loads no torch, onnxruntime, transformers, datasets or ev
 
 from ._backend import Backend, Runner
 from ._cache import CacheEntry, FolderCache, cache_root
+from ._fileio import atomic_write
 from ._metric import Metric, Score
 from ._model import Artifacts, Capability, LoadedModel, ModelFamily, ModelInfo, Provenance, Tokenizer
 from ._requests import (
@@ -20,7 +21,7 @@ from ._requests import (
     RequestType,
     RollingRequest,
 )
-from ._plugins import PluginHost, PluginInfo, load_plugins
+from ._plugins import PluginHost, PluginInfo, default_host, load_plugins
 from ._result import ResultRecord, load_record
 from ._requests import Request
 from ._task import Example, Formulation, Task, TaskData, TaskKind
@@ -68,6 +69,7 @@ __all__ = [
     "__version__",
     "cache_root",
     "check_safetensors",
+    "default_host",
     "hookimpl",
     "load_plugins",
 ]

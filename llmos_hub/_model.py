@@ -215,12 +215,12 @@ class LoadedModel:
 
         stated = getattr(self.modules[role], "cache_geometry", None)
         if stated is not None:
-            layers, heads, head_dim = (int(v) for v in stated)
-            return layers, heads, head_dim
+            stated_layers, stated_heads, stated_dim = (int(v) for v in stated)
+            return stated_layers, stated_heads, stated_dim
         config = dict(self.config)
         if role == "decoder" and isinstance(config.get("decoder"), Mapping):  # nested decoder settings
             config = {**config, **config["decoder"]}
-        layer_keys = _LAYER_KEYS
+        layer_keys: tuple[str, ...] = _LAYER_KEYS
         if role == "decoder":
             layer_keys = ("decoder_layers", "n_decoder_layer", "n_decoder_layers", "num_decoder_layers", *_LAYER_KEYS)
         layers = _first_int(config, layer_keys)

@@ -15,13 +15,19 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, overload
 
 import pluggy
 
 from . import hookspecs
-from ._registry import KINDS, Entry, Owner, Registry
+from ._api_version import declared_api_version
+from ._backend import Backend
+from ._metric import Metric
+from ._model import ModelFamily
+from ._registry import KINDS, Entry, Owner, Registry, Suite
+from ._task import Task, TaskKind
 from ._version import __version__
 from .errors import PluginError
 
@@ -51,6 +57,8 @@ class PluginInfo:
     builtin: bool
     status: str = "ok"  # "ok", "error" or "disabled"
     error: str | None = None
+    #: The plugin API version the plugin declares (``LLMOS_HUB_API_VERSION``); ``None`` if it declares none.
+    api_version: str | None = None
     hooks: list[str] = field(default_factory=list)
     registers: dict[str, list[str]] = field(default_factory=dict)
 
@@ -62,6 +70,7 @@ class PluginInfo:
             "builtin": self.builtin,
             "status": self.status,
             "error": self.error,
+            "api_version": self.api_version,
             "hooks": self.hooks,
             "registers": self.registers,
         }
@@ -110,7 +119,7 @@ class PluginHost:
         self._loaded = True
         for module_name in BUILTIN_PLUGINS:
             info = PluginInfo(module_name, "llmos-hub", __version__, builtin=True)
-            self._add(info, lambda m=module_name: importlib.import_module(m))
+            self._add(info, partial(importlib.import_module, module_name))
         if self.autoload:
             for ep in _entry_points():
                 dist = ep.dist.name if ep.dist is not None else ep.value.split(":")[0]
@@ -119,7 +128,7 @@ class PluginHost:
                 self._add(info, ep.load)
         for name, obj in self._extra:
             info = PluginInfo(name, name, "unknown", builtin=False)
-            self._add(info, lambda obj=obj: obj)
+            self._add(info, partial(_same, obj))
         return self
 
     def _is_disabled(self, info: PluginInfo) -> bool:
@@ -148,6 +157,7 @@ class PluginHost:
                 raise PluginError(f"plugin {info.name} ({info.distribution}): {info.error}") from exc
 
     def _register(self, info: PluginInfo, plugin: object) -> None:
+        info.api_version = declared_api_version(plugin)  # refuses an unsupported version, naming both
         try:
             self.pm.register(plugin, name=info.name)
         except pluggy.PluginValidationError as exc:
@@ -192,13 +202,31 @@ class PluginHost:
         return staged
 
     # -- queries ---------------------------------------------------------------------------
-    def get(self, kind: str, name: str) -> Any:
-        """The model family, task, backend, metric or suite called ``name``."""
+    @overload
+    def get(self, kind: Literal["models"], name: str) -> ModelFamily: ...
+    @overload
+    def get(self, kind: Literal["tasks"], name: str) -> Task: ...
+    @overload
+    def get(self, kind: Literal["backends"], name: str) -> Backend: ...
+    @overload
+    def get(self, kind: Literal["metrics"], name: str) -> Metric: ...
+    @overload
+    def get(self, kind: Literal["suites"], name: str) -> Suite: ...
+    @overload
+    def get(self, kind: Literal["task_kinds"], name: str) -> TaskKind: ...
+    @overload
+    def get(self, kind: str, name: str) -> object: ...
+    def get(self, kind: str, name: str) -> object:
+        """The model family, task, backend, metric, suite or task kind called ``name``, typed by ``kind``."""
         return self.registry.get(kind, name)
 
     def plugin_versions(self) -> dict[str, str]:
         """Every loaded distribution and its version, for a result's provenance."""
         return {p.distribution: p.version for p in self.plugins if p.status == "ok"}
+
+
+def _same(value: object) -> object:
+    return value
 
 
 def _make_register(kind: str, owner: Owner, staged: list[Entry]) -> Callable[..., None]:

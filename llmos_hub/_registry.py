@@ -7,15 +7,18 @@ checked against the interface it must implement; the product is cached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Union, overload
 
 from ._backend import Backend
 from ._metric import Metric
 from ._model import ModelFamily
 from ._task import Task, TaskKind
 from .errors import PluginError, UnknownNameError
+
+#: A suite: task names (or ``{"task": NAME, "model": REF}`` entries), or ``{"tasks": [...], "backend": NAME}``.
+Suite = Union[Sequence[Union[str, Mapping[str, str]]], Mapping[str, Any]]
 
 KINDS: dict[str, str] = {
     "models": "model family",
@@ -102,8 +105,26 @@ class Registry:
             raise PluginError(conflict_message(candidates))
         return candidates[0]
 
-    def get(self, kind: str, name: str) -> Any:
-        """Build (once) and return the ``kind`` called ``name``, checked against its interface."""
+    @overload
+    def get(self, kind: Literal["models"], name: str) -> ModelFamily: ...
+    @overload
+    def get(self, kind: Literal["tasks"], name: str) -> Task: ...
+    @overload
+    def get(self, kind: Literal["backends"], name: str) -> Backend: ...
+    @overload
+    def get(self, kind: Literal["metrics"], name: str) -> Metric: ...
+    @overload
+    def get(self, kind: Literal["suites"], name: str) -> Suite: ...
+    @overload
+    def get(self, kind: Literal["task_kinds"], name: str) -> TaskKind: ...
+    @overload
+    def get(self, kind: str, name: str) -> object: ...
+    def get(self, kind: str, name: str) -> object:
+        """Build (once) and return the ``kind`` called ``name``, checked against its interface.
+
+        The return type follows ``kind`` (``get("backends", ...)`` is a :class:`~llmos_hub.Backend`),
+        since the product was checked against that interface before it is returned.
+        """
         entry = self.entry(kind, name)
         if entry._instance is None:
             try:

@@ -140,14 +140,16 @@ class ClassifyRequest(Request):
 
 
 #: What a runner answers: a :class:`Generation`, a :class:`Loglikelihood`, or a classifier's logits.
-Answer = Union[Generation, Loglikelihood, list]
+Answer = Union[Generation, Loglikelihood, list[float]]
 
 
 def request_length(request: Request) -> int:
     """A cheap size of the request's text, to sort a batch by length (less padding)."""
     if isinstance(request, LoglikelihoodRequest):
         return len(request.context) + len(request.continuation)
-    return len(request.text)
+    if isinstance(request, (GenerateRequest, RollingRequest, ClassifyRequest)):
+        return len(request.text)
+    return 0
 
 
 def _engine_types() -> dict[str, frozenset[RequestType]]:

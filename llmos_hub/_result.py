@@ -37,7 +37,8 @@ def _validator() -> Any:
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of a result record (as shipped in the package)."""
-    return json.loads(_SCHEMA_FILE.read_text(encoding="utf-8"))
+    shipped: dict[str, Any] = json.loads(_SCHEMA_FILE.read_text(encoding="utf-8"))
+    return shipped
 
 
 def validation_error(data: Any) -> str | None:
@@ -70,7 +71,9 @@ def config_hash(spec: Mapping[str, Any]) -> str:
 
 def record_stem(task: str, model: str, backend: str, config_hash: str) -> str:
     """The file name stem shared by a record and its samples file."""
-    safe = lambda s: "".join(c if c.isalnum() or c in "-." else "-" for c in s)  # noqa: E731
+    def safe(s: str) -> str:
+        return "".join(c if c.isalnum() or c in "-." else "-" for c in s)
+
     return f"{safe(task)}__{safe(model)}__{safe(backend)}__{config_hash[:12]}"
 
 
@@ -112,7 +115,8 @@ class ResultRecord:
 
     @property
     def scores(self) -> Mapping[str, Mapping[str, Any]]:
-        return self.data["scores"]
+        scores: Mapping[str, Mapping[str, Any]] = self.data["scores"]
+        return scores
 
     def filename(self) -> str:
         """A stable, readable file name: ``task__model__backend__hash12.json``."""

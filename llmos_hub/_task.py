@@ -192,7 +192,7 @@ class TaskKind(ABC):
 
     def shot(self, task: Any, example: Example) -> str:
         """One few-shot demonstration: the prompt followed by its answer."""
-        return task.lm_prompt(example) + task.spec.target_delimiter + str(example.target)
+        return str(task.lm_prompt(example)) + str(task.spec.target_delimiter) + str(example.target)
 
     def generation(self, task: Any) -> GenerationConfig | None:
         """The generation settings of a generating kind."""

@@ -61,16 +61,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._backend import Runner
 from ._requests import Generation, GenerationConfig, Loglikelihood
-from ._model import Capability
+from ._model import Capability, LoadedModel
 from ._windows import encode_pair, rolling_windows
 from .errors import UsageError
 
 __all__ = [
     "Batch",
+    "OutT",
+    "StateT",
     "StepRunner",
     "Stepper",
     "beam_search",
@@ -116,18 +118,28 @@ def pad_left(sequences: Sequence[Sequence[int]], pad_id: int) -> Batch:
     return Batch(ids, mask)
 
 
-class Stepper(Protocol):
-    """The forward steps and array operations a backend supplies to the engine (see the module doc)."""
+#: What a backend carries between decoding steps (its KV cache, masks: tensors, OrtValues, ...).
+StateT = TypeVar("StateT")
+#: What a forward step returns for the engine's reductions (the next-token scores of each row).
+OutT = TypeVar("OutT")
 
-    def prefill(self, batch: Batch) -> tuple[Any, Any]: ...
 
-    def step(self, state: Any, next_ids: list[int]) -> tuple[Any, Any]: ...
+class Stepper(Protocol[StateT, OutT]):
+    """The forward steps and array operations a backend supplies to the engine (see the module doc).
 
-    def reorder(self, state: Any, indices: list[int]) -> Any: ...
+    ``StateT`` and ``OutT`` are the backend's own types; the engine only passes them back, so a
+    backend is checked against its own types (``Stepper[TorchState, torch.Tensor]``).
+    """
 
-    def argmax(self, out: Any) -> list[int]: ...
+    def prefill(self, batch: Batch) -> tuple[StateT, OutT]: ...
 
-    def topk_logprobs(self, out: Any, k: int) -> tuple[list[list[float]], list[list[int]]]: ...
+    def step(self, state: StateT, next_ids: list[int]) -> tuple[StateT, OutT]: ...
+
+    def reorder(self, state: StateT, indices: list[int]) -> StateT: ...
+
+    def argmax(self, out: OutT) -> list[int]: ...
+
+    def topk_logprobs(self, out: OutT, k: int) -> tuple[list[list[float]], list[list[int]]]: ...
 
 
 # -- stop strings ---------------------------------------------------------------------------------
@@ -160,7 +172,7 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
 
 # -- greedy ---------------------------------------------------------------------------------------
 def greedy_search(
-    stepper: Stepper,
+    stepper: Stepper[StateT, OutT],
     batch: Batch,
     *,
     max_new_tokens: int,
@@ -223,7 +235,7 @@ class _Hypotheses:
 
 
 def beam_search(
-    stepper: Stepper,
+    stepper: Stepper[StateT, OutT],
     batch: Batch,
     *,
     num_beams: int,
@@ -321,7 +333,7 @@ def _cannot_improve(
 
 
 def generate_ids(
-    stepper: Stepper,
+    stepper: Stepper[StateT, OutT],
     batch: Batch,
     config: GenerationConfig,
     *,
@@ -350,7 +362,7 @@ def generate_ids(
 
 
 # -- the base runner ------------------------------------------------------------------------------
-class StepRunner(Runner):
+class StepRunner(Runner, Generic[StateT, OutT]):
     """A complete :class:`~llmos_hub.Runner` built on a backend's forward functions.
 
     Subclasses implement the :class:`Stepper` functions, :meth:`sequence_logprobs` and
@@ -359,23 +371,23 @@ class StepRunner(Runner):
     requests are batched, because every row is padded on the left and positions come from the mask.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: LoadedModel) -> None:
         self.model = model
 
     # -- forward functions a backend supplies ------------------------------------------------------
-    def prefill(self, batch: Batch) -> tuple[Any, Any]:
+    def prefill(self, batch: Batch) -> tuple[StateT, OutT]:
         raise NotImplementedError
 
-    def step(self, state: Any, next_ids: list[int]) -> tuple[Any, Any]:
+    def step(self, state: StateT, next_ids: list[int]) -> tuple[StateT, OutT]:
         raise NotImplementedError
 
-    def reorder(self, state: Any, indices: list[int]) -> Any:
+    def reorder(self, state: StateT, indices: list[int]) -> StateT:
         raise NotImplementedError
 
-    def argmax(self, out: Any) -> list[int]:
+    def argmax(self, out: OutT) -> list[int]:
         raise NotImplementedError
 
-    def topk_logprobs(self, out: Any, k: int) -> tuple[list[list[float]], list[list[int]]]:
+    def topk_logprobs(self, out: OutT, k: int) -> tuple[list[list[float]], list[list[int]]]:
         raise NotImplementedError
 
     def sequence_logprobs(self, batch: Batch, targets: list[list[int]]) -> list[tuple[float, bool]]:
@@ -493,7 +505,8 @@ class StepRunner(Runner):
         """Score causal ``(context, continuation)`` pairs: the input is ``(context + continuation)[:-1]``
         cut to the model's last ``max_length`` tokens, as lm-evaluation-harness feeds it."""
         max_length = int(self.model.max_length)
-        inputs, targets = [], []
+        inputs: list[list[int]] = []
+        targets: list[list[int]] = []
         for context, continuation in pairs:
             if not continuation:  # nothing to score; any non-empty input will do
                 inputs.append(list(context)[-max_length:])

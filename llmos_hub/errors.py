@@ -62,5 +62,13 @@ class DataError(LlmosHubError):
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """The candidates that look like ``name``, best first (for "did you mean" hints)."""
-    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
+    """The candidates that look like ``name``, best first (for "did you mean" hints).
+
+    A candidate that ``name`` begins (``onnx`` → ``onnxruntime``, ``translation`` →
+    ``translation-sample``) comes first, whatever its length; then difflib's close matches (typos).
+    """
+    pool = list(dict.fromkeys(candidates))
+    folded = name.casefold()
+    prefixed = [c for c in pool if len(folded) >= 2 and c.casefold().startswith(folded) and c != name]
+    similar = difflib.get_close_matches(name, pool, n=n, cutoff=0.6)
+    return list(dict.fromkeys([*sorted(prefixed, key=len), *similar]))[:n]

@@ -22,16 +22,24 @@ and in its ``pyproject.toml``::
 
     [project.entry-points.llmos_hub]
     mybackend = "my_package.plugin"
+
+A plugin module states the plugin API it was written against, ``LLMOS_HUB_API_VERSION = "2.0"``
+(:data:`API_VERSION` when it was written). The host loads it when the major versions are equal and the
+plugin's minor version is not newer than the host's; otherwise it refuses the plugin with both versions
+named, so a plugin written for another contract fails at load time with the fix, not deep inside a run.
+A plugin that states no version is loaded as if written for the current one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import pluggy
 
 __all__ = [
+    "API_VERSION",
+    "API_VERSION_ATTRIBUTE",
     "PROJECT_NAME",
     "Register",
     "hookimpl",
@@ -47,6 +55,15 @@ __all__ = [
 #: The pluggy project name and the entry-point group plugins are found under.
 PROJECT_NAME = "llmos_hub"
 
+#: The plugin API this host speaks, ``"MAJOR.MINOR"``: the hooks below and the interfaces their factories
+#: return (``ModelFamily``, ``Task``, ``Backend``/``Runner``, ``Metric``). MAJOR changes when a plugin
+#: written for the old contract would break (2: typed requests answered by ``Runner.answer``); MINOR when
+#: something is added that old plugins need not know about.
+API_VERSION = "2.0"
+
+#: The module attribute in which a plugin states the API version it was written against.
+API_VERSION_ATTRIBUTE = "LLMOS_HUB_API_VERSION"
+
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
@@ -54,7 +71,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 class Register(Protocol):
     """The callback passed to every ``register_*`` hook."""
 
-    def __call__(self, name: str, factory: Callable[[], Any], *, description: str = "") -> None: ...
+    def __call__(self, name: str, factory: Callable[[], object], *, description: str = "") -> None: ...
 
 
 @hookspec

@@ -1,6 +1,7 @@
 """A Hub-compatible HTTP server for tests: in-memory repos with history, on 127.0.0.1 only.
 
-No package gives a writable local Hub (see ``/work/shared/notes/hub-testing.md``), so the tests run
+No package gives a writable local Hub (``hf-local-hub``'s wheel lacks its server binary, ``olah`` is a
+read-only mirror), so the tests run
 the real ``huggingface_hub`` client against this stdlib server. It implements the endpoints that
 client uses for publishing and reading back (create repo, validate-yaml, preupload, commit, repo
 info, tree, resolve, commits, paths-info, whoami), answers ``"uploadMode": "regular"`` so file

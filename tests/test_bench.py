@@ -146,7 +146,7 @@ def test_cli_bench_end_to_end_with_fakes(tmp_path, monkeypatch):
     assert "refused" in result.output and "run(s) failed" in result.output
     # The failing backend only fails to generate: its classification run is kept.
     assert sorted(p.name.split("__")[2] for p in out.glob("*.json")) == ["failing", "fake", "fake"]
-    assert "exact 1" in result.output
+    assert "exact ↑" in result.output and "1.00 ± 0" in result.output  # metric and direction over value ± stderr
     again = CliRunner().invoke(main, [*args[:-4], "--backend", "fake", "--output-dir", str(out), "--resume", "--json"])
     assert again.exit_code == 0, again.output
     assert len(json.loads(again.output[again.output.index("["):])) == 2

@@ -8,6 +8,7 @@ the others go on; ``resume=True`` skips runs whose record (same configuration ha
 from __future__ import annotations
 
 import traceback
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -127,7 +128,7 @@ def run_bench(
                     command=command,
                     task_argument=run.task_argument,
                     samples_path=samples,
-                    progress=(lambda d, t, r=run: events.advanced(r, d, t)) if events else None,
+                    progress=partial(events.advanced, run) if events else None,
                 )
                 path = _output.save_record(record, out, report.fallback, report.write_problems)
             except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from .._task import Formulation, Task, TaskData
 from .._guard import plugin_call
 from ..errors import LlmosHubError, UnknownNameError, UsageError
 from . import _checks
+from ._data import PlannedData, load_planned
 from ._spec import RunSpec, parse_model_ref
 
 DEFAULT_SUITE = "default"
@@ -195,6 +196,7 @@ def make_plan(
     backend_options: dict[str, Any] | None = None,
     formulation: str | None = None,
     num_fewshot: int | None = None,
+    split: str | None = None,
 ) -> Plan:
     """Validate everything a bench needs and return one spec per compatible (model, task, backend)."""
     if limit is not None and limit < 1:
@@ -231,10 +233,10 @@ def make_plan(
     for r in resolved:
         _checks.check_task_metrics(host, r.task)
 
-    datasets: dict[str, TaskData] = {}
+    datasets: dict[str, PlannedData] = {}
     for r in resolved:  # parse and validate all data before any model loads
         datasets[r.task.name] = plugin_call(host, "tasks", r.task.name, "load()",
-                                            lambda t=r.task: t.load(limit=limit, seed=seed))
+                                            lambda t=r.task: load_planned(t, split=split, limit=limit, seed=seed))
 
     infos: dict[str, ModelInfo | None] = {}
     runs: list[PlannedRun] = []
@@ -249,7 +251,8 @@ def make_plan(
                 infos[model] = _inspect(host, model)
             info = infos[model]
             family, ref, revision = parse_model_ref(model)
-            data = datasets[task.name]
+            planned = datasets[task.name]
+            data = planned.data
             model_variants = variants
             if info is not None and info.backends and not backends:  # the model's own backend by default
                 own: Backend = host.get("backends", info.backends[0])
@@ -273,13 +276,14 @@ def make_plan(
                     device=device,
                     dtype=dt,
                     batch_size=_batch_size(batch_size, form),
-                    limit=limit,
+                    limit=planned.limit,
                     seed=seed,
                     generation=_generation(task, form),
                     backend_options=dict(options_for.get(backend_name) or {}) or None,
                     weights_sha256=info.weights_sha256 if info is not None else None,
                     task_sha256=description_hash,
                     formulation=form.name,
+                    split=planned.split,
                 )
                 runs.append(PlannedRun(spec, task, data, r.argument))
     if not runs:

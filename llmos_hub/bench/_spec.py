@@ -36,6 +36,9 @@ class RunSpec:
     weights_sha256: str | None = None
     task_sha256: str | None = None
     formulation: str | None = None
+    #: A split other than the task's default (``--split``); omitted from the dict when ``None``, so
+    #: the hashes of configurations made before the field existed do not change.
+    split: str | None = None
 
     @property
     def family(self) -> str:
@@ -46,7 +49,10 @@ class RunSpec:
         return self.model.split(":", 1)[1]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        spec = asdict(self)
+        if spec["split"] is None:
+            del spec["split"]
+        return spec
 
     @property
     def hash(self) -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from ..hookspecs import Register, hookimpl
+from functools import partial
+
+from ..hookspecs import API_VERSION, Register, hookimpl
+
+LLMOS_HUB_API_VERSION = API_VERSION
 
 
 @hookimpl
@@ -10,4 +14,4 @@ def register_metrics(register: Register) -> None:
     from ..metrics import BUILTIN_METRICS, load_metric
 
     for name, description in BUILTIN_METRICS.items():
-        register(name, lambda n=name: load_metric(n), description=description)
+        register(name, partial(load_metric, name), description=description)

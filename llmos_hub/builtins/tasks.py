@@ -6,9 +6,13 @@ that ships those models (``llmos-hub-nano``) registers it. The core names no plu
 
 from __future__ import annotations
 
+from functools import partial
+
 from pathlib import Path
 
-from ..hookspecs import Register, hookimpl
+from ..hookspecs import API_VERSION, Register, hookimpl
+
+LLMOS_HUB_API_VERSION = API_VERSION
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks" / "builtin"
 
@@ -18,7 +22,7 @@ def register_task_kinds(register: Register) -> None:
     from ..tasks._kinds import BUILTIN_KINDS
 
     for kind in BUILTIN_KINDS:
-        register(kind.name, lambda k=kind: k, description=(kind.__doc__ or "").strip().splitlines()[0])
+        register(kind.name, partial(_same, kind), description=(kind.__doc__ or "").strip().splitlines()[0])
 
 
 @hookimpl
@@ -27,4 +31,8 @@ def register_tasks(register: Register) -> None:
 
     for path in sorted(TASKS_DIR.glob("*.yaml")):
         name, description = declared_name(path)
-        register(name, lambda p=path: task_from_file(p), description=description)
+        register(name, partial(task_from_file, path), description=description)
+
+
+def _same(value: object) -> object:
+    return value

@@ -8,6 +8,7 @@ become one red line and the error's exit status; ``--debug`` shows the traceback
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from typing import Any
 
@@ -35,7 +36,7 @@ _HELP = {
     "compare": "Show two records or backends side by side with deltas.",
     "leaderboard": "Rank result records per task (table, markdown, csv, json, html).",
     "list": "List installed models, tasks, backends, metrics or suites.",
-    "new": "Scaffold a new plugin (task, backend or model).",
+    "new": "Scaffold a new plugin (task, model, backend or metric).",
     "plugins": "Show installed plugins, what they register, and their status.",
     "publish": "Publish result records to a dataset repo on the Hugging Face Hub.",
     "publish-task": "Publish a task (YAML, data, dataset card) to a dataset repo on the Hub.",
@@ -53,7 +54,8 @@ class _LazyGroup(click.Group):
         if target is None or not _available(cmd_name):
             return None
         module_name, attr = target.split(":")
-        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return _with_debug_option(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
@@ -88,6 +90,24 @@ class _LazyGroup(click.Group):
             else:
                 _print_error(f"interrupted; {ctx.invoked_subcommand or 'the command'} stopped before it finished")
             ctx.exit(130)
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj["debug"] = True
+        os.environ.setdefault("LLMOS_HUB_DEBUG", "1")
+
+
+def _with_debug_option(command: click.Command) -> click.Command:
+    """Accept ``--debug`` after the subcommand too (``llmos-hub bench --debug``), as users type it."""
+    if not any(isinstance(p, click.Option) and "--debug" in p.opts for p in command.params):
+        command.params.append(
+            click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+                         help="Show tracebacks instead of one-line errors (same as llmos-hub --debug).")
+        )
+    return command
 
 
 def _available(name: str) -> bool:

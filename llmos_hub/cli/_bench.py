@@ -153,7 +153,8 @@ def _batch_size(value: str) -> int | str:
 @click.option("--formulation", default=None, metavar="NAME", help="Force a task formulation (e.g. loglikelihood, prompt, logits); default: the first the model and backend can answer.")
 @click.option("--num-fewshot", type=int, default=None, metavar="N", help="Few-shot demonstrations per example, drawn from the task's train split (overrides the task file).")
 @click.option("--batch-size", default="auto", show_default=True, help="Requests per batch, or 'auto'.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use a seeded subsample of N examples per task.")
+@click.option("--split", default=None, metavar="NAME", help="Data split to score, e.g. validation. Default: each task's default split (test).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use a seeded subsample of N examples per task (all of them if N is larger).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and bootstrap standard errors.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True, help="Where result records are written.")
 @click.option("--log-samples", is_flag=True, help="Also write every example's input, output, reference and scores as jsonl.")
@@ -180,6 +181,7 @@ def bench(
     formulation: str | None,
     num_fewshot: int | None,
     batch_size: str,
+    split: str | None,
     limit: int | None,
     seed: int,
     output_dir: Path,
@@ -212,7 +214,7 @@ def bench(
         plan = make_plan(
             host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
             batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
-            formulation=formulation, num_fewshot=num_fewshot,
+            formulation=formulation, num_fewshot=num_fewshot, split=split,
         )
     for reason in plan.refused:
         err_console().print(f"[yellow]refused[/] {esc(reason)}", markup=True, highlight=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .._registry import KINDS
@@ -33,15 +35,32 @@ def list_command(ctx: click.Context, kind: str, as_json: bool) -> None:
     conflicted = {c[0].name for c in host.registry.conflicts() if c[0].kind == kind}
     for row in rows:
         row["conflict"] = row["name"] in conflicted
+        if kind == "models":
+            row["runnable"] = [] if row["conflict"] else _runnable(host, row["name"])
     if as_json:
         print_json(rows)
         return
     from rich.table import Table
 
     table = Table(title=kind, title_justify="left")
-    for column in ("name", "description", "from"):
+    columns = ("name", "description", "ready to run", "from") if kind == "models" else ("name", "description", "from")
+    for column in columns:
         table.add_column(column)
     for row in rows:
         name = plain(f"{row['name']} (conflict)", "red") if row["conflict"] else plain(row["name"])
-        table.add_row(name, plain(row["description"]), plain(f"{row['distribution']} {row['version']}"))
+        cells = [name, plain(row["description"]), plain(f"{row['distribution']} {row['version']}")]
+        if kind == "models":
+            cells.insert(2, plain("\n".join(row["runnable"]) or "-"))
+        table.add_row(*cells)
     console().print(table)
+    if kind == "models":
+        console().print("Run one with `llmos-hub bench --model FAMILY:REF`; families also load local folders (FAMILY:/path).")
+
+
+def _runnable(host: Any, family_name: str) -> list[str]:
+    """``family:ref`` for every model the family can load with no download (shipped checkpoints)."""
+    try:
+        family = host.get("models", family_name)
+        return [f"{family_name}:{ref}" for ref in family.available()]
+    except Exception:  # a broken family is shown by `llmos-hub plugins`; listing must not fail on it
+        return []

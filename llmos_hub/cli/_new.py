@@ -1,4 +1,4 @@
-"""``llmos-hub new {task,backend,model} NAME``: scaffold a plugin whose tests pass."""
+"""``llmos-hub new {task,model,backend,metric} NAME``: scaffold a plugin whose tests pass."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from ._output import console, plain
 
 
 @click.command()
-@click.argument("kind", type=click.Choice(["task", "backend", "model"]))
+@click.argument("kind", type=click.Choice(["task", "model", "backend", "metric"]))
 @click.argument("name")
 @click.option("--output", "-o", "dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Folder to create the plugin in.")
 def new(kind: str, name: str, dest: Path) -> None:
-    """Scaffold a new plugin (task, backend or model) with a passing conformance test."""
+    """Scaffold a new plugin (task, model, backend or metric) whose conformance tests pass."""
     from .._scaffold import scaffold
 
     files = scaffold(kind, name, dest)

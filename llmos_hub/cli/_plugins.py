@@ -29,7 +29,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     from rich.text import Text
 
     table = Table(title="llmos-hub plugins", title_justify="left")
-    for column in ("plugin", "distribution", "version", "registers", "status"):
+    for column in ("plugin", "distribution", "version", "API", "registers", "status"):
         table.add_column(column)
     for p in host.plugins:
         registers = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in p.registers.items())
@@ -39,7 +39,8 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
             status = Text("disabled", style="yellow")
         else:
             status = Text(f"error: {p.error}", style="red")
-        table.add_row(Text(p.name), Text(p.distribution), Text(p.version), Text(registers or "-"), status)
+        table.add_row(Text(p.name), Text(p.distribution), Text(p.version), Text(p.api_version or "-"),
+                      Text(registers or "-"), status)
     console().print(table)
     if conflicts:
         from .._registry import conflict_message

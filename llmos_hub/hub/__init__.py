@@ -11,7 +11,7 @@ honoured; the token is never printed, logged or written. Importing this package 
 """
 
 from ._auth import HubAuth, resolve_auth
-from ._errors import ConflictError, HubError, ServerError
+from ._errors import ConflictError, HubError, ServerError, hub_call
 from ._fetch import fetch_records
 from ._publish import PublishResult, publish, retry_command
 from ._tasks import TaskPublishResult, publish_task
@@ -24,6 +24,7 @@ __all__ = [
     "ServerError",
     "TaskPublishResult",
     "fetch_records",
+    "hub_call",
     "publish",
     "publish_task",
     "resolve_auth",

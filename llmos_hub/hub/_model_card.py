@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -152,7 +153,8 @@ def merge_model_index(
         reason = " ".join(str(exc).split())[:160]
         raise HubError(f"the card (README.md) of model repo {model_repo} has front matter that does not parse "
                        f"({reason}); fix it on the Hub, then publish again") from None
-    existing = list(card.data.eval_results or [])
+    data: Any = card.data  # a ModelCardData; the base CardData type lacks its fields
+    existing = list(data.eval_results or [])
     # Oldest first, so where two records fill one slot the newest (by finished_at) is the one kept,
     # whatever their file names.
     for record, url in sorted(records, key=lambda pair: str(pair[0].data.get("finished_at", ""))):
@@ -163,9 +165,9 @@ def merge_model_index(
                     break
             else:
                 existing.append(new)
-    card.data.eval_results = existing
-    if not card.data.model_name:
-        card.data.model_name = model_repo.split("/")[-1]
+    data.eval_results = existing
+    if not data.model_name:
+        data.model_name = model_repo.split("/")[-1]
     return str(card)
 
 

@@ -122,6 +122,8 @@ def reproduce_command(record: ResultRecord) -> str:
         "--batch-size", str(cfg["batch_size"]),
         "--seed", str(cfg["seed"]),
     ]
+    if cfg.get("spec", {}).get("split"):
+        args += ["--split", str(cfg["spec"]["split"])]
     if cfg.get("limit") is not None:
         args += ["--limit", str(cfg["limit"])]
     formulation = cfg.get("spec", {}).get("formulation")

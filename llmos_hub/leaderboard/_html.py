@@ -8,11 +8,11 @@ one file. Every value that comes from a record goes through :func:`html.escape`,
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 
 from ._boards import Board, Row
-from ._text import SPEED_COLUMNS, band_text, bands_note, fmt_number, fmt_score
+from ._plot import plot_svg
+from ._text import LEGEND, SPEED_COLUMNS, band_text, bands_note, direction, fmt_number, fmt_score
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24;background:#fff}
@@ -58,67 +58,24 @@ def _cell(text: str, sort: object | None = None, *, num: bool = False) -> str:
     return f'<td{cls} data-sort="{_e(key)}">{_e(text)}</td>'
 
 
-def _speed_value(row: Row) -> float | None:
-    """Tokens/s for the plot: generated tokens for generation tasks, prompt tokens otherwise."""
-    for key in ("generated_tokens_per_second", "prompt_tokens_per_second", "examples_per_second"):
-        value = row.speed(key)
-        if value:
-            return value
-    return None
+def _other_metrics(board: Board) -> list[tuple[str, str]]:
+    """Every score on the board besides the primary one, with its direction arrow: all scores are shown."""
+    found: dict[str, str] = {}
+    for row in board.rows:
+        for name, score in row.data["scores"].items():
+            if name != board.primary_metric and name not in found:
+                found[name] = direction(score.get("higher_is_better"))
+    return sorted(found.items())
 
 
-def _speed_label(rows: Sequence[Row]) -> str:
-    for key, label in (("generated_tokens_per_second", "generated tokens/s"), ("prompt_tokens_per_second", "prompt tokens/s")):
-        if any(r.speed(key) for r in rows):
-            return label
-    return "examples/s"
-
-
-def _padded_range(lo: float, hi: float) -> tuple[float, float]:
-    """An axis range with a 10% margin, widened around a single value (equal within float rounding)."""
-    span = hi - lo
-    if span <= 1e-9 * max(abs(lo), abs(hi), 1.0):
-        pad = abs(lo) * 0.1 or 1.0
-        return lo - pad, hi + pad
-    return lo - 0.1 * span, hi + 0.1 * span
-
-
-def plot_svg(board: Board, width: int = 760, height: int = 340) -> str:
-    """Quality (primary metric) against speed, log-scaled speed axis, one labelled point per row."""
-    points = [(r, _speed_value(r)) for r in board.rows]
-    points = [(r, s) for r, s in points if s and s > 0 and not math.isnan(r.primary)]
-    if not points:
-        return '<p class="meta">No speed figures to plot.</p>'
-    left, right, top, bottom = 60, 20, 20, 45
-    xs = [math.log10(s) for _, s in points]
-    ys = [r.primary for r, _ in points]
-    x0, x1 = _padded_range(min(xs), max(xs))
-    y0, y1 = _padded_range(min(ys), max(ys))
-    sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
-    sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" role="img" '
-        f'aria-label="{_e(board.primary_metric)} against speed for {_e(board.title)}">',
-        f'<line class="axis" x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}"/>',
-        f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}"/>',
-        f'<text class="ax" x="{(left + width - right) / 2:.0f}" y="{height - 8}" text-anchor="middle">{_e(_speed_label(board.rows))} (log scale)</text>',
-        f'<text class="ax" x="14" y="{(top + height - bottom) / 2:.0f}" transform="rotate(-90 14 {(top + height - bottom) / 2:.0f})" text-anchor="middle">{_e(board.primary_metric)}</text>',
-    ]
-    for value, anchor in ((y0, "end"), (y1, "end")):
-        parts.append(f'<text class="ax" x="{left - 6}" y="{sy(value) + 4:.1f}" text-anchor="{anchor}">{_e(fmt_number(value))}</text>')
-    for value, anchor in ((x0, "start"), (x1, "end")):
-        parts.append(f'<text class="ax" x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="{anchor}">{_e(fmt_number(10 ** value))}</text>')
-    for (row, speed), x, y in zip(points, xs, ys):
-        label = f"{row.data['model']['ref']} / {row.data['backend']['name']}"
-        parts.append(
-            f'<circle class="pt{" base" if row.baseline else ""}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5"><title>{_e(label)}: '
-            f'{_e(fmt_number(row.primary))} at {_e(fmt_number(speed))}/s</title></circle>'
-        )
-        right_half = sx(x) > (left + width - right) / 2
-        anchor, dx = ("end", -7) if right_half else ("start", 7)
-        parts.append(f'<text class="lbl" x="{sx(x) + dx:.1f}" y="{sy(y) - 7:.1f}" text-anchor="{anchor}">{_e(label)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def _score_cell(row: Row, name: str) -> str:
+    score = row.data["scores"].get(name)
+    if score is None:
+        return _cell("-", "", num=True)
+    text = fmt_number(score.get("value"))
+    if score.get("stderr") is not None:
+        text += f" ± {fmt_number(score['stderr'])}"
+    return _cell(text, score.get("value"), num=True)
 
 
 def render_html(boards: Sequence[Board], *, title: str = "llmos-hub leaderboard") -> str:
@@ -131,10 +88,13 @@ def render_html(boards: Sequence[Board], *, title: str = "llmos-hub leaderboard"
         body.append(f'<section class="task"><h2>{_e(board.title)}</h2>')
         body.append(
             f'<p class="meta">Ranked by <b>{_e(board.primary_metric)}</b> ({arrow}); '
-            f"dataset fingerprint <code>{_e(board.dataset_fingerprint[:16])}</code>. Click a header to sort.</p>"
+            f"dataset fingerprint <code>{_e(board.dataset_fingerprint[:16])}</code>. Click a header to sort. "
+            f"{_e(LEGEND)}</p>"
         )
         body.append(f'<p class="meta">{_e(bands_note(board))} Baseline rows are greyed.</p>')
-        headers = ["#", "band", "model", "backend", "device", "dtype", board.primary_metric, *[h for _, h in SPEED_COLUMNS], "config", "reproduce"]
+        others = _other_metrics(board)
+        headers = ["#", "band", "model", "backend", "device", "dtype", f"{board.primary_metric} {'↑' if board.higher_is_better else '↓'}", *[f"{name} {arrow}".strip() for name, arrow in others],
+                   *[h for _, h in SPEED_COLUMNS], "config", "reproduce"]
         body.append('<table class="board"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr></thead><tbody>")
         for row in board.rows:
             d = row.to_dict()
@@ -150,6 +110,7 @@ def render_html(boards: Sequence[Board], *, title: str = "llmos-hub leaderboard"
                 _cell(d["device"]),
                 _cell(d["dtype"]),
                 _cell(fmt_score(row), row.primary, num=True),
+                *[_score_cell(row, name) for name, _ in others],
                 *[_cell(fmt_number(row.speed(k)), row.speed(k) if row.speed(k) is not None else -1, num=True) for k, _ in SPEED_COLUMNS],
                 f'<td data-sort="{_e(d["config_hash"])}"><code>{_e(d["config_hash"][:12])}</code></td>',
                 f'<td data-sort="{_e(d["command"])}"><code>{_e(d["command"])}</code></td>',

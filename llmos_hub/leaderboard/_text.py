@@ -16,6 +16,13 @@ SPEED_COLUMNS = (
     ("prompt_tokens_per_second", "prompt tok/s"),
 )
 
+#: The legend under every table: what ± means and how the two token rates differ.
+LEGEND = (
+    "± one standard error of the score (bootstrap for corpus metrics); ↑ higher is better, ↓ lower is better. "
+    "prompt tok/s: input tokens processed per second; gen tok/s: new tokens generated per second."
+)
+
+
 
 def fmt_number(value: float | None, digits: int = 4) -> str:
     """A number for humans: ``-`` for missing, up to ``digits`` significant decimals."""
@@ -83,7 +90,7 @@ def render_markdown(boards: Sequence[Board]) -> str:
         arrow = "higher is better" if board.higher_is_better else "lower is better"
         parts.append(f"### {_md_cell(board.title)}\n")
         parts.append(f"Ranked by `{board.primary_metric}` ({arrow}); dataset fingerprint `{board.dataset_fingerprint[:16]}`. "
-                     f"{bands_note(board)}\n")
+                     f"{bands_note(board)} {LEGEND}\n")
         header = ["#", "band", "model", "backend", board.primary_metric, "other scores"] + [h for _, h in SPEED_COLUMNS] + ["config", "reproduce"]
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + "---|" * len(header))
@@ -142,9 +149,8 @@ def rich_tables(boards: Sequence[Board]) -> list[Any]:
     tables = []
     for board in boards:
         arrow = "↑" if board.higher_is_better else "↓"
-        table = Table(title=Text(f"{board.title} — {board.primary_metric} {arrow}"), title_justify="left")
-        table.caption = Text(bands_note(board))
-        table.caption_justify = "left"
+        table = Table(title=Text(f"{board.title} — {board.primary_metric} {arrow}"), title_justify="left",
+                      caption=Text(f"{bands_note(board)} {LEGEND}"), caption_justify="left")
         for col in ("#", "band", "model", "backend", board.primary_metric, "other scores", *[h for _, h in SPEED_COLUMNS], "config"):
             table.add_column(col, overflow="fold")
         for row in board.rows:
@@ -160,24 +166,42 @@ def rich_tables(boards: Sequence[Board]) -> list[Any]:
     return tables
 
 
+def direction(higher_is_better: bool | None) -> str:
+    """``↑`` or ``↓`` for a metric's direction (``""`` when a record does not say)."""
+    return "" if higher_is_better is None else ("↑" if higher_is_better else "↓")
+
+
 def summary_table(records: Sequence[Any]) -> Any:
-    """One compact table for the records of a bench run: what ran, its main score, its speed."""
+    """One compact table for the records of a bench run: what ran, its main score, its speed.
+
+    The score names its metric and direction (``accuracy ↑`` over ``0.81 ± 0.03``); prompt and generated token
+    rates have their own columns, since a classification run reads tokens and generates none. The
+    caption says what ± and the arrows mean.
+    """
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="llmos-hub bench", title_justify="left")
-    for col, justify in (("task", "left"), ("model", "left"), ("backend", "left"), ("score", "left"), ("ex/s", "right"), ("tok/s", "right"), ("load s", "right")):
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table = Table(title="llmos-hub bench", title_justify="left", caption=LEGEND, caption_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for col in ("task", "model", "backend"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("metric\nscore", overflow="fold")
+    for col in ("ex/s", "prompt\ntok/s", "gen\ntok/s", "load s"):
+        table.add_column(col, justify="right", no_wrap=True)
     for record in sorted(records, key=lambda r: (r.task, r.model, r.backend)):
         d = record.data
         metric = d["task"]["primary_metric"]
         score = d["scores"].get(metric, {})
-        text = f"{metric} {fmt_number(score.get('value'))}"
+        text = fmt_number(score.get("value"))
         if score.get("stderr") is not None:
             text += f" ± {fmt_number(score['stderr'])}"
         speed = d["speed"]
-        tokens = speed.get("generated_tokens_per_second") or speed.get("prompt_tokens_per_second")
         backend = d["backend"]["name"] + ("" if d["backend"]["dtype"] == "float32" else f" {d['backend']['dtype']}")
-        cells = (d["task"]["name"], d["model"]["ref"], backend, text, fmt_number(speed["examples_per_second"]), fmt_number(tokens), fmt_number(speed["load_seconds"]))
+        cells = (
+            d["task"]["name"], d["model"]["ref"], backend,
+            f"{metric} {direction(score.get('higher_is_better'))}".strip() + "\n" + text, fmt_number(speed["examples_per_second"]), fmt_number(speed.get("prompt_tokens_per_second")),
+            fmt_number(speed.get("generated_tokens_per_second")), f"{speed['load_seconds']:.2f}",
+        )
         table.add_row(*(Text(c) for c in cells))
     return table

@@ -81,7 +81,7 @@ def _texts(row: Row, name: str, *, at_least: int) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if hasattr(value, "tolist"):  # a parquet/arrow list arrives as a numpy array
-        value = value.tolist()
+        value = getattr(value, "tolist")()
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
         raise DataError(f"{row.where}: field {name!r} must be a list of non-empty strings")
     if len(value) < at_least:

@@ -93,7 +93,7 @@ class ClassificationKind(TaskKind):
             return labels[_argmax(logits)]
         if len(answers) != len(task.spec.labels) or not all(isinstance(a, Loglikelihood) for a in answers):
             raise UsageError(f"task {task.name!r} expects one log-likelihood per label")
-        return task.spec.labels[_argmax([a.logprob for a in answers])]
+        return task.spec.labels[_argmax([a.logprob for a in answers if isinstance(a, Loglikelihood)])]
 
     def shot(self, task: Any, example: Example) -> str:
         return task.lm_prompt(example) + task.spec.target_delimiter + task.verbalize(example.target)
@@ -189,7 +189,7 @@ class MultipleChoiceKind(TaskKind):
             raise UsageError(f"task {task.name!r} expects one log-likelihood per choice")
         # The metric normalizes by each choice's own length (characters for acc_norm, UTF-8 bytes for
         # acc_bytes, the delimiter left out), as lm-evaluation-harness does, so it gets the text.
-        return [(a.logprob, c) for a, c in zip(answers, choices)]
+        return [(a.logprob, c) for a, c in zip(answers, choices) if isinstance(a, Loglikelihood)]
 
     def shot(self, task: Any, example: Example) -> str:
         return task.lm_prompt(example) + task.spec.target_delimiter + example.extra["choices"][int(example.target)]

@@ -220,7 +220,7 @@ def _parse_data(check: _Checker, raw: Mapping[str, Any]) -> DataSpec:
     fmt = value.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise check.fail("data.format", f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
-    options = {k: check.text(value, k, f"data.{k}") for k in ("config", "revision") if k in value}
+    options: dict[str, Any] = {k: check.text(value, k, f"data.{k}") for k in ("config", "revision") if k in value}
     if "path" in value:
         declared = check.text(value, "path", "data.path")
         if options:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmos_hub._fileio import atomic_write
+from llmos_hub import atomic_write
 
 from .checkpoint import WEIGHTS, file_sha256
 from .config import NanoConfig

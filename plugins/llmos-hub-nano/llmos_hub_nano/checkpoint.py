@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import DataError, check_safetensors
-from llmos_hub._fileio import atomic_write
+from llmos_hub import DataError, atomic_write, check_safetensors
 
 from .config import NanoConfig, read_config
 

@@ -97,7 +97,7 @@ def evaluate(folder: Path, task_name: str, train: Sequence[Any], *, split: str =
     """Score the checkpoint in ``folder`` and the task's trivial baseline on ``split``."""
     import torch
 
-    from llmos_hub._plugins import default_host
+    from llmos_hub import default_host
     from llmos_hub_pytorch.backend import TorchBackend
 
     from .family import NanoFamily

@@ -1,4 +1,4 @@
-"""Train a shipped nano checkpoint on a task's train split: ``python -m llmos_hub_nano.train TASK``.
+"""Train a nano checkpoint on a task's train split: ``python -m llmos_hub_nano.train TASK``.
 
 Seeded and reproducible on one machine (fixed steps, fixed batches, one thread count): the data come
 through the task itself (``task.load(split="train")``), so the checkpoint records the exact data
@@ -6,9 +6,14 @@ fingerprint it was trained on. After training, the model is scored on the task's
 with the ``pytorch`` backend and the task's own metrics, beside a trivial baseline, and everything
 (command, seed, loss curve, scores) goes into the model card.
 
+The checkpoint goes to a new folder, ``./nano-TASK`` (``./nano-TASK-2``, ... if that exists), never
+over a shipped checkpoint or any folder with files in it unless ``--overwrite`` says so: a newcomer trying
+the script cannot silently replace the model the default benchmark runs.
+
 Example::
 
-    nice -n 10 python -m llmos_hub_nano.train translation-sample
+    nice -n 10 python -m llmos_hub_nano.train translation-sample            # writes ./nano-translation-sample
+    python -m llmos_hub_nano.train lm-sample --out plugins/llmos-hub-nano/llmos_hub_nano/checkpoints/lm-sample --overwrite
 """
 
 from __future__ import annotations
@@ -157,7 +162,7 @@ def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int 
     import torch
 
     from llmos_hub import UsageError
-    from llmos_hub._plugins import default_host
+    from llmos_hub import default_host
 
     from .checkpoint import save_checkpoint
     from .evaluation import evaluate
@@ -244,7 +249,7 @@ def train(task_name: str, *, out: Path | None = None, seed: int = 0, steps: int 
         "command": command or f"python -m llmos_hub_nano.train {task_name}",
         "torch": torch.__version__,
     }
-    folder = out or CHECKPOINTS / task_name
+    folder = out if out is not None else output_folder(task_name)
     save_checkpoint(folder, config, model, tokenizer)
     print(f"saved {folder} ({sum(p.numel() for p in model.parameters())} parameters); evaluating", flush=True)
     evaluation = evaluate(folder, task_name, examples, split=eval_split)
@@ -277,10 +282,40 @@ def with_overrides(recipe: Recipe, settings: Sequence[str]) -> Recipe:
     return dataclasses.replace(recipe, **changes)
 
 
+def output_folder(task_name: str, out: Path | None = None, *, overwrite: bool = False, cwd: Path | None = None) -> Path:
+    """Where a training run writes: ``out``, or the first free ``nano-TASK[-N]`` in ``cwd``.
+
+    Refuses (one line, before any training) an ``out`` that holds a shipped checkpoint or any files,
+    unless ``overwrite``.
+    """
+    from llmos_hub import UsageError
+
+    if out is None:
+        base = (cwd or Path.cwd()) / f"nano-{task_name}"
+        folder, n = base, 1
+        while folder.exists():
+            n += 1
+            folder = base.with_name(f"{base.name}-{n}")
+        return folder
+    if overwrite:
+        return out
+    shipped = CHECKPOINTS.resolve()
+    target = out.expanduser().resolve()
+    if target == shipped or shipped in target.parents:
+        raise UsageError(f"{out} is a shipped checkpoint; pass --overwrite to retrain it, or leave out --out "
+                         "to write a new folder")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UsageError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llmos_hub_nano.train", description=__doc__.split("\n")[0])
     parser.add_argument("task", choices=sorted(RECIPES))
-    parser.add_argument("--out", type=Path, default=None, help="checkpoint folder (default: the shipped one)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="checkpoint folder (default: a new ./nano-TASK, ./nano-TASK-2, ...)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="allow --out to be a shipped checkpoint or a folder with files (maintainers)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
     parser.add_argument("--threads", type=int, default=2)
@@ -289,10 +324,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe setting, e.g. --set copy=true --set dropout=0.3")
     args = parser.parse_args(argv)
-    if args.set:
-        RECIPES[args.task] = with_overrides(RECIPES[args.task], args.set)
+    from llmos_hub import LlmosHubError
+
+    try:
+        out = output_folder(args.task, args.out, overwrite=args.overwrite)
+        if args.set:
+            RECIPES[args.task] = with_overrides(RECIPES[args.task], args.set)
+    except LlmosHubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     command = "python -m llmos_hub_nano.train " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
-    train(args.task, out=args.out, seed=args.seed, steps=args.steps, threads=args.threads, command=command,
+    train(args.task, out=out, seed=args.seed, steps=args.steps, threads=args.threads, command=command,
           eval_split=args.eval_split)
     return 0
 

@@ -305,3 +305,30 @@ def test_recipe_overrides_parse_json_values_and_refuse_unknown_keys():
     for bad in ("colour=1", "copy", "architecture=\"seq2seq\"", "dropout=high"):
         with pytest.raises(UsageError):
             with_overrides(base, [bad])
+
+
+# -- where training writes ----------------------------------------------------------------------------
+def test_training_writes_a_new_folder_and_never_over_a_shipped_checkpoint(tmp_path, capsys):
+    from llmos_hub_nano.family import CHECKPOINTS
+    from llmos_hub_nano.train import main, output_folder
+
+    assert output_folder("lm-sample", cwd=tmp_path) == tmp_path / "nano-lm-sample"
+    (tmp_path / "nano-lm-sample").mkdir()
+    (tmp_path / "nano-lm-sample-2").mkdir()
+    assert output_folder("lm-sample", cwd=tmp_path) == tmp_path / "nano-lm-sample-3"
+    shipped = CHECKPOINTS / "lm-sample"
+    before = {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()}
+    for out in (shipped, CHECKPOINTS, shipped / "sub"):
+        with pytest.raises(UsageError, match="shipped checkpoint; pass --overwrite"):
+            output_folder("lm-sample", out)
+    assert output_folder("lm-sample", shipped, overwrite=True) == shipped
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="not empty"):
+        output_folder("lm-sample", busy)
+    assert output_folder("lm-sample", tmp_path / "empty") == tmp_path / "empty"
+    # The command refuses before any training starts: one line, status 2, the shipped files untouched.
+    assert main(["lm-sample", "--out", str(shipped), "--steps", "1"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {shipped} is a shipped checkpoint")
+    assert {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()} == before

@@ -9,6 +9,7 @@ line that says so, never a silent fall-back to the CPU.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ def make_session(
     """An ``InferenceSession`` for ``path`` with optimizations ``all``/``extended``/``basic``/``none``."""
     import onnxruntime as ort
 
+    if os.environ.get("ORT_DISABLE_TELEMETRY", "1") != "0":
+        # Also for a process that loaded onnxruntime before this plugin set ORT_DISABLE_TELEMETRY.
+        ort.disable_telemetry_events()
     levels = {
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,

@@ -38,7 +38,7 @@ class _State:
     encoder_states: torch.Tensor | None = None
 
 
-class TorchRunner(StepRunner):
+class TorchRunner(StepRunner[_State, torch.Tensor]):
     """A :class:`~llmos_hub.decoding.StepRunner` over torch modules on one device and dtype."""
 
     def __init__(

@@ -240,7 +240,7 @@ def _hub():
 
 def hub_config(repo_id: str, revision: str | None) -> dict[str, Any]:
     """A Hub repo's ``config.json`` (only that file is downloaded)."""
-    from llmos_hub.hub._errors import hub_call
+    from llmos_hub.hub import hub_call
 
     from huggingface_hub import hf_hub_download
 
@@ -282,7 +282,7 @@ def resolve(source: Source) -> Resolved:
         folder = source.folder
         read_config(folder)  # a clear error for a wrong path before anything else
         return Resolved(folder=folder, source=str(folder.resolve()), revision=None)
-    from llmos_hub.hub._errors import hub_call
+    from llmos_hub.hub import hub_call
 
     repo_id = str(source.repo_id)
     if _offline():
