@@ -85,7 +85,7 @@ def _cache_geometry(model: Any, capability: Capability, tokenizer: Any) -> tuple
 
     Reading the cache the model really builds is exact where config names disagree (T5's ``d_kv``,
     grouped-query heads, an explicit ``head_dim``); it also refuses caches that are not one key and
-    one value tensor per layer (linear attention, state-space layers), which one ``past`` tensor
+    one value tensor per layer (linear attention, state-space layers), which one cache tensor
     cannot carry.
     """
     import torch
@@ -197,7 +197,7 @@ def _loaded(family: str, ref: str, source: Source, resolved: Any, capability: Ca
             tokenizer: Any, sha256: str, per_file: dict[str, str]) -> LoadedModel:
     import transformers
 
-    from .modules import HFCausalLM, HFClassifier, HFDecoder, HFEncoder
+    from .modules import HFCausalLM, HFClassifier, HFCrossKV, HFDecoder, HFEncoder
 
     config = model.config
     where = f"hf:{ref}"
@@ -210,11 +210,15 @@ def _loaded(family: str, ref: str, source: Source, resolved: Any, capability: Ca
         modules = {"classifier": HFClassifier(model)}
     else:
         layers, heads, head_dim = _cache_geometry(model, capability, tokenizer)
-        # The pytorch backend sizes an empty ``past`` from these keys: n_heads are key/value heads.
+        # Backends size the cache from these keys: n_heads are key/value heads.
         summary.update(n_layers=layers, n_heads=heads, head_dim=head_dim, d_model=heads * head_dim)
         if capability is Capability.SEQ2SEQ:
             summary["n_decoder_layers"] = layers
-            modules = {"encoder": HFEncoder(model), "decoder": HFDecoder(model, (layers, heads, head_dim))}
+            modules = {
+                "encoder": HFEncoder(model),
+                "cross_kv": HFCrossKV(model),
+                "decoder": HFDecoder(model, (layers, heads, head_dim)),
+            }
         else:
             modules = {"causal_lm": HFCausalLM(model, (layers, heads, head_dim))}
     provenance = Provenance(
