@@ -35,8 +35,9 @@ __all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "default_cache_dir", "expor
 
 #: Root of llmos-hub's caches; exported graphs go to ``$LLMOS_HUB_CACHE/onnx``.
 CACHE_ENV = "LLMOS_HUB_CACHE"
-#: Bumped when the layout of an entry or the meaning of a key changes.
-FORMAT_VERSION = 1
+#: Bumped when the layout of an entry or the meaning of a key changes. 2: calling convention v2
+#: (preallocated slot cache in, ``new_kv`` out, a ``cross_kv`` graph), so no v1 graph is reused.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -71,16 +72,24 @@ def modules_digest(modules: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _code_digest(modules: Mapping[str, Any]) -> str:
-    """A sha256 of the source of every module class used, so an edited ``forward`` re-exports."""
+    """A sha256 of the source files defining every module class used, so an edited ``forward`` or
+    any helper it calls in the same file (a cache layer, a mask function) re-exports."""
     h = hashlib.sha256()
     classes = sorted({type(sub) for module in modules.values() for sub in module.modules()}, key=lambda c: (c.__module__, c.__qualname__))
+    files: set[str] = set()
     for cls in classes:
         h.update(f"{cls.__module__}.{cls.__qualname__}\n".encode())
-        if cls.__module__.startswith("torch."):
-            continue  # covered by the torch version
+        if cls.__module__.startswith(("torch.", "transformers.")):
+            continue  # covered by the torch / transformers versions
         try:
+            files.add(inspect.getsourcefile(cls) or "")
             h.update(inspect.getsource(cls).encode())
         except (OSError, TypeError):
+            pass
+    for name in sorted(f for f in files if f):
+        try:
+            h.update(Path(name).read_bytes())
+        except OSError:
             pass
     return h.hexdigest()
 
@@ -92,6 +101,12 @@ def _tool_versions() -> dict[str, str]:
     from . import __version__
 
     versions = {"torch": torch.__version__, "onnx": onnx.__version__, "llmos-hub-onnxruntime": __version__}
+    try:
+        import transformers
+
+        versions["transformers"] = transformers.__version__
+    except ImportError:  # only models of the hf family need it
+        pass
     try:
         import onnxscript
 

@@ -13,7 +13,7 @@ causality, so it never grows); a seq2seq source's cross-attention keys/values co
 
 Options: ``use_cache`` (default true; false recomputes the whole sequence at every step, the
 baseline the KV cache is measured against), ``threads`` (CPU intra-op threads; default
-:func:`.threads.default_threads`).
+:func:`llmos_hub.threads.default_threads`, one core left free so a shared machine does not stall).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from llmos_hub import Backend, Capability, Generation, GenerationConfig, LoadedModel, Loglikelihood, UsageError
 from llmos_hub.decoding import Batch, StepRunner, cache_capacity
+from llmos_hub.threads import default_threads
 
 from .device import DTYPES, resolve_device, resolve_dtype
 from .kvcache import CachePool
@@ -66,9 +67,10 @@ class TorchRunner(StepRunner):
         self.device = str(device)
         self.dtype = next(k for k, v in DTYPES.items() if v == dtype)
         self.use_cache = use_cache
-        self.threads = threads
-        if threads and device.type == "cpu":
-            torch.set_num_threads(int(threads))
+        self.threads_source = "option" if threads else "default"
+        self.threads = int(threads) if threads else default_threads()
+        if device.type == "cpu":
+            torch.set_num_threads(self.threads)
         modules = dict(model.modules)
         if device.type != "cpu" or dtype != torch.float32:
             modules = copy.deepcopy(modules)  # leave the caller's float32 CPU modules untouched
@@ -264,7 +266,7 @@ class TorchRunner(StepRunner):
             "device": self.device,
             "dtype": self.dtype,
             "threads": torch.get_num_threads(),
-            "threads_source": "option" if self.threads else "default",
+            "threads_source": self.threads_source,
             "kv_cache": self.use_cache,
         }
         if self.torch_device.type == "cuda":

@@ -44,7 +44,7 @@ def _slot_layer_class():
         """A static cache layer over slices of the caller's buffer, written at ``cache_position``."""
 
         def __init__(self, keys: Tensor, values: Tensor, cache_position: Tensor) -> None:
-            super().__init__(max_cache_len=int(keys.shape[-2]))
+            super().__init__(max_cache_len=keys.shape[-2])  # a SymInt under export: capacity stays dynamic
             self.keys, self.values = keys, values
             self.dtype, self.device = keys.dtype, keys.device
             self.position = cache_position
@@ -83,7 +83,7 @@ def _filled_layer_class():
             self.is_initialized = True
 
         def get_seq_length(self) -> int:
-            return int(self.keys.shape[-2])
+            return self.keys.shape[-2]  # no int(): under export the source length stays dynamic
 
     return _FilledLayer
 
