@@ -48,6 +48,7 @@ class OrtGraph:
     def __init__(self, session: Any, *, io_binding: bool = False, device: str = "cpu", device_id: int = 0) -> None:
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
+        self._input_set = set(self.inputs)
         self.outputs = [o.name for o in session.get_outputs()]
         self.io_binding = io_binding
         self.device = device
@@ -62,6 +63,9 @@ class OrtGraph:
         self._out_buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
 
     def run(self, feeds: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]] | None = None) -> list[Any]:
+        # An exporter drops an input the graph never reads (a decoder given ``cross_kv`` may not
+        # read ``encoder_states``), so only the graph's own inputs are fed.
+        feeds = {name: value for name, value in feeds.items() if name in self._input_set}
         if not self.io_binding:
             return self.session.run(self.outputs, dict(feeds))
         import onnxruntime as ort
