@@ -91,14 +91,29 @@ def _filled_layer_class():
 SlotLayer = None  # the class, built on first use (keeps ``import transformers`` lazy)
 
 
-def _slot_cache(cache: Tensor, cache_position: Tensor):
-    """A ``transformers`` ``Cache`` whose layers write into ``cache`` (one :class:`SlotLayer` per layer)."""
+def _slot_cache(cache: Tensor, cache_position: Tensor, memo: dict | None = None):
+    """A ``transformers`` ``Cache`` whose layers write into ``cache`` (one :class:`SlotLayer` per layer).
+
+    Eager calls on the same buffer reuse the ``Cache`` object of the previous call (kept in ``memo``)
+    and only move its slots, so a decode step builds no Python objects per layer.
+    """
     from transformers.cache_utils import Cache
 
     global SlotLayer
     if SlotLayer is None:
         SlotLayer = _slot_layer_class()
-    return Cache(layers=[SlotLayer(cache[i, 0], cache[i, 1], cache_position) for i in range(cache.shape[0])])
+    key = None
+    if memo is not None and _in_place():
+        key = (cache.data_ptr(), tuple(cache.shape), cache.dtype, cache.device)
+        found = memo.get("slots")
+        if found is not None and found[0] == key:
+            for layer in found[1].layers:
+                layer.position, layer.cumulative_length, layer.new = cache_position, cache_position[0], None
+            return found[1]
+    made = Cache(layers=[SlotLayer(cache[i, 0], cache[i, 1], cache_position) for i in range(cache.shape[0])])
+    if key is not None and memo is not None:
+        memo["slots"] = (key, made)
+    return made
 
 
 def _new_kv(cache) -> Tensor:
@@ -141,6 +156,7 @@ class _Wrapper(nn.Module):
         super().__init__()
         self.model = model
         self.cache_geometry = cache_geometry
+        self._memo: dict = {}  # the slot cache object of the last eager call (see _slot_cache)
 
     def _dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
@@ -162,7 +178,7 @@ class HFCausalLM(_Wrapper):
             assert self.cache_geometry is not None
             cache, cache_position = _full_call(input_ids, *self.cache_geometry, self._dtype())
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0).index_select(1, cache_position)
-        slots = _slot_cache(cache, cache_position)
+        slots = _slot_cache(cache, cache_position, self._memo)
         out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -231,7 +247,7 @@ class HFDecoder(_Wrapper):
         if cache is None or cache_position is None:
             assert self.cache_geometry is not None
             cache, cache_position = _full_call(decoder_input_ids, *self.cache_geometry, self._dtype())
-        slots = _slot_cache(cache, cache_position)
+        slots = _slot_cache(cache, cache_position, self._memo)
         if cross_kv is None:
             cross = DynamicCache()
         else:
