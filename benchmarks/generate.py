@@ -277,7 +277,7 @@ def _targets(report: dict[str, Any]) -> dict[str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from llmos_hub.threads import default_threads
+    from llmos_hub.decoding import default_threads
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(MODELS))

@@ -70,6 +70,7 @@ from typing import Any, Protocol
 
 from ._backend import Generation, GenerationConfig, Loglikelihood, Runner
 from ._model import Capability
+from ._threads import THREADS_ENV, default_threads
 from ._windows import encode_pair, rolling_windows
 from .errors import UsageError
 
@@ -77,9 +78,11 @@ __all__ = [
     "Batch",
     "StepRunner",
     "Stepper",
+    "THREADS_ENV",
     "beam_search",
     "cache_capacity",
     "cut_at_stop",
+    "default_threads",
     "generate_ids",
     "greedy_search",
     "pad_left",

@@ -3,7 +3,7 @@
 Options (``Backend.prepare(..., options={...})``, all optional):
 
 ``threads``
-    ONNX Runtime intra-op threads (default :func:`llmos_hub.threads.default_threads`: one core left
+    ONNX Runtime intra-op threads (default :func:`llmos_hub.decoding.default_threads`: one core left
     free, so a shared machine does not stall the workers).
 ``exporter`` / ``opset``
     ``"dynamo"`` (default) or ``"torchscript"``, and the ONNX opset (default per exporter).
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from llmos_hub import Backend, LoadedModel, UsageError
-from llmos_hub.threads import default_threads
+from llmos_hub.decoding import default_threads
 
 from . import export as _export
 from .cache import ExportCache, derived_key, export_key

@@ -13,7 +13,7 @@ causality, so it never grows); a seq2seq source's cross-attention keys/values co
 
 Options: ``use_cache`` (default true; false recomputes the whole sequence at every step, the
 baseline the KV cache is measured against), ``threads`` (CPU intra-op threads; default
-:func:`llmos_hub.threads.default_threads`, one core left free so a shared machine does not stall).
+:func:`llmos_hub.decoding.default_threads`, one core left free so a shared machine does not stall).
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from llmos_hub import Backend, Capability, Generation, GenerationConfig, LoadedModel, Loglikelihood, UsageError
-from llmos_hub.decoding import Batch, StepRunner, cache_capacity
-from llmos_hub.threads import default_threads
+from llmos_hub.decoding import Batch, StepRunner, cache_capacity, default_threads
 
 from .device import DTYPES, resolve_device, resolve_dtype
 from .kvcache import CachePool
