@@ -6,38 +6,58 @@ The public SDK is what ``__all__`` lists; every other module is private. Plugin 
 Importing this package loads no torch, onnxruntime, transformers, datasets or evaluate.
 """
 
-from ._backend import Backend, Generation, GenerationConfig, Loglikelihood, Runner
+from ._backend import Backend, Runner
 from ._metric import Metric, Score
-from ._model import Capability, LoadedModel, ModelFamily, Provenance, Tokenizer
+from ._model import Artifacts, Capability, LoadedModel, ModelFamily, ModelInfo, Provenance, Tokenizer
+from ._requests import (
+    ClassifyRequest,
+    GenerateRequest,
+    Generation,
+    GenerationConfig,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    RequestType,
+    RollingRequest,
+)
 from ._plugins import PluginHost, PluginInfo, load_plugins
 from ._result import ResultRecord, load_record
-from ._task import Example, Request, Task, TaskData
+from ._requests import Request
+from ._task import Example, Formulation, Task, TaskData, TaskKind
 from ._version import __version__
 from .errors import DataError, LlmosHubError, PluginError, UnknownNameError, UsageError
 from .hookspecs import hookimpl
 
 __all__ = [
+    "Artifacts",
     "Backend",
     "Capability",
+    "ClassifyRequest",
     "DataError",
     "Example",
+    "Formulation",
+    "GenerateRequest",
     "Generation",
     "GenerationConfig",
     "LlmosHubError",
     "LoadedModel",
     "Loglikelihood",
+    "LoglikelihoodRequest",
     "Metric",
     "ModelFamily",
+    "ModelInfo",
     "PluginError",
     "PluginHost",
     "PluginInfo",
     "Provenance",
     "Request",
+    "RequestType",
     "ResultRecord",
+    "RollingRequest",
     "Runner",
     "Score",
     "Task",
     "TaskData",
+    "TaskKind",
     "Tokenizer",
     "UnknownNameError",
     "UsageError",

@@ -48,6 +48,9 @@ class Metric(ABC):
     """
 
     name: str = ""
+    #: The score keys :meth:`compute` returns (``("rouge1", "rouge2", ...)``), so a task file's
+    #: ``primary_metric`` is checked when the file is read. Empty: checked when scored.
+    score_keys: tuple[str, ...] = ()
 
     @abstractmethod
     def compute(

@@ -9,12 +9,14 @@ capabilities, its tokenizer, its provenance and its modules, each with a fixed c
 from __future__ import annotations
 
 import enum
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Capability", "LoadedModel", "ModelFamily", "Provenance", "Tokenizer"]
+__all__ = ["Artifacts", "Capability", "LoadedModel", "ModelFamily", "ModelInfo", "Provenance", "Tokenizer"]
 
 
 class Capability(str, enum.Enum):
@@ -71,7 +73,49 @@ class Provenance:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
+class Artifacts:
+    """A model's files on this machine, for backends that read files instead of torch modules.
+
+    ``folder`` is the resolved folder (a local folder or a Hub snapshot); every other path is inside
+    it. ``layout`` names the on-disk convention a converter understands: ``"transformers"`` (a
+    ``config.json`` with ``architectures`` and transformers' weight and tokenizer files) or a family's
+    own (``"nano"``). ``weights_format`` is ``"safetensors"``: no family hands out pickle files.
+    """
+
+    folder: Path
+    layout: str
+    weights: tuple[Path, ...]
+    weights_format: str = "safetensors"
+    tokenizer_files: tuple[Path, ...] = ()
+    config_file: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "layout": self.layout,
+            "weights": [p.name for p in self.weights],
+            "weights_format": self.weights_format,
+            "tokenizer_files": [p.name for p in self.tokenizer_files],
+            "config_file": self.config_file.name if self.config_file else None,
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a family can tell about a reference before building it (see :meth:`ModelFamily.inspect`).
+
+    ``weights_sha256`` identifies the exact weights (it is part of a run's configuration hash, so
+    retraining a checkpoint in place makes a new configuration); ``labels`` are a classifier's output
+    names; ``artifacts`` are the files a files-consuming backend would read.
+    """
+
+    capabilities: frozenset[Capability]
+    weights_sha256: str | None = None
+    labels: tuple[str, ...] | None = None
+    artifacts: Artifacts | None = None
+
+
 class LoadedModel:
     """A model ready to be handed to a backend.
 
@@ -104,18 +148,63 @@ class LoadedModel:
 
     ``max_length`` is the longest sequence the model was built for (its context window);
     ``labels`` names the classifier's outputs in order; ``decoder_start_id`` starts seq2seq decoding.
+
+    Modules are built on demand: a family passes ``build_modules`` (a zero-argument callable) instead
+    of ``modules``, and the first read of :attr:`modules` builds them once. A backend that reads
+    :attr:`artifacts` (the model's files) never touches :attr:`modules`, so no torch module is built
+    for it (:attr:`modules_built` tells).
     """
 
-    family: str
-    ref: str
-    capabilities: frozenset[Capability]
-    tokenizer: Tokenizer
-    modules: Mapping[str, Any]
-    provenance: Provenance
-    max_length: int
-    config: Mapping[str, Any] = field(default_factory=dict)
-    labels: Sequence[str] | None = None
-    decoder_start_id: int | None = None
+    def __init__(
+        self,
+        *,
+        family: str,
+        ref: str,
+        capabilities: frozenset[Capability],
+        tokenizer: Tokenizer,
+        provenance: Provenance,
+        max_length: int,
+        modules: Mapping[str, Any] | None = None,
+        build_modules: Callable[[], Mapping[str, Any]] | None = None,
+        artifacts: Artifacts | None = None,
+        config: Mapping[str, Any] | None = None,
+        labels: Sequence[str] | None = None,
+        decoder_start_id: int | None = None,
+    ) -> None:
+        self.family = family
+        self.ref = ref
+        self.capabilities = frozenset(capabilities)
+        self.tokenizer = tokenizer
+        self.provenance = provenance
+        self.max_length = max_length
+        self.artifacts = artifacts
+        self.config: Mapping[str, Any] = dict(config or {})
+        self.labels = labels
+        self.decoder_start_id = decoder_start_id
+        self._modules: Mapping[str, Any] | None = modules
+        self._build_modules = build_modules
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.name!r}, capabilities={sorted(map(str, self.capabilities))})"
+
+    @property
+    def modules(self) -> Mapping[str, Any]:
+        """The torch modules by role, built on first use (empty when the family has none)."""
+        if self._modules is None:
+            with self._lock:
+                if self._modules is None:
+                    self._modules = dict(self._build_modules()) if self._build_modules is not None else {}
+        return self._modules
+
+    @modules.setter
+    def modules(self, value: Mapping[str, Any]) -> None:
+        self._modules = value
+
+    @property
+    def modules_built(self) -> bool:
+        """Whether :attr:`modules` exist yet (a files-consuming backend leaves them unbuilt)."""
+        return self._modules is not None
 
     @property
     def name(self) -> str:
@@ -197,6 +286,16 @@ class ModelFamily(ABC):
         Returning ``None`` means "unknown until loaded"; the bench then checks after loading.
         """
         return None
+
+    def inspect(self, ref: str, *, revision: str | None = None) -> ModelInfo | None:
+        """What is known of ``ref`` without building it: capabilities, weights hash, labels, files.
+
+        The bench calls this while planning, before any model loads: capabilities and labels pick a
+        task's formulation, the weights hash enters the configuration hash, the files let a backend
+        refuse a layout it cannot read. The default knows only :meth:`capabilities`.
+        """
+        caps = self.capabilities(ref)
+        return ModelInfo(capabilities=caps) if caps is not None else None
 
     def available(self) -> Sequence[str]:
         """References this family can load with no download (shipped checkpoints)."""

@@ -7,14 +7,14 @@ checked against the interface it must implement; the product is cached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._backend import Backend
 from ._metric import Metric
 from ._model import ModelFamily
-from ._task import Task
+from ._task import Task, TaskKind
 from .errors import PluginError, UnknownNameError
 
 KINDS: dict[str, str] = {
@@ -23,11 +23,19 @@ KINDS: dict[str, str] = {
     "backends": "backend",
     "metrics": "metric",
     "suites": "suite",
+    "task_kinds": "task kind",
 }
 
 
 def _is_suite(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    """A suite is a list of task names, or of ``{"task": NAME, "model": REF}`` entries (the model a
+    task runs on when the user names none), or a mapping ``{"tasks": [...], "backend": NAME}``."""
+    if isinstance(value, Mapping):
+        return set(value) <= {"tasks", "backend"} and _is_suite(value.get("tasks", []))
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(v, str) or (isinstance(v, Mapping) and isinstance(v.get("task"), str)
+                               and set(v) <= {"task", "model"}) for v in value
+    )
 
 
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -36,6 +44,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "backends": (lambda v: isinstance(v, Backend), "a llmos_hub.Backend"),
     "metrics": (lambda v: isinstance(v, Metric), "a llmos_hub.Metric"),
     "suites": (_is_suite, "a list of task names"),
+    "task_kinds": (lambda v: isinstance(v, TaskKind), "a llmos_hub.TaskKind"),
 }
 
 

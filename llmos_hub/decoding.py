@@ -68,7 +68,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._backend import Generation, GenerationConfig, Loglikelihood, Runner
+from ._backend import Runner
+from ._requests import Generation, GenerationConfig, Loglikelihood
 from ._model import Capability
 from ._threads import THREADS_ENV, default_threads
 from ._windows import encode_pair, rolling_windows

@@ -40,6 +40,7 @@ __all__ = [
     "register_metrics",
     "register_models",
     "register_suites",
+    "register_task_kinds",
     "register_tasks",
 ]
 
@@ -85,4 +86,18 @@ def register_metrics(register: Register) -> None:
 
 @hookspec
 def register_suites(register: Register) -> None:
-    """Register suites, named lists of tasks: ``register("default", lambda: ["lm-sample", ...])``."""
+    """Register suites, named lists of tasks: ``register("default", lambda: ["lm-sample", ...])``.
+
+    An entry may name the model the task runs on when the user names none
+    (``{"task": "lm-sample", "model": "nano:lm-sample"}``), and a suite may name its backend
+    (``{"tasks": [...], "backend": "pytorch"}``): this is how a plugin that ships models for tasks makes
+    them the defaults, without the core naming any plugin.
+    """
+
+
+@hookspec
+def register_task_kinds(register: Register) -> None:
+    """Register task kinds: ``register("question-answering", lambda: QAKind())``.
+
+    The factory returns a :class:`llmos_hub.TaskKind`; its name is what a task file writes as ``kind``.
+    """

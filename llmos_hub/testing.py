@@ -21,22 +21,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ._backend import Backend, Generation, GenerationConfig, Loglikelihood
+from ._backend import Backend
+from ._requests import Generation, GenerationConfig, Loglikelihood
 from ._model import Capability, LoadedModel, ModelFamily
 from ._plugins import PluginHost, load_plugins
-from ._task import Task
+from ._task import Task, TaskKind
 
-__all__ = ["check_backend", "check_model_family", "check_plugin", "check_task", "llmos_hub_host"]
-
-_REQUEST_FOR = {
-    Capability.CAUSAL_LM: {"loglikelihood_rolling", "loglikelihood", "generate"},
-    Capability.SEQ2SEQ: {"generate"},
-    Capability.CLASSIFIER: {"classify"},
-}
+__all__ = ["check_backend", "check_model_family", "check_plugin", "check_task", "check_task_kind", "llmos_hub_host"]
 
 
 def check_plugin(plugin: object, *, name: str = "plugin-under-test") -> PluginHost:
@@ -68,11 +64,35 @@ def check_task(task: Task, *, limit: int = 5, seed: int = 0) -> None:
     assert len(first.examples) <= limit
     assert first.fingerprint == again.fingerprint, "the same limit and seed must give the same examples"
     assert re.fullmatch(r"[0-9a-f]{64}", first.fingerprint), "the fingerprint must be a sha256 hex digest"
-    allowed = _REQUEST_FOR[Capability(task.capability)]
-    for example in first.examples:
-        request = task.request(example)
-        assert request.kind in allowed, f"{request.kind} requests cannot be answered by a {task.capability} model"
-        assert isinstance(request.text, str)
+    forms = list(task.formulations())
+    assert forms, "a task offers at least one formulation"
+    assert len({f.name for f in forms}) == len(forms), "formulation names must be distinct"
+    for form in forms:
+        for example in first.examples:
+            requests = task.requests(example, formulation=form.name, seed=seed)
+            assert requests, f"formulation {form.name} made no request for example {example.id}"
+            for request in requests:
+                assert request.type in form.request_types, (
+                    f"formulation {form.name} made a {request.type} request; it declares "
+                    f"{', '.join(sorted(map(str, form.request_types)))}")
+            assert requests == task.requests(example, formulation=form.name, seed=seed), \
+                "requests must be deterministic for a seed"
+
+
+def check_task_kind(kind: TaskKind, task_file: str | Path, *, limit: int = 5, seed: int = 0) -> None:
+    """A task kind declares distinct formulations, default metrics and a primary score, and a task file
+    of that kind parses and passes :func:`check_task` (every formulation makes requests of its declared
+    types, deterministically)."""
+    from .tasks import task_from_file
+
+    assert isinstance(kind, TaskKind), f"{kind!r} is not a llmos_hub.TaskKind"
+    assert re.match(r"^[a-z0-9][a-z0-9-]*$", kind.name), f"bad task kind name {kind.name!r}"
+    forms = list(kind.formulations())
+    assert forms and len({f.name for f in forms}) == len(forms), "distinct, non-empty formulations"
+    assert kind.default_metrics and kind.default_primary, "a kind names default metrics and a primary score"
+    task = task_from_file(task_file)
+    assert task.spec.kind is kind or task.spec.kind.name == kind.name, "the task file is not of this kind"
+    check_task(task, limit=limit, seed=seed)
 
 
 def check_model_family(family: ModelFamily, ref: str) -> LoadedModel:

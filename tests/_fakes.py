@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from llmos_hub import (
     Backend,
     Capability,
+    ClassifyRequest,
     Example,
+    Formulation,
+    GenerateRequest,
     Generation,
     GenerationConfig,
     LoadedModel,
@@ -22,6 +25,8 @@ from llmos_hub import (
     ModelFamily,
     Provenance,
     Request,
+    RequestType,
+    RollingRequest,
     Runner,
     Score,
     Task,
@@ -128,11 +133,19 @@ class FakeTask(Task):
         fingerprint = hashlib.sha256(repr([(e.id, e.input, e.target) for e in examples]).encode()).hexdigest()
         return TaskData(examples, fingerprint, "fake", split or "test")
 
-    def request(self, example: Example) -> Request:
-        kind = {"upper": "generate", "clf": "classify", "lm": "loglikelihood_rolling"}[self._kind]
-        return Request(kind, example.input)
+    def formulations(self):
+        kind = {"upper": RequestType.GENERATE, "clf": RequestType.CLASSIFY, "lm": RequestType.ROLLING}[self._kind]
+        return (Formulation(self._kind, frozenset({kind}), Capability(self.capability)),)
 
-    def score(self, examples, outputs, *, labels=None, seed=0):
+    def requests(self, example: Example, *, formulation: str, seed: int = 0) -> list[Request]:
+        if self._kind == "upper":
+            return [GenerateRequest(example.input, self.generation)]
+        if self._kind == "clf":
+            return [ClassifyRequest(example.input)]
+        return [RollingRequest(example.input)]
+
+    def score(self, examples, answers, *, formulation, labels=None, seed=0):
+        outputs = [a[0] for a in answers]
         if self._kind == "upper":
             hits = [o.text == e.target for e, o in zip(examples, outputs)]
         elif self._kind == "clf":
@@ -144,8 +157,8 @@ class FakeTask(Task):
         name = "exact" if self._kind == "upper" else "accuracy"
         return {name: Score(p, math.sqrt(p * (1 - p) / len(hits)))}
 
-    def per_example(self, example, output, *, labels=None):
-        return {"prediction": getattr(output, "text", None)}
+    def per_example(self, example, answers, *, formulation, labels=None):
+        return {"prediction": getattr(answers[0], "text", None)}
 
 
 class FakePlugin:

@@ -31,7 +31,7 @@ def test_cross_product_refuses_incompatible_pairs_before_loading(host):
     plan = _plan(host)
     assert [(r.spec.model, r.task.name) for r in plan.runs] == [("fake:upper", "upper"), ("fake:clf", "parity"), ("fake:lm", "text")]
     assert len(plan.refused) == 6
-    assert "fake:clf cannot run upper: the task needs seq2seq, the model has classifier" in plan.refused
+    assert "fake:clf cannot run upper on fake: upper needs a seq2seq model (it is classifier)" in plan.refused
     assert FakeFamily.loads == 0
 
 

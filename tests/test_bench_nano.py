@@ -59,11 +59,24 @@ def test_batch_size_does_not_change_numbers(host, tmp_path):
 
 def test_default_plan_pairs_each_task_with_its_model(host):
     plan = make_plan(host, limit=2)
-    assert [(r.spec.model, r.task.name) for r in plan.runs] == [(f"nano:{t}", t) for t in TASKS]
+    expected = [(f"nano:{t}", t) for t in TASKS] + [("nano:lm-sample", "multiple-choice-sample")]
+    assert [(r.spec.model, r.task.name) for r in plan.runs] == expected
+    assert [r.spec.formulation for r in plan.runs] == ["rolling", "logits", "seq2seq", "seq2seq", "loglikelihood"]
 
 
 def test_model_without_the_capability_is_refused_before_loading(host):
     from llmos_hub import UsageError
 
-    with pytest.raises(UsageError, match="nano:lm-sample cannot run translation-sample: the task needs seq2seq, the model has causal-lm"):
-        make_plan(host, models=["nano:lm-sample"], tasks=["translation-sample"])
+    with pytest.raises(UsageError, match="nano:classification-sample cannot run translation-sample on pytorch: "
+                       "seq2seq needs a seq2seq model .it is classifier.; prompt needs a causal-lm model"):
+        make_plan(host, models=["nano:classification-sample"], tasks=["translation-sample"])
+    with pytest.raises(UsageError, match="seq2seq needs a seq2seq model"):
+        make_plan(host, models=["nano:lm-sample"], tasks=["translation-sample"], formulation="seq2seq")
+
+
+def test_a_causal_lm_is_planned_on_every_bundled_task_with_the_fitting_formulation(host):
+    plan = make_plan(host, models=["nano:lm-sample"], limit=2)
+    got = {r.task.name: r.spec.formulation for r in plan.runs}
+    assert got == {"lm-sample": "rolling", "classification-sample": "loglikelihood", "translation-sample": "prompt",
+                   "summarization-sample": "prompt", "multiple-choice-sample": "loglikelihood"}
+    assert not plan.refused

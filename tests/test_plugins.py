@@ -18,8 +18,8 @@ def test_builtins_register_through_the_hooks():
     builtin = [p for p in host.plugins if p.builtin]
     assert [p.name for p in builtin] == ["llmos_hub.builtins.tasks", "llmos_hub.builtins.metrics"]
     assert all(p.status == "ok" for p in builtin), [p.error for p in builtin]
-    assert "default" in host.registry.names("suites")
-    assert "register_tasks" in builtin[0].hooks
+    assert "register_tasks" in builtin[0].hooks and "register_task_kinds" in builtin[0].hooks
+    assert {"classification", "multiple-choice"} <= set(host.registry.names("task_kinds"))
 
 
 def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
@@ -131,7 +131,7 @@ def test_autoload_off(tmp_path, monkeypatch):
 
 
 def test_unknown_name_suggests_close_matches():
-    host = load_plugins(autoload=False)
+    host = load_plugins()
     with pytest.raises(UnknownNameError, match="unknown suite 'defualt'; did you mean 'default'"):
         host.get("suites", "defualt")
 

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from llmos_hub import (
     Capability,
+    RequestType,
     DataError,
     Example,
     Generation,
@@ -35,7 +36,7 @@ from llmos_hub.tasks import BUILTIN_DIR, task_from_file
 
 FIXTURES = Path(__file__).parent / "data" / "tasks"
 MINI = FIXTURES / "mini-translation.yaml"
-SUITE = ("lm-sample", "classification-sample", "translation-sample", "summarization-sample")
+SUITE = ("lm-sample", "classification-sample", "translation-sample", "summarization-sample", "multiple-choice-sample")
 
 BASE: dict[str, Any] = {
     "name": "t",
@@ -70,7 +71,7 @@ def _with(**changes: Any) -> dict[str, Any]:
         (_with(name="has space"), "field 'name': 'has space' may hold only"),
         (_with(kind=None), "missing field 'kind'"),
         (_with(kind="translaton"), "field 'kind': unknown kind 'translaton'; did you mean 'translation'?"),
-        (_with(kind="regression"), "one of classification, translation, summarization, language-modelling"),
+        (_with(kind="regression"), "one of classification, language-modelling, multiple-choice, summarization, translation"),
         (_with(data=None), "missing field 'data'"),
         (_with(data={"path": "a.jsonl", "dataset": "x/y"}), "field 'data': give exactly one of 'path'"),
         (_with(data={"path": "a.jsonl", "format": "xml"}), "field 'data.format': unknown format 'xml'"),
@@ -97,7 +98,7 @@ def _with(**changes: Any) -> dict[str, Any]:
         (_with(kind="classification", labels=["a"]), "field 'labels': a classification task declares its labels"),
         (_with(kind="classification", labels=["a", "a"]), "field 'labels': labels must be distinct"),
         (_with(kind="classification", labels=["a", "b"], generation={"num_beams": 2}),
-         "field 'generation': only translation and summarization tasks generate"),
+         "field 'generation': only generating kinds (translation, summarization) take generation settings"),
         (_with(primary="chrf"), "unknown field 'primary'; did you mean 'primary_metric'?"),
         (_with(data=str(FIXTURES / "mini-translation"), splits={"test": "test.jsonl"}, default_split="dev"),
          "field 'default_split': 'dev' is not one of the splits (test)"),
@@ -136,12 +137,14 @@ def test_missing_and_non_mapping_task_files(tmp_path: Path) -> None:
 def test_defaults_per_kind(tmp_path: Path) -> None:
     task = task_from_file(_write(tmp_path, _with()))
     described = task.describe()
-    assert task.capability is Capability.SEQ2SEQ
+    assert [f.name for f in task.formulations()] == ["seq2seq", "prompt"]
+    assert task.formulations()[0].capability is Capability.SEQ2SEQ
     assert task.kind == "translation" and task.labels is None
     assert described["metrics"] == {"chrf": {}, "bleu": {}}
     assert task.primary_metric == "chrf"
     assert described["default_split"] == "test"
-    assert described["prompt"] == "{input}"
+    assert described["prompt"] == "{input}" and described["lm_prompt"] == "{input}"
+    assert (described["target_delimiter"], described["fewshot_delimiter"], described["num_fewshot"]) == (" ", "\n\n", 0)
     assert task.generation is not None and task.generation.num_beams == 1
     summary = task_from_file(_write(tmp_path, _with(kind="summarization")))
     assert summary.primary_metric == "rougeL"
@@ -158,8 +161,6 @@ def test_describe_returns_the_declaration() -> None:
         assert described[key] == declared[key], key
     assert described["generation"] == {**declared["generation"], "length_penalty": 0.6}
     assert described["data"] == {"path": "mini-translation"}
-    assert described["capability"] == "seq2seq"
-    assert described["request"] == "generate"
     assert task.version == "2"
 
 
@@ -168,9 +169,10 @@ def test_describe_returns_the_declaration() -> None:
 def test_translation_request_uses_the_prompt_template_and_generation_settings() -> None:
     task = task_from_file(MINI)
     example = task.load().examples[0]
-    request = task.request(example)
-    assert request.kind == "generate"
+    (request,) = task.requests(example, formulation="seq2seq")
+    assert request.type is RequestType.GENERATE
     assert request.text == f"Translate (ui): {example.input}"
+    assert request.config == task.generation
     assert task.generation is not None
     assert (task.generation.max_new_tokens, task.generation.num_beams, task.generation.length_penalty,
             task.generation.stop) == (24, 3, 0.6, ("\n",))
@@ -179,18 +181,19 @@ def test_translation_request_uses_the_prompt_template_and_generation_settings() 
 @pytest.mark.parametrize(
     ("name", "kind", "capability"),
     [
-        ("lm-sample", "loglikelihood_rolling", Capability.CAUSAL_LM),
+        ("lm-sample", "loglikelihood_rolling", None),
         ("classification-sample", "classify", Capability.CLASSIFIER),
         ("translation-sample", "generate", Capability.SEQ2SEQ),
         ("summarization-sample", "generate", Capability.SEQ2SEQ),
     ],
 )
-def test_bundled_task_requests(name: str, kind: str, capability: Capability) -> None:
+def test_bundled_task_requests(name: str, kind: str, capability: Capability | None) -> None:
     task = task_from_file(BUILTIN_DIR / f"{name}.yaml")
-    assert task.capability is capability
+    first = task.formulations()[0]
+    assert first.capability is capability
     for example in task.load(limit=5).examples:
-        request = task.request(example)
-        assert request.kind == kind
+        (request,) = task.requests(example, formulation=first.name)
+        assert str(request.type) == kind
         assert request.text == example.input  # the bundled prompts are "{input}"
     assert (task.generation is not None) == (kind == "generate")
 
@@ -201,7 +204,7 @@ def test_language_modelling_target_is_the_text_itself(tmp_path: Path) -> None:
                                             "fields": {"input": "text"}}))
     (example,) = task.load().examples
     assert (example.id, example.input, example.target) == ("0", "A whole document.", "A whole document.")
-    assert task.request(example).kind == "loglikelihood_rolling"
+    assert [r.type for r in task.requests(example, formulation="rolling")] == [RequestType.ROLLING]
     assert task.primary_metric == "word_perplexity"
 
 
@@ -251,7 +254,7 @@ def test_generation_scores_call_the_registered_metric(tmp_path: Path, fake_metri
     task = _exact_task(tmp_path)
     examples = task.load().examples
     outputs = [Generation(e.target.upper() if i % 3 == 0 else "falsch", (1, 2), 5) for i, e in enumerate(examples)]
-    scores = task.score(examples, outputs, seed=7)
+    scores = task.score(examples, [[o] for o in outputs], formulation="seq2seq", seed=7)
     expected = sum(1 for i in range(len(examples)) if i % 3 == 0) / len(examples)
     assert scores["exact"].value == pytest.approx(expected)
     (call,) = fake_metrics
@@ -270,18 +273,19 @@ def test_classification_reads_logits_in_the_models_label_order(tmp_path: Path, f
     examples = task.load().examples
     model_labels = ["net", "graphics", "games"]  # another order than the task's
     logits = [[2.0, 0.5, -1.0], [0.0, 3.0, 1.0], [0.1, 0.9, 0.2]]  # argmax: net, graphics, graphics
-    scores = task.score(examples, logits, labels=model_labels)
+    answers = [[row] for row in logits]
+    scores = task.score(examples, answers, formulation="logits", labels=model_labels)
     assert fake_metrics[0]["predictions"] == ["net", "graphics", "graphics"]
     assert fake_metrics[0]["references"] == ["net", "games", "graphics"]
     assert scores["exact"].value == pytest.approx(2 / 3)
-    row = task.per_example(examples[1], logits[1], labels=model_labels)
+    row = task.per_example(examples[1], answers[1], formulation="logits", labels=model_labels)
     assert row["prediction"] == "graphics" and row["reference"] == "games" and row["exact"] == 0.0
     with pytest.raises(UsageError, match="differ from task 'c'"):
-        task.score(examples, logits, labels=["net", "graphics", "sports"])
+        task.score(examples, answers, formulation="logits", labels=["net", "graphics", "sports"])
     with pytest.raises(UsageError, match="needs the model's label names"):
-        task.score(examples, logits)
+        task.score(examples, answers, formulation="logits")
     with pytest.raises(UsageError, match="has 2 logits for 3 labels"):
-        task.score(examples, [[0.0, 1.0]] * 3, labels=model_labels)
+        task.score(examples, [[[0.0, 1.0]]] * 3, formulation="logits", labels=model_labels)
 
 
 def test_language_modelling_passes_loglikelihoods_and_texts(tmp_path: Path, fake_metrics: list) -> None:
@@ -292,37 +296,37 @@ def test_language_modelling_passes_loglikelihoods_and_texts(tmp_path: Path, fake
                                             "primary_metric": "exact"}))
     examples = task.load().examples
     outputs = [Loglikelihood(-3.5, 2), Loglikelihood(-1.0, 1)]
-    task.score(examples, outputs)
+    task.score(examples, [[o] for o in outputs], formulation="rolling")
     assert fake_metrics[0]["predictions"] == outputs
     assert fake_metrics[0]["references"] == ["one two", "three"]
-    assert task.per_example(examples[0], outputs[0])["prediction"] == {"logprob": -3.5, "num_tokens": 2}
-    with pytest.raises(UsageError, match="expects Loglikelihood outputs"):
-        task.score(examples, [Generation("x", (), 1)] * 2)
+    row = task.per_example(examples[0], [outputs[0]], formulation="rolling")
+    assert row["prediction"] == {"logprob": -3.5, "num_tokens": 2}
+    with pytest.raises(UsageError, match="expects one Loglikelihood answer"):
+        task.score(examples, [[Generation("x", (), 1)]] * 2, formulation="rolling")
 
 
 def test_score_checks_lengths_and_the_primary_metric(tmp_path: Path, fake_metrics: list) -> None:
     task = _exact_task(tmp_path)
     examples = task.load().examples
-    with pytest.raises(UsageError, match="11 outputs for 12 examples"):
-        task.score(examples, [Generation("x", (), 1)] * 11)
+    with pytest.raises(UsageError, match="11 answers for 12 examples"):
+        task.score(examples, [[Generation("x", (), 1)]] * 11, formulation="seq2seq")
     wrong = task_from_file(_write(tmp_path, _with(metrics={"exact": {}}, primary_metric="exactness")))
     with pytest.raises(UsageError, match="primary_metric 'exactness' is not among the scores"):
-        wrong.score(examples, [Generation("x", (), 1)] * len(examples))
+        wrong.score(examples, [[Generation("x", (), 1)]] * len(examples), formulation="seq2seq")
 
 
 def test_per_example_for_log_samples(tmp_path: Path, fake_metrics: list) -> None:
     task = _exact_task(tmp_path)
     example = task.load().examples[0]
-    row = task.per_example(example, Generation(example.target, (1,), 3))
+    row = task.per_example(example, [Generation(example.target, (1,), 3)], formulation="seq2seq")
     assert row == {"id": example.id, "prediction": example.target, "reference": example.target, "exact": 1.0}
     json.dumps(row)
 
 
-def test_unknown_metric_is_reported_when_scoring(tmp_path: Path, fake_metrics: list) -> None:
-    task = task_from_file(_write(tmp_path, _with(metrics={"nonesuch": {}}, primary_metric="x")))
-    examples = task.load().examples
-    with pytest.raises(UsageError, match="unknown metric 'nonesuch'"):
-        task.score(examples, [Generation("x", (), 1)] * len(examples))
+def test_unknown_metric_is_reported_when_the_file_is_read(tmp_path: Path, fake_metrics: list) -> None:
+    path = _write(tmp_path, _with(metrics={"nonesuch": {}}, primary_metric="x"))
+    with pytest.raises(DataError, match="field 'metrics.nonesuch': unknown metric 'nonesuch'"):
+        task_from_file(path)
 
 
 def _builtin_metrics() -> dict[str, str]:
@@ -338,30 +342,31 @@ def test_bundled_tasks_score_with_the_real_metrics() -> None:
 
     translation = tasks["translation-sample"]
     examples = translation.load(limit=20).examples
-    perfect = translation.score(examples, [Generation(e.target, (), 1) for e in examples])
+    perfect = translation.score(examples, [[Generation(e.target, (), 1)] for e in examples], formulation="seq2seq")
     assert perfect["chrf"].value == pytest.approx(100.0) and perfect["bleu"].value == pytest.approx(100.0)
-    copied = translation.score(examples, [Generation(e.input, (), 1) for e in examples])
+    copied = translation.score(examples, [[Generation(e.input, (), 1)] for e in examples], formulation="seq2seq")
     assert copied["chrf"].value < 60.0
 
     summary = tasks["summarization-sample"]
     examples = summary.load(limit=20).examples
-    perfect = summary.score(examples, [Generation(e.target, (), 1) for e in examples])
+    perfect = summary.score(examples, [[Generation(e.target, (), 1)] for e in examples], formulation="seq2seq")
     assert {k: perfect[k].value for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")} == pytest.approx(
         {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0, "rougeLsum": 1.0})
 
     classification = tasks["classification-sample"]
     examples = classification.load().examples
     labels = list(classification.labels)
-    one_hot = [[float(label == e.target) for label in labels] for e in examples]
-    scores = classification.score(examples, one_hot, labels=labels)
+    one_hot = [[[float(label == e.target) for label in labels]] for e in examples]
+    scores = classification.score(examples, one_hot, formulation="logits", labels=labels)
     assert scores["accuracy"].value == 1.0 and scores["macro_f1"].value == 1.0
-    always_first = classification.score(examples, [[1.0] + [0.0] * (len(labels) - 1)] * len(examples), labels=labels)
+    always_first = classification.score(examples, [[[1.0] + [0.0] * (len(labels) - 1)]] * len(examples),
+                                        formulation="logits", labels=labels)
     assert always_first["accuracy"].value == pytest.approx(sum(e.target == labels[0] for e in examples) / len(examples))
 
     lm = tasks["lm-sample"]
     examples = lm.load(limit=10).examples
     outputs = [Loglikelihood(-0.5 * len(e.input.split()), len(e.input.split())) for e in examples]
-    scores = lm.score(examples, outputs)
+    scores = lm.score(examples, [[o] for o in outputs], formulation="rolling")
     # -0.5 nats per whitespace-separated word, so the word perplexity is e ** 0.5
     assert scores["word_perplexity"].value == pytest.approx(math.exp(0.5), rel=1e-9)
     assert scores["word_perplexity"].higher_is_better is False
@@ -387,7 +392,10 @@ def test_registered_tasks_are_the_declared_ones() -> None:
         task = host.get("tasks", name)
         assert task.name == name
         assert task.describe()["name"] == name
-    assert host.get("suites", "default") == list(SUITE)
+    assert "default" not in host.registry.names("suites")  # the plugin with models for it registers it
+    everything = PluginHost().load()
+    assert [(e["task"], e["model"]) for e in everything.get("suites", "default")] == [
+        (name, "nano:lm-sample" if name == "multiple-choice-sample" else f"nano:{name}") for name in SUITE]
 
 
 def test_listing_tasks_imports_no_heavy_library() -> None:

@@ -1,16 +1,22 @@
-"""Facts about the machine and software for a record's provenance, read without heavy imports."""
+"""Facts about the machine and software for a record's provenance, read without heavy imports.
+
+The core records the versions of the libraries it scores with itself; the libraries a run executed on
+(torch, onnxruntime, ctranslate2, ...) come from the backend's own ``versions()`` and the GPU's name from
+the runner's ``describe()``, so the core names no plugin's library.
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata as md
 import platform
-import sys
+from collections.abc import Mapping
 from typing import Any
 
 from .._version import __version__
 
-_LIBRARIES = ("torch", "onnxruntime", "onnx", "numpy", "tokenizers", "safetensors", "transformers", "sacrebleu", "rouge_score", "evaluate", "datasets", "huggingface_hub")
+#: The core's own scoring and data libraries.
+_LIBRARIES = ("numpy", "sacrebleu", "rouge_score", "evaluate", "datasets", "huggingface_hub")
 
 
 def _version(dist: str) -> str | None:
@@ -32,24 +38,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def gpu_name() -> str | None:
-    """The CUDA device's name if torch is already imported and sees one (never imports torch)."""
-    torch = sys.modules.get("torch")
-    try:
-        if torch is not None and torch.cuda.is_available():
-            return str(torch.cuda.get_device_name(torch.cuda.current_device()))
-    except Exception:  # a broken CUDA install must not lose a record
-        return None
-    return None
-
-
-def environment(plugins: dict[str, str]) -> dict[str, Any]:
+def environment(plugins: dict[str, str], libraries: Mapping[str, str] | None = None,
+                gpu: str | None = None) -> dict[str, Any]:
+    """The record's environment: ``libraries`` are the backend's ``versions()`` (added to the core's),
+    ``gpu`` the device name the runner reported for a GPU run."""
     return {
         "python": platform.python_version(),
         "llmos_hub": __version__,
         "plugins": dict(sorted(plugins.items())),
-        "libraries": {name: _version(name) for name in _LIBRARIES},
+        "libraries": {**{name: _version(name) for name in _LIBRARIES}, **dict(libraries or {})},
         "platform": platform.platform(),
         "cpu": cpu_name(),
-        "gpu": gpu_name(),
+        "gpu": gpu,
     }

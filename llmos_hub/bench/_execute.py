@@ -1,10 +1,11 @@
 """Executing one :class:`RunSpec`: load, prepare, answer every request in timed batches, score, record.
 
-Speed is measured here, the same way for every backend: model load and backend preparation are timed
-apart; one request is run untimed first (warm-up, excluded); then every batch is timed on its own, giving
-examples/s, generated and prompt tokens/s and per-batch latency percentiles. Requests are sorted by
-length before batching (less padding) and answers put back in dataset order, which is safe because a
-runner's answers do not depend on how requests are batched.
+Each example makes a list of typed requests under the run's formulation; requests of one type are
+batched across examples (:func:`answer_all`) and the answers are handed back per example, in request
+order, to the task, which scores them once. Speed is measured here, the same way for every backend:
+model load and backend preparation are timed apart; the first request of each type is run untimed
+(warm-up, excluded); then every batch is timed on its own, giving examples/s, generated and prompt
+tokens/s and per-batch latency percentiles.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._backend import Backend, GenerationConfig, Runner
+from .._backend import Backend, Runner
 from .._fileio import atomic_write
 from .._model import LoadedModel, ModelFamily
-from .._result import SCHEMA_ID, ResultRecord
-from .._task import Request, Task, TaskData
+from .._requests import Request, request_length
+from .._result import SCHEMA_ID, ResultRecord, config_hash
+from .._task import Task, TaskData
 from ..errors import LlmosHubError, UsageError
 from ._environment import environment
 from ._spec import RunSpec
@@ -75,28 +77,70 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _answer(runner: Runner, requests: Sequence[Request], generation: GenerationConfig | None) -> list[Any]:
-    kind = requests[0].kind
-    if kind == "generate":
-        return list(runner.generate([r.text for r in requests], generation or GenerationConfig()))
-    if kind == "loglikelihood_rolling":
-        return list(runner.loglikelihood_rolling([r.text for r in requests]))
-    if kind == "classify":
-        return list(runner.classify([r.text for r in requests]))
-    if kind == "loglikelihood":
-        return list(runner.loglikelihood([(r.text, r.continuation or "") for r in requests]))
-    raise UsageError(f"unknown request kind {kind!r}")
-
-
-def _token_counts(output: Any, request: Request, model: LoadedModel) -> tuple[int, int]:
+def _token_counts(answer: Any, request: Request, model: LoadedModel) -> tuple[int, int]:
     """(prompt tokens, generated tokens) of one answered request."""
-    generated = getattr(output, "generated_tokens", None)
+    generated = getattr(answer, "generated_tokens", None)
     if generated is not None:
-        return int(output.prompt_tokens), int(generated)
-    num_tokens = getattr(output, "num_tokens", None)
+        return int(answer.prompt_tokens), int(generated)
+    num_tokens = getattr(answer, "num_tokens", None)
     if num_tokens is not None:
         return int(num_tokens), 0
-    return len(model.tokenizer.encode(request.text)), 0
+    return len(model.tokenizer.encode(getattr(request, "text", ""))), 0
+
+
+def _group_key(request: Request) -> tuple[str, Any]:
+    """Requests are batched only with others of one type (and, for generation, one config)."""
+    return str(request.type), getattr(request, "config", None)
+
+
+@dataclass
+class Answered:
+    """Every example's answers, in request order, and how long answering took."""
+
+    answers: list[list[Any]]
+    requests: list[list[Request]]
+    latencies: list[float]
+    warmup_seconds: float
+
+
+def answer_all(runner: Runner, per_example: Sequence[Sequence[Request]], batch_size: int,
+               progress: Progress | None = None) -> Answered:
+    """Answer every request, batching requests of one type across examples.
+
+    Within a group, requests are sorted longest first (less padding) and answers are put back in
+    place, which is safe because a runner's answers do not depend on how requests are batched. The
+    first request of each group is answered once untimed (warm-up); then each batch is timed alone.
+    """
+    flat = [(i, j, r) for i, reqs in enumerate(per_example) for j, r in enumerate(reqs)]
+    groups: dict[tuple[str, Any], list[tuple[int, int, Request]]] = {}
+    for item in flat:
+        groups.setdefault(_group_key(item[2]), []).append(item)
+    warm_start = time.perf_counter()
+    for items in groups.values():
+        runner.answer([items[0][2]])
+    warmup_seconds = time.perf_counter() - warm_start
+
+    answers: list[list[Any]] = [[None] * len(reqs) for reqs in per_example]
+    latencies: list[float] = []
+    runner.reset_peak_memory()
+    if progress is not None:
+        progress(0, len(flat))  # timing starts now: loading, export and warm-up are done
+    done = 0
+    for items in groups.values():
+        ordered = sorted(items, key=lambda item: -request_length(item[2]))
+        for start in range(0, len(ordered), batch_size):
+            batch = ordered[start : start + batch_size]
+            t0 = time.perf_counter()
+            got = runner.answer([item[2] for item in batch])
+            latencies.append(time.perf_counter() - t0)
+            if len(got) != len(batch):
+                raise LlmosHubError(f"the runner answered {len(got)} of {len(batch)} requests")
+            for (i, j, _), value in zip(batch, got):
+                answers[i][j] = value
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(flat))
+    return Answered(answers, [list(r) for r in per_example], latencies, warmup_seconds)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -125,68 +169,53 @@ def execute(
     started = _now()
     loaded = session.model(spec)
     model = loaded.model
-    if not model.supports(task.capability):
+    form = task.formulation(spec.formulation) if spec.formulation else task.formulations()[0]
+    if form.capability is not None and not model.supports(form.capability):
         have = ", ".join(sorted(str(c) for c in model.capabilities)) or "none"
-        raise UsageError(f"{spec.model} cannot run {task.name}: it needs {task.capability}, the model has {have}")
+        raise UsageError(f"{spec.model} cannot run {task.name} as {form.name}: it needs a {form.capability} "
+                         f"model, this one is {have}")
+    if spec.weights_sha256 and model.provenance.weights_sha256 != spec.weights_sha256:
+        raise LlmosHubError(f"the weights of {spec.model} changed between planning and loading; run again")
     runner, prepare_seconds = session.runner(spec, model)
+    missing = sorted(map(str, form.request_types - runner.request_types))
+    if missing:
+        raise UsageError(f"backend {spec.backend} does not answer {', '.join(missing)} requests for {spec.model}")
 
     examples = list(data.examples)
-    requests = [task.request(ex) for ex in examples]
-    if not requests:
+    if not examples:
         raise UsageError(f"task {task.name} has no examples to run (check --limit and the data)")
-    generation = task.generation if requests[0].kind == "generate" else None
-
-    warm_start = time.perf_counter()
-    _answer(runner, requests[:1], generation)
-    warmup_seconds = time.perf_counter() - warm_start
-
-    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].text))
-    outputs: list[Any] = [None] * len(requests)
-    latencies: list[float] = []
-    runner.reset_peak_memory()
-    if progress is not None:
-        progress(0, len(requests))  # timing starts now: loading, export and warm-up are done
-    done = 0
-    for start in range(0, len(order), spec.batch_size):
-        batch = order[start : start + spec.batch_size]
-        t0 = time.perf_counter()
-        answers = _answer(runner, [requests[i] for i in batch], generation)
-        latencies.append(time.perf_counter() - t0)
-        if len(answers) != len(batch):
-            raise LlmosHubError(f"backend {spec.backend} answered {len(answers)} of {len(batch)} requests")
-        for i, answer in zip(batch, answers):
-            outputs[i] = answer
-        done += len(batch)
-        if progress is not None:
-            progress(done, len(requests))
-    eval_seconds = sum(latencies)
+    per_example = [task.requests(ex, formulation=form.name, seed=spec.seed) for ex in examples]
+    answered = answer_all(runner, per_example, spec.batch_size, progress)
+    eval_seconds = sum(answered.latencies)
 
     prompt_tokens = generated_tokens = 0
-    for output, request in zip(outputs, requests):
-        p, g = _token_counts(output, request, model)
-        prompt_tokens += p
-        generated_tokens += g
+    for answers, requests in zip(answered.answers, answered.requests):
+        for answer, request in zip(answers, requests):
+            p, g = _token_counts(answer, request, model)
+            prompt_tokens += p
+            generated_tokens += g
 
-    scores = task.score(examples, outputs, labels=model.labels, seed=spec.seed)
+    scores = task.score(examples, answered.answers, formulation=form.name, labels=model.labels, seed=spec.seed)
     if samples_path is not None:
-        _write_samples(samples_path, task, examples, outputs, model)
+        _write_samples(samples_path, task, examples, answered.answers, model, form.name)
 
     per_second = (lambda n: n / eval_seconds if eval_seconds > 0 else 0.0)  # noqa: E731
     speed = {
         "load_seconds": round(loaded.load_seconds, 6),
         "prepare_seconds": round(prepare_seconds, 6),
-        "warmup_seconds": round(warmup_seconds, 6),
+        "warmup_seconds": round(answered.warmup_seconds, 6),
         "eval_seconds": round(eval_seconds, 6),
-        "examples_per_second": per_second(len(requests)),
+        "examples_per_second": per_second(len(examples)),
         "generated_tokens_per_second": per_second(generated_tokens) if generated_tokens else None,
         "prompt_tokens_per_second": per_second(prompt_tokens),
-        "latency_ms": {f"p{q}": percentile(latencies, q) * 1000 for q in (50, 90, 99)},
+        "latency_ms": {f"p{q}": percentile(answered.latencies, q) * 1000 for q in (50, 90, 99)},
         "peak_memory_bytes": runner.peak_memory_bytes(),
-        "peak_memory_kind": "cuda-allocated" if spec.device.startswith("cuda") else "process-rss",
+        "peak_memory_kind": runner.peak_memory_kind(),
     }
     details = dict(runner.describe())
     backend_obj = session.host.get("backends", spec.backend)
     libraries_used = dict(backend_obj.versions())
+    definition = dict(task.describe())
     record = {
         "schema": SCHEMA_ID,
         "id": spec.hash[:16],
@@ -205,12 +234,15 @@ def execute(
         "task": {
             "name": task.name,
             "version": str(task.version),
-            "capability": str(task.capability),
+            "kind": str(definition.get("kind", type(task).__name__)),
+            "formulation": form.name,
             "primary_metric": task.primary_metric,
             "dataset_fingerprint": data.fingerprint,
             "split": data.split,
             "num_examples": len(examples),
             "source": data.source,
+            "definition": definition,
+            "definition_sha256": spec.task_sha256 or config_hash(definition),
         },
         "backend": {
             "name": spec.backend,
@@ -222,26 +254,32 @@ def execute(
             "batch_size": spec.batch_size,
             "seed": spec.seed,
             "limit": spec.limit,
-            "generation": generation.to_dict() if generation else None,
+            "generation": spec.generation,
             "hash": spec.hash,
             "spec": spec.to_dict(),
             "task_argument": task_argument or task.name,
         },
         "scores": {name: score.to_dict() for name, score in scores.items()},
         "speed": speed,
-        "environment": environment(session.host.plugin_versions()),
+        "environment": environment(
+            session.host.plugin_versions(),
+            libraries_used,
+            gpu=str(details.get("device_name")) if not str(spec.device).startswith("cpu") and details.get("device_name") else None,
+        ),
         "samples_file": samples_path.name if samples_path is not None else None,
     }
     return ResultRecord(_jsonable(record))
 
 
-def _write_samples(path: Path, task: Task, examples: Sequence[Any], outputs: Sequence[Any], model: LoadedModel) -> None:
+def _write_samples(path: Path, task: Task, examples: Sequence[Any], answers: Sequence[Sequence[Any]],
+                   model: LoadedModel, formulation: str) -> None:
     lines = []
-    for example, output in zip(examples, outputs):
-        extra = dict(task.per_example(example, output, labels=model.labels))
+    for example, answer in zip(examples, answers):
+        extra = dict(task.per_example(example, answer, formulation=formulation, labels=model.labels))
         lines.append(
             json.dumps(
-                {"id": example.id, "input": example.input, "reference": example.target, **_jsonable(extra)},
+                {"id": example.id, "input": example.input, "reference": _jsonable(example.target),
+                 **_jsonable(extra)},
                 ensure_ascii=False,
             )
         )

@@ -8,20 +8,20 @@ dtype. A bench that would fail on its fifth run for a typo fails at once instead
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._backend import Backend
-from .._model import Capability, ModelFamily
-from .._task import Task, TaskData
-from ..errors import UnknownNameError, UsageError
+from .._model import ModelFamily, ModelInfo
+from .._result import config_hash
+from .._task import Formulation, Task, TaskData
+from ..errors import LlmosHubError, UnknownNameError, UsageError
 from ._spec import RunSpec, parse_model_ref
 
 DEFAULT_SUITE = "default"
-DEFAULT_BACKEND = "pytorch"
-#: ``--batch-size auto``: per request kind, a size that keeps small models busy on CPU.
+#: ``--batch-size auto``: per request type, a size that keeps small models busy on CPU.
 AUTO_BATCH = {"generate": 8, "loglikelihood_rolling": 8, "classify": 32, "loglikelihood": 16}
 
 
@@ -40,29 +40,62 @@ class Plan:
     refused: list[str]
 
 
+@dataclass(frozen=True)
+class _Resolved:
+    argument: str
+    task: Task
+    #: The model a plugin's suite declares for this task (used when the user names no model).
+    default_model: str | None
+
+
 def _looks_like_file(name: str) -> bool:
     return name.endswith((".yaml", ".yml", ".toml")) or "/" in name or Path(name).is_file()
 
 
-def resolve_tasks(host: Any, names: Sequence[str]) -> list[tuple[str, Task]]:
-    """Task names, suite names and task files → ``(argument to reproduce, Task)``, in order, no repeats."""
+def _suite_entries(host: Any, name: str) -> list[tuple[str, str | None]]:
+    """``(task, model or None)`` of a suite, whatever form its plugin registered it in."""
+    value = host.get("suites", name)
+    items = value.get("tasks", []) if isinstance(value, Mapping) else value
+    return [(i, None) if isinstance(i, str) else (i["task"], i.get("model")) for i in items]
+
+
+def declared_models(host: Any) -> dict[str, str]:
+    """task name → the model a suite entry pairs it with (the first suite that names one)."""
+    out: dict[str, str] = {}
+    for suite in host.registry.names("suites"):
+        try:
+            entries = _suite_entries(host, suite)
+        except LlmosHubError:
+            continue
+        for task, model in entries:
+            if model and task not in out:
+                out[task] = model
+    return out
+
+
+def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
+    """Task names, suite names and task files → tasks with their declared default model, in order."""
     from ..tasks import task_from_file
 
+    if not names and DEFAULT_SUITE not in host.registry.names("suites"):
+        raise UsageError("no default suite is installed (the llmos-hub-nano plugin provides it); "
+                         "name a task with --task")
     wanted = list(names) or [DEFAULT_SUITE]
-    result: list[tuple[str, Task]] = []
+    defaults = declared_models(host)
+    result: list[_Resolved] = []
     seen: set[str] = set()
 
-    def add(arg: str, task: Task) -> None:
+    def add(arg: str, task: Task, model: str | None) -> None:
         if task.name not in seen:
             seen.add(task.name)
-            result.append((arg, task))
+            result.append(_Resolved(arg, task, model or defaults.get(task.name)))
 
     for name in wanted:
         if name in host.registry.names("suites"):
-            for task_name in host.get("suites", name):
-                add(task_name, host.get("tasks", task_name))
+            for task_name, model in _suite_entries(host, name):
+                add(task_name, host.get("tasks", task_name), model)
         elif name in host.registry.names("tasks"):
-            add(name, host.get("tasks", name))
+            add(name, host.get("tasks", name), None)
         elif not _looks_like_file(name):
             known = [*host.registry.names("tasks"), *host.registry.names("suites")]
             raise UnknownNameError("task or suite", name, known)
@@ -70,31 +103,74 @@ def resolve_tasks(host: Any, names: Sequence[str]) -> list[tuple[str, Task]]:
             path = Path(name)
             if not path.is_file():
                 raise UsageError(f"task file {name} does not exist")
-            add(str(path), task_from_file(path))
+            add(str(path), task_from_file(path), None)
     return result
 
 
-def default_model_for(task: Task) -> str:
-    """The bundled model trained for a bundled task: ``nano:<task name>``."""
-    return f"nano:{task.name}"
+def default_backend(host: Any) -> str:
+    """The installed backend with the highest ``priority`` (the reference one, ``pytorch``)."""
+    names = host.registry.names("backends")
+    if not names:
+        raise UsageError("no backend is installed; install one, e.g. pip install llmos-hub-pytorch")
+    ranked = []
+    for name in names:
+        try:
+            ranked.append((-int(getattr(host.get("backends", name), "priority", 0)), name))
+        except LlmosHubError:
+            continue
+    if not ranked:
+        raise UsageError("no installed backend loads; see llmos-hub plugins")
+    return min(ranked)[1]
 
 
-def _capabilities(host: Any, model: str) -> frozenset[Capability] | None:
-    family_name, ref, _ = parse_model_ref(model)
+def _inspect(host: Any, model: str) -> ModelInfo | None:
+    family_name, ref, revision = parse_model_ref(model)
     family: ModelFamily = host.get("models", family_name)
-    return family.capabilities(ref)
+    return family.inspect(ref, revision=revision)
 
 
-def _batch_size(batch_size: int | str, task: Task) -> int:
+def choose_formulation(task: Task, info: ModelInfo | None, backend: Backend,
+                       wanted: str | None = None) -> tuple[Formulation | None, str]:
+    """The first formulation of ``task`` that ``backend`` can answer for the model, or why none can.
+
+    ``info is None`` (a family that cannot tell before loading) accepts the first formulation.
+    """
+    forms = [task.formulation(wanted)] if wanted else list(task.formulations())
+    if info is None:
+        return forms[0], ""
+    answers = backend.request_types(info.capabilities)
+    have = ", ".join(sorted(map(str, info.capabilities))) or "none"
+    reasons = []
+    for form in forms:
+        if form.capability is not None and form.capability not in info.capabilities:
+            reasons.append(f"{form.name} needs a {form.capability} model (it is {have})")
+            continue
+        missing = sorted(map(str, form.request_types - answers))
+        if missing:
+            reasons.append(f"{form.name} needs {', '.join(missing)} requests, which {backend.name} does not "
+                           f"answer for a {have} model")
+            continue
+        task_labels = getattr(task, "labels", None)
+        if form.needs_labels and (info.labels is None or task_labels is None
+                                  or sorted(info.labels) != sorted(task_labels)):
+            reasons.append(f"{form.name} needs a classifier with the task's labels")
+            continue
+        return form, ""
+    return None, "; ".join(reasons)
+
+
+def _batch_size(batch_size: int | str, form: Formulation) -> int:
     if batch_size == "auto":
-        kind = {Capability.CLASSIFIER: "classify", Capability.CAUSAL_LM: "loglikelihood_rolling"}.get(
-            Capability(task.capability), "generate"
-        )
-        return AUTO_BATCH[kind]
+        return min(AUTO_BATCH[str(t)] for t in form.request_types)
     size = int(batch_size)
     if size < 1:
         raise UsageError(f"--batch-size must be a positive integer or 'auto', not {batch_size}")
     return size
+
+
+def task_sha256(task: Task) -> str:
+    """sha256 of the task's full resolved description: what makes a changed prompt a new configuration."""
+    return config_hash(dict(task.describe()))
 
 
 def make_plan(
@@ -109,21 +185,30 @@ def make_plan(
     limit: int | None = None,
     seed: int = 0,
     backend_options: dict[str, Any] | None = None,
+    formulation: str | None = None,
+    num_fewshot: int | None = None,
 ) -> Plan:
     """Validate everything a bench needs and return one spec per compatible (model, task, backend)."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, not {limit}")
+    if num_fewshot is not None and num_fewshot < 0:
+        raise UsageError(f"--num-fewshot must be 0 or more, not {num_fewshot}")
     resolved = resolve_tasks(host, tasks)
-    backend_names = list(dict.fromkeys(backends or [DEFAULT_BACKEND]))
+    if num_fewshot is not None:
+        resolved = [_Resolved(r.argument, _with_fewshot(r.task, num_fewshot), r.default_model) for r in resolved]
+    if formulation is not None:
+        for r in resolved:
+            r.task.formulation(formulation)  # an unknown formulation is a one-line error now
+    backend_names = list(dict.fromkeys(backends or [default_backend(host)]))
     dtypes = [dtype] if isinstance(dtype, str) else list(dict.fromkeys(dtype)) or ["float32"]
     # (backend, dtype) pairs the backends accept; the others are refused with their reason.
-    variants: list[tuple[str, str]] = []
+    variants: list[tuple[str, Backend, str]] = []
     refused: list[str] = []
     for name in backend_names:
         backend: Backend = host.get("backends", name)
         for dt in dtypes:
             if dt in backend.dtypes:
-                variants.append((name, dt))
+                variants.append((name, backend, dt))
             else:
                 refused.append(f"backend {name} does not support dtype {dt}; it supports {', '.join(backend.dtypes)}")
     if not variants:
@@ -133,21 +218,32 @@ def make_plan(
         parse_model_ref(model)
 
     datasets: dict[str, TaskData] = {}
-    for _, task in resolved:  # parse and validate all data before any model loads
-        datasets[task.name] = task.load(limit=limit, seed=seed)
+    for r in resolved:  # parse and validate all data before any model loads
+        datasets[r.task.name] = r.task.load(limit=limit, seed=seed)
 
+    infos: dict[str, ModelInfo | None] = {}
     runs: list[PlannedRun] = []
-    for arg, task in resolved:
-        candidates = model_args or [default_model_for(task)]
+    for r in resolved:
+        task = r.task
+        candidates = model_args or ([r.default_model] if r.default_model else [])
+        if not candidates:
+            raise UsageError(f"task {task.name} has no default model; name one with --model")
+        description_hash = task_sha256(task)
         for model in candidates:
-            caps = _capabilities(host, model)
-            if caps is not None and Capability(task.capability) not in caps:
-                have = ", ".join(sorted(str(c) for c in caps)) or "none"
-                refused.append(f"{model} cannot run {task.name}: the task needs {task.capability}, the model has {have}")
-                continue
+            if model not in infos:
+                infos[model] = _inspect(host, model)
+            info = infos[model]
             family, ref, revision = parse_model_ref(model)
             data = datasets[task.name]
-            for backend_name, dt in variants:
+            for backend_name, backend, dt in variants:
+                reason = backend.check_model(info) if info is not None else None
+                if reason:
+                    refused.append(f"{model} cannot run on {backend_name}: {reason}")
+                    continue
+                form, why = choose_formulation(task, info, backend, formulation)
+                if form is None:
+                    refused.append(f"{model} cannot run {task.name} on {backend_name}: {why}")
+                    continue
                 spec = RunSpec(
                     model=f"{family}:{ref}",
                     revision=revision,
@@ -157,14 +253,32 @@ def make_plan(
                     backend=backend_name,
                     device=device,
                     dtype=dt,
-                    batch_size=_batch_size(batch_size, task),
+                    batch_size=_batch_size(batch_size, form),
                     limit=limit,
                     seed=seed,
-                    generation=task.generation.to_dict() if task.generation else None,
+                    generation=_generation(task, form),
                     backend_options=dict(backend_options) if backend_options else None,
+                    weights_sha256=info.weights_sha256 if info is not None else None,
+                    task_sha256=description_hash,
+                    formulation=form.name,
                 )
-                runs.append(PlannedRun(spec, task, data, arg))
+                runs.append(PlannedRun(spec, task, data, r.argument))
     if not runs:
         reason = refused[0] if refused else "nothing to run"
         raise UsageError(reason + ("" if len(refused) < 2 else f" (and {len(refused) - 1} more pairs refused)"))
     return Plan(runs, refused)
+
+
+def _with_fewshot(task: Task, num_fewshot: int) -> Task:
+    with_fewshot = getattr(task, "with_fewshot", None)
+    if with_fewshot is None:
+        raise UsageError(f"task {task.name} does not take --num-fewshot")
+    result: Task = with_fewshot(num_fewshot)
+    return result
+
+
+def _generation(task: Task, form: Formulation) -> dict[str, Any] | None:
+    config = getattr(task, "generation", None)
+    if config is None or "generate" not in {str(t) for t in form.request_types}:
+        return None
+    return dict(config.to_dict())

@@ -1,8 +1,11 @@
 """A run is a unit of work: one (model, task, backend, settings) tuple as small JSON-able data.
 
 The spec's canonical-JSON sha256 is the record's configuration hash: ``--resume`` skips a spec whose
-record exists, and a leaderboard row names the hash so anyone can tell two rows apart. A spec also
-holds the dataset fingerprint, so a changed dataset is a new configuration, never a silent reuse.
+record exists, and a leaderboard row names the hash so anyone can tell two rows apart. A spec holds
+everything that can change a number: the weights' sha256 (not only the model's name), the sha256 of
+the task's full resolved description (prompts, fields, labels and verbalizers, few-shot settings,
+metric options, generation settings), the formulation and the dataset fingerprint. Retraining a
+checkpoint in place, editing a prompt or a metric option is a new configuration, never a silent reuse.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ class RunSpec:
     seed: int
     generation: dict[str, Any] | None
     backend_options: dict[str, Any] | None = None
+    weights_sha256: str | None = None
+    task_sha256: str | None = None
+    formulation: str | None = None
 
     @property
     def family(self) -> str:

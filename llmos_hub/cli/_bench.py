@@ -133,12 +133,14 @@ def _batch_size(value: str) -> int | str:
 
 
 @click.command()
-@click.option("--model", "models", multiple=True, metavar="FAMILY:REF[@REV]", help="Model to run; repeatable. Default: the bundled nano model of each task.")
+@click.option("--model", "models", multiple=True, metavar="FAMILY:REF[@REV]", help="Model to run; repeatable. Default: the model a suite declares for each task (nano).")
 @click.option("--task", "tasks", multiple=True, metavar="NAME|SUITE|FILE", help="Task, suite or task file; repeatable. Default: the 'default' suite.")
-@click.option("--backend", "backends", multiple=True, metavar="NAME", help="Backend; repeatable to compare backends. Default: pytorch.")
+@click.option("--backend", "backends", multiple=True, metavar="NAME", help="Backend; repeatable to compare backends. Default: the installed backend of highest priority (pytorch).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--dtype", "dtypes", multiple=True, default=("float32",), show_default=True, help="float32, bfloat16, float16 (CUDA), int8 (onnxruntime); repeatable (pairs a backend lacks are refused).")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE", help="Backend setting, e.g. threads=2 or exporter=torchscript; repeatable.")
+@click.option("--formulation", default=None, metavar="NAME", help="Force a task formulation (e.g. loglikelihood, prompt, logits); default: the first the model and backend can answer.")
+@click.option("--num-fewshot", type=int, default=None, metavar="N", help="Few-shot demonstrations per example, drawn from the task's train split (overrides the task file).")
 @click.option("--batch-size", default="auto", show_default=True, help="Requests per batch, or 'auto'.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use a seeded subsample of N examples per task.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and bootstrap standard errors.")
@@ -159,6 +161,8 @@ def bench(
     device: str,
     dtypes: tuple[str, ...],
     backend_options: tuple[str, ...],
+    formulation: str | None,
+    num_fewshot: int | None,
     batch_size: str,
     limit: int | None,
     seed: int,
@@ -173,8 +177,8 @@ def bench(
 ) -> None:
     """Run tasks on models and backends; write one result record per run.
 
-    With no options it runs the bundled default suite (one task of each kind) on the bundled nano
-    models with the pytorch backend on CPU.
+    With no options it runs the bundled default suite (one task of each kind) on the models its plugin
+    declares for it (the bundled nano models) with the default backend (pytorch) on CPU.
     """
     from ..bench import make_plan, run_bench
     from ..leaderboard._text import summary_table
@@ -184,6 +188,7 @@ def bench(
     plan = make_plan(
         host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
         batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
+        formulation=formulation, num_fewshot=num_fewshot,
     )
     for reason in plan.refused:
         err_console().print(f"[yellow]refused[/] {reason}", markup=True, highlight=False)

@@ -33,6 +33,24 @@ _TASK_TYPES = {
 }
 
 
+#: Hub task types of our task kinds (records before the kind was recorded name a capability).
+_KIND_TYPES = {
+    "classification": "text-classification",
+    "translation": "translation",
+    "summarization": "summarization",
+    "language-modelling": "text-generation",
+    "multiple-choice": "multiple-choice",
+}
+
+
+def _task_type(task: dict[str, object]) -> str:
+    kind = str(task.get("kind") or "")
+    if kind:
+        return _KIND_TYPES.get(kind, kind)
+    capability = str(task.get("capability") or "text-generation")
+    return _TASK_TYPES.get(capability, capability)
+
+
 def _eval_results(record: ResultRecord, source_url: str) -> list[object]:
     from huggingface_hub import EvalResult
 
@@ -41,7 +59,7 @@ def _eval_results(record: ResultRecord, source_url: str) -> list[object]:
     setting = f"{backend['name']}/{backend['device']}/{backend['dtype']}"
     return [
         EvalResult(
-            task_type=_TASK_TYPES.get(task["capability"], task["capability"]),
+            task_type=_task_type(task),
             task_name=record.task,
             dataset_type=record.task,
             dataset_name=f"{record.task} ({task['split']})",

@@ -74,6 +74,8 @@ class Board:
     rows: list[Row] = field(default_factory=list)
     #: Set when the task has several boards, to tell them apart in titles.
     variant: int | None = None
+    #: Records left off this board, each named with the reason (a rerun of a configuration superseded).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -89,6 +91,7 @@ class Board:
             "higher_is_better": self.higher_is_better,
             "title": self.title,
             "rows": [r.to_dict() for r in self.rows],
+            "notes": list(self.notes),
         }
 
 
@@ -108,6 +111,12 @@ def reproduce_command(record: ResultRecord) -> str:
     ]
     if cfg.get("limit") is not None:
         args += ["--limit", str(cfg["limit"])]
+    formulation = cfg.get("spec", {}).get("formulation")
+    if formulation:
+        args += ["--formulation", str(formulation)]
+    shots = (d["task"].get("definition") or {}).get("num_fewshot")
+    if shots:
+        args += ["--num-fewshot", str(shots)]
     for key, value in sorted((cfg.get("spec", {}).get("backend_options") or {}).items()):
         args += ["--backend-option", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
     return shlex.join(args)
@@ -124,14 +133,20 @@ def _primary(record: ResultRecord) -> tuple[float, float | None, bool]:
 def build_boards(records: Iterable[ResultRecord]) -> list[Board]:
     """Group records into boards (task, version, fingerprint) and rank each by its primary metric.
 
-    When the same configuration hash appears more than once (a rerun), the newest record is kept.
+    When the same configuration hash appears more than once (a rerun), the newest record (by
+    ``finished_at``) is ranked and every other one is named in the board's notes, never dropped silently.
     """
     newest: dict[str, ResultRecord] = {}
+    superseded: dict[str, list[ResultRecord]] = {}
     for record in records:
         key = record.config_hash
         old = newest.get(key)
         if old is None or record.data["finished_at"] >= old.data["finished_at"]:
             newest[key] = record
+            if old is not None:
+                superseded.setdefault(key, []).append(old)
+        else:
+            superseded.setdefault(key, []).append(record)
     groups: dict[tuple[str, str, str], list[ResultRecord]] = {}
     for record in newest.values():
         t = record.data["task"]
@@ -151,6 +166,12 @@ def build_boards(records: Iterable[ResultRecord]) -> list[Board]:
             # Equal scores (within float rounding, as two backends give) share a rank: 1, 1, 3.
             tied = i > 0 and math.isclose(board.rows[-1].primary, value, rel_tol=1e-9, abs_tol=1e-12)
             board.rows.append(Row(board.rows[-1].rank if tied else i + 1, rec, value, stderr))
+        for rec in members:
+            for old in superseded.get(rec.config_hash, []):
+                board.notes.append(
+                    f"record {old.data['id']} ({old.model} on {old.backend}, finished {old.data['finished_at']}) is "
+                    f"superseded by the newer record {rec.data['id']} of the same configuration "
+                    f"({rec.data['finished_at']})")
         boards.append(board)
     _number_variants(boards)
     return boards

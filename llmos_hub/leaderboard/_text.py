@@ -79,6 +79,9 @@ def render_markdown(boards: Sequence[Board]) -> str:
             ]
             parts.append("| " + " | ".join(cells) + " |")
         parts.append("")
+        parts.extend(f"- Note: {_md_cell(note)}" for note in board.notes)
+        if board.notes:
+            parts.append("")
     return "\n".join(parts) + "\n"
 
 
@@ -125,6 +128,9 @@ def rich_tables(boards: Sequence[Board]) -> list[Any]:
                 *[fmt_number(row.speed(k)) for k, _ in SPEED_COLUMNS], row.data["config"]["hash"][:12],
             )
             table.add_row(*(Text(c) for c in cells))  # Text: record values are never read as markup
+        if board.notes:
+            table.caption = Text("\n".join(f"note: {n}" for n in board.notes))
+            table.caption_justify = "left"
         tables.append(table)
     return tables
 

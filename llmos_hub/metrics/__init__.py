@@ -6,7 +6,8 @@ imports ``evaluate`` (seconds) or numpy: the wrappers load lazily, and each load
 module from its local folder on first ``compute``, so ``llmos-hub list metrics`` stays fast.
 
 Score keys: ``bleu``; ``chrf``; ``rouge1``/``rouge2``/``rougeL``/``rougeLsum``; ``accuracy``;
-``macro_f1``; ``token_perplexity``/``word_perplexity``/``byte_perplexity``/``bits_per_byte``.
+``macro_f1``; ``acc``/``acc_norm``/``acc_bytes`` (multiple choice);
+``token_perplexity``/``word_perplexity``/``byte_perplexity``/``bits_per_byte``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ BUILTIN_METRICS: dict[str, str] = {
     "bleu": "corpus BLEU equal to sacrebleu.corpus_bleu, with its signature; bootstrap stderr",
     "chrf": "corpus chrF (chrF++ with word_order=2) equal to sacrebleu.corpus_chrf; bootstrap stderr",
     "f1": "macro-F1 over labels seen in references or predictions; bootstrap stderr",
+    "multiple_choice": "acc / acc_norm / acc_bytes of per-choice log-likelihoods as lm-evaluation-harness; "
+    "stderr of the mean",
     "perplexity": "token/word/byte perplexity and bits per byte as lm-evaluation-harness; bootstrap stderr",
     "rouge": "ROUGE-1/2/L/Lsum mean F-measure from rouge_score; stderr of the mean",
 }
@@ -36,6 +39,7 @@ _CLASSES: dict[str, tuple[str, str]] = {
     "bleu": ("._translation", "Bleu"),
     "chrf": ("._translation", "Chrf"),
     "f1": ("._classification", "MacroF1"),
+    "multiple_choice": ("._multiple_choice", "MultipleChoice"),
     "perplexity": ("._perplexity", "Perplexity"),
     "rouge": ("._rouge", "Rouge"),
 }

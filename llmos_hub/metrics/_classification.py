@@ -52,6 +52,7 @@ class Accuracy(_LabelMetric):
     """Fraction of exact label matches (0-1), standard error sqrt(p(1-p)/n)."""
 
     name = "accuracy"
+    score_keys = ("accuracy",)
     module_name = "accuracy"
 
     def compute(
@@ -78,6 +79,7 @@ class MacroF1(_LabelMetric):
     """Macro-averaged F1 (0-1) over the labels seen in references or predictions; bootstrapped stderr."""
 
     name = "f1"
+    score_keys = ("macro_f1",)
     module_name = "f1"
 
     def compute(

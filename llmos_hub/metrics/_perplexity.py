@@ -40,6 +40,7 @@ class Perplexity(EvaluateMetric):
     """The four language-modelling scores; lower is better for all of them."""
 
     name = "perplexity"
+    score_keys = ("token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")
     module_name = "perplexity"
 
     def _records(self, predictions: Sequence[Any]) -> list[dict[str, float | int]]:

@@ -21,6 +21,7 @@ class Rouge(EvaluateMetric):
     """ROUGE F-measures on 0-1; ``rougeLsum`` splits sentences on newlines, as rouge_score does."""
 
     name = "rouge"
+    score_keys = ("rouge1", "rouge2", "rougeL", "rougeLsum")
     module_name = "rouge"
     options = {"use_stemmer": False}
 
@@ -36,7 +37,7 @@ class Rouge(EvaluateMetric):
         self._check_lengths(predictions, references)
         result = self._evaluate(
             predictions=self._check_strings(predictions, "predictions"),
-            references=self._check_strings(references, "references"),
+            references=self._references(references),
             return_per_example=True,
             **opts,
         )
@@ -47,9 +48,26 @@ class Rouge(EvaluateMetric):
         """rouge_score's F-measures for one pair."""
         opts = self._options(options)
         prediction = self._check_strings([prediction], "predictions")[0]
-        reference = self._check_strings([reference], "references")[0]
-        scores = _scorer(bool(opts["use_stemmer"])).score(reference, prediction)
+        reference = self._references([reference])[0]
+        scorer = _scorer(bool(opts["use_stemmer"]))
+        if isinstance(reference, list):
+            scores = scorer.score_multi(reference, prediction)
+        else:
+            scores = scorer.score(reference, prediction)
         return {t: float(scores[t].fmeasure) for t in ROUGE_TYPES}
+
+    def _references(self, references: Sequence[Any]) -> list[Any]:
+        """Each example's reference: a string, or a list of strings (several references)."""
+        if any(isinstance(r, (list, tuple)) for r in references):
+            out = [[r] if isinstance(r, str) else list(r) for r in references]
+            for i, refs in enumerate(out):
+                self._check_strings(refs, f"references (example {i})")
+                if not refs:
+                    from ..errors import UsageError
+
+                    raise UsageError(f"metric 'rouge': example {i} has no reference")
+            return out
+        return self._check_strings(references, "references")
 
 
 @lru_cache(maxsize=2)

@@ -71,6 +71,7 @@ class Bleu(_SacrebleuMetric):
     """Corpus BLEU (0-100) equal to ``sacrebleu.corpus_bleu``, with sacrebleu's signature."""
 
     name = "bleu"
+    score_keys = ("bleu",)
     module_name = "bleu"
     options = {
         "tokenize": "13a",
@@ -109,6 +110,7 @@ class Chrf(_SacrebleuMetric):
     """Corpus chrF (0-100) equal to ``sacrebleu.corpus_chrf``; ``word_order=2`` gives chrF++."""
 
     name = "chrf"
+    score_keys = ("chrf",)
     module_name = "chrf"
     options = {
         "char_order": 6,

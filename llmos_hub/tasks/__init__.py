@@ -1,7 +1,8 @@
 """Tasks declared in YAML files, and the files of the bundled default suite.
 
 A task file (format in :mod:`llmos_hub.tasks._spec`) names a kind — ``classification``,
-``translation``, ``summarization`` or ``language-modelling`` —, its data (a bundled sample, a local
+``translation``, ``summarization``, ``language-modelling``, ``multiple-choice`` or one a plugin
+registers —, its data (a bundled sample, a local
 jsonl/csv/tsv/parquet file, a ``datasets`` folder or id), which fields are input, target and id, a
 prompt template, generation settings and metrics. :func:`task_from_file` turns it into a
 :class:`~llmos_hub.Task`; the built-in plugin registers every file in ``llmos_hub/tasks/builtin``.
@@ -19,10 +20,10 @@ from pathlib import Path
 
 from ..errors import DataError
 from ._declared import DeclaredTask
-from ._kinds import KINDS, Kind
+from ._kinds import BUILTIN_KINDS
 from ._spec import TaskSpec, parse_spec, read_yaml
 
-__all__ = ["BUILTIN_DIR", "KINDS", "DeclaredTask", "Kind", "TaskSpec", "declared_name", "parse_spec",
+__all__ = ["BUILTIN_DIR", "BUILTIN_KINDS", "DeclaredTask", "TaskSpec", "declared_name", "parse_spec",
            "task_from_file"]
 
 #: The folder of the built-in task files (their data is under ``data/<task>/``).

@@ -1,18 +1,20 @@
 """A :class:`~llmos_hub.Task` built from a validated task file.
 
-The task turns examples into the request its kind needs, and scores a runner's outputs through the
-metrics registered in the plugin host (so a plugin's metric can be named in a task file exactly like
-a built-in one).
+The task turns examples into the requests its kind makes under a formulation, and scores a runner's
+answers through the metrics registered in the plugin host (so a plugin's metric can be named in a task
+file exactly like a built-in one).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from .._backend import Generation, Loglikelihood
 from .._metric import Metric, Score
-from .._task import Example, Request, Task, TaskData
+from .._requests import Loglikelihood, Request
+from .._task import Example, Formulation, Task, TaskData
 from ..errors import UsageError
 from ._examples import fingerprint, read_examples, subsample
 from ._sources import open_split
@@ -24,29 +26,45 @@ __all__ = ["DeclaredTask"]
 class DeclaredTask(Task):
     """A task declared in YAML (see :mod:`llmos_hub.tasks._spec` for the file format).
 
+    Its kind (:class:`~llmos_hub.TaskKind`, looked up in the plugin registry) decides the formulations
+    and turns examples into requests and answers into predictions; this class adds what every kind
+    shares: data loading, prompts, few-shot demonstrations and scoring through the registered metrics.
+
     Example::
 
         task = task_from_file("my-task.yaml")
         data = task.load(limit=50, seed=0)
-        requests = [task.request(ex) for ex in data.examples]
+        requests = task.requests(data.examples[0], formulation="prompt", seed=0)
     """
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
         self.name = spec.name
         self.version = spec.version
-        self.capability = spec.kind.capability
         self.primary_metric = spec.primary_metric
         self.description = spec.description
-        self.generation = spec.generation
+        self.generation = spec.kind.generation(self)
         #: The declared kind (``"translation"``, ...) and, for classification, the declared labels.
         self.kind: str = spec.kind.name
         self.labels: tuple[str, ...] | None = spec.labels
+        self._shots: dict[str, list[Example]] = {}
 
     def __repr__(self) -> str:
         return f"DeclaredTask({self.name!r}, kind={self.spec.kind.name!r}, file={str(self.spec.file)!r})"
 
+    def with_fewshot(self, num_fewshot: int) -> DeclaredTask:
+        """This task with ``num_fewshot`` demonstrations (``--num-fewshot``); a new configuration."""
+        if num_fewshot == self.spec.num_fewshot:
+            return self
+        if num_fewshot and self.spec.fewshot_split is None:
+            raise UsageError(f"task {self.name} has no 'train' split (or 'fewshot_split') to draw "
+                             "few-shot examples from")
+        return DeclaredTask(replace(self.spec, num_fewshot=num_fewshot))
+
     # -- data --------------------------------------------------------------------------------------
+    def formulations(self) -> Sequence[Formulation]:
+        return tuple(self.spec.kind.formulations())
+
     def load(self, *, split: str | None = None, limit: int | None = None, seed: int = 0) -> TaskData:
         source = open_split(self.spec, split or self.spec.default_split)
         examples = subsample(read_examples(source), limit, seed)
@@ -58,35 +76,39 @@ class DeclaredTask(Task):
         """The example's input put into the task's prompt template."""
         return self.spec.prompt.format_map({**example.extra, "input": example.input})
 
-    def request(self, example: Example) -> Request:
-        return Request(self.spec.kind.request_kind, self.prompt(example))  # type: ignore[arg-type]
+    def lm_prompt(self, example: Example) -> str:
+        """The example's input put into the template a causal LM continues."""
+        return self.spec.lm_prompt.format_map({**example.extra, "input": example.input})
+
+    def verbalize(self, label: str) -> str:
+        """The words a language model scores for ``label``."""
+        return self.spec.verbalizers.get(label, label)
+
+    def fewshot_prefix(self, example: Example, formulation: Formulation, seed: int) -> str:
+        """``num_fewshot`` demonstrations drawn with a seeded sampler from the few-shot split (never the
+        example itself), each a prompt and its answer, joined and followed by ``fewshot_delimiter``."""
+        count = self.spec.num_fewshot
+        if not count or not formulation.fewshot:
+            return ""
+        split = str(self.spec.fewshot_split)
+        if split not in self._shots:
+            self._shots[split] = read_examples(open_split(self.spec, split))
+        pool = [ex for ex in self._shots[split] if ex.id != example.id and ex.input != example.input]
+        if len(pool) < count:
+            raise UsageError(f"task {self.name}: num_fewshot {count} but split {split!r} has only "
+                             f"{len(pool)} other examples")
+        rng = random.Random(f"{seed}:{example.id}")
+        shots = rng.sample(pool, count)
+        delimiter = self.spec.fewshot_delimiter
+        return delimiter.join(self.spec.kind.shot(self, s) for s in shots) + delimiter
+
+    def requests(self, example: Example, *, formulation: str, seed: int = 0) -> list[Request]:
+        form = self.formulation(formulation)
+        return list(self.spec.kind.requests(self, example, form.name, self.fewshot_prefix(example, form, seed)))
 
     # -- scoring -----------------------------------------------------------------------------------
-    def _prediction(self, output: Any, labels: Sequence[str] | None) -> Any:
-        kind = self.spec.kind
-        if kind.generates:
-            if isinstance(output, Generation):
-                return output.text
-            if isinstance(output, str):
-                return output
-            raise UsageError(f"task {self.name!r} expects Generation outputs, got {type(output).__name__}")
-        if kind.has_labels:
-            assert labels is not None
-            scores = list(output)
-            if len(scores) != len(labels):
-                raise UsageError(f"task {self.name!r}: a classifier output has {len(scores)} logits "
-                                 f"for {len(labels)} labels")
-            return labels[max(range(len(scores)), key=scores.__getitem__)]
-        if isinstance(output, Loglikelihood):
-            return output
-        raise UsageError(f"task {self.name!r} expects Loglikelihood outputs, got {type(output).__name__}")
-
-    def _reference(self, example: Example) -> str:
-        # Perplexity counts words and bytes of the text the model scored, i.e. the prompt.
-        return self.prompt(example) if self.spec.target_field is None else example.target
-
-    def _check_labels(self, labels: Sequence[str] | None) -> Sequence[str] | None:
-        if not self.spec.kind.has_labels:
+    def _check_labels(self, formulation: str, labels: Sequence[str] | None) -> Sequence[str] | None:
+        if not self.formulation(formulation).needs_labels:
             return labels
         if labels is None:
             raise UsageError(f"task {self.name!r} needs the model's label names to read its logits")
@@ -94,23 +116,29 @@ class DeclaredTask(Task):
         if sorted(labels) != sorted(self.labels):
             raise UsageError(
                 f"the model's labels ({', '.join(labels)}) differ from task {self.name!r}'s labels "
-                f"({', '.join(self.labels)}); use a classifier trained on this task's labels"
+                f"({', '.join(self.labels)}); use a classifier trained on this task's labels, or "
+                "--formulation loglikelihood"
             )
         return labels
+
+    def _prediction(self, example: Example, answers: Sequence[Any], formulation: str,
+                    labels: Sequence[str] | None) -> Any:
+        return self.spec.kind.prediction(self, example, answers, formulation, labels)
 
     def score(
         self,
         examples: Sequence[Example],
-        outputs: Sequence[Any],
+        answers: Sequence[Sequence[Any]],
         *,
+        formulation: str,
         labels: Sequence[str] | None = None,
         seed: int = 0,
     ) -> Mapping[str, Score]:
-        if len(examples) != len(outputs):
-            raise UsageError(f"task {self.name!r}: {len(outputs)} outputs for {len(examples)} examples")
-        labels = self._check_labels(labels)
-        predictions = [self._prediction(o, labels) for o in outputs]
-        references = [self._reference(ex) for ex in examples]
+        if len(examples) != len(answers):
+            raise UsageError(f"task {self.name!r}: {len(answers)} answers for {len(examples)} examples")
+        labels = self._check_labels(formulation, labels)
+        predictions = [self._prediction(ex, a, formulation, labels) for ex, a in zip(examples, answers)]
+        references = [self.spec.kind.reference(self, ex) for ex in examples]
         scores: dict[str, Score] = {}
         for name, options in self.spec.metrics.items():
             result = _metric(name).compute(predictions, references, seed=seed, **options)
@@ -124,11 +152,16 @@ class DeclaredTask(Task):
         return scores
 
     def per_example(
-        self, example: Example, output: Any, *, labels: Sequence[str] | None = None
+        self,
+        example: Example,
+        answers: Sequence[Any],
+        *,
+        formulation: str,
+        labels: Sequence[str] | None = None,
     ) -> Mapping[str, Any]:
-        labels = self._check_labels(labels)
-        prediction = self._prediction(output, labels)
-        reference = self._reference(example)
+        labels = self._check_labels(formulation, labels)
+        prediction = self._prediction(example, answers, formulation, labels)
+        reference = self.spec.kind.reference(self, example)
         row: dict[str, Any] = {"id": example.id}
         if isinstance(prediction, Loglikelihood):
             row["prediction"] = {"logprob": prediction.logprob, "num_tokens": prediction.num_tokens}

@@ -42,7 +42,7 @@ def read_examples(source: SplitSource) -> list[Example]:
 
 def _wanted_fields(spec: TaskSpec) -> list[str]:
     fields = [spec.input_field]
-    for name in (spec.target_field, spec.id_field, *spec.prompt_fields):
+    for name in (spec.target_field, spec.id_field, spec.choices_field, *spec.prompt_fields):
         if name is not None and name not in fields:
             fields.append(name)
     return fields
@@ -70,17 +70,52 @@ def _text(row: Row, name: str, *, role: str) -> str:
     return value
 
 
+def _texts(row: Row, name: str, *, at_least: int) -> tuple[str, ...]:
+    """A list-valued field (choices, several references): non-empty strings, at least ``at_least``."""
+    value = row.values.get(name)
+    if isinstance(value, str):
+        value = [value]
+    if hasattr(value, "tolist"):  # a parquet/arrow list arrives as a numpy array
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise DataError(f"{row.where}: field {name!r} must be a list of non-empty strings")
+    if len(value) < at_least:
+        raise DataError(f"{row.where}: field {name!r} needs at least {at_least} entries, it has {len(value)}")
+    return tuple(value)
+
+
+def _gold_index(row: Row, name: str, choices: Sequence[str]) -> int:
+    """A multiple-choice target: the gold choice's index, or its text."""
+    value = row.values.get(name)
+    if isinstance(value, str) and value in choices:
+        return choices.index(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(choices):
+        raise DataError(f"{row.where}: field {name!r} must be the gold choice's index (0 to {len(choices) - 1}) "
+                        f"or its text, not {value!r}")
+    return value
+
+
 def _to_example(spec: TaskSpec, row: Row, index: int) -> Example:
     text = _text(row, spec.input_field, role="input")
-    if spec.target_field is None:
+    extra: dict[str, object] = {}
+    target: object
+    if spec.choices_field is not None:
+        choices = _texts(row, spec.choices_field, at_least=2)
+        extra["choices"] = choices
+        target = _gold_index(row, str(spec.target_field), choices)
+    elif spec.target_field is None:
         target = text  # language modelling scores the text itself
+    elif spec.kind.generates and isinstance(row.values.get(spec.target_field), (list, tuple)):
+        target = _texts(row, spec.target_field, at_least=1)  # several references
     else:
         target = _text(row, spec.target_field, role="label" if spec.labels is not None else "target")
         if spec.labels is not None and target not in spec.labels:
             raise DataError(f"{row.where}: unknown label {target!r} in field {spec.target_field!r}; "
                             f"the task's labels: {', '.join(spec.labels)}")
     example_id = _text(row, spec.id_field, role="id") if spec.id_field is not None else str(index)
-    extra = {name: _text(row, name, role="prompt") for name in spec.prompt_fields}
+    extra.update({name: _text(row, name, role="prompt") for name in spec.prompt_fields})
     return Example(id=example_id, input=text, target=target, extra=extra)
 
 
@@ -99,7 +134,9 @@ def subsample(examples: Sequence[Example], limit: int | None, seed: int) -> list
 def _canonical(examples: Sequence[Example]) -> Iterator[bytes]:
     yield b"["
     for i, ex in enumerate(examples):
-        item = {"id": ex.id, "input": ex.input, "target": ex.target}
+        item: dict[str, object] = {"id": ex.id, "input": ex.input, "target": ex.target}
+        if "choices" in ex.extra:  # only when present, so older fingerprints stay as they were
+            item["choices"] = list(ex.extra["choices"])
         yield (b"," if i else b"") + json.dumps(
             item, sort_keys=True, ensure_ascii=False, separators=(",", ":")
         ).encode("utf-8")

@@ -1,58 +1,205 @@
-"""The four task kinds: what each needs from a model, asks of a runner and is scored with by default."""
+"""The built-in task kinds, registered through ``register_task_kinds`` like any plugin's.
+
+Each kind says which formulations it offers, in order of preference, and how an example becomes
+requests and answers become predictions under each:
+
+======================= =================================================================================
+kind                    formulations
+======================= =================================================================================
+classification          ``logits`` (a classifier head with the task's labels), ``loglikelihood`` (the
+                        log-likelihood of each label's verbalization after ``lm_prompt``; any LM)
+translation,            ``seq2seq`` (the source to a seq2seq model), ``prompt`` (a causal LM continues
+summarization           ``lm_prompt`` and stops at the task's stop sequences)
+language-modelling      ``rolling`` (the log-likelihood of the whole text)
+multiple-choice         ``loglikelihood`` (one request per choice; acc and acc_norm as lm-eval)
+======================= =================================================================================
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._model import Capability
+from .._requests import (
+    Answer,
+    ClassifyRequest,
+    GenerateRequest,
+    Generation,
+    GenerationConfig,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    Request,
+    RequestType,
+    RollingRequest,
+)
+from .._task import Example, Formulation, TaskKind
+from ..errors import UsageError
 
-__all__ = ["KINDS", "METRIC_KEYS", "Kind"]
+__all__ = [
+    "BUILTIN_KINDS",
+    "ClassificationKind",
+    "GenerationKind",
+    "LanguageModellingKind",
+    "MultipleChoiceKind",
+]
+
+_LL = frozenset({RequestType.LOGLIKELIHOOD})
 
 
-@dataclass(frozen=True)
-class Kind:
-    """A task kind: the capability it needs, the request it makes and its default metrics."""
-
-    name: str
-    capability: Capability
-    request_kind: str
-    default_metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    default_primary: str = ""
-
-    @property
-    def generates(self) -> bool:
-        return self.request_kind == "generate"
-
-    @property
-    def has_labels(self) -> bool:
-        return self.request_kind == "classify"
+def _argmax(values: Sequence[float]) -> int:
+    """The first index of the largest value (as ``numpy.argmax``)."""
+    return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
-KINDS: dict[str, Kind] = {
-    k.name: k
-    for k in (
-        Kind("classification", Capability.CLASSIFIER, "classify", {"accuracy": {}, "f1": {}}, "accuracy"),
-        Kind("translation", Capability.SEQ2SEQ, "generate", {"chrf": {}, "bleu": {}}, "chrf"),
-        Kind("summarization", Capability.SEQ2SEQ, "generate", {"rouge": {"use_stemmer": True}}, "rougeL"),
-        Kind(
-            "language-modelling",
-            Capability.CAUSAL_LM,
-            "loglikelihood_rolling",
-            {"perplexity": {}},
-            "word_perplexity",
-        ),
-    )
-}
+def _one(answers: Sequence[Answer], kind: type, task: Any) -> Any:
+    if len(answers) != 1 or not isinstance(answers[0], kind):
+        got = ", ".join(type(a).__name__ for a in answers) or "nothing"
+        raise UsageError(f"task {task.name!r} expects one {kind.__name__} answer per example, got {got}")
+    return answers[0]
 
-#: The score keys each built-in metric returns, to check ``primary_metric`` when a file is read.
-#: Metrics from plugins are not listed; a task using one is checked when it is scored.
-METRIC_KEYS: dict[str, tuple[str, ...]] = {
-    "accuracy": ("accuracy",),
-    "f1": ("macro_f1",),
-    "bleu": ("bleu",),
-    "chrf": ("chrf",),
-    "rouge": ("rouge1", "rouge2", "rougeL", "rougeLsum"),
-    "perplexity": ("token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"),
-}
+
+class ClassificationKind(TaskKind):
+    """A label per example: from a classifier head's logits, or by label log-likelihood under any LM."""
+
+    name = "classification"
+    default_metrics = {"accuracy": {}, "f1": {}}
+    default_primary = "accuracy"
+    has_labels = True
+
+    def formulations(self) -> Sequence[Formulation]:
+        return (
+            Formulation("logits", frozenset({RequestType.CLASSIFY}), Capability.CLASSIFIER, needs_labels=True,
+                        fewshot=False, description="the classifier head's logits over the task's labels"),
+            Formulation("loglikelihood", _LL,
+                        description="the label whose verbalization is most likely after lm_prompt"),
+        )
+
+    def requests(self, task: Any, example: Example, formulation: str, prefix: str) -> list[Request]:
+        if formulation == "logits":
+            return [ClassifyRequest(task.prompt(example))]
+        context = prefix + task.lm_prompt(example)
+        return [LoglikelihoodRequest(context, task.spec.target_delimiter + task.verbalize(label))
+                for label in task.spec.labels]
+
+    def prediction(self, task: Any, example: Example, answers: Sequence[Answer], formulation: str,
+                   labels: Sequence[str] | None) -> Any:
+        if formulation == "logits":
+            logits = list(_one(answers, list, task))
+            assert labels is not None
+            if len(logits) != len(labels):
+                raise UsageError(f"task {task.name!r}: a classifier output has {len(logits)} logits "
+                                 f"for {len(labels)} labels")
+            return labels[_argmax(logits)]
+        if len(answers) != len(task.spec.labels) or not all(isinstance(a, Loglikelihood) for a in answers):
+            raise UsageError(f"task {task.name!r} expects one log-likelihood per label")
+        return task.spec.labels[_argmax([a.logprob for a in answers])]
+
+    def shot(self, task: Any, example: Example) -> str:
+        return task.lm_prompt(example) + task.spec.target_delimiter + task.verbalize(example.target)
+
+
+class GenerationKind(TaskKind):
+    """Text to text (translation, summarization): a seq2seq model, or a causal LM after a prompt."""
+
+    generates = True
+    optional_fields = ()
+
+    def __init__(self, name: str, default_metrics: Mapping[str, Mapping[str, Any]], default_primary: str) -> None:
+        self.name = name
+        self.default_metrics = default_metrics
+        self.default_primary = default_primary
+
+    def formulations(self) -> Sequence[Formulation]:
+        gen = frozenset({RequestType.GENERATE})
+        return (
+            Formulation("seq2seq", gen, Capability.SEQ2SEQ, fewshot=False,
+                        description="the prompt as the source of a seq2seq model"),
+            Formulation("prompt", gen, Capability.CAUSAL_LM,
+                        description="a causal LM continues lm_prompt up to the task's stop sequences"),
+        )
+
+    def requests(self, task: Any, example: Example, formulation: str, prefix: str) -> list[Request]:
+        config: GenerationConfig = task.spec.generation
+        if formulation == "seq2seq":
+            return [GenerateRequest(task.prompt(example), config)]
+        return [GenerateRequest(prefix + task.lm_prompt(example), config)]
+
+    def prediction(self, task: Any, example: Example, answers: Sequence[Answer], formulation: str,
+                   labels: Sequence[str] | None) -> Any:
+        answer = answers[0] if len(answers) == 1 else None
+        text = answer.text if isinstance(answer, Generation) else answer
+        if not isinstance(text, str):
+            raise UsageError(f"task {task.name!r} expects one Generation answer per example")
+        return text.strip() if formulation == "prompt" else text
+
+    def reference(self, task: Any, example: Example) -> Any:
+        return list(example.target) if isinstance(example.target, (list, tuple)) else example.target
+
+    def shot(self, task: Any, example: Example) -> str:
+        target = example.target[0] if isinstance(example.target, (list, tuple)) else example.target
+        return task.lm_prompt(example) + task.spec.target_delimiter + str(target)
+
+
+class LanguageModellingKind(TaskKind):
+    """The log-likelihood of whole texts (perplexities), scored with rolling windows."""
+
+    name = "language-modelling"
+    required_fields = ()
+    optional_fields = ("target",)
+    default_metrics = {"perplexity": {}}
+    default_primary = "word_perplexity"
+
+    def formulations(self) -> Sequence[Formulation]:
+        return (Formulation("rolling", frozenset({RequestType.ROLLING}), fewshot=False,
+                            description="the log-likelihood of the whole text, every token scored once"),)
+
+    def requests(self, task: Any, example: Example, formulation: str, prefix: str) -> list[Request]:
+        return [RollingRequest(task.prompt(example))]
+
+    def prediction(self, task: Any, example: Example, answers: Sequence[Answer], formulation: str,
+                   labels: Sequence[str] | None) -> Any:
+        return _one(answers, Loglikelihood, task)
+
+    def reference(self, task: Any, example: Example) -> Any:
+        # Perplexity counts words and bytes of the text the model scored, i.e. the prompt.
+        return task.prompt(example) if task.spec.target_field is None else example.target
+
+
+class MultipleChoiceKind(TaskKind):
+    """Pick the gold choice: one log-likelihood request per choice; ``acc``/``acc_norm`` as lm-eval."""
+
+    name = "multiple-choice"
+    required_fields = ("choices", "target")
+    default_metrics = {"multiple_choice": {}}
+    default_primary = "acc"
+
+    def formulations(self) -> Sequence[Formulation]:
+        return (Formulation("loglikelihood", _LL,
+                            description="the log-likelihood of target_delimiter + each choice after lm_prompt"),)
+
+    def requests(self, task: Any, example: Example, formulation: str, prefix: str) -> list[Request]:
+        context = prefix + task.lm_prompt(example)
+        return [LoglikelihoodRequest(context, task.spec.target_delimiter + c) for c in example.extra["choices"]]
+
+    def prediction(self, task: Any, example: Example, answers: Sequence[Answer], formulation: str,
+                   labels: Sequence[str] | None) -> Any:
+        choices = example.extra["choices"]
+        if len(answers) != len(choices) or not all(isinstance(a, Loglikelihood) for a in answers):
+            raise UsageError(f"task {task.name!r} expects one log-likelihood per choice")
+        # The metric normalizes by each choice's own length (characters for acc_norm, UTF-8 bytes for
+        # acc_bytes, the delimiter left out), as lm-evaluation-harness does, so it gets the text.
+        return [(a.logprob, c) for a, c in zip(answers, choices)]
+
+    def shot(self, task: Any, example: Example) -> str:
+        return task.lm_prompt(example) + task.spec.target_delimiter + example.extra["choices"][int(example.target)]
+
+
+#: The kinds the core registers (``llmos_hub.builtins.tasks``).
+BUILTIN_KINDS: tuple[TaskKind, ...] = (
+    ClassificationKind(),
+    GenerationKind("translation", {"chrf": {}, "bleu": {}}, "chrf"),
+    GenerationKind("summarization", {"rouge": {"use_stemmer": True}}, "rougeL"),
+    LanguageModellingKind(),
+    MultipleChoiceKind(),
+)

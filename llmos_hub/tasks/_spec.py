@@ -4,19 +4,26 @@ A task file is YAML a user writes without Python::
 
     name: my-translation
     kind: translation                 # classification | translation | summarization | language-modelling
+                                      # | multiple-choice | a kind a plugin registers
     description: English→German UI messages
     source: "where the data comes from and its licence"
     data: data/my-translation         # a file or folder relative to this file; or {dataset: org/name}
     splits: {train: train.jsonl, test: test.jsonl}
     default_split: test
     fields: {id: id, input: en, target: de}
-    prompt: "{input}"
+    prompt: "{input}"                 # what a seq2seq model, classifier or rolling LM reads
+    lm_prompt: "English: {input}\nGerman:"   # what a causal LM continues (default: prompt)
+    target_delimiter: " "             # between a prompt and its answer (lm-eval's default)
+    num_fewshot: 0                    # demonstrations from fewshot_split, joined by fewshot_delimiter
     generation: {max_new_tokens: 64, num_beams: 1, length_penalty: 1.0, stop: []}
     metrics: {chrf: {}, bleu: {tokenize: "13a"}}
     primary_metric: chrf
 
 Everything but ``name``, ``kind``, ``data`` and ``fields`` has a default (``metrics`` and
-``primary_metric`` default per kind, see :mod:`llmos_hub.tasks._kinds`). ``data`` that is a single
+``primary_metric`` default per kind, see :mod:`llmos_hub.tasks._kinds`). Classification may map labels
+to the words a language model scores (``verbalizers: {net: networking}``); multiple choice reads a
+``choices`` field (a list) and a ``target`` that is the gold index (or the gold choice's text);
+translation and summarization accept a list of references in ``target``. ``data`` that is a single
 file is the ``default_split``; a folder maps each split to a file (or, for a ``datasets`` folder or
 id, to the dataset's split; without ``splits`` the split of the same name). The full format is
 documented in ``docs/data.md``.
@@ -33,16 +40,17 @@ from typing import Any
 
 import yaml
 
-from .._backend import GenerationConfig
+from .._requests import GenerationConfig
+from .._task import TaskKind
 from ..errors import DataError, close_matches
-from ._kinds import KINDS, METRIC_KEYS, Kind
 
 __all__ = ["DataSpec", "TaskSpec", "parse_spec", "read_yaml"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TOP_KEYS = (
     "name", "version", "kind", "description", "source", "data", "splits", "default_split",
-    "fields", "labels", "prompt", "generation", "metrics", "primary_metric",
+    "fields", "labels", "verbalizers", "prompt", "lm_prompt", "target_delimiter", "fewshot_delimiter",
+    "num_fewshot", "fewshot_split", "generation", "metrics", "primary_metric",
 )
 _DATA_KEYS = ("path", "dataset", "format", "config", "revision")
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "datasets")
@@ -77,7 +85,7 @@ class TaskSpec:
     file: Path
     name: str
     version: str
-    kind: Kind
+    kind: TaskKind
     description: str
     source: str
     data: DataSpec
@@ -92,20 +100,27 @@ class TaskSpec:
     generation: GenerationConfig | None
     metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     primary_metric: str = ""
+    choices_field: str | None = None
+    lm_prompt: str = "{input}"
+    verbalizers: Mapping[str, str] = field(default_factory=dict)
+    target_delimiter: str = " "
+    fewshot_delimiter: str = "\n\n"
+    num_fewshot: int = 0
+    fewshot_split: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The declaration as data (what :meth:`Task.describe` returns and a record keeps)."""
         fields_ = {"input": self.input_field}
         if self.target_field is not None:
             fields_["target"] = self.target_field
+        if self.choices_field is not None:
+            fields_["choices"] = self.choices_field
         if self.id_field is not None:
             fields_["id"] = self.id_field
         return {
             "name": self.name,
             "version": self.version,
             "kind": self.kind.name,
-            "capability": str(self.kind.capability),
-            "request": self.kind.request_kind,
             "description": self.description,
             "source": self.source,
             "data": self.data.to_dict(),
@@ -113,7 +128,13 @@ class TaskSpec:
             "default_split": self.default_split,
             "fields": fields_,
             "labels": list(self.labels) if self.labels is not None else None,
+            "verbalizers": dict(self.verbalizers),
             "prompt": self.prompt,
+            "lm_prompt": self.lm_prompt,
+            "target_delimiter": self.target_delimiter,
+            "fewshot_delimiter": self.fewshot_delimiter,
+            "num_fewshot": self.num_fewshot,
+            "fewshot_split": self.fewshot_split,
             "generation": self.generation.to_dict() if self.generation is not None else None,
             "metrics": {k: dict(v) for k, v in self.metrics.items()},
             "primary_metric": self.primary_metric,
@@ -183,13 +204,18 @@ def _type(value: Any) -> str:
     return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else type(value).__name__
 
 
-def _parse_kind(check: _Checker, raw: Mapping[str, Any]) -> Kind:
+def _parse_kind(check: _Checker, raw: Mapping[str, Any]) -> TaskKind:
+    from .._plugins import default_host
+
     kind = check.text(raw, "kind")
-    if kind not in KINDS:
-        hint = close_matches(kind, KINDS)
-        fix = f"did you mean {hint[0]!r}?" if hint else f"one of {', '.join(KINDS)}"
+    host = default_host()
+    known = host.registry.names("task_kinds")
+    if kind not in known:
+        hint = close_matches(kind, known)
+        fix = f"did you mean {hint[0]!r}?" if hint else f"one of {', '.join(known)}"
         raise check.fail("kind", f"unknown kind {kind!r}; {fix}")
-    return KINDS[kind]
+    value: TaskKind = host.get("task_kinds", kind)
+    return value
 
 
 def _parse_data(check: _Checker, raw: Mapping[str, Any]) -> DataSpec:
@@ -237,21 +263,21 @@ def _parse_splits(check: _Checker, raw: Mapping[str, Any], data: DataSpec) -> tu
     return splits, default
 
 
-def _parse_fields(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> tuple[str, str | None, str | None]:
+def _parse_fields(check: _Checker, raw: Mapping[str, Any], kind: TaskKind) -> dict[str, str | None]:
+    """``{"input", "target", "id", "choices"}`` → the data's column names (``None`` when not used)."""
     if "fields" not in raw:
         raise DataError(f"{check.path}: missing field 'fields' (e.g. {{input: text, target: label}})")
     fields_ = check.mapping(raw, "fields")
-    check.known_keys(fields_, ("input", "target", "id"), "fields.")
-    input_field = check.text(fields_, "input", "fields.input")
-    if kind.name == "language-modelling":
-        target = check.text(fields_, "target", "fields.target") if "target" in fields_ else None
-    else:
-        target = check.text(fields_, "target", "fields.target")
-    id_field = check.text(fields_, "id", "fields.id") if "id" in fields_ else None
-    return input_field, target, id_field
+    roles = ("input", "id", *kind.required_fields, *kind.optional_fields)
+    check.known_keys(fields_, tuple(dict.fromkeys(roles)), "fields.")
+    out: dict[str, str | None] = {"input": check.text(fields_, "input", "fields.input")}
+    for role in ("target", "id", "choices"):
+        required = role in kind.required_fields
+        out[role] = check.text(fields_, role, f"fields.{role}") if (required or role in fields_) else None
+    return out
 
 
-def _parse_labels(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> tuple[str, ...] | None:
+def _parse_labels(check: _Checker, raw: Mapping[str, Any], kind: TaskKind) -> tuple[str, ...] | None:
     labels = raw.get("labels")
     if not kind.has_labels:
         if labels is not None:
@@ -265,24 +291,26 @@ def _parse_labels(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> tuple[
     return out
 
 
-def _parse_prompt(check: _Checker, raw: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-    prompt = check.text(raw, "prompt", default="{input}")
+def _parse_prompt(check: _Checker, raw: Mapping[str, Any], name: str = "prompt") -> tuple[str, tuple[str, ...]]:
+    prompt = check.text(raw, "prompt", name, default="{input}")
     try:
         names = [f for _, f, spec, conv in string.Formatter().parse(prompt) if f is not None]
     except ValueError as exc:
-        raise check.fail("prompt", f"not a valid template ({exc}); write literal braces as {{{{ }}}}") from exc
-    for name in names:
-        if not name.isidentifier():
-            raise check.fail("prompt", f"placeholder {{{name}}} must be a plain field name like {{input}}")
+        raise check.fail(name, f"not a valid template ({exc}); write literal braces as {{{{ }}}}") from exc
+    for field_name in names:
+        if not field_name.isidentifier():
+            raise check.fail(name, f"placeholder {{{field_name}}} must be a plain field name like {{input}}")
     if "input" not in names:
-        raise check.fail("prompt", "the template must contain {input}")
+        raise check.fail(name, "the template must contain {input}")
+    names = list(names)
     return prompt, tuple(dict.fromkeys(n for n in names if n != "input"))
 
 
-def _parse_generation(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> GenerationConfig | None:
+def _parse_generation(check: _Checker, raw: Mapping[str, Any], kind: TaskKind) -> GenerationConfig | None:
     if not kind.generates:
         if "generation" in raw:
-            raise check.fail("generation", f"only translation and summarization tasks generate, this one is {kind.name}")
+            raise check.fail("generation", f"only generating kinds (translation, summarization) take generation "
+                             f"settings, this one is {kind.name}")
         return None
     gen = check.mapping(raw, "generation")
     check.known_keys(gen, _GENERATION_KEYS, "generation.")
@@ -304,7 +332,7 @@ def _parse_generation(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> Ge
     return GenerationConfig(length_penalty=float(penalty), stop=tuple(stop), **values)
 
 
-def _parse_metrics(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> tuple[dict[str, dict[str, Any]], str]:
+def _parse_metrics(check: _Checker, raw: Mapping[str, Any], kind: TaskKind) -> tuple[dict[str, dict[str, Any]], str]:
     value = raw.get("metrics")
     if value is None:
         metrics = {k: dict(v) for k, v in kind.default_metrics.items()}
@@ -327,12 +355,61 @@ def _parse_metrics(check: _Checker, raw: Mapping[str, Any], kind: Kind) -> tuple
         "primary_metric" in raw or default_primary) else None
     if primary is None:
         raise DataError(f"{check.path}: missing field 'primary_metric' (a score key such as 'chrf' or 'accuracy')")
-    if all(m in METRIC_KEYS for m in metrics):
-        keys = [k for m in metrics for k in METRIC_KEYS[m]]
-        if primary not in keys:
-            raise check.fail("primary_metric", f"{primary!r} is not a score of the metrics {', '.join(metrics)} "
-                             f"(they give {', '.join(keys)})")
+    keys = _score_keys(check, metrics)
+    if keys is not None and primary not in keys:
+        raise check.fail("primary_metric", f"{primary!r} is not a score of the metrics {', '.join(metrics)} "
+                         f"(they give {', '.join(keys)})")
     return metrics, primary
+
+
+def _score_keys(check: _Checker, metrics: Mapping[str, Any]) -> list[str] | None:
+    """The score keys the named metrics give (from each metric's ``score_keys``), ``None`` if a metric
+    does not declare them; an unknown metric name is an error naming the file."""
+    from .._plugins import default_host
+
+    host = default_host()
+    known = host.registry.names("metrics")
+    keys: list[str] = []
+    complete = True
+    for name in metrics:
+        if name not in known:
+            hint = close_matches(name, known)
+            fix = f"did you mean {hint[0]!r}?" if hint else f"known metrics: {', '.join(known)}"
+            raise check.fail(f"metrics.{name}", f"unknown metric {name!r}; {fix}")
+        declared = tuple(getattr(host.get("metrics", name), "score_keys", ()) or ())
+        complete = complete and bool(declared)
+        keys.extend(declared)
+    return keys if complete else None
+
+
+def _parse_lm_settings(check: _Checker, raw: Mapping[str, Any], kind: TaskKind, prompt: str,
+                       splits: Mapping[str, str], default_split: str) -> dict[str, Any]:
+    """``lm_prompt``, delimiters, few-shot settings and verbalizers."""
+    lm_prompt, _ = _parse_prompt(check, {"prompt": raw.get("lm_prompt", prompt)}, name="lm_prompt")
+    out: dict[str, Any] = {"lm_prompt": lm_prompt}
+    for key, default in (("target_delimiter", " "), ("fewshot_delimiter", "\n\n")):
+        value = raw.get(key, default)
+        if not isinstance(value, str):
+            raise check.fail(key, f"must be text, not {_type(value)}")
+        out[key] = value
+    shots = raw.get("num_fewshot", 0)
+    if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
+        raise check.fail("num_fewshot", f"must be a non-negative integer, not {shots!r}")
+    out["num_fewshot"] = shots
+    fewshot_split = raw.get("fewshot_split")
+    if fewshot_split is None:
+        fewshot_split = "train" if "train" in splits else None
+    elif fewshot_split not in splits:
+        raise check.fail("fewshot_split", f"{fewshot_split!r} is not one of the splits ({', '.join(splits)})")
+    if shots and fewshot_split is None:
+        raise check.fail("num_fewshot", "few-shot examples come from a 'train' split or the split named by "
+                         "'fewshot_split'; this task has neither")
+    out["fewshot_split"] = fewshot_split
+    verbalizers = check.mapping(raw, "verbalizers")
+    if verbalizers and not kind.has_labels:
+        raise check.fail("verbalizers", f"only tasks with labels have verbalizers, this one is {kind.name}")
+    out["verbalizers"] = {str(k): check.text(verbalizers, k, f"verbalizers.{k}") for k in verbalizers}
+    return out
 
 
 def parse_spec(path: str | Path) -> TaskSpec:
@@ -347,9 +424,16 @@ def parse_spec(path: str | Path) -> TaskSpec:
     kind = _parse_kind(check, raw)
     data = _parse_data(check, raw)
     splits, default_split = _parse_splits(check, raw, data)
-    input_field, target_field, id_field = _parse_fields(check, raw, kind)
+    fields_ = _parse_fields(check, raw, kind)
     prompt, prompt_fields = _parse_prompt(check, raw)
+    lm = _parse_lm_settings(check, raw, kind, prompt, splits, default_split)
+    _, lm_fields = _parse_prompt(check, {"prompt": lm["lm_prompt"]}, name="lm_prompt")
+    prompt_fields = tuple(dict.fromkeys((*prompt_fields, *lm_fields)))
     metrics, primary = _parse_metrics(check, raw, kind)
+    labels = _parse_labels(check, raw, kind)
+    unknown = sorted(set(lm["verbalizers"]) - set(labels or ()))
+    if unknown:
+        raise check.fail("verbalizers", f"{unknown[0]!r} is not one of the labels ({', '.join(labels or ())})")
     return TaskSpec(
         file=path,
         name=name,
@@ -360,13 +444,15 @@ def parse_spec(path: str | Path) -> TaskSpec:
         data=data,
         splits=splits,
         default_split=default_split,
-        input_field=input_field,
-        target_field=target_field,
-        id_field=id_field,
-        labels=_parse_labels(check, raw, kind),
+        input_field=str(fields_["input"]),
+        target_field=fields_["target"],
+        id_field=fields_["id"],
+        choices_field=fields_["choices"],
+        labels=labels,
         prompt=prompt,
         prompt_fields=prompt_fields,
         generation=_parse_generation(check, raw, kind),
         metrics=metrics,
         primary_metric=primary,
+        **lm,
     )

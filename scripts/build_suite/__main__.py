@@ -8,7 +8,8 @@ byte-identical files. Needs (Debian bookworm)::
     apt-get install --no-install-recommends python3.11-doc lz4
     pip install polib
 
-Tests and CI never run this; they use the committed files.
+``--only multiple-choice-sample`` rebuilds just that task from the committed lm-sample files (it
+needs none of the above). Tests and CI never run this; they use the committed files.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import debian  # noqa: E402
 import lm  # noqa: E402
+import multiple_choice  # noqa: E402
 import translation  # noqa: E402
 from _common import SPLITS, package_version, sha256_file, split_counts, write_jsonl  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "llmos_hub" / "tasks" / "builtin" / "data"
 COMMAND = "python scripts/build_suite --seed 0"
+TASKS = ("translation-sample", "summarization-sample", "classification-sample", "lm-sample",
+         "multiple-choice-sample")
 
 
 def _write_task(out: Path, task: str, splits: dict[str, list[dict[str, Any]]], source_md: str) -> None:
@@ -118,13 +122,61 @@ in two splits. {facts['candidates']} documents from {facts['pages']} pages passe
 Fields: `id` (page `#` section id `-` piece number), `text`."""
 
 
+def _multiple_choice_md(facts: dict[str, Any]) -> str:
+    pools = ", ".join(f"{facts['candidates'][s]} {s}" for s in SPLITS)
+    gold = "; ".join(f"{s} {' / '.join(map(str, facts['labels'][s]))}" for s in SPLITS)
+    mc = multiple_choice
+    return f"""# multiple-choice-sample: finish a sentence of the Python 3.11 documentation
+
+**Source**: the sentences of the documents of `lm-sample` (this repository's
+`llmos_hub/tasks/builtin/data/lm-sample/*.jsonl`), that is the paragraphs of the HTML documentation
+of Python 3.11 as shipped by Debian's `{lm.PACKAGE}` (see `lm-sample/SOURCE.md`). Each example is
+one real sentence: `context` is its first half, and `choices` holds its true second half and the
+second halves of three other sentences of the same split. No text was written for this task.
+
+**Licence**: Python documentation, Copyright © 2001-2023 Python Software Foundation; licensed under
+the PSF License Agreement, see `https://docs.python.org/3.11/license.html` and
+`/usr/share/doc/{lm.PACKAGE}/copyright`.
+
+**Filters** (`scripts/build_suite/multiple_choice.py`): paragraphs split into sentences at `.`, `?`
+or `!` followed by a space and a capital letter; kept: sentences of {mc.MIN_WORDS}–{mc.MAX_WORDS}
+words that start with a capital and end with a full stop, with no brackets, operators, paths,
+markup, dotted names or mid-sentence abbreviations, and at least 90% plain words (no identifiers such
+as `PyObject` or all-capitals names); a first half that occurs twice anywhere is dropped everywhere.
+The cut is after word `len(words) // 2`; joining `context`, one space and the gold choice gives the
+sentence back (whitespace normalised). Candidates: {pools}.
+
+**Splits**: lm-sample's split is kept (its splits are by documentation page): test sentences and
+their distractors come only from lm-sample's test documents, and so on, so a model trained on
+lm-sample's train split has never seen a test sentence. Each split is a seeded sample of its
+candidates; distractors are seeded draws of other candidates' second halves in the same split
+(distinct from the gold and from each other); the gold position is a seeded permutation of
+0 1 2 3 0 1 2 3 ..., so each position is gold equally often (±1). Gold positions 0 / 1 / 2 / 3:
+{gold}.
+
+Fields: `id` (lm-sample document id `.s` sentence number), `context`, `choices` (4 strings), `label`
+(index of the true ending)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--apt-lists", type=Path, default=debian.LISTS,
                         help="folder holding the bookworm Packages, Translation-en and InRelease files")
+    parser.add_argument("--only", choices=TASKS, action="append",
+                        help="build only this task (repeatable); default: all")
     args = parser.parse_args(argv)
+    only = set(args.only or TASKS)
+
+    if "multiple-choice-sample" in only and only != set(TASKS):
+        # Alone, it reads the committed lm-sample; with the rest, the freshly built one (below).
+        only.discard("multiple-choice-sample")
+        _build_multiple_choice(args.out, args.seed)
+    if not only:
+        return 0
+    if only != set(TASKS):
+        parser.error("--only supports multiple-choice-sample for now; the other tasks build together")
 
     splits, facts = translation.build(args.seed)
     _write_task(args.out, "translation-sample", splits, _translation_md(facts))
@@ -145,7 +197,13 @@ def main(argv: list[str] | None = None) -> int:
 
     splits, facts = lm.build(args.seed)
     _write_task(args.out, "lm-sample", splits, _lm_md(facts))
+    _build_multiple_choice(args.out, args.seed)
     return 0
+
+
+def _build_multiple_choice(out: Path, seed: int) -> None:
+    splits, facts = multiple_choice.build(out / "lm-sample", seed)
+    _write_task(out, "multiple-choice-sample", splits, _multiple_choice_md(facts))
 
 
 if __name__ == "__main__":

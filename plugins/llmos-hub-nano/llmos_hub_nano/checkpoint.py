@@ -16,21 +16,71 @@ from llmos_hub._fileio import atomic_write
 
 from .config import NanoConfig, read_config
 
-__all__ = ["PICKLE_SUFFIXES", "WEIGHTS", "file_sha256", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "PICKLE_SUFFIXES",
+    "WEIGHTS",
+    "count_parameters",
+    "file_sha256",
+    "load_checkpoint",
+    "load_tokenizer",
+    "save_checkpoint",
+    "weights_path",
+]
 
 WEIGHTS = "model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's sha256, remembered per (path, size, mtime) so planning and loading hash it once."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _SHA_CACHE[key] = digest.hexdigest()
+    return _SHA_CACHE[key]
 
 
-def _weights_path(folder: Path) -> Path:
+def count_parameters(weights: Path) -> int:
+    """The number of parameters in a safetensors file, read from its header (no tensor is loaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="numpy") as handle:
+            total = 0
+            for name in handle.keys():
+                count = 1
+                for dim in handle.get_slice(name).get_shape():
+                    count *= int(dim)
+                total += count
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"{weights}: cannot read: {' '.join(str(exc).split())}") from exc
+    return total
+
+
+def load_tokenizer(folder: Path, config: NanoConfig) -> Any:
+    """The checkpoint's tokenizer (``tokenizer.json``), checked against the config's vocabulary."""
+    from .tokenizer import NanoTokenizer
+
+    tok_path = folder / "tokenizer.json"
+    if not tok_path.is_file():
+        raise DataError(f"{folder}: no tokenizer.json")
+    tokenizer = NanoTokenizer.from_file(tok_path)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise DataError(
+            f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but config.json says vocab_size "
+            f"{config.vocab_size}"
+        )
+    return tokenizer
+
+
+def weights_path(folder: Path) -> Path:
     path = folder / WEIGHTS
     if path.is_file():
         return path
@@ -52,21 +102,12 @@ def load_checkpoint(folder: Path) -> tuple[NanoConfig, Any, Any, str, Path]:
     from safetensors.torch import load_model
 
     from .modeling import build_model
-    from .tokenizer import NanoTokenizer
 
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder; give nano:NAME of a shipped checkpoint or nano:/path/to/folder")
     config = read_config(folder)
-    weights = _weights_path(folder)
-    tok_path = folder / "tokenizer.json"
-    if not tok_path.is_file():
-        raise DataError(f"{folder}: no tokenizer.json")
-    tokenizer = NanoTokenizer.from_file(tok_path)
-    if tokenizer.vocab_size > config.vocab_size:
-        raise DataError(
-            f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but config.json says vocab_size "
-            f"{config.vocab_size}"
-        )
+    weights = weights_path(folder)
+    tokenizer = load_tokenizer(folder, config)
     model = build_model(config)
     try:
         missing, unexpected = load_model(model, str(weights), strict=False)

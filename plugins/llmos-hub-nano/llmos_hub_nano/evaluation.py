@@ -66,7 +66,7 @@ def _kind(task: Any) -> str:
     kind = getattr(getattr(spec, "kind", None), "name", None)
     if kind:
         return str(kind)
-    return {"causal-lm": "language-modelling", "classifier": "classification"}.get(str(task.capability), "translation")
+    raise ValueError(f"task {task.name} is not a declared task; nano evaluation reads its kind and prompt")
 
 
 def _first_sentence(text: str) -> str:
@@ -108,7 +108,7 @@ def evaluate(folder: Path, task_name: str, train: Sequence[Any], *, split: str =
     examples = list(data.examples)
     model = NanoFamily().load(str(folder))
     runner = TorchBackend().prepare(model, device="cpu", dtype="float32", options={"threads": torch.get_num_threads()})
-    texts = [task.request(ex).text for ex in examples]
+    texts = [task.prompt(ex) for ex in examples]
     kind = _kind(task)
     generation = None
     outputs: list[Any] = []
@@ -132,8 +132,9 @@ def evaluate(folder: Path, task_name: str, train: Sequence[Any], *, split: str =
         else:
             baseline = [Generation(t, (), 0) for t in texts]
     labels = model.labels
-    model_scores = task.score(examples, outputs, labels=labels)
-    baseline_scores = task.score(examples, baseline, labels=labels)
+    formulation = {"language-modelling": "rolling", "classification": "logits"}.get(kind, "seq2seq")
+    model_scores = task.score(examples, [[o] for o in outputs], formulation=formulation, labels=labels)
+    baseline_scores = task.score(examples, [[o] for o in baseline], formulation=formulation, labels=labels)
     primary = task.primary_metric
     samples = []
     if kind not in ("language-modelling", "classification"):

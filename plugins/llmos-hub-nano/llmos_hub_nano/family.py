@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmos_hub import Capability, LoadedModel, ModelFamily, Provenance, UsageError
+from llmos_hub import Artifacts, Capability, DataError, LoadedModel, ModelFamily, ModelInfo, Provenance, UsageError
 from llmos_hub.errors import close_matches
 
 from .config import read_config
@@ -39,25 +39,54 @@ def resolve(ref: str) -> Path:
     return CHECKPOINTS / ref
 
 
+def _folder(ref: str) -> Path:
+    folder = resolve(ref)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder; give nano:NAME of a shipped checkpoint or nano:/path/to/folder")
+    return folder
+
+
+def _artifacts(folder: Path, weights: Path) -> Artifacts:
+    return Artifacts(
+        folder=folder.resolve(),
+        layout="nano",
+        weights=(weights.resolve(),),
+        tokenizer_files=((folder / "tokenizer.json").resolve(),),
+        config_file=(folder / "config.json").resolve(),
+    )
+
+
 class NanoFamily(ModelFamily):
     """Loads nano checkpoints; answers capabilities from ``config.json`` alone."""
 
     name = "nano"
 
     def load(self, ref: str, *, revision: str | None = None) -> LoadedModel:
+        """The checkpoint's tokenizer and provenance now; its torch modules when a backend asks."""
         if revision is not None:
             raise UsageError("nano checkpoints have no revisions; drop --revision")
-        from .checkpoint import load_checkpoint
-        from .modeling import roles
+        from .checkpoint import count_parameters, file_sha256, load_tokenizer, weights_path
 
-        folder = resolve(ref)
-        config, model, tokenizer, sha256, _ = load_checkpoint(folder)
-        num_parameters = sum(p.numel() for p in model.parameters())
+        folder = _folder(ref)
+        config = read_config(folder)
+        weights = weights_path(folder)
+        tokenizer = load_tokenizer(folder, config)
+        sha256 = file_sha256(weights)
+
+        def build_modules() -> dict[str, object]:
+            from .checkpoint import load_checkpoint
+            from .modeling import roles
+
+            _, model, _, built_sha, _ = load_checkpoint(folder)
+            if built_sha != sha256:
+                raise DataError(f"{weights}: the weights changed on disk while the model was in use; run again")
+            return roles(model)
+
         provenance = Provenance(
             source=f"nano:{ref}" if not _is_path(ref) else str(folder.resolve()),
             revision=None,
             weights_sha256=sha256,
-            num_parameters=num_parameters,
+            num_parameters=count_parameters(weights),
             extra={"architecture": config.architecture, "training": dict(config.training)},
         )
         return LoadedModel(
@@ -65,7 +94,8 @@ class NanoFamily(ModelFamily):
             ref=ref,
             capabilities=frozenset({config.capability}),
             tokenizer=tokenizer,
-            modules=roles(model),
+            build_modules=build_modules,
+            artifacts=_artifacts(folder, weights),
             provenance=provenance,
             max_length=config.max_length,
             config=config.to_dict(),
@@ -75,6 +105,19 @@ class NanoFamily(ModelFamily):
 
     def capabilities(self, ref: str) -> frozenset[Capability] | None:
         return frozenset({read_config(resolve(ref)).capability})
+
+    def inspect(self, ref: str, *, revision: str | None = None) -> ModelInfo:
+        from .checkpoint import file_sha256, weights_path
+
+        folder = _folder(ref)
+        config = read_config(folder)
+        weights = weights_path(folder)
+        return ModelInfo(
+            capabilities=frozenset({config.capability}),
+            weights_sha256=file_sha256(weights),
+            labels=tuple(config.labels) if config.labels else None,
+            artifacts=_artifacts(folder, weights),
+        )
 
     def available(self) -> Sequence[str]:
         return shipped()

@@ -235,8 +235,10 @@ def test_bad_references_fail_in_one_line(folders, tmp_path):
     config = json.loads((broken / "config.json").read_text())
     config["d_model"] = 64
     (broken / "config.json").write_text(json.dumps(config))
+    lazy = NanoFamily().load(str(broken))  # modules are built when a backend asks for them
+    assert not lazy.modules_built
     with pytest.raises(DataError, match="do not match config.json|cannot load"):
-        NanoFamily().load(str(broken))
+        lazy.modules
     with pytest.raises(UsageError, match="no revisions"):
         NanoFamily().load(str(folders["causal-lm"]), revision="main")
 

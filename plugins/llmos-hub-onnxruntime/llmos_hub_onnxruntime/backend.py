@@ -59,6 +59,7 @@ class OnnxRuntimeBackend(Backend):
     """Exports a model's modules to ONNX once (content-hash cache) and runs them with ONNX Runtime."""
 
     name = "onnxruntime"
+    priority = 50
     devices = ("cpu", "cuda", "auto")
     dtypes = ("float32", "int8")
 

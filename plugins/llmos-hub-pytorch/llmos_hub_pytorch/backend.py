@@ -247,6 +247,9 @@ class TorchRunner(StepRunner):
         return self.modules["classifier"](ids, mask).float().tolist()
 
     # -- facts for the record -----------------------------------------------------------------------
+    def peak_memory_kind(self) -> str:
+        return "cuda-allocated" if self.torch_device.type == "cuda" else "process-rss"
+
     def peak_memory_bytes(self) -> int | None:
         """CUDA: peak allocated by torch since the last reset. CPU: the process's resident peak
         (the core's measurement, the same for every backend)."""
@@ -296,6 +299,7 @@ class TorchBackend(Backend):
     """``prepare(model, device=, dtype=, options=)`` -> :class:`TorchRunner`."""
 
     name = "pytorch"
+    priority = 100  # the reference backend: the default when a user names none
     devices = ("cpu", "cuda", "auto")
     dtypes = tuple(DTYPES)
 

@@ -26,7 +26,8 @@ _CITATION = """@inproceedings{lin-2004-rouge,
 
 _INPUTS = """
 predictions: list of summaries (one sentence per line for rougeLsum).
-references: list of reference summaries.
+references: list of reference summaries, or of lists of references (then each type's score is the
+    reference with the best F-measure, rouge_score's ``score_multi``).
 use_stemmer: Porter-stem tokens before matching (rouge_score's option).
 return_per_example: also return {"per_example": {rouge_type: [F, ...]}}.
 Returns: {"rouge1", "rouge2", "rougeL", "rougeLsum"}: mean F-measure on 0-1.
@@ -39,12 +40,20 @@ class Rouge(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_INPUTS,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string"),
-                    "references": datasets.Value("string"),
-                }
-            ),
+            features=[
+                datasets.Features(
+                    {
+                        "predictions": datasets.Value("string"),
+                        "references": datasets.Sequence(datasets.Value("string")),
+                    }
+                ),
+                datasets.Features(
+                    {
+                        "predictions": datasets.Value("string"),
+                        "references": datasets.Value("string"),
+                    }
+                ),
+            ],
             reference_urls=["https://github.com/google-research/google-research/tree/master/rouge"],
         )
 
@@ -52,7 +61,10 @@ class Rouge(evaluate.Metric):
         scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
         per_example = {rouge_type: [] for rouge_type in ROUGE_TYPES}
         for prediction, reference in zip(predictions, references):
-            scores = scorer.score(reference, prediction)  # rouge_score's order: (target, prediction)
+            if isinstance(reference, (list, tuple)):  # several references: rouge_score's best match
+                scores = scorer.score_multi(list(reference), prediction)
+            else:
+                scores = scorer.score(reference, prediction)  # rouge_score's order: (target, prediction)
             for rouge_type in ROUGE_TYPES:
                 per_example[rouge_type].append(float(scores[rouge_type].fmeasure))
         result = {t: sum(v) / len(v) for t, v in per_example.items()}

@@ -1,0 +1,1 @@
+"""Package marker so the evaluate module in this folder ships with llmos-hub."""
