@@ -47,16 +47,20 @@ def _prompts(model, n: int, length: int) -> list[list[int]]:
     return [stream[i * length : (i + 1) * length] for i in range(n)]
 
 
-def _plain_loop(module, ids: torch.Tensor, new_tokens: int, past: torch.Tensor) -> list[list[int]]:
-    """Greedy decoding written by hand over the calling convention: the baseline for overhead."""
-    mask = torch.ones_like(ids)
-    logits, past = module(ids, mask, past)
+def _plain_loop(module, ids: torch.Tensor, new_tokens: int, cache: torch.Tensor) -> list[list[int]]:
+    """Greedy decoding written by hand over the calling convention: the baseline for overhead.
+
+    ``cache`` is preallocated for the whole generation; each call writes its keys/values in place.
+    """
+    width = ids.shape[1]
+    mask = torch.ones(ids.shape[0], cache.shape[4], dtype=torch.long)
+    slots = torch.arange(cache.shape[4] + 1)
+    logits, _ = module(ids, mask, cache, slots[:width], slots[width - 1 : width])
     token = logits[:, -1].argmax(-1, keepdim=True)
     out = [token]
-    ones = torch.ones_like(token)
-    for _ in range(new_tokens - 1):
-        mask = torch.cat([mask, ones], dim=1)
-        logits, past = module(token, mask, past)
+    first = slots[:1]
+    for step in range(new_tokens - 1):
+        logits, _ = module(token, mask, cache, slots[width + step : width + step + 1], first)
         token = logits[:, -1].argmax(-1, keepdim=True)
         out.append(token)
     return torch.cat(out, dim=1).tolist()
@@ -102,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         return lambda: greedy_search(runner, b, max_new_tokens=n, eos_id=None)
 
     def empty(rows: int) -> torch.Tensor:
-        return cached._empty_past(rows)
+        layers, heads, head_dim = model.cache_geometry("causal_lm")
+        return torch.zeros(layers, 2, rows, heads, args.prompt_tokens + n - 1, head_dim)
 
     contenders: dict[str, Callable[[], object]] = {
         "engine_kv_cache_batch8": engine(cached, batch),

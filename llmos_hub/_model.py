@@ -122,17 +122,31 @@ class ModelInfo:
 class LoadedModel:
     """A model ready to be handed to a backend.
 
-    ``modules`` maps a role to a ``torch.nn.Module`` with a fixed calling convention:
+    ``modules`` maps a role to a ``torch.nn.Module`` with a fixed calling convention (version 2, see
+    docs/decisions.md "Decoding at real sizes"). The self-attention cache is a buffer the *caller*
+    preallocates for a whole generation, ``cache [layers, 2, batch, heads, capacity, head_dim]``; slot
+    ``t`` holds the keys/values of the ``t``-th column of the (left-padded) sequence, and
+    ``cache_position [new]`` (int64, consecutive) names the slots of the ``new`` tokens of a call:
 
-    - ``"causal_lm"``: ``(input_ids, attention_mask, past) -> (logits, present)``.
-      ``input_ids`` is ``[batch, new]`` (int64), ``attention_mask`` is ``[batch, past_len + new]``
-      (int64, 0 on left padding), ``past`` is one tensor ``[layers, 2, batch, heads, past_len, head_dim]``
-      (``past_len`` may be 0); ``logits`` is ``[batch, new, vocab]`` and ``present`` has the shape of
-      ``past`` with ``past_len + new``. Positions are derived from the mask, so left padding is exact.
+    - ``"causal_lm"``: ``(input_ids, attention_mask, cache, cache_position, logits_index) -> (logits,
+      new_kv)``. ``input_ids`` is ``[batch, new]`` (int64); ``attention_mask`` is ``[batch, capacity]``
+      (int64, 0 on left padding; slots after the newest token may hold anything, causality hides
+      them); ``logits_index [kept]`` picks the positions (among the ``new``) whose logits are
+      computed, so a prefill projects one position onto the vocabulary; ``logits`` is
+      ``[batch, kept, vocab]`` and ``new_kv`` ``[layers, 2, batch, heads, new, head_dim]`` holds the new
+      tokens' keys/values. The module attends over all ``capacity`` slots with the new keys/values in
+      theirs; an eager PyTorch module writes them into ``cache`` in place (no copy), an exported graph
+      cannot, so its runner writes ``new_kv`` itself. Positions are derived from the mask, so left
+      padding is exact. ``cache``/``cache_position``/``logits_index`` may be ``None`` (training,
+      whole-sequence scoring): the call then covers the whole sequence, slots ``0..new-1``.
     - ``"encoder"``: ``(input_ids, attention_mask) -> encoder_states [batch, src, d_model]``.
-    - ``"decoder"``: ``(decoder_input_ids, encoder_states, encoder_mask, past) -> (logits, present)``
-      with the self-attention cache laid out as for ``causal_lm``; every row of a batch has the same
-      decoder length (decoding starts from ``decoder_start_id``), so no decoder mask is needed.
+    - ``"cross_kv"``: ``(encoder_states) -> cross_kv [layers, 2, batch, heads, src, head_dim]``, every
+      decoder layer's cross-attention keys/values, computed once per source.
+    - ``"decoder"``: ``(decoder_input_ids, encoder_states, encoder_mask, cross_kv, cache,
+      cache_position) -> (logits, new_kv)`` with the self-attention cache as for ``causal_lm``;
+      every row of a batch has the same decoder length (decoding starts from ``decoder_start_id``),
+      so positions are the slots and no decoder mask is needed. ``cross_kv=None`` computes them from
+      ``encoder_states``; ``cache=None`` covers the whole sequence.
     - ``"classifier"``: ``(input_ids, attention_mask) -> logits [batch, num_labels]``.
 
     ``max_length`` is the longest sequence the model was built for (its context window);
@@ -209,7 +223,7 @@ class LoadedModel:
         A module may state it (``module.cache_geometry = (layers, kv_heads, head_dim)``), which is exact
         for grouped-query heads; otherwise it is read from :attr:`config` under the usual names
         (``n_layer``/``num_layers``, ``n_head``, ``d_model``/``hidden_size``, optional ``head_dim``; for
-        a decoder ``decoder_layers``/``n_decoder_layers`` first). Backends use it to build an empty cache.
+        a decoder ``decoder_layers``/``n_decoder_layers`` first). Backends use it to preallocate the cache.
         """
         from .errors import UsageError
 

@@ -22,12 +22,17 @@ anything): the engine only passes them back.
 ``reorder(state, indices: list[int]) -> State``
     Keep rows ``indices`` of the state, in that order; an index may repeat. The engine uses it to
     expand prompts into beams, to follow the surviving beams, and to drop finished rows, so it is the
-    only place a backend copies its cache.
+    only place a backend copies its cache (an index select on the device).
 ``argmax(out) -> list[int]``
     The best next token of each row.
 ``topk_logprobs(out, k) -> (values: list[list[float]], indices: list[list[int]])``
     The ``k`` best next tokens of each row by log-probability (log-softmax over the vocabulary), best
     first. ``k`` may exceed the vocabulary; then return the whole vocabulary, sorted.
+
+One optional function: ``reserve(max_new_tokens: int) -> None``, called before ``prefill`` with the
+most tokens the search will generate, so a backend can preallocate its self-attention cache for the
+whole generation (see :func:`cache_capacity`) and write each step's keys and values into it in place
+instead of growing it. A backend without it grows its cache as it likes.
 
 The engine functions are :func:`greedy_search` and :func:`beam_search` (both return the generated
 token ids of each prompt, EOS excluded) and :func:`generate_ids`, which picks one from a
@@ -61,11 +66,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ._backend import Runner
 from ._requests import Generation, GenerationConfig, Loglikelihood
 from ._model import Capability, LoadedModel
+from ._threads import THREADS_ENV, default_threads
 from ._windows import encode_pair, rolling_windows
 from .errors import UsageError
 
@@ -75,8 +81,11 @@ __all__ = [
     "StateT",
     "StepRunner",
     "Stepper",
+    "THREADS_ENV",
     "beam_search",
+    "cache_capacity",
     "cut_at_stop",
+    "default_threads",
     "generate_ids",
     "greedy_search",
     "pad_left",
@@ -142,6 +151,22 @@ class Stepper(Protocol[StateT, OutT]):
     def topk_logprobs(self, out: OutT, k: int) -> tuple[list[list[float]], list[list[int]]]: ...
 
 
+def cache_capacity(width: int, max_new_tokens: int, *, seq2seq: bool = False) -> int:
+    """The self-attention cache slots a generation needs: every token fed to the model.
+
+    A causal LM feeds the ``width`` prompt columns and all generated tokens but the last; a seq2seq
+    decoder feeds ``decoder_start_id`` and all generated tokens but the last.
+    """
+    fed = 1 if seq2seq else width
+    return fed + max(max_new_tokens - 1, 0)
+
+
+def _reserve(stepper: Stepper, max_new_tokens: int) -> None:
+    reserve = getattr(stepper, "reserve", None)
+    if reserve is not None:
+        reserve(max_new_tokens)
+
+
 # -- stop strings ---------------------------------------------------------------------------------
 def stop_checker(decode: Callable[[Sequence[int]], str], stops: Sequence[str]) -> StopCheck | None:
     """A :data:`StopCheck` that decodes the tokens so far and looks for any of ``stops``.
@@ -189,6 +214,7 @@ def greedy_search(
     generated: list[list[int]] = [[] for _ in range(len(batch))]
     if max_new_tokens <= 0 or not len(batch):
         return generated
+    _reserve(stepper, max_new_tokens)
     state, out = stepper.prefill(batch)
     active = list(range(len(batch)))  # state row r holds example active[r]
     for step in range(max_new_tokens):
@@ -262,6 +288,7 @@ def beam_search(
     results: list[list[int]] = [[] for _ in range(n)]
     if max_new_tokens <= 0 or not n:
         return results
+    _reserve(stepper, max_new_tokens)
     state, out = stepper.prefill(batch)
     finished = [_Hypotheses(num_beams, length_penalty, []) for _ in range(n)]
     # Live beams of each active example, in state-row order: (sum of log-probs, tokens).
@@ -373,8 +400,14 @@ class StepRunner(Runner, Generic[StateT, OutT]):
 
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
+        #: The ``max_new_tokens`` of the generation under way (set by :meth:`reserve`), or ``None``.
+        self.reserved_new_tokens: int | None = None
 
     # -- forward functions a backend supplies ------------------------------------------------------
+    def reserve(self, max_new_tokens: int) -> None:
+        """Remember how many tokens the coming generation may add (see :func:`cache_capacity`)."""
+        self.reserved_new_tokens = int(max_new_tokens)
+
     def prefill(self, batch: Batch) -> tuple[StateT, OutT]:
         raise NotImplementedError
 

@@ -46,16 +46,14 @@ def test_multiple_choice_acc_equals_an_independent_computation_from_the_models_l
 
     model = host.get("models", "nano").load("lm-sample")
     lm = model.modules["causal_lm"]
-    layers, heads, head_dim = model.cache_geometry("causal_lm")
     acc, acc_norm = [], []
     for example in run.data.examples:
         lls = []
         for choice in example.extra["choices"]:
             context, continuation = encode_pair(model.tokenizer.encode, example.input, " " + choice)
             ids = torch.tensor([context + continuation[:-1]])
-            past = torch.zeros(layers, 2, 1, heads, 0, head_dim)
             with torch.inference_mode():
-                logits, _ = lm(ids, torch.ones_like(ids), past)
+                logits, _ = lm(ids, torch.ones_like(ids))  # the whole sequence, no cache
             logprobs = torch.log_softmax(logits[0, -len(continuation):].double(), dim=-1)
             lls.append(float(logprobs[torch.arange(len(continuation)), torch.tensor(continuation)].sum()))
         lens = np.array([float(len(c)) for c in example.extra["choices"]])

@@ -28,6 +28,7 @@ from .config import COPY_BASE, NanoConfig
 __all__ = [
     "NanoCausalLM",
     "NanoClassifier",
+    "NanoCrossKV",
     "NanoDecoder",
     "NanoEncoder",
     "NanoSeq2Seq",
@@ -37,7 +38,7 @@ __all__ = [
 
 
 class _Attention(nn.Module):
-    """Multi-head attention; keys/values come from ``memory`` (cross) or from ``x`` plus the cache."""
+    """Multi-head attention; keys/values come from ``memory`` or ``cross_kv`` (cross) or from ``x`` plus the cache."""
 
     def __init__(self, config: NanoConfig) -> None:
         super().__init__()
@@ -52,16 +53,50 @@ class _Attention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, 2, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
 
+    def keys_values(self, source: Tensor) -> Tensor:
+        """The keys and values of ``source`` ``[batch, n, d]`` as ``[2, batch, heads, n, head_dim]``."""
+        return self._split(self.kv(source))
+
     def forward(
-        self, x: Tensor, allowed: Tensor, past: Tensor | None = None, memory: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+        self,
+        x: Tensor,
+        allowed: Tensor,
+        cache: Tensor | None = None,
+        cache_position: Tensor | None = None,
+        memory: Tensor | None = None,
+        cross_kv: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Returns the output and the new keys/values of ``x`` (``None`` for cross-attention).
+
+        With a ``cache`` ``[2, batch, heads, capacity, head_dim]`` the new keys/values are written into
+        its slots ``cache_position`` and the queries attend over all the slots (``allowed`` masks the
+        ones not to see), so the cache is never copied.
+        """
         b, n, d = x.shape
         q = self.q(x).view(b, n, self.n_heads, self.head_dim).transpose(1, 2)
-        kv = self._split(self.kv(x if memory is None else memory))
-        if past is not None:
-            kv = torch.cat([past, kv], dim=3)
+        new = None
+        if cross_kv is not None:
+            kv = cross_kv
+        elif memory is not None:
+            kv = self.keys_values(memory)
+        else:
+            kv = new = self.keys_values(x)
+            if cache is not None and cache_position is not None:
+                kv = write_slots(cache, cache_position, new)
         y = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=allowed)
-        return self.out(y.transpose(1, 2).reshape(b, n, d)), kv
+        return self.out(y.transpose(1, 2).reshape(b, n, d)), new
+
+
+def write_slots(cache: Tensor, cache_position: Tensor, new: Tensor) -> Tensor:
+    """``cache`` ``[..., capacity, head_dim]`` with ``new`` ``[..., n, head_dim]`` in slots ``cache_position``.
+
+    Eager PyTorch writes in place (no copy of the cache); under ``torch.export`` / tracing the write
+    is functional, so the exported graph has no input mutation.
+    """
+    axis = cache.dim() - 2
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return cache.index_copy(axis, cache_position, new.to(cache.dtype))
+    return cache.index_copy_(axis, cache_position, new.to(cache.dtype))
 
 
 class _Block(nn.Module):
@@ -83,17 +118,19 @@ class _Block(nn.Module):
         self,
         x: Tensor,
         allowed: Tensor,
-        past: Tensor | None = None,
+        cache: Tensor | None = None,
+        cache_position: Tensor | None = None,
         memory: Tensor | None = None,
         memory_allowed: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        h, present = self.self_attn(self.ln_self(x), allowed, past)
+        cross_kv: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        h, new = self.self_attn(self.ln_self(x), allowed, cache, cache_position)
         x = x + self.drop(h)
         if self.cross_attn is not None and self.ln_cross is not None:
-            h, _ = self.cross_attn(self.ln_cross(x), memory_allowed, memory=memory)
+            h, _ = self.cross_attn(self.ln_cross(x), memory_allowed, memory=memory, cross_kv=cross_kv)
             x = x + self.drop(h)
         x = x + self.drop(self.ff(self.ln_ff(x)))
-        return x, present
+        return x, new
 
 
 class _Embedding(nn.Module):
@@ -113,22 +150,21 @@ class _Embedding(nn.Module):
         return self.drop(self.tokens(input_ids) + self.positions(positions))
 
 
-def _mask_positions(attention_mask: Tensor, new: int) -> Tensor:
-    """Position of each of the last ``new`` tokens: the number of real tokens before it."""
-    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return positions[:, attention_mask.shape[1] - new :]
+def _slots(new: int, cache: Tensor | None, cache_position: Tensor | None, device: torch.device) -> tuple[int, Tensor]:
+    """The number of key slots and the slot of each new token (``0..new-1`` without a cache)."""
+    if cache is None or cache_position is None:
+        return new, torch.arange(new, device=device)
+    return cache.shape[4], cache_position
 
 
-def _causal_allowed(new: int, total: int, device: torch.device) -> Tensor:
-    """``[new, total]``: query ``i`` (absolute index ``total - new + i``) sees keys up to itself."""
-    query = torch.arange(new, device=device) + (total - new)
-    key = torch.arange(total, device=device)
+def _causal_allowed(query: Tensor, total: int) -> Tensor:
+    """``[new, total]``: the query in slot ``query[i]`` sees the slots up to its own."""
+    key = torch.arange(total, device=query.device)
     return key[None, :] <= query[:, None]
 
 
-def _self_allowed(new: int, total: int, device: torch.device) -> Tensor:
-    query = torch.arange(new, device=device) + (total - new)
-    key = torch.arange(total, device=device)
+def _self_allowed(query: Tensor, total: int) -> Tensor:
+    key = torch.arange(total, device=query.device)
     return key[None, :] == query[:, None]
 
 
@@ -144,37 +180,64 @@ class _Stack(nn.Module):
         self,
         x: Tensor,
         allowed: Tensor,
-        past: Tensor | None = None,
+        cache: Tensor | None = None,
+        cache_position: Tensor | None = None,
         memory: Tensor | None = None,
         memory_allowed: Tensor | None = None,
-    ) -> tuple[Tensor, list[Tensor]]:
-        presents = []
+        cross_kv: Tensor | None = None,
+    ) -> tuple[Tensor, list[Tensor | None]]:
+        news = []
         for i, block in enumerate(self.blocks):
-            x, present = block(x, allowed, None if past is None else past[i], memory, memory_allowed)
-            presents.append(present)
-        return self.ln_final(x), presents
+            x, new = block(
+                x,
+                allowed,
+                None if cache is None else cache[i],
+                cache_position,
+                memory,
+                memory_allowed,
+                None if cross_kv is None else cross_kv[i],
+            )
+            news.append(new)
+        return self.ln_final(x), news
 
 
 class NanoCausalLM(nn.Module):
-    """Decoder-only LM: ``(input_ids, attention_mask, past) -> (logits, present)``; tied output head."""
+    """Decoder-only LM with a tied output head, in the ``causal_lm`` calling convention:
+    ``(input_ids, attention_mask, cache, cache_position, logits_index) -> (logits, new_kv)``.
+
+    Without a cache (training) the call is over the whole sequence: slots are ``0..n-1``.
+    """
 
     def __init__(self, config: NanoConfig) -> None:
         super().__init__()
         self.config = config
         self.embed = _Embedding(config)
         self.stack = _Stack(config, config.n_layers)
+        self.cache_geometry = (config.n_layers, config.n_heads, config.head_dim)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, past: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        cache: Tensor | None = None,
+        cache_position: Tensor | None = None,
+        logits_index: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
         new = input_ids.shape[1]
-        total = attention_mask.shape[1]
-        x = self.embed(input_ids, _mask_positions(attention_mask, new))
+        total, query = _slots(new, cache, cache_position, input_ids.device)
+        # A token's position is the number of real tokens before it; slots after the newest token
+        # are unwritten, and causality keeps them out of both the count and the attention.
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0).index_select(1, query)
+        x = self.embed(input_ids, positions)
         # Padding is masked out; each query always sees itself, so a padding row never attends to
         # nothing (which would make NaNs that the next layer's keys would carry into real rows).
-        allowed = _causal_allowed(new, total, input_ids.device)[None] & attention_mask[:, None, :].bool()
-        allowed = (allowed | _self_allowed(new, total, input_ids.device)[None])[:, None]
-        h, presents = self.stack.run(x, allowed, past)
+        allowed = _causal_allowed(query, total)[None] & attention_mask[:, None, :].bool()
+        allowed = (allowed | _self_allowed(query, total)[None])[:, None]
+        h, news = self.stack.run(x, allowed, cache, query)
+        if logits_index is not None:
+            h = h.index_select(1, logits_index)
         logits = h @ self.embed.tokens.weight.t()
-        return logits, torch.stack(presents)
+        return logits, torch.stack(news)  # type: ignore[arg-type]
 
 
 class _SourceIds(nn.Module):
@@ -216,7 +279,7 @@ class NanoEncoder(nn.Module):
         self.source_ids = _SourceIds(config) if config.copy else None
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        x = self.embed(input_ids, _mask_positions(attention_mask, input_ids.shape[1]))
+        x = self.embed(input_ids, (attention_mask.cumsum(-1) - 1).clamp(min=0))
         allowed = attention_mask[:, None, None, :].bool()
         h, _ = self.stack.run(x, allowed)
         if self.source_ids is not None:
@@ -268,10 +331,12 @@ class _Copy(nn.Module):
 
 
 class NanoDecoder(nn.Module):
-    """Decoder with cross-attention:
-    ``(decoder_input_ids, encoder_states, encoder_mask, past) -> (logits, present)``.
+    """Decoder with cross-attention, in the ``decoder`` calling convention:
+    ``(decoder_input_ids, encoder_states, encoder_mask, cross_kv, cache, cache_position) -> (logits, new_kv)``.
 
-    With a copy head, ``logits`` are the log-probabilities of the pointer-generator mixture.
+    ``cross_kv`` are the cross-attention keys/values from :class:`NanoCrossKV`, computed once per
+    source; without them (training) they are computed from ``encoder_states``. With a copy head,
+    ``logits`` are the log-probabilities of the pointer-generator mixture.
     """
 
     def __init__(self, config: NanoConfig, embed: _Embedding, source_ids: _SourceIds | None = None) -> None:
@@ -281,23 +346,45 @@ class NanoDecoder(nn.Module):
         self.stack = _Stack(config, config.decoder_layers, cross=True)
         self.source_ids = source_ids
         self.copy = _Copy(config) if source_ids is not None else None
+        self.cache_geometry = (config.decoder_layers, config.n_heads, config.head_dim)
 
     def forward(
-        self, decoder_input_ids: Tensor, encoder_states: Tensor, encoder_mask: Tensor, past: Tensor
+        self,
+        decoder_input_ids: Tensor,
+        encoder_states: Tensor,
+        encoder_mask: Tensor,
+        cross_kv: Tensor | None = None,
+        cache: Tensor | None = None,
+        cache_position: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         batch, new = decoder_input_ids.shape
-        total = past.shape[4] + new
-        positions = (torch.arange(new, device=decoder_input_ids.device) + (total - new))[None].expand(batch, new)
-        x = self.embed(decoder_input_ids, positions)
-        allowed = _causal_allowed(new, total, decoder_input_ids.device)[None, None]
+        total, query = _slots(new, cache, cache_position, decoder_input_ids.device)
+        x = self.embed(decoder_input_ids, query[None].expand(batch, new))
+        allowed = _causal_allowed(query, total)[None, None]
         memory = encoder_states if self.copy is None else encoder_states[..., : self.d_model]
         memory_allowed = encoder_mask[:, None, None, :].bool()
-        h, presents = self.stack.run(x, allowed, past, memory, memory_allowed)
+        h, news = self.stack.run(x, allowed, cache, query, memory, memory_allowed, cross_kv)
         logits = h @ self.embed.tokens.weight.t()
         if self.copy is not None and self.source_ids is not None:
             source_ids = self.source_ids.read(encoder_states[..., self.d_model :])
             logits = self.copy(h, logits, memory, encoder_mask.bool(), source_ids, decoder_input_ids)
-        return logits, torch.stack(presents)
+        return logits, torch.stack(news)  # type: ignore[arg-type]
+
+
+class NanoCrossKV(nn.Module):
+    """The ``cross_kv`` role: ``encoder_states -> cross_kv [layers, 2, batch, heads, src, head_dim]``.
+
+    The keys and values every decoder layer's cross-attention reads, computed once per source
+    instead of at every decoding step. Holds no weights of its own (it reads the decoder's).
+    """
+
+    def __init__(self, decoder: NanoDecoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, encoder_states: Tensor) -> Tensor:
+        memory = encoder_states[..., : self.decoder.d_model]
+        return torch.stack([block.cross_attn.keys_values(memory) for block in self.decoder.stack.blocks])
 
 
 class NanoSeq2Seq(nn.Module):
@@ -340,13 +427,13 @@ def roles(model: nn.Module) -> dict[str, nn.Module]:
     if isinstance(model, NanoCausalLM):
         return {"causal_lm": model}
     if isinstance(model, NanoSeq2Seq):
-        return {"encoder": model.encoder, "decoder": model.decoder}
+        return {"encoder": model.encoder, "cross_kv": NanoCrossKV(model.decoder), "decoder": model.decoder}
     if isinstance(model, NanoClassifier):
         return {"classifier": model}
     raise TypeError(f"not a nano model: {type(model).__name__}")
 
 
-def empty_past(config: NanoConfig, batch: int, *, decoder: bool = False, device=None, dtype=None) -> Tensor:
-    """A cache with ``past_len`` 0, the ``past`` of a first step."""
+def empty_cache(config: NanoConfig, batch: int, capacity: int, *, decoder: bool = False, device=None, dtype=None) -> Tensor:
+    """A zeroed self-attention cache with ``capacity`` slots, ``[layers, 2, batch, heads, capacity, head_dim]``."""
     layers = config.decoder_layers if decoder else config.n_layers
-    return torch.zeros(layers, 2, batch, config.n_heads, 0, config.head_dim, device=device, dtype=dtype)
+    return torch.zeros(layers, 2, batch, config.n_heads, capacity, config.head_dim, device=device, dtype=dtype)

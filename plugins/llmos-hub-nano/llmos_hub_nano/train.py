@@ -137,18 +137,16 @@ class _Batches:
 def _loss(model: Any, recipe: Recipe, batch: tuple[Any, ...]):
     import torch.nn.functional as F
 
-    from .modeling import empty_past
-
     if recipe.architecture == "causal-lm":
         ids, mask, target = batch
-        logits, _ = model(ids, mask, empty_past(model.config, ids.shape[0]))
+        logits, _ = model(ids, mask)  # no cache: the whole sequence at once
         return F.cross_entropy(logits.flatten(0, 1), target.flatten())
     if recipe.architecture == "classifier":
         ids, mask, target = batch
         return F.cross_entropy(model(ids, mask), target)
     ids, mask, dec_in, target = batch
     states = model.encoder(ids, mask)
-    logits, _ = model.decoder(dec_in, states, mask, empty_past(model.config, ids.shape[0], decoder=True))
+    logits, _ = model.decoder(dec_in, states, mask)
     # A copy decoder's logits are already log-probabilities; cross_entropy's log_softmax keeps them.
     return F.cross_entropy(
         logits.flatten(0, 1), target.flatten(), ignore_index=-100, label_smoothing=recipe.label_smoothing

@@ -17,7 +17,7 @@ from llmos_hub import Capability, DataError, UsageError
 from llmos_hub.testing import check_model_family, check_plugin
 from llmos_hub_nano import plugin
 from llmos_hub_nano.family import NanoFamily
-from llmos_hub_nano.modeling import empty_past
+from llmos_hub_nano.modeling import empty_cache
 from llmos_hub_nano.tiny import random_checkpoint
 
 SHIPPED = {"lm-sample", "classification-sample", "translation-sample", "summarization-sample"}
@@ -44,20 +44,30 @@ def lm(folders):
 
 # -- calling conventions ----------------------------------------------------------------------------
 def test_causal_cache_gives_the_logits_of_full_recomputation(lm):
+    """Prefill 7 tokens into a 16-slot cache, then one token per step: each step's logits and new
+    keys/values equal those of the whole sequence run at once, and the slots hold them in place."""
     module, config = lm.modules["causal_lm"], lm.config
     torch.manual_seed(0)
     ids = torch.randint(3, 200, (2, 12))
-    mask = torch.ones_like(ids)
+    mask = torch.ones(2, 16, dtype=torch.long)
+    mask[0, :2] = 0  # left padding in row 0
     with torch.inference_mode():
-        full, present = module(ids, mask, empty_past(_cfg(lm), 2))
-        assert present.shape == (config["n_layers"], 2, 2, config["n_heads"], 12, config["d_model"] // config["n_heads"])
-        past_logits, past = module(ids[:, :7], mask[:, :7], empty_past(_cfg(lm), 2))
-        step_logits = [past_logits]
+        full, full_kv = module(ids, mask[:, :12])
+        head_dim = config["d_model"] // config["n_heads"]
+        assert full_kv.shape == (config["n_layers"], 2, 2, config["n_heads"], 12, head_dim)
+        cache = empty_cache(_cfg(lm), 2, 16)
+        first, new_kv = module(ids[:, :7], mask, cache, torch.arange(7), torch.arange(7))
+        assert new_kv.shape[4] == 7
+        step_logits = [first]
         for t in range(7, 12):
-            logits, past = module(ids[:, t : t + 1], mask[:, : t + 1], past)
+            logits, new_kv = module(ids[:, t : t + 1], mask, cache, torch.tensor([t]), torch.tensor([0]))
             step_logits.append(logits)
+        last_only, _ = module(ids[:, :7], mask, empty_cache(_cfg(lm), 2, 16), torch.arange(7), torch.tensor([6]))
     torch.testing.assert_close(torch.cat(step_logits, dim=1), full, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(past, present, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cache[..., :12, :], full_kv, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(new_kv, full_kv[..., 11:12, :], atol=1e-5, rtol=1e-5)
+    assert not cache[..., 12:, :].any()  # slots not yet written are untouched
+    torch.testing.assert_close(last_only, full[:, 6:7], atol=1e-5, rtol=1e-5)
 
 
 def test_left_padding_is_exact(lm):
@@ -65,8 +75,8 @@ def test_left_padding_is_exact(lm):
     ids = torch.tensor([[5, 6, 7, 8]])
     padded = torch.tensor([[0, 0, 5, 6, 7, 8]])
     with torch.inference_mode():
-        alone, _ = module(ids, torch.ones_like(ids), empty_past(_cfg(lm), 1))
-        both, _ = module(padded, torch.tensor([[0, 0, 1, 1, 1, 1]]), empty_past(_cfg(lm), 1))
+        alone, _ = module(ids, torch.ones_like(ids))
+        both, _ = module(padded, torch.tensor([[0, 0, 1, 1, 1, 1]]))
     assert torch.isfinite(both).all()
     torch.testing.assert_close(both[:, 2:], alone, atol=1e-5, rtol=1e-5)
 
@@ -74,7 +84,7 @@ def test_left_padding_is_exact(lm):
 @pytest.mark.parametrize("kind", ["seq2seq", "seq2seq-copy"])
 def test_seq2seq_decoder_cache_and_source_padding(folders, kind):
     model = NanoFamily().load(str(folders[kind]))
-    enc, dec = model.modules["encoder"], model.modules["decoder"]
+    enc, cross_kv, dec = model.modules["encoder"], model.modules["cross_kv"], model.modules["decoder"]
     cfg = _cfg(model)
     src = torch.tensor([[9, 10, 11]])
     src_pad = torch.tensor([[0, 9, 10, 11]])
@@ -83,13 +93,13 @@ def test_seq2seq_decoder_cache_and_source_padding(folders, kind):
         states = enc(src, torch.ones_like(src))
         states_pad = enc(src_pad, torch.tensor([[0, 1, 1, 1]]))
         torch.testing.assert_close(states_pad[:, 1:], states, atol=1e-5, rtol=1e-5)
-        full, _ = dec(tgt, states, torch.ones_like(src), empty_past(cfg, 1, decoder=True))
-        padded, _ = dec(tgt, states_pad, torch.tensor([[0, 1, 1, 1]]), empty_past(cfg, 1, decoder=True))
+        full, _ = dec(tgt, states, torch.ones_like(src))
+        padded, _ = dec(tgt, states_pad, torch.tensor([[0, 1, 1, 1]]), cross_kv(states_pad))
         torch.testing.assert_close(padded, full, atol=1e-5, rtol=1e-5)
-        past = empty_past(cfg, 1, decoder=True)
+        cache, cross = empty_cache(cfg, 1, 6, decoder=True), cross_kv(states)
         steps = []
         for t in range(4):
-            logits, past = dec(tgt[:, t : t + 1], states, torch.ones_like(src), past)
+            logits, _ = dec(tgt[:, t : t + 1], states, torch.ones_like(src), cross, cache, torch.tensor([t]))
             steps.append(logits)
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
 
@@ -105,7 +115,7 @@ def test_copy_decoder_returns_log_probabilities_and_source_ids_survive_half_prec
         assert states.shape == (2, 5, cfg.d_model + cfg.copy_digits)
         for dtype in (torch.float32, torch.float16, torch.bfloat16):
             assert torch.equal(enc.source_ids.read(states.to(dtype)[..., cfg.d_model :]), src)
-        logits, _ = dec(torch.tensor([[2, 20], [2, 21]]), states, mask, empty_past(cfg, 2, decoder=True))
+        logits, _ = dec(torch.tensor([[2, 20], [2, 21]]), states, mask)
     assert torch.isfinite(logits).all()
     torch.testing.assert_close(logits.logsumexp(-1), torch.zeros(2, 2), atol=1e-5, rtol=0)
 
@@ -118,7 +128,7 @@ def test_copy_decoder_that_always_copies_puts_all_mass_on_unpadded_source_tokens
     with torch.inference_mode():
         dec.copy.gate.bias.fill_(-60.0)  # p_gen ~ 0: copy only
         try:
-            logits, _ = dec(torch.tensor([[2], [2]]), enc(src, mask), mask, empty_past(cfg, 2, decoder=True))
+            logits, _ = dec(torch.tensor([[2], [2]]), enc(src, mask), mask)
         finally:
             dec.copy.gate.bias.zero_()
     probs = logits[:, 0].exp()
@@ -141,10 +151,10 @@ def test_copy_decoder_can_continue_a_copied_span_with_or_without_the_cache(folde
         dec.copy.repeat.bias.zero_()
         dec.copy.follow.bias.fill_(60.0)  # always continue the span of the current input token
         states = enc(src, mask)
-        full, _ = dec(tgt, states, mask, empty_past(cfg, 2, decoder=True))
-        past, steps = empty_past(cfg, 2, decoder=True), []
+        full, _ = dec(tgt, states, mask)
+        cache, cross, steps = empty_cache(cfg, 2, 3, decoder=True), model.modules["cross_kv"](states), []
         for t in range(3):
-            logits, past = dec(tgt[:, t : t + 1], states, mask, past)
+            logits, _ = dec(tgt[:, t : t + 1], states, mask, cross, cache, torch.tensor([t]))
             steps.append(logits)
     assert full[:, 1:].argmax(-1).tolist() == [[42, 43], [53, 54]]
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)

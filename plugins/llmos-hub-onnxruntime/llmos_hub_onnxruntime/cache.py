@@ -26,8 +26,9 @@ CACHE_ENV = "LLMOS_HUB_CACHE"
 
 __all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "default_cache_dir", "export_key", "modules_digest"]
 
-#: Bumped when the layout of an entry or the meaning of a key changes.
-FORMAT_VERSION = 1
+#: Bumped when the layout of an entry or the meaning of a key changes. 2: calling convention v2
+#: (preallocated slot cache in, ``new_kv`` out, a ``cross_kv`` graph), so no v1 graph is reused.
+FORMAT_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -59,16 +60,24 @@ def modules_digest(modules: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _code_digest(modules: Mapping[str, Any]) -> str:
-    """A sha256 of the source of every module class used, so an edited ``forward`` re-exports."""
+    """A sha256 of the source files defining every module class used, so an edited ``forward`` or
+    any helper it calls in the same file (a cache layer, a mask function) re-exports."""
     h = hashlib.sha256()
     classes = sorted({type(sub) for module in modules.values() for sub in module.modules()}, key=lambda c: (c.__module__, c.__qualname__))
+    files: set[str] = set()
     for cls in classes:
         h.update(f"{cls.__module__}.{cls.__qualname__}\n".encode())
-        if cls.__module__.startswith("torch."):
-            continue  # covered by the torch version
+        if cls.__module__.startswith(("torch.", "transformers.")):
+            continue  # covered by the torch / transformers versions
         try:
+            files.add(inspect.getsourcefile(cls) or "")
             h.update(inspect.getsource(cls).encode())
         except (OSError, TypeError):
+            pass
+    for name in sorted(f for f in files if f):
+        try:
+            h.update(Path(name).read_bytes())
+        except OSError:
             pass
     return h.hexdigest()
 
@@ -80,6 +89,12 @@ def _tool_versions() -> dict[str, str]:
     from . import __version__
 
     versions = {"torch": torch.__version__, "onnx": onnx.__version__, "llmos-hub-onnxruntime": __version__}
+    try:
+        import transformers
+
+        versions["transformers"] = transformers.__version__
+    except ImportError:  # only models of the hf family need it
+        pass
     try:
         import onnxscript
 

@@ -42,8 +42,8 @@ def default_opset(exporter: str) -> int:
     if exporter == "dynamo" and not runtime_has_attention_op():
         return _FALLBACK_OPSET[exporter]
     return DEFAULT_OPSET[exporter]
-# Encoder first: the decoder's example input is the encoder's output.
-_ORDER = ("encoder", "decoder", "causal_lm", "classifier")
+# Encoder first, then cross_kv: the decoder's example inputs are their outputs.
+_ORDER = ("encoder", "cross_kv", "decoder", "causal_lm", "classifier")
 
 
 class ExportError(LlmosHubError):
@@ -78,16 +78,29 @@ def export_model(
     folder = Path(folder)
     graphs: dict[str, Any] = {}
     encoder_width: int | None = None
+    cross_kv = None
     for role in sorted(model.modules, key=_ORDER.index):
         module = model.modules[role]
-        args = example_inputs(model, role, encoder_width)
+        args = example_inputs(model, role, encoder_width, cross_kv)
         if role == "encoder":
             with torch.no_grad():
                 encoder_width = int(module.eval()(*args).shape[-1])
+        if role == "cross_kv":
+            with torch.no_grad():
+                cross_kv = module.eval()(*args)
         file_name = f"{role}.onnx"
         export_module(module, args, folder / file_name, role=role, model_name=model.name, exporter=exporter, opset=opset)
-        graphs[role] = {"file": file_name, "inputs": list(ROLES[role].inputs), "outputs": list(ROLES[role].outputs)}
+        graphs[role] = {"file": file_name, "inputs": _graph_inputs(folder / file_name), "outputs": list(ROLES[role].outputs)}
     return {"exporter": exporter, "opset": opset, "graphs": graphs}
+
+
+def _graph_inputs(path: Path) -> list[str]:
+    """The inputs the exported graph kept (an exporter drops one the graph never reads)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    initializers = {init.name for init in proto.graph.initializer}
+    return [i.name for i in proto.graph.input if i.name not in initializers]
 
 
 def export_module(
@@ -166,7 +179,8 @@ def _verify(path: Path, module: Any, args: tuple[Any, ...], inputs: tuple[str, .
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    got = session.run(list(outputs), {name: arg.numpy() for name, arg in zip(inputs, args)})
+    present = {i.name for i in session.get_inputs()}  # an input the graph never reads may be dropped
+    got = session.run(list(outputs), {name: arg.numpy() for name, arg in zip(inputs, args) if name in present})
     with torch.no_grad():
         expected = module(*args)
     expected = expected if isinstance(expected, (tuple, list)) else (expected,)
@@ -183,8 +197,8 @@ def _verify(path: Path, module: Any, args: tuple[Any, ...], inputs: tuple[str, .
 def _dynamic_shapes(inputs: tuple[str, ...], axes: Mapping[str, Mapping[int, str]]) -> dict[str, Any]:
     """``torch.export`` dims for the inputs; one ``Dim`` per axis name so shared axes stay equal.
 
-    ``total`` (mask length = cache length + new tokens) is derived from the others, so it is left to
-    ``torch.export`` to infer (``Dim.AUTO``) rather than declared independent.
+    ``total`` (a derived length, if a role ever declares one) is left to ``torch.export`` to infer
+    (``Dim.AUTO``) rather than declared independent.
     """
     from torch.export import Dim
 

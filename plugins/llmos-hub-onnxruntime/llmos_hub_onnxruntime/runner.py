@@ -1,19 +1,21 @@
-"""The ONNX Runtime runner: the forward functions of :class:`llmos_hub.decoding.StepRunner`, in numpy.
+"""The ONNX Runtime runner: the forward functions of :class:`llmos_hub.decoding.StepRunner` over ORT sessions.
 
 Search, padding, windows and truncation all come from the shared engine, so this runner and the
 PyTorch one differ only in arithmetic. What is here is the forward steps (prefill, one-token step,
 cache reorder, whole-sequence log-probabilities, classifier logits) and the two reductions the
-engine asks of a backend (argmax, top-k log-probabilities), done on numpy arrays.
+engine asks of a backend (argmax, top-k log-probabilities).
 
-Per-step cost is what decides speed on small models, so a decode step does as little as possible
-in Python: the cache returned by one step is fed unchanged to the next (numpy arrays go into ONNX
-Runtime without a copy), the attention mask grows by writing into a pre-sized buffer instead of
-concatenating, and only the last position's logits are looked at. Scoring reduces whole logits
-tensors with a small ONNX Runtime graph (:mod:`._scorer`), not numpy. :class:`OrtGraph` optionally uses
-IO binding (``options={"io_binding": True}``), which keeps the cache in ONNX Runtime's own buffers;
-on the CPU it measured slower than plain ``run`` (nano LM, batch 1: 1344 against 1759 tokens/s;
-the runner itself was within noise of a hand-written ``session.run`` loop), so it is off by default
-and on for CUDA, where it keeps the cache on the device.
+Decoding keeps its state where the model runs. The self-attention cache is preallocated for the
+whole generation (:func:`llmos_hub.decoding.cache_capacity`) and fed whole to every step; the graph
+returns only the new tokens' keys/values (``new_kv``), which the runner writes into their slots
+(:mod:`._device_ops`: numpy views on the CPU, where ONNX Runtime reads the buffer in place; an
+ONNX Runtime scatter on CUDA, where the cache is an ``OrtValue`` on the device). The attention mask
+is sized to the cache once (unwritten slots are hidden by causality), a seq2seq source's
+cross-attention keys/values come from the ``cross_kv`` graph once per batch, reorders are index
+selects, and the next tokens are reduced where the logits are. Cache buffers are reused across
+batches. With IO binding (default: on; ``options={"io_binding": False}`` turns it off) outputs go
+into buffers bound once per shape instead of being allocated at each step.
+Scoring reduces whole logits tensors with a small ONNX Runtime graph (:mod:`._scorer`), not numpy.
 """
 
 from __future__ import annotations
@@ -26,31 +28,46 @@ from typing import Any
 import numpy as np
 
 from llmos_hub import LoadedModel
-from llmos_hub.decoding import Batch, StepRunner
+from llmos_hub.decoding import Batch, StepRunner, cache_capacity
 
+from ._device_ops import CudaOps, HostOps
 from ._scorer import TokenScorer
 
 __all__ = ["OnnxRunner", "OrtGraph"]
 
 
 class OrtGraph:
-    """One ONNX Runtime session with its input/output names; ``run`` takes and returns numpy arrays."""
+    """One ONNX Runtime session with its input/output names; ``run`` takes numpy arrays or OrtValues.
+
+    Without IO binding it returns numpy arrays (``session.run``). With IO binding on the CPU, outputs
+    whose shapes the caller states (``shapes``) are written into numpy buffers kept per shape, so a
+    decode step allocates nothing (a returned buffer is overwritten by the next call of that shape);
+    on CUDA outputs stay ``OrtValue``s on the device.
+    """
 
     def __init__(self, session: Any, *, io_binding: bool = False, device: str = "cpu", device_id: int = 0) -> None:
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
+        self._input_set = set(self.inputs)
         self.outputs = [o.name for o in session.get_outputs()]
         self.io_binding = io_binding
         self.device = device
         self.device_id = device_id
         shapes = {i.name: i.shape for i in session.get_inputs()}
-        past = shapes.get("past")
-        # [layers, 2, batch, heads, past_len, head_dim]: the static dims give an empty cache's shape.
-        self.cache_dims = (int(past[0]), int(past[3]), int(past[5])) if past is not None else None
+        cache = shapes.get("cache")
+        # [layers, 2, batch, heads, capacity, head_dim]: the static dims give the cache geometry.
+        self.cache_dims = (int(cache[0]), int(cache[3]), int(cache[5])) if cache is not None else None
+        out_shapes = {o.name: o.shape for o in session.get_outputs()}
+        logits = out_shapes.get("logits")
+        self.vocab = int(logits[-1]) if logits is not None and isinstance(logits[-1], int) else None
+        self._out_buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
 
-    def run(self, feeds: Mapping[str, Any]) -> list[Any]:
+    def run(self, feeds: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]] | None = None) -> list[Any]:
+        # An exporter drops an input the graph never reads (a decoder given ``cross_kv`` may not
+        # read ``encoder_states``), so only the graph's own inputs are fed.
+        feeds = {name: value for name, value in feeds.items() if name in self._input_set}
         if not self.io_binding:
-            return self.session.run(self.outputs, feeds)
+            return self.session.run(self.outputs, dict(feeds))
         import onnxruntime as ort
 
         binding = self.session.io_binding()
@@ -59,38 +76,37 @@ class OrtGraph:
                 binding.bind_ortvalue_input(name, value)
             else:
                 binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        host: dict[str, np.ndarray] = {}
         for name in self.outputs:
-            binding.bind_output(name, self.device, self.device_id)
+            shape = (shapes or {}).get(name)
+            if self.device == "cpu" and shape is not None:
+                key = (name, tuple(shape))
+                buffer = self._out_buffers.get(key)
+                if buffer is None:
+                    buffer = self._out_buffers[key] = np.empty(shape, dtype=np.float32)
+                binding.bind_output(name, "cpu", 0, np.float32, list(shape), buffer.ctypes.data)
+                host[name] = buffer
+            else:
+                binding.bind_output(name, self.device, self.device_id)
         self.session.run_with_iobinding(binding)
-        return binding.get_outputs()
-
-    def empty_past(self, batch: int) -> np.ndarray:
-        layers, heads, head_dim = self.cache_dims or (0, 0, 0)
-        return np.zeros((layers, 2, batch, heads, 0, head_dim), dtype=np.float32)
-
-
-def _numpy(value: Any) -> np.ndarray:
-    return value if isinstance(value, np.ndarray) else value.numpy()
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Log-softmax over the last axis in float32, as ``torch.log_softmax`` computes it."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        values = binding.get_outputs()
+        return [host.get(name, value) if self.device != "cpu" or name in host else value.numpy() for name, value in zip(self.outputs, values)]
 
 
 @dataclass
 class _CausalState:
-    past: Any  # numpy array or OrtValue [layers, 2, rows, heads, length, head_dim]
-    mask: np.ndarray  # [rows, capacity] int64; columns [0, length) are in use
-    length: int
+    cache: Any  # numpy array (CPU) or OrtValue (CUDA) [layers, 2, rows, heads, capacity, head_dim]
+    mask: np.ndarray  # [rows, capacity] int64
+    length: int  # slots written
 
 
 @dataclass
 class _Seq2SeqState:
-    past: Any
+    cache: Any
     encoder_states: Any
     encoder_mask: np.ndarray
+    cross_kv: Any
+    length: int
 
 
 class OnnxRunner(StepRunner):
@@ -119,61 +135,117 @@ class OnnxRunner(StepRunner):
         self.device = device
         self.dtype = dtype
         self._facts = dict(facts)
+        if device.startswith("cuda"):
+            self.ops: Any = CudaOps(int(device.partition(":")[2] or 0))
+        else:
+            self.ops = HostOps()
+        self._first = np.zeros(1, dtype=np.int64)
 
     # -- the engine's step protocol --------------------------------------------------------------
-    def prefill(self, batch: Batch) -> tuple[Any, np.ndarray]:
+    def _slots(self, start: int, count: int) -> np.ndarray:
+        return np.arange(start, start + count, dtype=np.int64)
+
+    def _shapes(self, graph: OrtGraph, rows: int, new: int, kept: int) -> dict[str, tuple[int, ...]] | None:
+        """Output shapes of a step, for IO binding into reused buffers (None where unknown)."""
+        if graph.vocab is None or graph.cache_dims is None:
+            return None
+        layers, heads, head_dim = graph.cache_dims
+        return {"logits": (rows, kept, graph.vocab), "new_kv": (layers, 2, rows, heads, new, head_dim)}
+
+    def _cache(self, graph: OrtGraph, rows: int, capacity: int) -> Any:
+        layers, heads, head_dim = graph.cache_dims or (0, 0, 0)
+        return self.ops.new_cache((layers, 2, rows, heads, capacity, head_dim))
+
+    def prefill(self, batch: Batch) -> tuple[Any, Any]:
         ids = np.asarray(batch.input_ids, dtype=np.int64)
         mask = np.asarray(batch.attention_mask, dtype=np.int64)
+        rows, width = ids.shape
+        new = self.reserved_new_tokens if self.reserved_new_tokens is not None else 64
         if self.is_seq2seq:
-            return self._prefill_seq2seq(ids, mask)
+            return self._prefill_seq2seq(ids, mask, cache_capacity(width, new, seq2seq=True))
         graph = self.graphs["causal_lm"]
-        logits, present = graph.run({"input_ids": ids, "attention_mask": mask, "past": graph.empty_past(len(ids))})
-        # Room for the tokens to come, so each step writes one column instead of reallocating.
-        capacity = max(int(self.model.max_length), mask.shape[1] + 1)
-        grown = np.ones((mask.shape[0], capacity), dtype=np.int64)
-        grown[:, : mask.shape[1]] = mask
-        return _CausalState(present, grown, mask.shape[1]), _numpy(logits)[:, -1]
+        capacity = cache_capacity(width, new)
+        cache = self._cache(graph, rows, capacity)
+        # The mask covers every slot of the generation: the prompt's padding, then ones. Slots not
+        # written yet lie after every query, so causality hides them and the mask never changes.
+        slot_mask = np.ones((rows, capacity), dtype=np.int64)
+        slot_mask[:, :width] = mask
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": slot_mask,
+            "cache": cache,
+            "cache_position": self._slots(0, width),
+            "logits_index": self._slots(width - 1, 1),
+        }
+        logits, new_kv = graph.run(feeds, self._shapes(graph, rows, width, 1))
+        return _CausalState(self.ops.write(cache, new_kv, 0), slot_mask, width), logits
 
-    def _prefill_seq2seq(self, ids: np.ndarray, mask: np.ndarray) -> tuple[_Seq2SeqState, np.ndarray]:
+    def _prefill_seq2seq(self, ids: np.ndarray, mask: np.ndarray, capacity: int) -> tuple[_Seq2SeqState, Any]:
         (states,) = self.graphs["encoder"].run({"input_ids": ids, "attention_mask": mask})
+        (cross,) = self.graphs["cross_kv"].run({"encoder_states": states})
         start = self.model.decoder_start_id
         if start is None:
-            start = self.model.tokenizer.bos_id if self.model.tokenizer.bos_id is not None else self.model.tokenizer.eos_id
-        state = _Seq2SeqState(self.graphs["decoder"].empty_past(len(ids)), states, mask)
+            start = self._start_token()
+        cache = self._cache(self.graphs["decoder"], len(ids), capacity)
+        state = _Seq2SeqState(cache, states, mask, cross, 0)
         return self.step(state, [int(start)] * len(ids))
 
-    def step(self, state: Any, next_ids: list[int]) -> tuple[Any, np.ndarray]:
-        ids = np.asarray(next_ids, dtype=np.int64).reshape(-1, 1)
-        if isinstance(state, _Seq2SeqState):
-            logits, present = self.graphs["decoder"].run(
-                {"decoder_input_ids": ids, "encoder_states": state.encoder_states, "encoder_mask": state.encoder_mask, "past": state.past}
-            )
-            return _Seq2SeqState(present, state.encoder_states, state.encoder_mask), _numpy(logits)[:, -1]
-        length = state.length + 1
-        if length > state.mask.shape[1]:  # past the model's context: grow (the engine caps it)
+    def _room(self, state: Any) -> None:
+        """Grow the cache if the next token has no slot (only when the engine did not ``reserve``)."""
+        capacity = state.mask.shape[1] if isinstance(state, _CausalState) else _shape(state.cache)[4]
+        if state.length < capacity:
+            return
+        state.cache = self.ops.grow(state.cache, 2 * capacity)
+        if isinstance(state, _CausalState):
             state.mask = np.concatenate([state.mask, np.ones_like(state.mask)], axis=1)
-        logits, present = self.graphs["causal_lm"].run(
-            {"input_ids": ids, "attention_mask": state.mask[:, :length], "past": state.past}
-        )
-        return _CausalState(present, state.mask, length), _numpy(logits)[:, -1]
+
+    def step(self, state: Any, next_ids: list[int]) -> tuple[Any, Any]:
+        ids = np.asarray(next_ids, dtype=np.int64).reshape(-1, 1)
+        rows = len(next_ids)
+        self._room(state)
+        slot = self._slots(state.length, 1)
+        if isinstance(state, _Seq2SeqState):
+            graph = self.graphs["decoder"]
+            feeds = {
+                "decoder_input_ids": ids,
+                "encoder_states": state.encoder_states,
+                "encoder_mask": state.encoder_mask,
+                "cross_kv": state.cross_kv,
+                "cache": state.cache,
+                "cache_position": slot,
+            }
+        else:
+            graph = self.graphs["causal_lm"]
+            feeds = {
+                "input_ids": ids,
+                "attention_mask": state.mask,
+                "cache": state.cache,
+                "cache_position": slot,
+                "logits_index": self._first,
+            }
+        logits, new_kv = graph.run(feeds, self._shapes(graph, rows, 1, 1))
+        state.cache = self.ops.write(state.cache, new_kv, state.length)
+        state.length += 1
+        return state, logits
 
     def reorder(self, state: Any, indices: list[int]) -> Any:
         rows = np.asarray(indices, dtype=np.int64)
-        past = np.ascontiguousarray(_numpy(state.past)[:, :, rows])
+        cache = self.ops.reorder_cache(state.cache, rows)
         if isinstance(state, _Seq2SeqState):
-            return _Seq2SeqState(past, np.ascontiguousarray(_numpy(state.encoder_states)[rows]), state.encoder_mask[rows])
-        return _CausalState(past, state.mask[rows], state.length)
+            return _Seq2SeqState(
+                cache,
+                self.ops.take(state.encoder_states, rows, 0),
+                state.encoder_mask[rows],
+                self.ops.take(state.cross_kv, rows, 2),
+                state.length,
+            )
+        return _CausalState(cache, state.mask[rows], state.length)
 
-    def argmax(self, out: np.ndarray) -> list[int]:
-        return out.argmax(axis=-1).tolist()
+    def argmax(self, out: Any) -> list[int]:
+        return self.ops.argmax(out)
 
-    def topk_logprobs(self, out: np.ndarray, k: int) -> tuple[list[list[float]], list[list[int]]]:
-        logprobs = _log_softmax(out.astype(np.float32, copy=False))
-        k = min(k, logprobs.shape[-1])
-        top = np.argpartition(-logprobs, k - 1, axis=-1)[:, :k]
-        values = np.take_along_axis(logprobs, top, axis=-1)
-        order = np.argsort(-values, axis=-1, kind="stable")
-        return np.take_along_axis(values, order, -1).tolist(), np.take_along_axis(top, order, -1).tolist()
+    def topk_logprobs(self, out: Any, k: int) -> tuple[list[list[float]], list[list[int]]]:
+        return self.ops.topk_logprobs(out, k)
 
     # -- whole-sequence functions -----------------------------------------------------------------
     def sequence_logprobs(self, batch: Batch, targets: list[list[int]]) -> list[tuple[float, bool]]:
@@ -190,9 +262,7 @@ class OnnxRunner(StepRunner):
                 wanted[row, : len(target)] = target
                 valid[row, : len(target)] = True
         else:
-            graph = self.graphs["causal_lm"]
-            (logits, _) = graph.run({"input_ids": ids, "attention_mask": mask, "past": graph.empty_past(len(ids))})
-            logits = _numpy(logits)[:, -width:]
+            logits = self._whole_sequence(ids, mask, self._slots(ids.shape[1] - width, width))
             for row, target in enumerate(targets):  # targets end at the last column, as the input does
                 if target:
                     wanted[row, width - len(target) :] = target
@@ -205,6 +275,7 @@ class OnnxRunner(StepRunner):
     def _teacher_forced(self, ids: np.ndarray, mask: np.ndarray, targets: list[list[int]]) -> np.ndarray:
         """Decoder logits for ``[start] + target[:-1]`` of each row, right padded (the decoder is causal)."""
         (states,) = self.graphs["encoder"].run({"input_ids": ids, "attention_mask": mask})
+        (cross,) = self.graphs["cross_kv"].run({"encoder_states": states})
         start = self.model.decoder_start_id if self.model.decoder_start_id is not None else self._start_token()
         width = max(1, max(len(t) for t in targets))
         pad = self.model.tokenizer.pad_id
@@ -213,16 +284,35 @@ class OnnxRunner(StepRunner):
             sequence = [start, *target[:-1]][:width]
             decoder_ids[row, : len(sequence)] = sequence
         graph = self.graphs["decoder"]
-        logits, _ = graph.run(
-            {"decoder_input_ids": decoder_ids, "encoder_states": states, "encoder_mask": mask, "past": graph.empty_past(len(targets))}
-        )
-        return _numpy(logits)
+        feeds = {
+            "decoder_input_ids": decoder_ids,
+            "encoder_states": states,
+            "encoder_mask": mask,
+            "cross_kv": cross,
+            "cache": self._cache(graph, len(targets), width),
+            "cache_position": self._slots(0, width),
+        }
+        logits, _ = graph.run(feeds)
+        return self.ops.to_host(logits)
+
+    def _whole_sequence(self, ids: np.ndarray, mask: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """Causal LM logits of positions ``kept`` of the whole sequence, run at once into a fresh cache."""
+        graph = self.graphs["causal_lm"]
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "cache": self._cache(graph, ids.shape[0], ids.shape[1]),
+            "cache_position": self._slots(0, ids.shape[1]),
+            "logits_index": kept,
+        }
+        logits, _ = graph.run(feeds)
+        return self.ops.to_host(logits)
 
     def classifier_logits(self, batch: Batch) -> list[list[float]]:
         ids = np.asarray(batch.input_ids, dtype=np.int64)
         mask = np.asarray(batch.attention_mask, dtype=np.int64)
         (logits,) = self.graphs["classifier"].run({"input_ids": ids, "attention_mask": mask})
-        return _numpy(logits).astype(np.float64).tolist()
+        return self.ops.to_host(logits).astype(np.float64).tolist()
 
     # -- Runner facts ----------------------------------------------------------------------------
     def describe(self) -> Mapping[str, Any]:
@@ -230,5 +320,10 @@ class OnnxRunner(StepRunner):
 
     def close(self) -> None:
         self.graphs.clear()
+        self.ops.clear()
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(value.shape) if isinstance(value, np.ndarray) else tuple(value.shape())
 
 

@@ -38,13 +38,21 @@ class _Attention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], x.shape[1], HEADS, WIDTH // HEADS).transpose(1, 2)
 
-    def forward(self, x, source, mask, past=None):
+    def keys_values(self, source: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self._heads(t) for t in self.kv(source).split(WIDTH, dim=-1)])
+
+    def forward(self, x, source, mask, cache=None, slots=None, cross=None):
+        """Self-attention writes its keys/values into ``cache`` slots (functionally, unlike nano)."""
         q = self._heads(self.q(x))
-        k, v = (self._heads(t) for t in self.kv(source).split(WIDTH, dim=-1))
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.o(out.transpose(1, 2).reshape(x.shape)), torch.stack([k, v])
+        new = None
+        if cross is not None:
+            kv = cross
+        else:
+            kv = new = self.keys_values(source)
+            if cache is not None:
+                kv = cache.index_copy(3, slots, new)
+        out = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask)
+        return self.o(out.transpose(1, 2).reshape(x.shape)), new
 
 
 class _Block(nn.Module):
@@ -56,20 +64,25 @@ class _Block(nn.Module):
         self.ln2 = nn.LayerNorm(WIDTH)
         self.ff = nn.Sequential(nn.Linear(WIDTH, 4 * WIDTH), nn.GELU(), nn.Linear(4 * WIDTH, WIDTH))
 
-    def forward(self, x, mask, past=None, memory=None, memory_mask=None):
+    def forward(self, x, mask, cache=None, slots=None, memory=None, memory_mask=None, cross=None):
         h = self.ln1(x)
-        a, present = self.attn(h, h, mask, past)
+        a, new = self.attn(h, h, mask, cache, slots)
         x = x + a
         if self.cross is not None:
-            x = x + self.cross(self.ln_cross(x), memory, memory_mask)[0]
-        return x + self.ff(self.ln2(x)), present
+            x = x + self.cross(self.ln_cross(x), memory, memory_mask, cross=cross)[0]
+        return x + self.ff(self.ln2(x)), new
 
 
-def _self_mask(attention_mask: torch.Tensor, new: int) -> torch.Tensor:
+def _slots(new: int, cache, slots, device) -> tuple[int, torch.Tensor]:
+    if cache is None or slots is None:
+        return new, torch.arange(new, device=device)
+    return cache.shape[4], slots
+
+
+def _self_mask(attention_mask: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
     total = attention_mask.shape[1]
-    q = torch.arange(total - new, total, device=attention_mask.device)
     k = torch.arange(total, device=attention_mask.device)
-    mask = (k[None, :] <= q[:, None])[None, None] & attention_mask.bool()[:, None, None, :]
+    mask = (k[None, :] <= slots[:, None])[None, None] & attention_mask.bool()[:, None, None, :]
     return mask | ~mask.any(-1, keepdim=True)  # a pad query attends somewhere (its output is unused)
 
 
@@ -80,16 +93,18 @@ class TinyCausalLM(nn.Module):
         self.blocks = nn.ModuleList(_Block() for _ in range(LAYERS))
         self.ln, self.head = nn.LayerNorm(WIDTH), nn.Linear(WIDTH, VOCAB)
 
-    def forward(self, input_ids, attention_mask, past):
-        new = input_ids.shape[1]
-        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, attention_mask.shape[1] - new :]
+    def forward(self, input_ids, attention_mask, cache=None, cache_position=None, logits_index=None):
+        total, slots = _slots(input_ids.shape[1], cache, cache_position, input_ids.device)
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0).index_select(1, slots)
         x = self.emb(input_ids) + self.pos(positions)
-        mask = _self_mask(attention_mask, new)
-        presents = []
+        mask = _self_mask(attention_mask, slots)
+        news = []
         for i, block in enumerate(self.blocks):
-            x, present = block(x, mask, past[i])
-            presents.append(present)
-        return self.head(self.ln(x)), torch.stack(presents)
+            x, new = block(x, mask, None if cache is None else cache[i], slots)
+            news.append(new)
+        if logits_index is not None:
+            x = x.index_select(1, logits_index)
+        return self.head(self.ln(x)), torch.stack(news)
 
 
 class TinyEncoder(nn.Module):
@@ -112,18 +127,29 @@ class TinyDecoder(nn.Module):
         self.blocks = nn.ModuleList(_Block(cross=True) for _ in range(LAYERS))
         self.ln, self.head = nn.LayerNorm(WIDTH), nn.Linear(WIDTH, VOCAB)
 
-    def forward(self, decoder_input_ids, encoder_states, encoder_mask, past):
+    def forward(self, decoder_input_ids, encoder_states, encoder_mask, cross_kv=None, cache=None, cache_position=None):
         batch, new = decoder_input_ids.shape
-        start = past.shape[4]
-        positions = torch.arange(start, start + new, device=decoder_input_ids.device)
-        x = self.emb(decoder_input_ids) + self.pos(positions)[None]
-        self_mask = _self_mask(torch.ones(batch, start + new, dtype=torch.int64), new)
+        total, slots = _slots(new, cache, cache_position, decoder_input_ids.device)
+        x = self.emb(decoder_input_ids) + self.pos(slots)[None]
+        self_mask = (torch.arange(total, device=x.device)[None, :] <= slots[:, None])[None, None]
         memory_mask = encoder_mask.bool()[:, None, None, :]
-        presents = []
+        news = []
         for i, block in enumerate(self.blocks):
-            x, present = block(x, self_mask, past[i], encoder_states, memory_mask)
-            presents.append(present)
-        return self.head(self.ln(x)), torch.stack(presents)
+            cross = None if cross_kv is None else cross_kv[i]
+            x, kv = block(x, self_mask, None if cache is None else cache[i], slots, encoder_states, memory_mask, cross)
+            news.append(kv)
+        return self.head(self.ln(x)), torch.stack(news)
+
+
+class TinyCrossKV(nn.Module):
+    """The ``cross_kv`` role: every decoder layer's cross-attention keys/values of the source."""
+
+    def __init__(self, decoder: TinyDecoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, encoder_states):
+        return torch.stack([block.cross.keys_values(encoder_states) for block in self.decoder.blocks])
 
 
 class TinyClassifier(nn.Module):
@@ -165,7 +191,8 @@ def tiny_causal_lm(seed: int = 0) -> LoadedModel:
 
 def tiny_seq2seq(seed: int = 0) -> LoadedModel:
     torch.manual_seed(seed)
-    modules = {"encoder": TinyEncoder(), "decoder": TinyDecoder()}
+    decoder = TinyDecoder()
+    modules = {"encoder": TinyEncoder(), "cross_kv": TinyCrossKV(decoder), "decoder": decoder}
     return _loaded("seq2seq", modules, Capability.SEQ2SEQ, seed=seed, decoder_start_id=2)
 
 

@@ -51,37 +51,47 @@ def test_every_graph_passes_the_checker_and_keeps_batch_and_lengths_dynamic(expo
         onnx.checker.check_model(proto, full_check=True)
         for input_name in info["inputs"]:
             dims = _dim_names(proto, input_name)
-            assert isinstance(dims[0 if input_name != "past" else 2], str), (role, input_name, dims)
-        if "past" in info["inputs"]:
-            dims = _dim_names(proto, "past")
-            assert isinstance(dims[4], str)  # the cache length
-            assert all(isinstance(d, int) for d in (dims[0], dims[1], dims[3], dims[5]))
+            axis = 2 if input_name in ("cache", "cross_kv") else 0  # the batch axis
+            assert isinstance(dims[axis], str), (role, input_name, dims)
+        for input_name in ("cache", "cross_kv"):
+            if input_name in info["inputs"]:
+                dims = _dim_names(proto, input_name)
+                assert isinstance(dims[4], str)  # the cache capacity / source length
+                assert all(isinstance(d, int) for d in (dims[0], dims[1], dims[3], dims[5]))
 
 
-def _torch_lm(model, ids, mask, past):
+def _torch_lm(model, feeds):
     with torch.no_grad():
-        logits, present = model.modules["causal_lm"](torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(past))
-    return logits.numpy(), present.numpy()
+        args = [torch.from_numpy(feeds[name]) for name in ("input_ids", "attention_mask", "cache", "cache_position", "logits_index")]
+        logits, new_kv = model.modules["causal_lm"](*args)
+    return logits.numpy(), new_kv.numpy()
 
 
 @pytest.mark.parametrize("name", ["lm", "lm-dynamo"])
-@pytest.mark.parametrize("batch,new,past_len", [(1, 6, 0), (4, 1, 9), (3, 5, 2)])
-def test_causal_graph_matches_torch_for_any_batch_prompt_and_cache_length(exported, name, batch, new, past_len):
+@pytest.mark.parametrize("batch,new,start,capacity", [(1, 6, 0, 6), (4, 1, 9, 16), (3, 5, 2, 7)])
+def test_causal_graph_matches_torch_for_any_batch_prompt_and_cache_capacity(exported, name, batch, new, start, capacity):
     model, folder, _ = exported[name]
     session = ort.InferenceSession(str(folder / "causal_lm.onnx"), providers=["CPUExecutionProvider"])
     layers, heads, head_dim = cache_geometry(model, "causal_lm")
     vocab = model.config["vocab_size"]
     rng = np.random.default_rng(batch * 100 + new)
     ids = rng.integers(3, vocab, size=(batch, new), dtype=np.int64)
-    mask = np.ones((batch, past_len + new), dtype=np.int64)
+    mask = np.ones((batch, capacity), dtype=np.int64)
     mask[0, :2] = 0  # left padding on the first row
-    past = rng.standard_normal((layers, 2, batch, heads, past_len, head_dim)).astype(np.float32)
-    logits, present = session.run(None, {"input_ids": ids, "attention_mask": mask, "past": past})
-    ref_logits, ref_present = _torch_lm(model, ids, mask, past)
-    assert logits.shape == (batch, new, vocab)
-    assert present.shape == (layers, 2, batch, heads, past_len + new, head_dim)
+    cache = rng.standard_normal((layers, 2, batch, heads, capacity, head_dim)).astype(np.float32)
+    feeds = {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "cache": cache,
+        "cache_position": np.arange(start, start + new, dtype=np.int64),
+        "logits_index": np.arange(new - min(new, 2), new, dtype=np.int64),  # the last two positions
+    }
+    logits, new_kv = session.run(None, feeds)
+    ref_logits, ref_new_kv = _torch_lm(model, {k: v.copy() for k, v in feeds.items()})
+    assert logits.shape == (batch, min(new, 2), vocab)
+    assert new_kv.shape == (layers, 2, batch, heads, new, head_dim)
     np.testing.assert_allclose(logits, ref_logits, atol=1e-5)
-    np.testing.assert_allclose(present, ref_present, atol=1e-5)
+    np.testing.assert_allclose(new_kv, ref_new_kv, atol=1e-5)
 
 
 def test_seq2seq_and_classifier_graphs_match_torch(exported):
@@ -89,17 +99,24 @@ def test_seq2seq_and_classifier_graphs_match_torch(exported):
     ids = np.array([[0, 0, 7, 8, 9], [4, 5, 6, 7, 8]], dtype=np.int64)
     mask = (ids != 0).astype(np.int64)
     encoder = ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    cross_kv = ort.InferenceSession(str(folder / "cross_kv.onnx"), providers=["CPUExecutionProvider"])
     decoder = ort.InferenceSession(str(folder / "decoder.onnx"), providers=["CPUExecutionProvider"])
     (states,) = encoder.run(None, {"input_ids": ids, "attention_mask": mask})
-    past = np.zeros((2, 2, 2, 4, 0, 8), dtype=np.float32)
+    (cross,) = cross_kv.run(None, {"encoder_states": states})
+    cache = np.zeros((2, 2, 2, 4, 3, 8), dtype=np.float32)
     dec_ids = np.array([[2, 40, 41], [2, 50, 51]], dtype=np.int64)
-    logits, present = decoder.run(None, {"decoder_input_ids": dec_ids, "encoder_states": states, "encoder_mask": mask, "past": past})
+    feeds = {"decoder_input_ids": dec_ids, "encoder_states": states, "encoder_mask": mask, "cross_kv": cross,
+             "cache": cache, "cache_position": np.arange(3, dtype=np.int64)}
+    kept = {i.name for i in decoder.get_inputs()}  # a decoder given cross_kv may not read encoder_states
+    logits, new_kv = decoder.run(None, {k: v for k, v in feeds.items() if k in kept})
     with torch.no_grad():
         ref_states = model.modules["encoder"](torch.from_numpy(ids), torch.from_numpy(mask))
-        ref_logits, _ = model.modules["decoder"](torch.from_numpy(dec_ids), ref_states, torch.from_numpy(mask), torch.from_numpy(past))
+        ref_cross = model.modules["cross_kv"](ref_states)
+        ref_logits, _ = model.modules["decoder"](torch.from_numpy(dec_ids), ref_states, torch.from_numpy(mask))
     np.testing.assert_allclose(states, ref_states.numpy(), atol=1e-5)
+    np.testing.assert_allclose(cross, ref_cross.numpy(), atol=1e-5)
     np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-5)
-    assert present.shape[4] == 3
+    assert new_kv.shape[4] == 3
 
     model, folder, _ = exported["classifier"]
     session = ort.InferenceSession(str(folder / "classifier.onnx"), providers=["CPUExecutionProvider"])

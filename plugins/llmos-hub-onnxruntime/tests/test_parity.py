@@ -52,22 +52,31 @@ def _step_logits(model, runner, prompt: str, prefix: list[int], max_new_tokens: 
         source = np.array([tok.encode(prompt)[: model.max_length] or [tok.eos_id]], dtype=np.int64)
         mask = np.ones_like(source)
         decoder_ids = np.array([[model.decoder_start_id, *prefix]], dtype=np.int64)
-        past = runner.graphs["decoder"].empty_past(1)
         with torch.no_grad():
             states = model.modules["encoder"](torch.from_numpy(source), torch.from_numpy(mask))
-            ref = model.modules["decoder"](torch.from_numpy(decoder_ids), states, torch.from_numpy(mask), torch.from_numpy(past))[0]
+            ref = model.modules["decoder"](torch.from_numpy(decoder_ids), states, torch.from_numpy(mask))[0]
         (ort_states,) = runner.graphs["encoder"].run({"input_ids": source, "attention_mask": mask})
+        (cross,) = runner.graphs["cross_kv"].run({"encoder_states": ort_states})
+        layers, heads, head_dim = runner.graphs["decoder"].cache_dims
+        width = decoder_ids.shape[1]
         ort = runner.graphs["decoder"].run(
-            {"decoder_input_ids": decoder_ids, "encoder_states": ort_states, "encoder_mask": mask, "past": past}
+            {"decoder_input_ids": decoder_ids, "encoder_states": ort_states, "encoder_mask": mask, "cross_kv": cross,
+             "cache": np.zeros((layers, 2, 1, heads, width, head_dim), dtype=np.float32),
+             "cache_position": np.arange(width, dtype=np.int64)}
         )[0]
         return ref.numpy()[0, -1], np.asarray(ort)[0, -1]
     keep = model.max_length - min(max_new_tokens, model.max_length - 1)
     ids = np.array([(tok.encode(prompt) or [tok.bos_id])[-keep:] + list(prefix)], dtype=np.int64)
     mask = np.ones_like(ids)
-    past = runner.graphs["causal_lm"].empty_past(1)
     with torch.no_grad():
-        ref = model.modules["causal_lm"](torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(past))[0]
-    ort = runner.graphs["causal_lm"].run({"input_ids": ids, "attention_mask": mask, "past": past})[0]
+        ref = model.modules["causal_lm"](torch.from_numpy(ids), torch.from_numpy(mask))[0]
+    layers, heads, head_dim = runner.graphs["causal_lm"].cache_dims
+    width = ids.shape[1]
+    ort = runner.graphs["causal_lm"].run(
+        {"input_ids": ids, "attention_mask": mask,
+         "cache": np.zeros((layers, 2, 1, heads, width, head_dim), dtype=np.float32),
+         "cache_position": np.arange(width, dtype=np.int64), "logits_index": np.array([width - 1], dtype=np.int64)}
+    )[0]
     return ref.numpy()[0, -1], np.asarray(ort)[0, -1]
 
 

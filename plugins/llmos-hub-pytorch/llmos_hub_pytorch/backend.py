@@ -5,8 +5,15 @@ shared engine; this module only runs the model's modules through their calling c
 the per-step reductions (argmax, top-k log-probs) on the device, so a CUDA run copies ``B`` ints per
 greedy step to the host and nothing else. All work runs under ``torch.inference_mode()``.
 
+Decoding state: the self-attention cache is preallocated for the whole generation from a
+:class:`~.kvcache.CachePool` (reused across batches) and the modules write into it in place; the
+attention mask is sized to the cache once at prefill (slots not yet written are hidden by
+causality, so it never grows); a seq2seq source's cross-attention keys/values come from the
+``cross_kv`` module once per batch; a reorder is one ``index_select`` per tensor on the device.
+
 Options: ``use_cache`` (default true; false recomputes the whole sequence at every step, the
-baseline the KV cache is measured against), ``threads`` (CPU intra-op threads).
+baseline the KV cache is measured against), ``threads`` (CPU intra-op threads; default
+:func:`llmos_hub.decoding.default_threads`, one core left free so a shared machine does not stall).
 """
 
 from __future__ import annotations
@@ -21,21 +28,24 @@ import torch
 import torch.nn.functional as F
 
 from llmos_hub import Backend, Capability, Generation, GenerationConfig, LoadedModel, Loglikelihood, UsageError
-from llmos_hub.decoding import Batch, StepRunner
+from llmos_hub.decoding import Batch, StepRunner, cache_capacity, default_threads
 
 from .device import DTYPES, resolve_device, resolve_dtype
+from .kvcache import CachePool
 
 __all__ = ["TorchBackend", "TorchRunner"]
 
 
 @dataclass
 class _State:
-    """What decoding carries between steps; every tensor has the batch in ``batch_dims``' axis."""
+    """What decoding carries between steps; every tensor has the rows in its batch axis."""
 
-    past: torch.Tensor | None  # [layers, 2, batch, heads, past_len, head_dim] (None without cache)
-    mask: torch.Tensor  # causal LM: the attention mask so far; seq2seq: the encoder mask
+    cache: torch.Tensor | None  # [layers, 2, rows, heads, capacity, head_dim] (None without cache)
+    mask: torch.Tensor  # causal LM: [rows, capacity] attention mask; seq2seq: the encoder mask
+    length: int  # slots written so far
     ids: torch.Tensor | None = None  # the whole sequence so far, when recomputing without cache
     encoder_states: torch.Tensor | None = None
+    cross_kv: torch.Tensor | None = None
 
 
 class TorchRunner(StepRunner[_State, torch.Tensor]):
@@ -56,8 +66,10 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         self.device = str(device)
         self.dtype = next(k for k, v in DTYPES.items() if v == dtype)
         self.use_cache = use_cache
-        if threads:
-            torch.set_num_threads(int(threads))
+        self.threads_source = "option" if threads else "default"
+        self.threads = int(threads) if threads else default_threads()
+        if device.type == "cpu":
+            torch.set_num_threads(self.threads)
         modules = dict(model.modules)
         if device.type != "cpu" or dtype != torch.float32:
             modules = copy.deepcopy(modules)  # leave the caller's float32 CPU modules untouched
@@ -65,6 +77,9 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         self._seq2seq = model.supports(Capability.SEQ2SEQ)
         role = "decoder" if self._seq2seq else "causal_lm"
         self._cache_dims = model.cache_geometry(role) if role in self.modules else None
+        self._pool = CachePool(device, dtype)
+        self._slots = torch.arange(max(int(model.max_length), 1) + 1, dtype=torch.long, device=device)
+        self._first = torch.zeros(1, dtype=torch.long, device=device)
 
     # -- Runner API: the engine's work, under inference mode -------------------------------------
     def generate(self, prompts: Sequence[str], config: GenerationConfig) -> list[Generation]:
@@ -89,59 +104,107 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         mask = torch.tensor(batch.attention_mask, dtype=torch.long, device=self.torch_device)
         return ids, mask
 
-    def _empty_past(self, batch: int) -> torch.Tensor:
+    def _positions(self, start: int, count: int) -> torch.Tensor:
+        if start + count > self._slots.numel():  # past the model's context (the engine caps it)
+            self._slots = torch.arange(2 * (start + count), dtype=torch.long, device=self.torch_device)
+        return self._slots[start : start + count]
+
+    def _new_cache(self, rows: int, capacity: int) -> torch.Tensor:
         assert self._cache_dims is not None
         layers, heads, head_dim = self._cache_dims
-        return torch.zeros(
-            layers, 2, batch, heads, 0, head_dim, device=self.torch_device, dtype=self.torch_dtype
-        )
+        return self._pool.take((layers, 2, rows, heads, capacity, head_dim))
 
-    def _ones(self, rows: int) -> torch.Tensor:
-        return torch.ones(rows, 1, dtype=torch.long, device=self.torch_device)
+    def _capacity(self, width: int) -> int:
+        new = self.reserved_new_tokens if self.reserved_new_tokens is not None else 64
+        return cache_capacity(width, new, seq2seq=self._seq2seq)
+
+    def _room(self, state: _State) -> None:
+        """Grow the cache (and the causal mask) if the next token has no slot: only without ``reserve``."""
+        assert state.cache is not None
+        capacity = state.cache.shape[4]
+        if state.length < capacity:
+            return
+        shape = list(state.cache.shape)
+        shape[4] = 2 * capacity
+        grown = self._pool.take(tuple(shape), avoid=state.cache)
+        grown[:, :, :, :, :capacity].copy_(state.cache)
+        state.cache = grown
+        if not self._seq2seq:
+            ones = torch.ones_like(state.mask)
+            state.mask = torch.cat([state.mask, ones], dim=1)
 
     # -- the Stepper functions --------------------------------------------------------------------
     def prefill(self, batch: Batch) -> tuple[_State, torch.Tensor]:
         ids, mask = self._tensors(batch)
-        rows = ids.shape[0]
+        rows, width = ids.shape
         if self._seq2seq:
             states = self.modules["encoder"](ids, mask)
+            cross = self.modules["cross_kv"](states)
             start = torch.full((rows, 1), int(self.model.decoder_start_id), dtype=torch.long, device=self.torch_device)
-            logits, present = self.modules["decoder"](start, states, mask, self._empty_past(rows))
-            if self.use_cache:
-                return _State(past=present, mask=mask, encoder_states=states), logits[:, -1]
-            return _State(past=None, mask=mask, ids=start, encoder_states=states), logits[:, -1]
-        logits, present = self.modules["causal_lm"](ids, mask, self._empty_past(rows))
-        if self.use_cache:
-            return _State(past=present, mask=mask), logits[:, -1]
-        return _State(past=None, mask=mask, ids=ids), logits[:, -1]
+            if not self.use_cache:
+                logits, _ = self.modules["decoder"](start, states, mask, cross)
+                return _State(None, mask, 1, ids=start, encoder_states=states, cross_kv=cross), logits[:, -1]
+            cache = self._new_cache(rows, self._capacity(width))
+            logits, _ = self.modules["decoder"](start, states, mask, cross, cache, self._positions(0, 1))
+            return _State(cache, mask, 1, encoder_states=states, cross_kv=cross), logits[:, -1]
+        last = self._positions(width - 1, 1)
+        if not self.use_cache:
+            logits, _ = self.modules["causal_lm"](ids, mask, None, None, last)
+            return _State(None, mask, width, ids=ids), logits[:, -1]
+        capacity = self._capacity(width)
+        cache = self._new_cache(rows, capacity)
+        # The mask covers every slot of the generation: the prompt's padding, then ones. Slots not
+        # written yet lie after every query, so causality hides them and the mask never changes.
+        grown = torch.ones(rows, capacity, dtype=torch.long, device=self.torch_device)
+        grown[:, :width] = mask
+        logits, _ = self.modules["causal_lm"](ids, grown, cache, self._positions(0, width), last)
+        return _State(cache, grown, width), logits[:, -1]
 
     def step(self, state: _State, next_ids: list[int]) -> tuple[_State, torch.Tensor]:
         new = torch.tensor(next_ids, dtype=torch.long, device=self.torch_device)[:, None]
-        rows = new.shape[0]
+        if not self.use_cache:
+            return self._step_uncached(state, new)
+        self._room(state)
+        slot = self._positions(state.length, 1)
         if self._seq2seq:
-            decoder = self.modules["decoder"]
-            if self.use_cache:
-                logits, state.past = decoder(new, state.encoder_states, state.mask, state.past)
-            else:
-                state.ids = torch.cat([state.ids, new], dim=1)
-                logits, _ = decoder(state.ids, state.encoder_states, state.mask, self._empty_past(rows))
-            return state, logits[:, -1]
-        state.mask = torch.cat([state.mask, self._ones(rows)], dim=1)
-        lm = self.modules["causal_lm"]
-        if self.use_cache:
-            logits, state.past = lm(new, state.mask, state.past)
+            logits, _ = self.modules["decoder"](new, state.encoder_states, state.mask, state.cross_kv, state.cache, slot)
         else:
-            state.ids = torch.cat([state.ids, new], dim=1)
-            logits, _ = lm(state.ids, state.mask, self._empty_past(rows))
+            logits, _ = self.modules["causal_lm"](new, state.mask, state.cache, slot, self._first)
+        state.length += 1
+        return state, logits[:, -1]
+
+    def _step_uncached(self, state: _State, new: torch.Tensor) -> tuple[_State, torch.Tensor]:
+        assert state.ids is not None
+        state.ids = torch.cat([state.ids, new], dim=1)
+        state.length += 1
+        if self._seq2seq:
+            logits, _ = self.modules["decoder"](state.ids, state.encoder_states, state.mask, state.cross_kv)
+            return state, logits[:, -1]
+        rows = new.shape[0]
+        state.mask = torch.cat([state.mask, torch.ones(rows, 1, dtype=torch.long, device=self.torch_device)], dim=1)
+        last = self._positions(state.ids.shape[1] - 1, 1)
+        logits, _ = self.modules["causal_lm"](state.ids, state.mask, None, None, last)
         return state, logits[:, -1]
 
     def reorder(self, state: _State, indices: list[int]) -> _State:
         index = torch.tensor(indices, dtype=torch.long, device=self.torch_device)
+
+        def pick(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.index_select(0, index)
+
+        cache = None
+        if state.cache is not None:
+            shape = list(state.cache.shape)
+            shape[2] = len(indices)
+            cache = self._pool.take(tuple(shape), avoid=state.cache)
+            torch.index_select(state.cache, 2, index, out=cache)
         return _State(
-            past=None if state.past is None else state.past.index_select(2, index),
+            cache=cache,
             mask=state.mask.index_select(0, index),
-            ids=None if state.ids is None else state.ids.index_select(0, index),
-            encoder_states=None if state.encoder_states is None else state.encoder_states.index_select(0, index),
+            length=state.length,
+            ids=pick(state.ids),
+            encoder_states=pick(state.encoder_states),
+            cross_kv=None if state.cross_kv is None else state.cross_kv.index_select(2, index),
         )
 
     def argmax(self, out: torch.Tensor) -> list[int]:
@@ -158,18 +221,18 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         if width == 0:
             return [(0.0, True)] * len(targets)
         ids, mask = self._tensors(batch)
-        rows = ids.shape[0]
         if self._seq2seq:
             states = self.modules["encoder"](ids, mask)
+            cross = self.modules["cross_kv"](states)
             start = int(self.model.decoder_start_id)
             pad = self.model.tokenizer.pad_id
             decoder_in = [[start] + t[:-1] + [pad] * (width - len(t)) for t in targets]
             target_rows = [t + [-1] * (width - len(t)) for t in targets]  # left-aligned
             dec = torch.tensor(decoder_in, dtype=torch.long, device=self.torch_device)
-            logits, _ = self.modules["decoder"](dec, states, mask, self._empty_past(rows))
+            logits, _ = self.modules["decoder"](dec, states, mask, cross)
         else:
-            logits, _ = self.modules["causal_lm"](ids, mask, self._empty_past(rows))
-            logits = logits[:, -width:]
+            # The whole sequence in one call (no cache); logits only where there are targets.
+            logits, _ = self.modules["causal_lm"](ids, mask, None, None, self._positions(ids.shape[1] - width, width))
             target_rows = [[-1] * (width - len(t)) + t for t in targets]  # right-aligned, like the input
         wanted = torch.tensor(target_rows, dtype=torch.long, device=self.torch_device)
         valid = wanted >= 0
@@ -205,6 +268,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             "device": self.device,
             "dtype": self.dtype,
             "threads": torch.get_num_threads(),
+            "threads_source": self.threads_source,
             "kv_cache": self.use_cache,
         }
         if self.torch_device.type == "cuda":
@@ -215,6 +279,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
 
     def close(self) -> None:
         self.modules = {}
+        self._pool.clear()
         if self.torch_device.type == "cuda":
             torch.cuda.empty_cache()
 

@@ -13,7 +13,6 @@ from llmos_hub import GenerationConfig, UsageError
 from llmos_hub.decoding import beam_search, greedy_search, pad_left
 from llmos_hub.testing import check_backend, check_plugin
 from llmos_hub_nano.family import NanoFamily
-from llmos_hub_nano.modeling import empty_past
 from llmos_hub_nano.config import NanoConfig
 from llmos_hub_nano.tiny import random_checkpoint
 from llmos_hub_pytorch import plugin
@@ -110,7 +109,7 @@ def _independent_logprobs(model, ids: list[int]) -> list[float]:
     module = model.modules["causal_lm"]
     inputs = torch.tensor([[model.tokenizer.eos_id] + ids[:-1]])
     with torch.inference_mode():
-        logits, _ = module(inputs, torch.ones_like(inputs), empty_past(NanoConfig.from_dict(model.config), 1))
+        logits, _ = module(inputs, torch.ones_like(inputs))
     logprobs = F.log_softmax(logits[0].double(), dim=-1)
     return [logprobs[i, t].item() for i, t in enumerate(ids)]
 
@@ -128,7 +127,7 @@ def _window_logprobs(model, inputs: list[int], n_targets: int, targets: list[int
     module = model.modules["causal_lm"]
     x = torch.tensor([inputs])
     with torch.inference_mode():
-        logits, _ = module(x, torch.ones_like(x), empty_past(NanoConfig.from_dict(model.config), 1))
+        logits, _ = module(x, torch.ones_like(x))
     logprobs = F.log_softmax(logits[0, -n_targets:].double(), dim=-1)
     return sum(logprobs[i, t].item() for i, t in enumerate(targets))
 

@@ -100,7 +100,7 @@ def _cache_geometry(model: Any, capability: Capability, tokenizer: Any) -> tuple
 
     Reading the cache the model really builds is exact where config names disagree (T5's ``d_kv``,
     grouped-query heads, an explicit ``head_dim``); it also refuses caches that are not one key and
-    one value tensor per layer (linear attention, state-space layers), which one ``past`` tensor
+    one value tensor per layer (linear attention, state-space layers), which one cache tensor
     cannot carry.
     """
     import torch
@@ -348,14 +348,18 @@ def _build_model(folder: Path, capability: Capability, where: str, tokenizer: An
 
 def _modules(model: Any, capability: Capability, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The wrapped modules of ``model`` by role, and its cache geometry for ``LoadedModel.config``."""
-    from .modules import HFCausalLM, HFClassifier, HFDecoder, HFEncoder
+    from .modules import HFCausalLM, HFClassifier, HFCrossKV, HFDecoder, HFEncoder
 
     if capability is Capability.CLASSIFIER:
         return {"classifier": HFClassifier(model)}, {}
     layers, heads, head_dim = _cache_geometry(model, capability, tokenizer)
-    # The pytorch backend sizes an empty ``past`` from these keys: n_heads are key/value heads.
+    # Backends size the cache from these keys: n_heads are key/value heads.
     geometry: dict[str, Any] = {"n_layers": layers, "n_heads": heads, "head_dim": head_dim, "d_model": heads * head_dim}
     if capability is Capability.SEQ2SEQ:
         geometry["n_decoder_layers"] = layers
-        return {"encoder": HFEncoder(model), "decoder": HFDecoder(model, (layers, heads, head_dim))}, geometry
+        return {
+            "encoder": HFEncoder(model),
+            "cross_kv": HFCrossKV(model),
+            "decoder": HFDecoder(model, (layers, heads, head_dim)),
+        }, geometry
     return {"causal_lm": HFCausalLM(model, (layers, heads, head_dim))}, geometry

@@ -90,18 +90,24 @@ def test_causal_lm_logits_and_cache_equal_the_hf_forward(kind, folders, loaded):
     lm = model.modules["causal_lm"]
     layers, heads, head_dim = lm.cache_geometry
     with torch.inference_mode():
-        logits, present = lm(ids, mask, torch.zeros(layers, 2, len(rows), heads, 0, head_dim))
-        assert present.shape == (layers, 2, len(rows), heads, width, head_dim)
+        logits, new_kv = lm(ids, mask)
+        assert new_kv.shape == (layers, 2, len(rows), heads, width, head_dim)
         # Each row alone, unpadded, through HF's own forward (its default positions 0..n-1).
         for i, row in enumerate(rows):
             expected = hf(input_ids=torch.tensor([row])).logits[0]
             torch.testing.assert_close(logits[i, width - len(row):], expected, atol=1e-5, rtol=0)
-        # One more token through the cache equals the whole sequence recomputed.
+        # The prompt into a preallocated cache (logits of its last position only), then one more
+        # token through the cache, equals the whole sequence recomputed; the slots hold the keys.
         nxt = torch.tensor([[5], [6], [7]])
-        longer = torch.cat([mask, torch.ones(3, 1, dtype=torch.long)], 1)
-        step, _ = lm(nxt, longer, present)
-        full, _ = lm(torch.cat([ids, nxt], 1), longer, torch.zeros(layers, 2, 3, heads, 0, head_dim))
+        slots = torch.cat([mask, torch.ones(3, 3, dtype=torch.long)], 1)
+        cache = torch.zeros(layers, 2, 3, heads, width + 3, head_dim)
+        last, _ = lm(ids, slots, cache, torch.arange(width), torch.tensor([width - 1]))
+        step, step_kv = lm(nxt, slots, cache, torch.tensor([width]), torch.tensor([0]))
+        full, full_kv = lm(torch.cat([ids, nxt], 1), slots[:, : width + 1])
+    torch.testing.assert_close(last[:, 0], logits[:, -1], atol=1e-5, rtol=0)
     torch.testing.assert_close(step[:, -1], full[:, -1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(step_kv, full_kv[..., width:, :], atol=1e-5, rtol=0)
+    torch.testing.assert_close(cache[..., : width + 1, :], full_kv, atol=1e-5, rtol=0)
 
 
 def _greedy_equals_generate(model, hf, prompts, new_tokens=10):

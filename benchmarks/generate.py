@@ -1,0 +1,344 @@
+"""Our engine against ``transformers``' own ``generate`` at real model sizes, side by side in one process.
+
+Greedy decoding (EOS ignored, so every contender generates exactly ``--new-tokens`` tokens) of the same
+left-padded prompts by:
+
+- ``hf_generate``: ``model.generate`` of the ``transformers`` model itself (its ``DynamicCache``);
+- ``engine_pytorch``: :func:`llmos_hub.decoding.greedy_search` over the ``pytorch`` backend;
+- ``engine_onnxruntime``: the same engine over the ``onnxruntime`` backend (graphs exported once into
+  the usual export cache, so a second run skips the export);
+
+on models built inside this script with random weights (no download) from ``transformers`` configs:
+
+- ``tiny-gpt2`` / ``tiny-t5``: the tiny test checkpoints of ``llmos_hub_transformers.tiny``;
+- ``gpt2-small``: GPT-2 small's geometry (12 layers x 768, 12 heads, 1024 positions);
+- ``t5-small``: T5-small's geometry (6 + 6 layers x 512, 8 heads, d_ff 2048, relative positions);
+
+each at batch 1 and batch 8. The vocabulary is a byte-level BPE of ``--vocab`` pieces trained on the
+GPL-3 text (the real GPT-2 / T5 vocabularies would need a download); it is stated in the JSON.
+Every contender must produce the same tokens as ``hf_generate`` (asserted; ``--no-assert`` only
+reports). A BERT-base geometry classifier (12 x 768) compares examples/s of the backends'
+``classify`` path against the plain ``transformers`` forward on the same padded batch.
+
+Contenders are interleaved over ``--rounds`` rounds after a warm-up and each keeps its best round, as
+timings on a shared CPU move; the load average is recorded. Peak memory: each contender's peak
+resident memory above what the process held before it ran (Linux ``VmHWM``, reset before each run).
+Prints the ratios (contender tokens/s / ``hf_generate`` tokens/s) and writes
+``benchmarks/out/generate.json``.
+
+Usage::
+
+    python benchmarks/generate.py [--models tiny-gpt2,tiny-t5,gpt2-small,t5-small] [--batches 1,8]
+                                  [--threads N] [--rounds 3] [--prompt-tokens 32] [--new-tokens 32]
+                                  [--device cpu|cuda] [--no-onnx] [--no-classifier]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmos_hub import load_plugins
+from llmos_hub._memory import peak_rss_bytes, reset_peak_rss
+from llmos_hub.decoding import greedy_search, pad_left
+
+OUT = Path(__file__).resolve().parent / "out" / "generate.json"
+#: engine tokens/s over ``generate``'s, asked for by issue 14 on the CPU (both geometries, batch 1 and 8).
+TARGETS = {"engine_pytorch": 1.2, "engine_onnxruntime": 2.0, "peak_memory_over_generate_max": 0.10}
+MODELS = ("tiny-gpt2", "tiny-t5", "gpt2-small", "t5-small")
+
+
+def _config(name: str, vocab: int) -> Any:
+    import transformers as tf
+
+    ids = {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2}
+    if name == "gpt2-small":
+        return tf.GPT2Config(vocab_size=vocab, n_embd=768, n_layer=12, n_head=12, n_positions=1024, **ids)
+    if name == "t5-small":
+        return tf.T5Config(
+            vocab_size=vocab, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8,
+            decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+        )
+    if name == "bert-base":
+        return tf.BertConfig(
+            vocab_size=vocab, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+            max_position_embeddings=512, pad_token_id=0, id2label={0: "negative", 1: "positive"},
+            label2id={"negative": 0, "positive": 1},
+        )
+    raise ValueError(name)
+
+
+def _build(name: str, folder: Path, vocab: int) -> Path:
+    """Write a random-weight checkpoint of ``name`` with its tokenizer to ``folder`` (safetensors)."""
+    import transformers as tf
+    from llmos_hub_transformers.tiny import save_tiny, tiny_tokenizer
+
+    if name.startswith("tiny-"):
+        return save_tiny(name.removeprefix("tiny-"), folder)
+    tokenizer = tiny_tokenizer(vocab)
+    torch.manual_seed(0)
+    config = _config(name, len(tokenizer))
+    cls = {"gpt2-small": tf.GPT2LMHeadModel, "t5-small": tf.T5ForConditionalGeneration,
+           "bert-base": tf.BertForSequenceClassification}[name]
+    cls(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _prompts(tokenizer, n: int, length: int) -> list[list[int]]:
+    """``n`` prompts of real text (GPL-3), of lengths ``length`` down to ``length / 2`` so rows are padded."""
+    from llmos_hub_transformers.tiny import corpus
+
+    stream: list[int] = []
+    for line in corpus(2000):
+        stream += tokenizer.encode(line)
+    out, at = [], 0
+    for i in range(n):
+        size = max(1, length - (i * length) // (2 * max(n, 1)))
+        out.append(stream[at : at + size])
+        at += size
+    return out
+
+
+def _hf_generate(hf, batch, new_tokens: int, seq2seq: bool, device: torch.device) -> Callable[[], list[list[int]]]:
+    ids = torch.tensor(batch.input_ids, device=device)
+    mask = torch.tensor(batch.attention_mask, device=device)
+    hf.generation_config.eos_token_id = None  # generate exactly new_tokens, as the engine with eos_id=None
+    hf.config.eos_token_id = None
+
+    def run() -> list[list[int]]:
+        with torch.inference_mode():
+            out = hf.generate(input_ids=ids, attention_mask=mask, do_sample=False, num_beams=1,
+                              max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
+        return out[:, 1:].tolist() if seq2seq else out[:, ids.shape[1]:].tolist()
+
+    return run
+
+
+def _engine(runner, batch, new_tokens: int) -> Callable[[], list[list[int]]]:
+    def run() -> list[list[int]]:
+        with torch.inference_mode():
+            return greedy_search(runner, batch, max_new_tokens=new_tokens, eos_id=None)
+
+    return run
+
+
+def _best(contenders: dict[str, Callable[[], Any]], rounds: int) -> tuple[dict[str, float], dict[str, Any], dict[str, int]]:
+    """Best wall time, last output and peak working memory (bytes above the start) of each contender."""
+    best: dict[str, float] = {}
+    outputs: dict[str, Any] = {}
+    memory: dict[str, int] = {}
+    for name, fn in contenders.items():  # warm-up, and the memory measurement
+        base = _rss()
+        reset_peak_rss()
+        outputs[name] = fn()
+        memory[name] = max(0, peak_rss_bytes() - base)
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            outputs[name] = fn()
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+    return best, outputs, memory
+
+
+def _rss() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
+    import transformers as tf
+
+    folder = _build(name, root / name, args.vocab)
+    model = host.get("models", "hf").load(str(folder))
+    seq2seq = "decoder" in model.modules
+    cls = tf.AutoModelForSeq2SeqLM if seq2seq else tf.AutoModelForCausalLM
+    device = torch.device(args.device)
+    hf = cls.from_pretrained(folder).eval().to(device)
+    backend_options = {"threads": args.threads}
+    runners = {"engine_pytorch": host.get("backends", "pytorch").prepare(
+        model, device=args.device, options=backend_options)}
+    export_seconds = None
+    if not args.no_onnx:
+        started = time.perf_counter()
+        runners["engine_onnxruntime"] = host.get("backends", "onnxruntime").prepare(
+            model, device=args.device, options={**backend_options, **({"cache_dir": args.cache_dir} if args.cache_dir else {})})
+        export_seconds = round(time.perf_counter() - started, 1)
+    prompts = _prompts(model.tokenizer, max(args.batches), args.prompt_tokens)
+    results: dict[str, Any] = {
+        "num_parameters": model.provenance.num_parameters,
+        "vocab_size": model.config.get("vocab_size"),
+        "config": {k: model.config[k] for k in ("n_layers", "n_heads", "head_dim", "d_model") if k in model.config},
+        "onnx_prepare_seconds": export_seconds,
+        "describe": {k: dict(r.describe()) for k, r in runners.items()},
+        "batches": {},
+    }
+    for size in args.batches:
+        batch = pad_left(prompts[:size], model.tokenizer.pad_id)
+        contenders = {"hf_generate": _hf_generate(hf, batch, args.new_tokens, seq2seq, device)}
+        contenders.update({k: _engine(r, batch, args.new_tokens) for k, r in runners.items()})
+        best, outputs, memory = _best(contenders, args.rounds)
+        reference = outputs["hf_generate"]
+        same = {k: outputs[k] == reference for k in runners}
+        tokens = size * args.new_tokens
+        tps = {k: tokens / v for k, v in best.items()}
+        ratios = {k: tps[k] / tps["hf_generate"] for k in runners}
+        results["batches"][str(size)] = {
+            "seconds_best": best,
+            "tokens_per_second": tps,
+            "ratio_over_generate": ratios,
+            "peak_working_memory_bytes": memory,
+            "same_tokens_as_generate": same,
+        }
+        line = "  ".join(f"{k.removeprefix('engine_')} {ratios[k]:.2f}x" for k in runners)
+        print(f"  {name:11s} batch {size}: generate {tps['hf_generate']:7.1f} tok/s  |  {line}  |  same tokens {same}",
+              flush=True)
+        if not args.no_assert:
+            bad = [k for k, ok in same.items() if not ok]
+            if bad:
+                raise SystemExit(f"error: {', '.join(bad)} generated other tokens than transformers' generate on "
+                                 f"{name} batch {size}; the comparison means nothing")
+    for runner in runners.values():
+        runner.close()
+    return results
+
+
+def _bench_classifier(host, args, root: Path) -> dict[str, Any]:
+    import transformers as tf
+
+    folder = _build("bert-base", root / "bert-base", args.vocab)
+    model = host.get("models", "hf").load(str(folder))
+    device = torch.device(args.device)
+    hf = tf.AutoModelForSequenceClassification.from_pretrained(folder).eval().to(device)
+    runners = {"engine_pytorch": host.get("backends", "pytorch").prepare(model, device=args.device, options={"threads": args.threads})}
+    if not args.no_onnx:
+        runners["engine_onnxruntime"] = host.get("backends", "onnxruntime").prepare(
+            model, device=args.device, options={"threads": args.threads, **({"cache_dir": args.cache_dir} if args.cache_dir else {})})
+    prompts = _prompts(model.tokenizer, args.classify_batch, 128)
+    batch = pad_left(prompts, model.tokenizer.pad_id)
+    ids = torch.tensor(batch.input_ids, device=device)
+    mask = torch.tensor(batch.attention_mask, device=device)
+    from llmos_hub_transformers.modules import roll_left_padding
+
+    right_ids, right_mask = roll_left_padding(ids, mask), roll_left_padding(mask, mask)
+
+    def plain() -> list[list[float]]:
+        with torch.inference_mode():
+            return hf(input_ids=right_ids, attention_mask=right_mask).logits.tolist()
+
+    def ours(runner) -> Callable[[], list[list[float]]]:
+        def run() -> list[list[float]]:
+            with torch.inference_mode():
+                return runner.classifier_logits(batch)
+        return run
+
+    contenders = {"hf_forward": plain, **{k: ours(r) for k, r in runners.items()}}
+    best, outputs, memory = _best(contenders, args.rounds)
+    eps = {k: len(prompts) / v for k, v in best.items()}
+    import numpy as np
+
+    agree = {k: float(np.abs(np.array(outputs[k]) - np.array(outputs["hf_forward"])).max()) for k in runners}
+    ratios = {k: eps[k] / eps["hf_forward"] for k in runners}
+    print(f"  bert-base   batch {len(prompts)}: forward {eps['hf_forward']:6.1f} ex/s  |  "
+          + "  ".join(f"{k.removeprefix('engine_')} {ratios[k]:.2f}x" for k in runners)
+          + f"  |  max |logit diff| {agree}", flush=True)
+    for runner in runners.values():
+        runner.close()
+    return {"num_parameters": model.provenance.num_parameters, "examples_per_second": eps, "ratio_over_forward": ratios,
+            "seconds_best": best, "max_abs_logit_difference": agree, "peak_working_memory_bytes": memory}
+
+
+def _targets(report: dict[str, Any]) -> dict[str, bool]:
+    met: dict[str, bool] = {}
+    for name in ("gpt2-small", "t5-small"):
+        for size, entry in report["models"].get(name, {}).get("batches", {}).items():
+            for contender, ratio in entry["ratio_over_generate"].items():
+                met[f"{name}/batch{size}/{contender}"] = ratio >= TARGETS[contender]
+            memory = entry["peak_working_memory_bytes"]
+            if memory.get("hf_generate"):
+                limit = memory["hf_generate"] * (1 + TARGETS["peak_memory_over_generate_max"])
+                met[f"{name}/batch{size}/engine_pytorch/memory"] = memory["engine_pytorch"] <= limit
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    from llmos_hub.decoding import default_threads
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--threads", type=int, default=None, help="default: the pytorch backend's default")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prompt-tokens", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary of the real-size models")
+    parser.add_argument("--classify-batch", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cache-dir", default=None, help="ONNX export cache (default: the backend's)")
+    parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--no-classifier", action="store_true")
+    parser.add_argument("--no-assert", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    args.batches = [int(b) for b in args.batches.split(",")]
+    args.threads = args.threads or default_threads()
+    torch.set_num_threads(args.threads)
+    host = load_plugins()
+    load_before = os.getloadavg()
+    print(f"threads {args.threads}, load average {load_before[0]:.1f}, {args.prompt_tokens}-token prompts, "
+          f"{args.new_tokens} new tokens, best of {args.rounds}", flush=True)
+    report: dict[str, Any] = {
+        "benchmark": "generate",
+        "command": "python benchmarks/generate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "device": args.device,
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "settings": {"prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "rounds": args.rounds,
+                     "batches": args.batches, "vocab": args.vocab},
+        "models": {},
+    }
+    try:
+        import onnxruntime
+        import transformers
+
+        report["versions"] = {"transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__}
+    except ImportError:
+        pass
+    with tempfile.TemporaryDirectory(prefix="llmos-generate-") as tmp:
+        for name in [m for m in args.models.split(",") if m]:
+            if name not in MODELS:
+                raise SystemExit(f"error: unknown model {name!r}; use some of {', '.join(MODELS)}")
+            report["models"][name] = _bench_model(host, name, args, Path(tmp))
+        if not args.no_classifier:
+            report["classifier"] = _bench_classifier(host, args, Path(tmp))
+    report["load_average_after"] = os.getloadavg()
+    report["targets"] = TARGETS
+    report["targets_met"] = _targets(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    missed = [k for k, ok in report["targets_met"].items() if not ok]
+    print(f"targets: {len(report['targets_met']) - len(missed)} met, missed: {', '.join(missed) or 'none'}")
+    print(f"load average after: {report['load_average_after'][0]:.1f}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
