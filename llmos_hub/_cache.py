@@ -93,7 +93,7 @@ class FolderCache:
                 return self._discard(folder, f"{name} has {path.stat().st_size} bytes, not {size}")
         return CacheEntry(folder, manifest, hit=True)
 
-    def _discard(self, folder: Path, reason: str) -> None:
+    def _discard(self, folder: Path, reason: str) -> CacheEntry | None:
         import sys
 
         sys.stderr.write(f"warning: {self.what} entry {folder} is corrupt ({reason}); rebuilding it\n")
@@ -103,7 +103,7 @@ class FolderCache:
         except OSError:
             aside = folder
         shutil.rmtree(aside, ignore_errors=True)
-        return None
+        return None  # the caller builds the entry again
 
     def get_or_build(self, key: str, build: Callable[[Path], Mapping[str, Any]]) -> CacheEntry:
         """The entry for ``key``; if absent, ``build(folder)`` fills a fresh folder and returns the manifest.

@@ -235,8 +235,10 @@ def make_plan(
 
     datasets: dict[str, PlannedData] = {}
     for r in resolved:  # parse and validate all data before any model loads
-        datasets[r.task.name] = plugin_call(host, "tasks", r.task.name, "load()",
-                                            lambda t=r.task: load_planned(t, split=split, limit=limit, seed=seed))
+        def load(t: Task = r.task) -> PlannedData:
+            return load_planned(t, split=split, limit=limit, seed=seed)
+
+        datasets[r.task.name] = plugin_call(host, "tasks", r.task.name, "load()", load)
 
     infos: dict[str, ModelInfo | None] = {}
     runs: list[PlannedRun] = []

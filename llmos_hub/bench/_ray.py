@@ -393,7 +393,7 @@ def run_on_ray(
                 key=(index, shard), spec=run.spec, task=run.task, data=run.data, command=command,
                 task_argument=run.task_argument, samples_name=_samples_name(run) if log_samples else None,
                 disabled=disabled, autoload=autoload,
-                batches=tuple(tuple(tuple(ij) for ij in b) for b in batches) if batches is not None else None,
+                batches=tuple(tuple((int(i), int(j)) for i, j in b) for b in batches) if batches is not None else None,
                 debug=debug,
             )
             ref = remote.options(max_retries=retries, retry_exceptions=False, **task_resources(run.spec, overrides)).remote(job, board)
