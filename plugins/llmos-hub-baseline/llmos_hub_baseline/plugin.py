@@ -8,6 +8,9 @@ from __future__ import annotations
 from llmos_hub import hookimpl
 from llmos_hub.hookspecs import Register
 
+#: The plugin API this module is written against (llmos_hub.hookspecs.API_VERSION).
+LLMOS_HUB_API_VERSION = "2.0"
+
 
 def _family():
     from .family import BaselineFamily
