@@ -67,6 +67,7 @@ __all__ = [
     "UnknownNameError",
     "UsageError",
     "__version__",
+    "atomic_write",
     "cache_root",
     "check_safetensors",
     "default_host",

@@ -108,7 +108,7 @@ def test_only_yaml_tasks_with_files_under_their_folder_can_be_published(hub, tmp
     outside = tmp_path / "t.yaml"
     outside.write_text(BUILTIN.read_text().replace("data: data/translation-sample",
                                                    f"data: {BUILTIN_DIR / 'data' / 'translation-sample'}"))
-    with pytest.raises(DataError, match="outside the task's folder"):
+    with pytest.raises(DataError, match="outside the task('s| file's) folder"):
         publish_task(outside, repo="me/t", endpoint=hub.url)
     bad = _copy_task(tmp_path)
     (bad.parent / "data" / "lm-sample" / "test.jsonl").write_text('{"id": "a", "text": "fine"}\nnot json\n')
@@ -174,9 +174,9 @@ def test_a_hub_task_never_reads_outside_its_repo_nor_runs_code(hub):
     hub.create_repo("evil/code", files={"task.yaml": task_yaml, "translation_sample.py": b"raise SystemExit(1)\n",
                                         **{f"data/translation-sample/{s}.jsonl": data
                                            for s in ("train", "validation", "test")}})
-    with pytest.raises(DataError, match="outside the task's folder"):
+    with pytest.raises(DataError, match="outside the task('s| file's) folder"):
         load_hub_task("hf:evil/escape")
-    with pytest.raises(DataError, match="outside the task's folder"):
+    with pytest.raises(DataError, match="outside the task('s| file's) folder"):
         load_hub_task("hf:evil/absolute")
     with pytest.raises(DataError, match="names the datasets id 'someone/else'"):
         load_hub_task("hf:evil/dataset-id")

@@ -247,7 +247,9 @@ def test_resume_skips_finished_runs_before_connecting(host, tmp_path, monkeypatc
 def test_resources_follow_threads_and_device_and_overrides(host):
     spec = make_plan(host, tasks=["lm-sample"], limit=2, backend_options={"threads": 3}).runs[0].spec
     assert task_resources(spec) == {"num_cpus": 3.0, "num_gpus": 0.0}
-    cuda = make_plan(host, tasks=["lm-sample"], limit=2, device="cuda").runs[0].spec
+    from dataclasses import replace
+
+    cuda = replace(spec, device="cuda")  # a CUDA run (planning one needs a GPU on the driver, refused here)
     assert task_resources(cuda)["num_gpus"] == 1.0
     assert task_resources(spec, parse_ray_options(["num_cpus=2", "max_retries=5"])) == {"num_cpus": 2, "num_gpus": 0.0}
 

@@ -38,10 +38,16 @@ def _inside(path: Path, root: Path) -> bool:
 
 def check_data_path(task_file: Path, path: Path, declared: str) -> None:
     """Raise a one-line :class:`DataError` if ``path`` leaves ``task_file``'s folder and is not allowed."""
-    folder = task_file.resolve().parent
+    # The task file's own folder, resolved as a folder: a task file that is itself a link (a Hub cache
+    # snapshot links every file into the repo's blobs/) still reads the folder it is listed in.
+    listed = Path(os.path.abspath(task_file)).parent
+    folder = listed.resolve()
     real = path.resolve()
     if _inside(real, folder) or any(_inside(real, root) for root in _ALLOWED.get()):
         return
+    lexical = Path(os.path.abspath(path))
+    if listed.parent.name == "snapshots" and _inside(lexical, listed) and _inside(real, listed.parent.parent / "blobs"):
+        return  # a file of the same Hub snapshot, stored in its repo's blobs folder
     raise DataError(
         f"{task_file}: field 'data': {declared!r} is outside the task file's folder, and task files read only "
         "their own folder; move the data next to the task file, or allow it with --allow-path DIR"
