@@ -281,3 +281,85 @@ def test_record_placement_is_schema_valid(host, tmp_path):
     placed = ResultRecord(with_placement(record.data, where))
     assert placed.data["environment"]["executor"] == where
     assert json.loads(placed.to_json())["scores"] == record.scores
+
+
+# -- the worker pool: one process per CPU slot, longest run first, warm workers kept by a connected driver --
+
+
+class _Timeline(_Killer):
+    """Bench events noting the order runs start in, on which worker, and how many are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__("none")
+        self.order: list[str] = []
+        self.pids: list[int] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def running(self, run, where):
+        self.order.append(run.task.name)
+        self.pids.append(where["pid"])
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def finished(self, run, record, path):
+        self.in_flight -= 1
+
+
+def _costs(host):
+    from llmos_hub.bench._execute import requests_of
+    from llmos_hub.bench._raypool import estimated_cost
+
+    return {run.task.name: estimated_cost(requests_of(run.spec, run.task, run.data)[1]) for run in _plan(host).runs}
+
+
+@pytest.mark.slow
+def test_two_workers_run_the_longest_runs_first_one_run_each_at_a_time(cluster, host, reference, tmp_path):
+    """Two 1-CPU nodes: two worker processes for the whole sweep, never more than two runs at once (a run
+    that waits must not lend its CPU to a third), and the costliest runs handed out first."""
+    timeline = _Timeline()
+    report = run_bench(_plan(host), host=host, output_dir=tmp_path, command="test", log_samples=True,
+                       executor="ray", ray_address=cluster.address, events=timeline)
+    assert report.ok, report.failed
+    _assert_same(reference, _by_task(report))
+    assert timeline.most_in_flight <= 2
+    assert len(set(timeline.pids)) == 2
+    costs = _costs(host)
+    assert timeline.order == sorted(costs, key=lambda task: -costs[task])
+
+
+@pytest.mark.slow
+def test_a_connected_driver_keeps_its_warm_workers_between_benches(cluster, host, reference, tmp_path):
+    import ray
+
+    from llmos_hub.bench._raypool import release_workers
+
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    try:
+        pids = []
+        for n in range(2):
+            report = run_bench(_plan(host), host=host, output_dir=tmp_path / str(n), command="test", log_samples=True,
+                               executor="ray", ray_address=cluster.address)
+            assert report.ok, report.failed
+            _assert_same(reference, _by_task(report))
+            pids.append({r.data["environment"]["executor"]["pid"] for _, r in report.written})
+        assert len(pids[0]) == 2 and pids[1] == pids[0], "the second bench ran on the first one's workers"
+        assert release_workers() == 2
+    finally:
+        ray.shutdown()
+
+
+def test_estimated_cost_orders_the_bundled_tasks(host):
+    """Longer prompts and longer generations cost more; only used to order the work."""
+    costs = _costs(host)
+    assert costs["lm-sample"] == max(costs.values()) and all(c > 0 for c in costs.values())
+
+
+def test_slots_count_what_fits_on_each_node():
+    from llmos_hub.bench._raypool import slots
+
+    nodes = [{"Resources": {"CPU": 4.0, "GPU": 1.0}}, {"Resources": {"CPU": 1.0}}]
+    assert slots({"num_cpus": 1.0, "num_gpus": 0.0}, nodes) == 5
+    assert slots({"num_cpus": 2.0, "num_gpus": 0.0}, nodes) == 2
+    assert slots({"num_cpus": 1.0, "num_gpus": 1.0}, nodes) == 1
+    assert slots({"num_cpus": 1.0, "num_gpus": 0.0, "resources": {"tpu": 1}}, nodes) == 0

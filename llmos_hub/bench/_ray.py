@@ -1,18 +1,21 @@
-"""Running a bench on Ray: one Ray task per planned run (or per shard of one), records written by the driver.
+"""Running a bench on Ray: every planned run (or shard of one) handed to a pool of Ray workers, records
+written by the driver.
 
-A run is a pure function from its spec to its record, so a sweep is a set of independent tasks for an
-engine that already knows how to place, retry and cancel work: Ray. The driver (the ``llmos-hub bench``
-process) plans, checks the cluster, submits, and writes each record atomically into ``--output-dir`` the
-moment it comes back; workers need only the installed plugins, and models load on the worker. Nothing
-needs a shared filesystem: the samples file travels back with the record.
+A run is a pure function from its spec to its record, so a sweep is a set of independent pieces of work
+for an engine that already knows how to place work on nodes and notice dead workers: Ray. The driver (the
+``llmos-hub bench`` process) plans, checks the cluster, hands out the runs, and writes each record
+atomically into ``--output-dir`` the moment it comes back; workers need only the installed plugins, and
+models load on the worker. Nothing needs a shared filesystem: the samples file travels back with the record.
 
+* Workers (:mod:`llmos_hub.bench._raypool`): one Ray actor per slot a run's resources fit in, each with
+  one session (plugins and models loaded once), fed the longest remaining run as it frees up.
 * Resources: a run asks for its CPU threads (``threads`` backend option, else 1) and one GPU when its
   device is CUDA; ``--ray-option num_cpus=2`` (and ``num_gpus``, ``memory``, ``resources``, ...) overrides.
-* A worker that dies (killed, out of memory, its node lost) is retried by Ray ``max_retries`` times
-  (default 2), then reported as one failed run; an error *in* a run (bad model, a backend that cannot do
-  the task) is not retried and reads exactly as in-process.
-* Ctrl-C cancels what is pending or running; every record already written stays.
-* Before anything is submitted, every alive node is asked which plugin distributions it has; a node
+* A worker that dies (killed, out of memory, its node lost) is replaced and its run handed out again,
+  ``max_retries`` times (default 2), then reported as one failed run; an error *in* a run (bad model, a
+  backend that cannot do the task) is not retried and reads exactly as in-process.
+* Ctrl-C stops every worker of the bench; every record already written stays.
+* Before any run is handed out, every alive node is asked which plugin distributions it has; a node
   lacking one the plan needs fails the bench with one line naming the node and the distribution.
 
 ``ray`` is imported only inside these functions, never when the package is imported.
@@ -41,12 +44,12 @@ from . import _output
 
 __all__ = ["DEFAULT_MAX_RETRIES", "RAY_OPTIONS", "parse_ray_options", "run_on_ray", "task_resources"]
 
-#: How often a run whose worker died is tried again before it is reported as failed.
+#: How often a run whose worker died is handed out again before it is reported as failed.
 DEFAULT_MAX_RETRIES = 2
 #: ``--ray-option`` keys: Ray's own task options, passed through.
 RAY_OPTIONS = ("num_cpus", "num_gpus", "memory", "resources", "accelerator_type", "max_retries", "scheduling_strategy")
-#: Seconds between two looks at the workers' progress while waiting for results.
-POLL_SECONDS = 0.25
+#: Seconds between two looks at the workers' progress (and the longest wait for a result between them).
+POLL_SECONDS = 0.5
 
 
 def parse_ray_options(pairs: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
@@ -146,23 +149,6 @@ class Job:
     debug: bool = False
 
 
-_WORKER_SESSIONS: dict[tuple[tuple[str, ...], bool], Any] = {}
-
-
-def _worker_session(job: Job) -> Any:
-    """The plugin host and model session of this worker process (a model loads once per worker)."""
-    from .._plugins import load_plugins, set_default_host
-    from ._execute import Session
-
-    key = (job.disabled, job.autoload)
-    if key not in _WORKER_SESSIONS:
-        host = load_plugins(disabled=job.disabled, autoload=job.autoload)
-        _WORKER_SESSIONS[key] = Session(host)
-    session = _WORKER_SESSIONS[key]
-    set_default_host(session.host)  # declared tasks resolve their metrics through it
-    return session
-
-
 def where_am_i() -> dict[str, Any]:
     """Where this worker runs: node, worker and process, for the record."""
     import socket
@@ -189,15 +175,11 @@ def failure_message(exc: BaseException, spec: RunSpec) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def run_job(job: Job, board: Any) -> dict[str, Any]:
-    """The Ray task body: run (or answer one shard of) ``job`` and return plain data for the driver."""
-    import ray
-
-    where = where_am_i()
-    where["attempt"] = ray.get(board.started.remote(job.key, where))
-    progress = lambda done, total: board.advanced.remote(job.key, done, total)  # noqa: E731
+def run_job(job: Job, where: dict[str, Any], session: Any, progress: Any) -> dict[str, Any]:
+    """The body of one run on a worker (:class:`~llmos_hub.bench._raypool.RunWorker`): run (or answer
+    one shard of) ``job`` and return plain data for the driver; ``session()`` gives the worker's session."""
     try:
-        session = _worker_session(job)
+        session = session()
         if job.batches is not None:
             from ._shards import answer_shard
 
@@ -238,35 +220,16 @@ def installed_distributions() -> dict[str, str]:
     return found
 
 
-class ProgressBoard:
-    """A Ray actor the workers report to (start of each attempt, examples done); the driver reads it."""
-
-    def __init__(self) -> None:
-        self.attempts: dict[tuple[int, int], int] = {}
-        self.where: dict[tuple[int, int], dict[str, Any]] = {}
-        self.done: dict[tuple[int, int], tuple[int, int]] = {}
-
-    def started(self, key: tuple[int, int], where: dict[str, Any]) -> int:
-        self.attempts[key] = self.attempts.get(key, 0) + 1
-        self.where[key] = where
-        self.done.pop(key, None)
-        return self.attempts[key]
-
-    def advanced(self, key: tuple[int, int], done: int, total: int) -> None:
-        self.done[key] = (done, total)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"attempts": dict(self.attempts), "where": dict(self.where), "done": dict(self.done)}
-
-
 # -- the driver -----------------------------------------------------------------------------------------
 
 
 @dataclass
-class _Pending:
-    run_index: int
-    shard_index: int
-    attempts_seen: int = 0
+class _Item:
+    """One piece of work for the pool: a job, its estimated cost, and how often it was started."""
+
+    job: Job
+    cost: float
+    attempts: int = 0
 
 
 @dataclass
@@ -275,48 +238,17 @@ class _Sweep:
 
     total_runs: int
     runs_done: int = 0
-    first_progress: float | None = None
+    first_start: float | None = None
     examples: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def rate(self) -> tuple[int, float]:
         done = sum(self.examples.values())
-        elapsed = time.monotonic() - self.first_progress if self.first_progress else 0.0
+        elapsed = time.monotonic() - self.first_start if self.first_start else 0.0
         return done, (done / elapsed if elapsed > 0 else 0.0)
 
 
-def check_cluster(ray: Any, host: Any, runs: Sequence[Any], overrides: Mapping[str, Any]) -> None:
-    """Before submitting: every alive node has the plugin distributions the plan needs, and some node can
-    hold each run's resources (an infeasible request would wait forever)."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from .._plugins import _normalize
-
-    needed: dict[str, str] = {"llmos-hub": "the core"}
-    for run in runs:
-        for kind, name in (("models", run.spec.family), ("backends", run.spec.backend), ("tasks", run.spec.task)):
-            try:
-                owner = host.registry.entry(kind, name).owner
-            except LlmosHubError:  # a task from a file is not registered: it travels with the job
-                continue
-            if owner.distribution != owner.plugin or owner.version != "unknown":
-                needed.setdefault(_normalize(owner.distribution), f"{kind[:-1]} {name}")
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    probe = ray.remote(num_cpus=0)(installed_distributions)
-    refs = [
-        probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
-        for n in nodes
-    ]
-    for node, ref in zip(nodes, refs):
-        try:
-            have = ray.get(ref, timeout=120)
-        except Exception as exc:
-            raise UsageError(f"node {_node_name(node)} did not answer which plugins it has ({type(exc).__name__}); check the node") from None
-        for dist, why in needed.items():
-            if dist not in have:
-                raise UsageError(
-                    f"node {_node_name(node)} lacks the distribution {dist} ({why} of the plan); "
-                    f"install it on every node of the cluster (pip install {dist})"
-                )
+def check_resources(runs: Sequence[Any], overrides: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -> None:
+    """Some alive node can hold each run's resources (a request no node can meet would wait forever)."""
     for run in runs:
         want = task_resources(run.spec, overrides)
         fits = any(
@@ -332,6 +264,55 @@ def check_cluster(ray: Any, host: Any, runs: Sequence[Any], overrides: Mapping[s
             )
 
 
+#: Each node's answer to "which distributions do you have", kept for the driver's connection (a driver that
+#: stays connected across benches asks each node once): (Ray job id, node id) -> distributions.
+_PROBED: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def check_plugins(ray: Any, host: Any, runs: Sequence[Any], nodes: Sequence[Mapping[str, Any]]) -> None:
+    """Every alive node has the plugin distributions the plan needs; else one line naming node and distribution."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from .._plugins import _normalize
+
+    needed: dict[str, str] = {"llmos-hub": "the core"}
+    for run in runs:
+        for kind, name in (("models", run.spec.family), ("backends", run.spec.backend), ("tasks", run.spec.task)):
+            try:
+                owner = host.registry.entry(kind, name).owner
+            except LlmosHubError:  # a task from a file is not registered: it travels with the job
+                continue
+            if owner.distribution != owner.plugin or owner.version != "unknown":
+                needed.setdefault(_normalize(owner.distribution), f"{kind[:-1]} {name}")
+    job = ray.get_runtime_context().get_job_id()
+    for key in [k for k in _PROBED if k[0] != job]:
+        del _PROBED[key]  # answers of an earlier connection
+    probe = ray.remote(num_cpus=0)(installed_distributions)
+    refs = {
+        n["NodeID"]: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+        for n in nodes if (job, n["NodeID"]) not in _PROBED
+    }
+    for node in nodes:
+        try:
+            have = _PROBED.get((job, node["NodeID"])) or ray.get(refs[node["NodeID"]], timeout=120)
+        except Exception as exc:
+            raise UsageError(f"node {_node_name(node)} did not answer which plugins it has ({type(exc).__name__}); check the node") from None
+        _PROBED[(job, node["NodeID"])] = have
+        for dist, why in needed.items():
+            if dist not in have:
+                raise UsageError(
+                    f"node {_node_name(node)} lacks the distribution {dist} ({why} of the plan); "
+                    f"install it on every node of the cluster (pip install {dist})"
+                )
+
+
+def check_cluster(ray: Any, host: Any, runs: Sequence[Any], overrides: Mapping[str, Any]) -> None:
+    """Both checks, before anything is submitted."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    check_resources(runs, overrides, nodes)
+    check_plugins(ray, host, runs, nodes)
+
+
 def _node_name(node: Mapping[str, Any]) -> str:
     return f"{node.get('NodeManagerAddress', '?')} (id {str(node.get('NodeID', '?'))[:12]})"
 
@@ -343,6 +324,15 @@ def _died_message(exc: BaseException, where: Mapping[str, Any] | None, attempts:
         f"the Ray worker died{place} and the run was given up after {attempts} attempt(s) "
         f"(--ray-option max_retries={retries}): {type(exc).__name__}: {first}"
     )
+
+
+def _warm_names(runs: Sequence[Any]) -> list[tuple[str, str]]:
+    """What a worker imports before its first run: every backend, model family and task of the plan."""
+    names: dict[tuple[str, str], None] = {}
+    for run in runs:
+        for kind, name in (("backends", run.spec.backend), ("models", run.spec.family), ("tasks", run.spec.task)):
+            names[(kind, name)] = None
+    return list(names)
 
 
 def run_on_ray(
@@ -362,6 +352,8 @@ def run_on_ray(
 ) -> Any:
     """Run ``plan`` on Ray, filling ``report`` (a :class:`~llmos_hub.bench.BenchReport`) as records arrive."""
     from . import existing_record
+    from ._execute import requests_of
+    from ._raypool import MAX_START_FAILURES, WorkerPool, estimated_cost, keep_workers, kept_workers, slots
     from ._shards import ShardMerger, shard_batches
 
     overrides = parse_ray_options(options or {})
@@ -380,79 +372,180 @@ def run_on_ray(
 
     disabled = tuple(sorted(getattr(host, "disabled", ()) or ()))
     autoload = bool(getattr(host, "autoload", True))
+    owns_connection = not _import_ray().is_initialized()
     with connected(address) as ray:
-        check_cluster(ray, host, [run for _, run in todo], overrides)
-        board = ray.remote(num_cpus=0, max_restarts=-1)(ProgressBoard).remote()
-        remote = ray.remote(run_job)
-        pending: dict[Any, _Pending] = {}
-        mergers: dict[int, ShardMerger] = {}
-        sweep = _Sweep(total_runs=len(todo))
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        check_resources([run for _, run in todo], overrides, nodes)
 
-        def submit(index: int, run: Any, shard: int, batches: Sequence[Sequence[tuple[int, int]]] | None) -> None:
-            job = Job(
+        # The work, per resource shape, longest first (LPT: the workers finish together).
+        queues: dict[str, list[_Item]] = {}
+        mergers: dict[int, ShardMerger] = {}
+
+        def job(index: int, run: Any, shard: int, batches: Sequence[Sequence[tuple[int, int]]] | None) -> Job:
+            return Job(
                 key=(index, shard), spec=run.spec, task=run.task, data=run.data, command=command,
                 task_argument=run.task_argument, samples_name=_samples_name(run) if log_samples else None,
                 disabled=disabled, autoload=autoload,
                 batches=tuple(tuple((int(i), int(j)) for i, j in b) for b in batches) if batches is not None else None,
                 debug=debug,
             )
-            ref = remote.options(max_retries=retries, retry_exceptions=False, **task_resources(run.spec, overrides)).remote(job, board)
-            pending[ref] = _Pending(index, shard)
+
+        for index, run in todo:
+            shape = json.dumps(task_resources(run.spec, overrides), sort_keys=True)
+            _, requests = requests_of(run.spec, run.task, run.data)
+            cost = estimated_cost(requests)
+            if shards > 1:
+                parts = shard_batches(run.spec, run.task, run.data, shards)
+                mergers[index] = ShardMerger(run, parts, command=command)
+                total = sum(len(b) for b in parts) or 1
+                for s, batches in enumerate(parts):
+                    queues.setdefault(shape, []).append(_Item(job(index, run, s, batches), cost * len(batches) / total))
+            else:
+                queues.setdefault(shape, []).append(_Item(job(index, run, -1, None), cost))
+        for queue in queues.values():
+            queue.sort(key=lambda item: -item.cost)
+        capacity = {shape: max(1, slots(json.loads(shape), nodes)) for shape in queues}
+
+        # Workers start (and import the plan's libraries) while the nodes' plugins are checked.
+        kept = {} if owns_connection else kept_workers(ray, disabled, autoload)
+        pool = WorkerPool(ray, disabled, autoload, _warm_names([run for _, run in todo]))
+        for shape, queue in queues.items():
+            for _ in range(min(capacity[shape], len(queue))):
+                pool.start(shape, kept.get(shape))
+        unused = {shape: workers for shape, workers in kept.items() if workers}
+        for shape in [s for s in unused if s not in queues]:
+            for worker in unused.pop(shape):
+                pool.remove(worker, kill=True)
+        runs = dict(todo)
+        sweep = _Sweep(total_runs=len(todo))
+        inflight: dict[Any, Any] = {}  # result ref -> worker
+        starting: dict[Any, Any] = {}  # ready ref -> worker
+        for worker in pool.workers:
+            starting[worker.ready_ref] = worker
+
+        def start(shape: str) -> None:
+            worker = pool.start(shape, unused.get(shape))
+            starting[worker.ready_ref] = worker
+
+        def assign(worker: Any, item: _Item) -> None:
+            item.attempts += 1
+            where = dict(worker.where, attempt=item.attempts)
+            ref = worker.handle.run.remote(item.job, where)
+            worker.item, worker.ref = item, ref
+            inflight[ref] = worker
+            sweep.examples[item.job.key] = 0
+            if sweep.first_start is None:
+                sweep.first_start = time.monotonic()
+            if events and hasattr(events, "running"):
+                events.running(runs[item.job.key[0]], where)
+
+        def requeue(item: _Item) -> None:
+            queue = queues[json.dumps(task_resources(item.job.spec, overrides), sort_keys=True)]
+            queue.append(item)
+            queue.sort(key=lambda each: -each.cost)
+
+        def drop_run(index: int) -> None:
+            for queue in queues.values():
+                queue[:] = [item for item in queue if item.job.key[0] != index]
+
+        def outcome(item: _Item, result: Mapping[str, Any]) -> None:
+            index, shard = item.job.key
+            run = runs[index]
+            merger = mergers.get(index)
+            if merger is not None:
+                if merger.failed:
+                    return
+                if not result["ok"]:
+                    merger.failed = True
+                    drop_run(index)  # its shards still running finish and are ignored
+                    _failed(report, events, run, result, sweep)
+                    return
+                try:
+                    merger.add(shard, result["shard"], result["where"])
+                    if not merger.complete:
+                        return
+                    samples = output_dir / _samples_name(run) if log_samples else None
+                    record = merger.record(samples_path=samples)
+                    placed = with_placement(record.data, {"name": "ray", "shards": len(merger.parts)})
+                except Exception as exc:  # merging or scoring failed: this run fails, the others go on
+                    _failed(report, events, run, {"message": failure_message(exc, run.spec)}, sweep)
+                    return
+                _write(output_dir, run, placed, None, report, events, sweep)
+            elif result["ok"]:
+                sweep.examples[item.job.key] = len(run.data.examples)
+                _write(output_dir, run, result["record"], result.get("samples"), report, events, sweep)
+            else:
+                if result.get("traceback"):
+                    print(result["traceback"], file=sys.stderr)
+                _failed(report, events, run, result, sweep)
 
         try:
-            for index, run in todo:
-                if shards > 1:
-                    parts = shard_batches(run.spec, run.task, run.data, shards)
-                    mergers[index] = ShardMerger(run, parts, command=command)
-                    for s, batches in enumerate(parts):
-                        submit(index, run, s, batches)
-                else:
-                    submit(index, run, -1, None)
-            runs = dict(todo)
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
-                snapshot = _poll(ray, board)
-                _show(snapshot, pending, runs, sweep, events)
+            check_plugins(ray, host, [run for _, run in todo], nodes)
+            last_poll = time.monotonic()
+            while inflight or any(queues.values()):
+                for worker in list(pool.workers):
+                    if worker.where is None or worker.item is not None:
+                        continue
+                    work = queues.get(worker.shape)
+                    if work:
+                        assign(worker, work.pop(0))
+                    elif any(w.where is None for w in pool.workers if w.shape != worker.shape):
+                        pool.remove(worker, kill=True)  # free its resources for another shape's waiting worker
+                waiting = list(inflight) + list(starting)
+                if not waiting:  # work left and no worker at all: every one died starting up
+                    for shape, queue in queues.items():
+                        for item in list(queue):
+                            queue.remove(item)
+                            outcome(item, {"ok": False, "message": pool.start_error.get(shape, "no Ray worker could be started")})
+                    break
+                ready, _ = ray.wait(waiting, num_returns=1, timeout=POLL_SECONDS)
                 for ref in ready:
-                    item = pending.pop(ref)
-                    run = runs[item.run_index]
-                    attempts = snapshot["attempts"].get((item.run_index, item.shard_index), 1) if snapshot else 1
-                    where = snapshot["where"].get((item.run_index, item.shard_index)) if snapshot else None
+                    if ref in starting:
+                        worker = starting.pop(ref)
+                        try:
+                            worker.where = ray.get(ref)
+                        except ray.exceptions.RayError as exc:
+                            pool.remove(worker, kill=True)
+                            failures = pool.start_failures[worker.shape] = pool.start_failures.get(worker.shape, 0) + 1
+                            pool.start_error[worker.shape] = f"no Ray worker could be started: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                            if queues.get(worker.shape) and failures <= MAX_START_FAILURES:
+                                start(worker.shape)
+                        continue
+                    worker = inflight.pop(ref)
+                    item, worker.item, worker.ref = worker.item, None, None
                     try:
                         result = ray.get(ref)
+                    except ray.exceptions.RayActorError as exc:  # the worker died: retried, up to the bound
+                        pool.remove(worker, kill=True)
+                        if item.attempts <= retries:
+                            requeue(item)
+                            shape = worker.shape
+                            busy = sum(1 for w in pool.live(shape) if w.item is not None)
+                            if len(pool.live(shape)) < min(capacity[shape], busy + len(queues[shape])):
+                                start(shape)
+                            continue
+                        result = {"ok": False, "message": _died_message(exc, worker.where, item.attempts, retries)}
                     except ray.exceptions.RayError as exc:
-                        result = {"ok": False, "message": _died_message(exc, where, attempts, retries)}
-                    merger = mergers.get(item.run_index)
-                    if merger is not None:
-                        if merger.failed:
-                            continue
-                        if not result["ok"]:
-                            merger.failed = True
-                            _cancel(ray, [r for r, p in pending.items() if p.run_index == item.run_index])
-                            for r in [r for r, p in pending.items() if p.run_index == item.run_index]:
-                                pending.pop(r)
-                            _failed(report, events, run, result, sweep)
-                            continue
-                        try:
-                            merger.add(item.shard_index, result["shard"], result["where"])
-                            if not merger.complete:
-                                continue
-                            samples = output_dir / _samples_name(run) if log_samples else None
-                            record = merger.record(samples_path=samples)
-                            placed = with_placement(record.data, {"name": "ray", "shards": len(merger.parts)})
-                        except Exception as exc:  # merging or scoring failed: this run fails, the others go on
-                            _failed(report, events, run, {"message": failure_message(exc, run.spec)}, sweep)
-                            continue
-                        _write(output_dir, run, placed, None, report, events, sweep)
-                    elif result["ok"]:
-                        _write(output_dir, run, result["record"], result.get("samples"), report, events, sweep)
-                    else:
-                        if result.get("traceback"):
-                            print(result["traceback"], file=sys.stderr)
-                        _failed(report, events, run, result, sweep)
-        except KeyboardInterrupt:
-            _cancel(ray, list(pending))
+                        result = {"ok": False, "message": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+                    outcome(item, result)
+                if time.monotonic() - last_poll >= POLL_SECONDS:
+                    last_poll = time.monotonic()
+                    _poll(ray, pool, sweep)
+                if events and hasattr(events, "sweep"):
+                    done, rate = sweep.rate()
+                    events.sweep(sweep.runs_done, sweep.total_runs, done, rate)
+        except BaseException:  # Ctrl-C, SIGTERM or a bug: stop every run in flight; written records stay
+            pool.kill_all()
+            for workers in unused.values():
+                for worker in workers:
+                    pool.remove(worker, kill=True)
             raise
+        if owns_connection:
+            pool.kill_all()
+        else:
+            for worker in [w for w in pool.workers if w.where is None]:
+                pool.remove(worker, kill=True)
+            keep_workers(ray, pool, unused)
     return report
 
 
@@ -460,38 +553,24 @@ def _samples_name(run: Any) -> str:
     return f"{record_stem(run.task.name, run.spec.model, run.spec.backend, run.spec.hash)}.samples.jsonl"
 
 
-def _poll(ray: Any, board: Any) -> dict[str, Any] | None:
-    try:
-        return ray.get(board.snapshot.remote(), timeout=10)  # type: ignore[no-any-return]
-    except Exception:  # the display must never stop the work
-        return None
-
-
-def _show(snapshot: dict[str, Any] | None, pending: dict[Any, _Pending], runs: dict[int, Any], sweep: _Sweep, events: Any) -> None:
-    if snapshot is None or events is None:
+def _poll(ray: Any, pool: Any, sweep: _Sweep) -> None:
+    """Ask every busy worker how far its run is (the display must never stop the work)."""
+    busy = [w for w in pool.workers if w.item is not None]
+    refs = [w.handle.status.remote() for w in busy]
+    if not refs:
         return
-    for item in pending.values():
-        key = (item.run_index, item.shard_index)
-        attempts = snapshot["attempts"].get(key, 0)
-        if attempts > item.attempts_seen:
-            item.attempts_seen = attempts
-            if hasattr(events, "running"):
-                events.running(runs[item.run_index], dict(snapshot["where"][key], attempt=attempts))
-    for key, (done, _total) in snapshot["done"].items():
-        if done and sweep.first_progress is None:
-            sweep.first_progress = time.monotonic()
-        sweep.examples[key] = done
-    if hasattr(events, "sweep"):
-        done, rate = sweep.rate()
-        events.sweep(sweep.runs_done, sweep.total_runs, done, rate)
-
-
-def _cancel(ray: Any, refs: Sequence[Any]) -> None:
-    for ref in refs:
+    try:
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=2.0)
+    except Exception:
+        return
+    for ref in done:
         try:
-            ray.cancel(ref, force=True)
+            status = ray.get(ref)
         except Exception:
-            pass
+            continue
+        if status is not None:
+            key, examples, _total = status
+            sweep.examples[tuple(key)] = examples
 
 
 def _write(out: Path, run: Any, data: Mapping[str, Any], samples: str | None, report: Any, events: Any, sweep: _Sweep) -> None:
