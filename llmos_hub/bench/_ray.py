@@ -427,17 +427,43 @@ def run_on_ray(
             worker = pool.start(shape, unused.get(shape))
             starting[worker.ready_ref] = worker
 
+        def top_up(shape: str) -> None:
+            """Start a worker for ``shape`` if its work left needs one more than it has."""
+            busy = sum(1 for w in pool.live(shape) if w.item is not None)
+            if len(pool.live(shape)) < min(capacity[shape], busy + len(queues.get(shape, ()))):
+                start(shape)
+
         def assign(worker: Any, item: _Item) -> None:
+            """Queue ``item`` on ``worker`` (one that is still starting runs it as soon as it is up)."""
             item.attempts += 1
-            where = dict(worker.where, attempt=item.attempts)
-            ref = worker.handle.run.remote(item.job, where)
+            ref = worker.handle.run.remote(item.job, item.attempts)
             worker.item, worker.ref = item, ref
             inflight[ref] = worker
+            if worker.where is not None:
+                announce(worker)
+
+        def came_up(worker: Any) -> None:
+            """A worker answered (or failed) its ``ready`` call."""
+            try:
+                worker.where = ray.get(worker.ready_ref)
+            except ray.exceptions.RayError as exc:  # its queued run fails too, and is handed out again
+                pool.remove(worker, kill=True)
+                failures = pool.start_failures[worker.shape] = pool.start_failures.get(worker.shape, 0) + 1
+                pool.start_error[worker.shape] = f"no Ray worker could be started: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                if failures <= MAX_START_FAILURES:
+                    top_up(worker.shape)
+                return
+            if worker.item is not None:
+                announce(worker)
+
+        def announce(worker: Any) -> None:
+            """The run is on a worker that is up: show it running there."""
+            item = worker.item
             sweep.examples[item.job.key] = 0
             if sweep.first_start is None:
                 sweep.first_start = time.monotonic()
             if events and hasattr(events, "running"):
-                events.running(runs[item.job.key[0]], where)
+                events.running(runs[item.job.key[0]], dict(worker.where, attempt=item.attempts))
 
         def requeue(item: _Item) -> None:
             queue = queues[json.dumps(task_resources(item.job.spec, overrides), sort_keys=True)]
@@ -484,14 +510,14 @@ def run_on_ray(
             last_poll = time.monotonic()
             while inflight or any(queues.values()):
                 for worker in list(pool.workers):
-                    if worker.where is None or worker.item is not None:
+                    if worker.item is not None:
                         continue
                     work = queues.get(worker.shape)
                     if work:
                         assign(worker, work.pop(0))
-                    elif any(w.where is None for w in pool.workers if w.shape != worker.shape):
+                    elif worker.where is not None and any(w.where is None for w in pool.workers if w.shape != worker.shape):
                         pool.remove(worker, kill=True)  # free its resources for another shape's waiting worker
-                waiting = list(inflight) + list(starting)
+                waiting = list(starting) + list(inflight)
                 if not waiting:  # work left and no worker at all: every one died starting up
                     for shape, queue in queues.items():
                         for item in list(queue):
@@ -501,17 +527,13 @@ def run_on_ray(
                 ready, _ = ray.wait(waiting, num_returns=1, timeout=POLL_SECONDS)
                 for ref in ready:
                     if ref in starting:
-                        worker = starting.pop(ref)
-                        try:
-                            worker.where = ray.get(ref)
-                        except ray.exceptions.RayError as exc:
-                            pool.remove(worker, kill=True)
-                            failures = pool.start_failures[worker.shape] = pool.start_failures.get(worker.shape, 0) + 1
-                            pool.start_error[worker.shape] = f"no Ray worker could be started: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-                            if queues.get(worker.shape) and failures <= MAX_START_FAILURES:
-                                start(worker.shape)
+                        came_up(starting.pop(ref))
+                        continue
+                    if ref not in inflight:
                         continue
                     worker = inflight.pop(ref)
+                    if worker.ready_ref in starting:  # it ran before the driver saw it come up: show that first
+                        came_up(starting.pop(worker.ready_ref))
                     item, worker.item, worker.ref = worker.item, None, None
                     try:
                         result = ray.get(ref)
@@ -519,10 +541,8 @@ def run_on_ray(
                         pool.remove(worker, kill=True)
                         if item.attempts <= retries:
                             requeue(item)
-                            shape = worker.shape
-                            busy = sum(1 for w in pool.live(shape) if w.item is not None)
-                            if len(pool.live(shape)) < min(capacity[shape], busy + len(queues[shape])):
-                                start(shape)
+                            if pool.start_failures.get(worker.shape, 0) <= MAX_START_FAILURES:
+                                top_up(worker.shape)
                             continue
                         result = {"ok": False, "message": _died_message(exc, worker.where, item.attempts, retries)}
                     except ray.exceptions.RayError as exc:

@@ -11,9 +11,10 @@ Why not one Ray task per run (the first design): measured on the 8-run sweep (``
 So the driver runs a small pool of actors instead, one per slot a run's resources fit in (per resource
 shape), capped by the number of runs. An actor holds its resources for its life, keeps one
 :class:`~llmos_hub.bench._execute.Session` (plugins loaded and models cached once, so runs that share a
-model reuse it), and imports the plan's backends, model families and tasks as soon as it is created —
-while the driver still checks the cluster's plugins. The driver hands each free actor the longest
-remaining run (LPT scheduling: :func:`estimated_cost`), so the workers finish together. Retries are the
+model reuse it), and imports the plan's backends, model families, tasks and metrics as soon as it is
+created — while the driver still checks the cluster's plugins. The driver hands each free actor the
+longest remaining run (LPT scheduling: :func:`estimated_cost`), so the workers finish together; each new
+actor is given its first run at once (it starts it when up), so the longest runs go to different workers. Retries are the
 driver's: an actor that dies (killed, out of memory, its node lost) is replaced and its run handed out
 again, with the attempt number in the record, up to ``max_retries`` times.
 
@@ -80,14 +81,14 @@ def slots(resources: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -> i
 
 
 class RunWorker:
-    """A Ray actor body (threaded: ``max_concurrency=2``, so the driver can read progress during a run)."""
+    """A Ray actor body. Threaded (``max_concurrency=3``): it answers ``ready`` and ``status`` while it
+    warms up or runs, so the driver knows where it is at once and can read progress during a run."""
 
-    def __init__(self, disabled: tuple[str, ...], autoload: bool, warm: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, disabled: tuple[str, ...], autoload: bool) -> None:
         self._lock = threading.Lock()
         self._disabled, self._autoload = tuple(disabled), bool(autoload)
         self._session: Any = None
         self._status: tuple[Any, int, int] | None = None
-        self.warm(warm)
 
     def session(self) -> Any:
         """This worker's plugin host and model session, made once (plugins load once per worker)."""
@@ -123,12 +124,12 @@ class RunWorker:
 
         return where_am_i()
 
-    def run(self, job: Any, where: dict[str, Any]) -> dict[str, Any]:
-        from ._ray import run_job
+    def run(self, job: Any, attempt: int) -> dict[str, Any]:
+        from ._ray import run_job, where_am_i
 
         self._status = (job.key, 0, 0)
         try:
-            return run_job(job, where, self.session, self._advanced)
+            return run_job(job, dict(where_am_i(), attempt=attempt), self.session, self._advanced)
         finally:
             self._status = None
 
@@ -176,8 +177,9 @@ class WorkerPool:
             self.workers.append(worker)
             return worker
         options = dict(json.loads(shape))
-        actor = self.ray.remote(RunWorker).options(max_concurrency=2, max_restarts=0, **options)
-        handle = actor.remote(self.disabled, self.autoload, self.warm)
+        actor = self.ray.remote(RunWorker).options(max_concurrency=3, max_restarts=0, **options)
+        handle = actor.remote(self.disabled, self.autoload)
+        handle.warm.remote(self.warm)  # imports while its first run waits for the session (one lock)
         worker = Worker(handle, shape, handle.ready.remote())
         self.workers.append(worker)
         return worker
