@@ -392,8 +392,10 @@ def run_on_ray(
 
         for index, run in todo:
             shape = json.dumps(task_resources(run.spec, overrides), sort_keys=True)
-            _, requests = requests_of(run.spec, run.task, run.data)
-            cost = estimated_cost(requests)
+            try:
+                cost = estimated_cost(requests_of(run.spec, run.task, run.data)[1])
+            except Exception:  # the run meets the problem on its worker and fails there, as in-process
+                cost = 0.0
             if shards > 1:
                 parts = shard_batches(run.spec, run.task, run.data, shards)
                 mergers[index] = ShardMerger(run, parts, command=command)
