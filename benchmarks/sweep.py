@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     cold = times["in-process"][0] / times["ray"][0]
     print(f"\n8 runs, {args.limit or 'all'} examples each, load average {os.getloadavg()[0]:.2f}: "
           f"round 1 (cold) in-process {times['in-process'][0]:.1f}s, Ray {times['ray'][0]:.1f}s "
-          f"(connect {connect:.1f}s included) -> {cold:.2f}x")
+          f"(connect {connect:.2f}s included) -> {cold:.2f}x")
+    rounds = [a / b for a, b in zip(times["in-process"], times["ray"])]
+    print("per round (in-process / Ray): " + ", ".join(f"{r:.2f}x" for r in rounds))
     print(f"best of {args.rounds}: in-process {best['in-process']:.1f}s, "
           f"Ray 2 workers {best['ray']:.1f}s  ->  speed-up {speedup:.2f}x (target {TARGET}x)")
     result = {
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "best_seconds": best,
         "speedup": speedup,
         "cold_speedup": cold,
+        "round_speedups": rounds,
         "ray_connect_seconds": connect,
         "target": TARGET,
         "meets_target": speedup >= TARGET,
