@@ -46,7 +46,7 @@ __all__ = ["DEFAULT_MAX_RETRIES", "RAY_OPTIONS", "parse_ray_options", "run_on_ra
 
 #: How often a run whose worker died is handed out again before it is reported as failed.
 DEFAULT_MAX_RETRIES = 2
-#: ``--ray-option`` keys: Ray's own task options, passed through.
+#: ``--ray-option`` keys: Ray's own resource and scheduling options (given to each worker), and max_retries.
 RAY_OPTIONS = ("num_cpus", "num_gpus", "memory", "resources", "accelerator_type", "max_retries", "scheduling_strategy")
 #: Seconds between two looks at the workers' progress (and the longest wait for a result between them).
 POLL_SECONDS = 0.5
