@@ -414,9 +414,8 @@ def run_on_ray(
         for shape, queue in queues.items():
             for _ in range(min(capacity[shape], len(queue))):
                 pool.start(shape, kept.get(shape))
-        unused = {shape: workers for shape, workers in kept.items() if workers}
-        for shape in [s for s in unused if s not in queues]:
-            for worker in unused.pop(shape):
+        for workers in kept.values():  # kept workers this bench has no run for: their resources go back
+            for worker in workers:
                 pool.remove(worker, kill=True)
         runs = dict(todo)
         sweep = _Sweep(total_runs=len(todo))
@@ -426,7 +425,7 @@ def run_on_ray(
             starting[worker.ready_ref] = worker
 
         def start(shape: str) -> None:
-            worker = pool.start(shape, unused.get(shape))
+            worker = pool.start(shape)
             starting[worker.ready_ref] = worker
 
         def top_up(shape: str) -> None:
@@ -558,16 +557,13 @@ def run_on_ray(
                     events.sweep(sweep.runs_done, sweep.total_runs, done, rate)
         except BaseException:  # Ctrl-C, SIGTERM or a bug: stop every run in flight; written records stay
             pool.kill_all()
-            for workers in unused.values():
-                for worker in workers:
-                    pool.remove(worker, kill=True)
             raise
         if owns_connection:
             pool.kill_all()
         else:
             for worker in [w for w in pool.workers if w.where is None]:
                 pool.remove(worker, kill=True)
-            keep_workers(ray, pool, unused)
+            keep_workers(ray, pool)
     return report
 
 

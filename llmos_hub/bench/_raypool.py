@@ -214,10 +214,10 @@ def kept_workers(ray: Any, disabled: tuple[str, ...], autoload: bool) -> dict[st
     return _KEPT.pop(key, {})
 
 
-def keep_workers(ray: Any, pool: WorkerPool, extra: Mapping[str, list[Worker]]) -> None:
-    """Keep the pool's idle actors (and unused kept ones) for this driver's next bench."""
+def keep_workers(ray: Any, pool: WorkerPool) -> None:
+    """Keep the pool's idle actors for this driver's next bench."""
     key = (ray.get_runtime_context().get_job_id(), pool.disabled, pool.autoload)
-    kept: dict[str, list[Worker]] = {shape: list(workers) for shape, workers in extra.items()}
+    kept: dict[str, list[Worker]] = {}
     for worker in pool.workers:
         if worker.item is None:
             kept.setdefault(worker.shape, []).append(worker)
