@@ -362,4 +362,7 @@ def _modules(model: Any, capability: Capability, tokenizer: Any) -> tuple[dict[s
             "cross_kv": HFCrossKV(model),
             "decoder": HFDecoder(model, (layers, heads, head_dim)),
         }, geometry
-    return {"causal_lm": HFCausalLM(model, (layers, heads, head_dim))}, geometry
+    from .native import native_causal_lm
+
+    # A lean module for covered architectures (same weights, same numbers), transformers' forward otherwise.
+    return {"causal_lm": native_causal_lm(model) or HFCausalLM(model, (layers, heads, head_dim))}, geometry
