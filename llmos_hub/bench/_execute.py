@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from .._backend import Backend, Runner
-from .._fileio import atomic_write
 from .._model import LoadedModel, ModelFamily
 from .._requests import Request, request_length
 from .._result import SCHEMA_ID, ResultRecord, config_hash
@@ -327,8 +326,9 @@ def finish(
     eval_seconds = got.eval_seconds
 
     scores = task.score(examples, answered.answers, formulation=got.formulation, labels=got.labels, seed=spec.seed)
-    if samples_path is not None:
-        _write_samples(samples_path, task, examples, answered.answers, got.labels, got.formulation)
+    # The samples file is written with the record (ResultRecord.save), so both share a folder.
+    samples = (_samples_text(task, examples, answered.answers, got.labels, got.formulation)
+               if samples_path is not None else None)
 
     per_second = (lambda n: n / eval_seconds if eval_seconds > 0 else 0.0)  # noqa: E731
     speed = {
@@ -387,11 +387,11 @@ def finish(
         "samples_file": samples_path.name if samples_path is not None else None,
         "per_example": example_table(task, examples, answered.answers, formulation=got.formulation, labels=got.labels),
     }
-    return ResultRecord(_jsonable(record))
+    return ResultRecord(_jsonable(record), samples=samples)
 
 
-def _write_samples(path: Path, task: Task, examples: Sequence[Any], answers: Sequence[Sequence[Any]],
-                   labels: Sequence[str] | None, formulation: str) -> None:
+def _samples_text(task: Task, examples: Sequence[Any], answers: Sequence[Sequence[Any]],
+                  labels: Sequence[str] | None, formulation: str) -> str:
     lines = []
     for example, answer in zip(examples, answers):
         extra = dict(task.per_example(example, answer, formulation=formulation, labels=labels))
@@ -402,7 +402,7 @@ def _write_samples(path: Path, task: Task, examples: Sequence[Any], answers: Seq
                 ensure_ascii=False,
             )
         )
-    atomic_write(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def _jsonable(value: Any) -> Any:
