@@ -27,6 +27,7 @@ from ..errors import LlmosHubError, UsageError
 from ..stats._table import example_table
 from ._environment import environment
 from ._spec import RunSpec
+from ._window import fit_to_window, report_truncated, truncated_summary
 
 Progress = Callable[[int, int], None]
 
@@ -204,6 +205,9 @@ class RunAnswers:
     eval_seconds: float = 0.0
     #: A sharded run's per-shard figures (see :mod:`llmos_hub.bench._shards`).
     shards: list[dict[str, Any]] | None = None
+    #: Examples cut to fit the model's window of ``max_length`` tokens: id -> tokens cut (see ``_window``).
+    truncated: dict[str, int] = field(default_factory=dict)
+    max_length: int = 0
 
 
 def requests_of(spec: RunSpec, task: Task, data: TaskData) -> tuple[Any, list[list[Request]]]:
@@ -241,6 +245,8 @@ def answer(
         raise UsageError(f"backend {spec.backend} does not answer {', '.join(missing)} requests for {spec.model}")
 
     form, per_example = requests_of(spec, task, data)
+    mine = sorted({i for batch in batches for i, _ in batch}) if batches is not None else None
+    truncated = fit_to_window(model, task.name, [ex.id for ex in data.examples], per_example, mine)
     window_start = time.time()
     answered = answer_all(runner, per_example, spec.batch_size, progress, batches)
     window = (window_start, time.time())
@@ -288,6 +294,8 @@ def answer(
         ),
         window=window,
         eval_seconds=sum(answered.latencies),
+        truncated=truncated,
+        max_length=int(getattr(model, "max_length", 0) or 0),
     )
 
 
@@ -326,6 +334,7 @@ def finish(
     eval_seconds = got.eval_seconds
 
     scores = task.score(examples, answered.answers, formulation=got.formulation, labels=got.labels, seed=spec.seed)
+    report_truncated(task.name, spec.model, got.max_length, got.truncated)
     # The samples file is written with the record (ResultRecord.save), so both share a folder.
     samples = (_samples_text(task, examples, answered.answers, got.labels, got.formulation)
                if samples_path is not None else None)
@@ -365,6 +374,7 @@ def finish(
             "source": data.source,
             "definition": definition,
             "definition_sha256": spec.task_sha256 or config_hash(definition),
+            **({"truncated_examples": truncated_summary(got.truncated)} if got.truncated else {}),
         },
         "backend": {
             "name": spec.backend,
