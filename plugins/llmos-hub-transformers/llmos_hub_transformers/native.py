@@ -9,7 +9,8 @@ same layers (the same parameter tensors, the same activation module, the same
 :class:`llmos_hub.LoadedModel` (cache preallocated and written in place, ``cache_position`` slots,
 ``logits_index``).
 
-Only configurations it reproduces exactly are taken (:func:`native_causal_lm` returns ``None``
+Covered: GPT-2 (``causal_lm``) and T5/mT5 (``decoder``; any feed-forward variant, run as its own
+module). Only configurations these modules reproduce exactly are taken (:func:`native_causal_lm` returns ``None``
 otherwise, and the family falls back to :class:`~.modules.HFCausalLM`); tests compare its logits and
 greedy tokens with ``transformers``' on tiny models of each option.
 """
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NativeGPT2", "native_causal_lm"]
+__all__ = ["NativeGPT2", "NativeT5Decoder", "native_causal_lm", "native_decoder"]
 
 
 def _write(cache: Tensor, cache_position: Tensor, new: Tensor) -> Tensor:
@@ -99,6 +100,102 @@ class NativeGPT2(nn.Module):
         if logits_index is not None:
             x = x.index_select(1, logits_index)
         return self.model.lm_head(x), torch.stack(news)
+
+
+def _t5_supported(model: nn.Module) -> bool:
+    config = getattr(model, "config", None)
+    return (
+        type(model).__name__ in {"T5ForConditionalGeneration", "MT5ForConditionalGeneration"}
+        and getattr(config, "model_type", None) in {"t5", "mt5"}
+    )
+
+
+class NativeT5Decoder(nn.Module):
+    """``(decoder_input_ids, encoder_states, encoder_mask, cross_kv, cache, cache_position) -> (logits, new_kv)``
+    over the decoder of a ``T5ForConditionalGeneration`` (shared modules, not copies).
+
+    The same operations as ``transformers``' T5 decoder with its SDPA attention: relative position bias
+    of the first layer for every layer's self-attention (added where a key may be seen, the dtype's
+    minimum elsewhere), unscaled dot products, cross-attention over ``cross_kv`` (or the keys/values of
+    ``encoder_states`` when none is given), the feed-forward layers as they are, the decoder output
+    scaled by ``d_model ** -0.5`` when the config says so.
+    """
+
+    def __init__(self, model: nn.Module, cache_geometry: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.model = model
+        config = model.config
+        self.n_heads = int(config.num_heads)
+        self.head_dim = int(config.d_kv)
+        self.scale_output = bool(getattr(config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", True)))
+        self.model_dim = int(config.d_model)
+        self.cache_geometry = cache_geometry
+
+    def _heads(self, x: Tensor) -> Tensor:
+        return x.view(x.shape[0], x.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        decoder_input_ids: Tensor,
+        encoder_states: Tensor,
+        encoder_mask: Tensor,
+        cross_kv: Tensor | None = None,
+        cache: Tensor | None = None,
+        cache_position: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        decoder = self.model.decoder
+        batch, new = decoder_input_ids.shape
+        if cache is None or cache_position is None:
+            layers, heads, head_dim = self.cache_geometry
+            cache = torch.zeros(layers, 2, batch, heads, new, head_dim, dtype=encoder_states.dtype,
+                                device=decoder_input_ids.device)
+            cache_position = torch.arange(new, device=decoder_input_ids.device)
+        total = cache.shape[4]
+        lowest = torch.finfo(encoder_states.dtype).min
+        first = decoder.block[0].layer[0].SelfAttention
+        key = torch.arange(total, device=decoder_input_ids.device)
+        bucket = first._relative_position_bucket(
+            key[None, :] - cache_position[:, None],
+            bidirectional=False,
+            num_buckets=first.relative_attention_num_buckets,
+            max_distance=first.relative_attention_max_distance,
+        )
+        bias = first.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0)  # [1, heads, new, total]
+        self_mask = torch.where((key[None, :] <= cache_position[:, None])[None, None], bias, lowest)
+        cross_mask = torch.where(encoder_mask[:, None, None, :].bool(), 0.0, lowest).to(encoder_states.dtype)
+        x = decoder.embed_tokens(decoder_input_ids)
+        news = []
+        for i, block in enumerate(decoder.block):
+            attention = block.layer[0].SelfAttention
+            h = block.layer[0].layer_norm(x)
+            q, k, v = self._heads(attention.q(h)), self._heads(attention.k(h)), self._heads(attention.v(h))
+            keys = _write(cache[i, 0], cache_position, k)
+            values = _write(cache[i, 1], cache_position, v)
+            y = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=self_mask, scale=1.0)
+            x = x + attention.o(y.transpose(1, 2).reshape(batch, new, -1))
+            cross = block.layer[1].EncDecAttention
+            h = block.layer[1].layer_norm(x)
+            if cross_kv is not None:
+                ck, cv = cross_kv[i, 0], cross_kv[i, 1]
+            else:
+                ck, cv = self._heads(cross.k(encoder_states)), self._heads(cross.v(encoder_states))
+            y = torch.nn.functional.scaled_dot_product_attention(
+                self._heads(cross.q(h)), ck, cv, attn_mask=cross_mask, scale=1.0
+            )
+            x = x + cross.o(y.transpose(1, 2).reshape(batch, new, -1))
+            x = block.layer[2](x)
+            news.append(torch.stack((k, v)))
+        x = decoder.final_layer_norm(x)
+        if self.scale_output:
+            x = x * (self.model_dim**-0.5)
+        return self.model.lm_head(x), torch.stack(news)
+
+
+def native_decoder(model: nn.Module, cache_geometry: tuple[int, int, int]) -> nn.Module | None:
+    """The lean ``decoder`` module for ``model`` when covered, else ``None``."""
+    if _t5_supported(model):
+        return NativeT5Decoder(model, cache_geometry)
+    return None
 
 
 def native_causal_lm(model: nn.Module) -> nn.Module | None:
