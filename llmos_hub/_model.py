@@ -204,6 +204,19 @@ class LoadedModel:
     def modules(self, value: Mapping[str, Any]) -> None:
         self._modules = value
 
+    def own_modules(self) -> dict[str, Any]:
+        """A private set of the model's modules, for a backend that transforms them (device, dtype, packed
+        weights) without touching :attr:`modules`, which other backends in the process share.
+
+        Built afresh by the family when it builds lazily (so a backend that is the model's only user holds
+        one copy of the weights, not two); otherwise a deep copy of :attr:`modules`.
+        """
+        import copy
+
+        if self._build_modules is not None:
+            return dict(self._build_modules())
+        return copy.deepcopy(dict(self.modules))
+
     @property
     def modules_built(self) -> bool:
         """Whether :attr:`modules` exist yet (a files-consuming backend leaves them unbuilt)."""
@@ -217,17 +230,19 @@ class LoadedModel:
     def supports(self, capability: Capability | str) -> bool:
         return Capability(capability) in self.capabilities
 
-    def cache_geometry(self, role: str) -> tuple[int, int, int]:
+    def cache_geometry(self, role: str, module: Any = None) -> tuple[int, int, int]:
         """``(layers, heads, head_dim)`` of the KV cache of module ``role`` (``causal_lm`` or ``decoder``).
 
         A module may state it (``module.cache_geometry = (layers, kv_heads, head_dim)``), which is exact
         for grouped-query heads; otherwise it is read from :attr:`config` under the usual names
         (``n_layer``/``num_layers``, ``n_head``, ``d_model``/``hidden_size``, optional ``head_dim``; for
         a decoder ``decoder_layers``/``n_decoder_layers`` first). Backends use it to preallocate the cache.
+        ``module``: the backend's own copy of the role's module (:meth:`own_modules`), read instead of
+        building :attr:`modules`.
         """
         from .errors import UsageError
 
-        stated = getattr(self.modules[role], "cache_geometry", None)
+        stated = getattr(module if module is not None else self.modules[role], "cache_geometry", None)
         if stated is not None:
             stated_layers, stated_heads, stated_dim = (int(v) for v in stated)
             return stated_layers, stated_heads, stated_dim

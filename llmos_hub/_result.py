@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +79,15 @@ def record_stem(task: str, model: str, backend: str, config_hash: str) -> str:
 
 @dataclass(frozen=True)
 class ResultRecord:
-    """A validated result record; ``data`` is the JSON document itself."""
+    """A validated result record; ``data`` is the JSON document itself.
+
+    ``samples`` is the text of its ``--log-samples`` file (``data["samples_file"]``) until it is saved:
+    :meth:`save` writes both into one folder, so a samples file goes wherever its record goes (the
+    output folder, or the fallback folder when that cannot be written).
+    """
 
     data: Mapping[str, Any]
+    samples: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         reason = validation_error(self.data)
@@ -128,7 +134,10 @@ class ResultRecord:
         return _FLAT_ARRAY.sub(_one_line, text) + "\n"
 
     def save(self, folder: str | Path) -> Path:
-        """Write the record atomically into ``folder``; returns its path."""
+        """Write the record (its samples file first, so it never names a missing file) atomically into
+        ``folder``; returns the record's path."""
+        if self.samples is not None and self.data.get("samples_file"):
+            atomic_write(Path(folder) / str(self.data["samples_file"]), self.samples)
         return atomic_write(Path(folder) / self.filename(), self.to_json())
 
 

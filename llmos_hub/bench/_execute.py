@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from .._backend import Backend, Runner
-from .._fileio import atomic_write
 from .._model import LoadedModel, ModelFamily
 from .._requests import Request, request_length
 from .._result import SCHEMA_ID, ResultRecord, config_hash
@@ -28,6 +27,7 @@ from ..errors import LlmosHubError, UsageError
 from ..stats._table import example_table
 from ._environment import environment
 from ._spec import RunSpec
+from ._window import fit_to_window, report_truncated, truncated_summary
 
 Progress = Callable[[int, int], None]
 
@@ -205,6 +205,9 @@ class RunAnswers:
     eval_seconds: float = 0.0
     #: A sharded run's per-shard figures (see :mod:`llmos_hub.bench._shards`).
     shards: list[dict[str, Any]] | None = None
+    #: Examples cut to fit the model's window of ``max_length`` tokens: id -> tokens cut (see ``_window``).
+    truncated: dict[str, int] = field(default_factory=dict)
+    max_length: int = 0
 
 
 def requests_of(spec: RunSpec, task: Task, data: TaskData) -> tuple[Any, list[list[Request]]]:
@@ -242,6 +245,8 @@ def answer(
         raise UsageError(f"backend {spec.backend} does not answer {', '.join(missing)} requests for {spec.model}")
 
     form, per_example = requests_of(spec, task, data)
+    mine = sorted({i for batch in batches for i, _ in batch}) if batches is not None else None
+    truncated = fit_to_window(model, task.name, [ex.id for ex in data.examples], per_example, mine)
     window_start = time.time()
     answered = answer_all(runner, per_example, spec.batch_size, progress, batches)
     window = (window_start, time.time())
@@ -289,6 +294,8 @@ def answer(
         ),
         window=window,
         eval_seconds=sum(answered.latencies),
+        truncated=truncated,
+        max_length=int(getattr(model, "max_length", 0) or 0),
     )
 
 
@@ -327,8 +334,10 @@ def finish(
     eval_seconds = got.eval_seconds
 
     scores = task.score(examples, answered.answers, formulation=got.formulation, labels=got.labels, seed=spec.seed)
-    if samples_path is not None:
-        _write_samples(samples_path, task, examples, answered.answers, got.labels, got.formulation)
+    report_truncated(task.name, spec.model, got.max_length, got.truncated)
+    # The samples file is written with the record (ResultRecord.save), so both share a folder.
+    samples = (_samples_text(task, examples, answered.answers, got.labels, got.formulation)
+               if samples_path is not None else None)
 
     per_second = (lambda n: n / eval_seconds if eval_seconds > 0 else 0.0)  # noqa: E731
     speed = {
@@ -365,6 +374,7 @@ def finish(
             "source": data.source,
             "definition": definition,
             "definition_sha256": spec.task_sha256 or config_hash(definition),
+            **({"truncated_examples": truncated_summary(got.truncated)} if got.truncated else {}),
         },
         "backend": {
             "name": spec.backend,
@@ -387,11 +397,11 @@ def finish(
         "samples_file": samples_path.name if samples_path is not None else None,
         "per_example": example_table(task, examples, answered.answers, formulation=got.formulation, labels=got.labels),
     }
-    return ResultRecord(_jsonable(record))
+    return ResultRecord(_jsonable(record), samples=samples)
 
 
-def _write_samples(path: Path, task: Task, examples: Sequence[Any], answers: Sequence[Sequence[Any]],
-                   labels: Sequence[str] | None, formulation: str) -> None:
+def _samples_text(task: Task, examples: Sequence[Any], answers: Sequence[Sequence[Any]],
+                  labels: Sequence[str] | None, formulation: str) -> str:
     lines = []
     for example, answer in zip(examples, answers):
         extra = dict(task.per_example(example, answer, formulation=formulation, labels=labels))
@@ -402,7 +412,7 @@ def _write_samples(path: Path, task: Task, examples: Sequence[Any], answers: Seq
                 ensure_ascii=False,
             )
         )
-    atomic_write(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def _jsonable(value: Any) -> Any:

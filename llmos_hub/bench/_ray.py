@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._fileio import atomic_write
 from .._result import ResultRecord, record_stem
 from .._task import Task, TaskData
 from ..errors import LlmosHubError, UsageError
@@ -188,12 +186,10 @@ def run_job(job: Job, where: dict[str, Any], session: Any, progress: Any) -> dic
             return {"ok": True, "shard": shard, "where": where}
         from ._execute import execute
 
-        with tempfile.TemporaryDirectory(prefix="llmos-hub-") as tmp:
-            samples_path = Path(tmp) / job.samples_name if job.samples_name else None
-            record = execute(job.spec, session=session, task=job.task, data=job.data, command=job.command,
-                             task_argument=job.task_argument, samples_path=samples_path, progress=progress)
-            samples = samples_path.read_text(encoding="utf-8") if samples_path is not None else None
-        return {"ok": True, "record": with_placement(record.data, where), "samples": samples, "where": where}
+        samples_path = Path(job.samples_name) if job.samples_name else None  # only its name is used
+        record = execute(job.spec, session=session, task=job.task, data=job.data, command=job.command,
+                         task_argument=job.task_argument, samples_path=samples_path, progress=progress)
+        return {"ok": True, "record": with_placement(record.data, where), "samples": record.samples, "where": where}
     except Exception as exc:  # reported on the driver as this run's failure; the others go on
         return {"ok": False, "message": failure_message(exc, job.spec), "where": where,
                 "traceback": traceback.format_exc() if job.debug else None}
@@ -497,7 +493,7 @@ def run_on_ray(
                 except Exception as exc:  # merging or scoring failed: this run fails, the others go on
                     _failed(report, events, run, {"message": failure_message(exc, run.spec)}, sweep)
                     return
-                _write(output_dir, run, placed, None, report, events, sweep)
+                _write(output_dir, run, placed, record.samples, report, events, sweep)
             elif result["ok"]:
                 sweep.examples[item.job.key] = len(run.data.examples)
                 _write(output_dir, run, result["record"], result.get("samples"), report, events, sweep)
@@ -592,11 +588,9 @@ def _poll(ray: Any, pool: Any, sweep: _Sweep) -> None:
 
 
 def _write(out: Path, run: Any, data: Mapping[str, Any], samples: str | None, report: Any, events: Any, sweep: _Sweep) -> None:
-    """Validate and write one arrived record (and its samples first, so the record never points at nothing)."""
+    """Validate and write one arrived record with its samples (to the fallback folder if ``out`` fails)."""
     try:
-        record = ResultRecord(dict(data))
-        if samples is not None and record.data.get("samples_file"):
-            atomic_write(out / record.data["samples_file"], samples)
+        record = ResultRecord(dict(data), samples=samples)
         path = _output.save_record(record, out, report.fallback, report.write_problems)
     except LlmosHubError as exc:
         _failed(report, events, run, {"message": str(exc)}, sweep)

@@ -119,6 +119,7 @@ def merge(parts: Sequence[RunAnswers], *, where: Sequence[dict[str, Any] | None]
         window=(start, end),
         eval_seconds=max(end - start, 0.0),
         shards=split,
+        truncated={ex: n for p in parts for ex, n in p.truncated.items()},
     )
 
 

@@ -262,11 +262,14 @@ def _fell_back(report: Any, output_dir: Path) -> int:
 
     folder = report.fallback[0]
     count = sum(1 for p, _ in report.written if p.parent == folder)
+    samples = sum(1 for p, r in report.written if p.parent == folder and r.data.get("samples_file"))
+    what = f"{count} record(s)" + (f" and {samples} samples file(s)" if samples else "")
+    files = f"{shlex.quote(str(folder))}/*.json" + (f" {shlex.quote(str(folder))}/*.samples.jsonl" if samples else "")
     # click.echo, not rich: one line that is never wrapped, so the command can be copied as is.
     click.echo(
-        f"error: could not write {count} record(s) to {output_dir} ({report.write_problems[0]}); they are saved in "
+        f"error: could not write {what} to {output_dir} ({report.write_problems[0]}); they are saved in "
         f"{folder}; move them back with: mkdir -p {shlex.quote(str(output_dir))} && "
-        f"mv {shlex.quote(str(folder))}/*.json {shlex.quote(str(output_dir))}/", err=True)
+        f"mv {files} {shlex.quote(str(output_dir))}/", err=True)
     return 1
 
 

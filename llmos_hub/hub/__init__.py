@@ -14,6 +14,7 @@ from ._auth import HubAuth, resolve_auth
 from ._errors import ConflictError, HubError, ServerError, hub_call
 from ._fetch import fetch_records
 from ._publish import PublishResult, publish, retry_command
+from ._retried import hub_call_retried, hub_deadline
 from ._tasks import TaskPublishResult, publish_task
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "TaskPublishResult",
     "fetch_records",
     "hub_call",
+    "hub_call_retried",
+    "hub_deadline",
     "publish",
     "publish_task",
     "resolve_auth",

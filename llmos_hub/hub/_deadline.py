@@ -104,6 +104,7 @@ def quiet_library() -> None:
         import logging
 
         logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+        _single_try_downloads()
         try:
             from huggingface_hub.utils import _http
         except ImportError:  # pragma: no cover
@@ -118,6 +119,25 @@ def quiet_library() -> None:
 
         single_try._llmos_hub_single_try = True  # type: ignore[attr-defined]
         _http._http_backoff_base = single_try
+
+
+def _single_try_downloads() -> None:
+    """``huggingface_hub``'s file download (``http_get``) retries a dropped or timed-out stream 5 times
+    itself, a second each, under ours; make it try once (it still resumes a stream that made progress)."""
+    try:
+        from huggingface_hub import file_download
+    except ImportError:  # pragma: no cover
+        return
+    get = getattr(file_download, "http_get", None)
+    if get is None or getattr(get, "_llmos_hub_single_try", False):
+        return
+
+    def http_get_once(*args: Any, **kwargs: Any) -> Any:
+        kwargs["_nb_retries"] = 0
+        return get(*args, **kwargs)
+
+    http_get_once._llmos_hub_single_try = True  # type: ignore[attr-defined]
+    file_download.http_get = http_get_once
 
 
 def bounded(fn: Callable[[], T]) -> T:

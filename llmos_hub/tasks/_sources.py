@@ -197,15 +197,18 @@ def _parquet_table(src: SplitSource) -> Any:
 def _load_dataset(src: SplitSource) -> Any:
     import datasets
 
+    from .._quiet import quiet_datasets
+
     data = src.spec.data
     location = src.spec.splits[src.split]
     try:
-        if src.format == "hub":
-            loaded = datasets.load_dataset(data.dataset, data.config, revision=data.revision)
-        elif src.path is not None and ((src.path / "dataset_dict.json").is_file() or (src.path / "state.json").is_file()):
-            loaded = datasets.load_from_disk(str(src.path))
-        else:
-            loaded = datasets.load_dataset(str(src.path))
+        with quiet_datasets():  # no progress bars or warnings of theirs above ours
+            if src.format == "hub":
+                loaded = datasets.load_dataset(data.dataset, data.config, revision=data.revision)
+            elif src.path is not None and ((src.path / "dataset_dict.json").is_file() or (src.path / "state.json").is_file()):
+                loaded = datasets.load_from_disk(str(src.path))
+            else:
+                loaded = datasets.load_dataset(str(src.path))
     except DataError:
         raise
     except Exception as exc:

@@ -21,6 +21,7 @@ Options (``Backend.prepare(..., options={...})``, all optional):
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import time
@@ -144,8 +145,17 @@ class OnnxRuntimeBackend(Backend):
 
 
 def _exported(model: LoadedModel, cache: ExportCache, *, exporter: str, opset: int, dtype: str) -> _Exported:
-    """The cached export of ``model`` (built on a miss), quantized into its own entry for ``int8``."""
+    """The cached export of ``model`` (built on a miss), quantized into its own entry for ``int8``.
+
+    The key hashes the model's torch modules. When no one has built the model's shared modules yet,
+    a private copy is hashed (and exported) instead and dropped before the sessions load, so the
+    process does not keep a torch copy of the weights next to ONNX Runtime's.
+    """
     started = time.perf_counter()
+    if not model.modules_built:
+        private = copy.copy(model)
+        private.modules = model.own_modules()
+        model = private
     key, parts = export_key(model, exporter=exporter, opset=opset)
 
     def build(folder: Path) -> dict[str, Any]:

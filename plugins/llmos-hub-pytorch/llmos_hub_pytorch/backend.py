@@ -13,12 +13,17 @@ causality, so it never grows); a seq2seq source's cross-attention keys/values co
 
 Options: ``use_cache`` (default true; false recomputes the whole sequence at every step, the
 baseline the KV cache is measured against), ``threads`` (CPU intra-op threads; default
-:func:`llmos_hub.decoding.default_threads`, one core left free so a shared machine does not stall).
+:func:`llmos_hub.decoding.default_threads`, one core left free so a shared machine does not stall),
+``prepack`` (default false; CPU float32 only: linear weights packed once by oneDNN, faster batched
+decoding, see :mod:`.prepack`).
+
+Modules: on CPU in float32 without ``prepack`` the runner runs the model's shared modules as they
+are; any transformation (device, dtype, packing) happens on the runner's own copy
+(:meth:`LoadedModel.own_modules`), so other backends in the process keep the originals.
 """
 
 from __future__ import annotations
 
-import copy
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +37,8 @@ from llmos_hub.decoding import Batch, StepRunner, cache_capacity, default_thread
 
 from .device import DTYPES, resolve_device, resolve_dtype
 from .kvcache import CachePool
+from .prepack import available as prepack_available
+from .prepack import pack_linears
 
 __all__ = ["TorchBackend", "TorchRunner"]
 
@@ -59,6 +66,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         dtype: torch.dtype,
         use_cache: bool = True,
         threads: int | None = None,
+        prepack: bool = False,
     ) -> None:
         super().__init__(model)
         self.torch_device = device
@@ -70,13 +78,19 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         self.threads = int(threads) if threads else default_threads()
         if device.type == "cpu":
             torch.set_num_threads(self.threads)
-        modules = dict(model.modules)
-        if device.type != "cpu" or dtype != torch.float32:
-            modules = copy.deepcopy(modules)  # leave the caller's float32 CPU modules untouched
+        self.prepacked = 0
+        if device.type != "cpu" or dtype != torch.float32 or prepack:
+            modules = model.own_modules()  # leave the shared float32 CPU modules untouched
+        else:
+            modules = dict(model.modules)
+        if not modules:
+            raise UsageError(f"model {model.name} has no torch modules for backend pytorch to run")
         self.modules = {role: m.to(device=device, dtype=dtype).eval() for role, m in modules.items()}
+        if prepack:
+            self.prepacked = sum(pack_linears(m) for m in self.modules.values() if isinstance(m, torch.nn.Module))
         self._seq2seq = model.supports(Capability.SEQ2SEQ)
         role = "decoder" if self._seq2seq else "causal_lm"
-        self._cache_dims = model.cache_geometry(role) if role in self.modules else None
+        self._cache_dims = model.cache_geometry(role, self.modules[role]) if role in self.modules else None
         self._pool = CachePool(device, dtype)
         self._slots = torch.arange(max(int(model.max_length), 1) + 1, dtype=torch.long, device=device)
         self._first = torch.zeros(1, dtype=torch.long, device=device)
@@ -270,6 +284,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             "threads": torch.get_num_threads(),
             "threads_source": self.threads_source,
             "kv_cache": self.use_cache,
+            "prepacked_linears": self.prepacked,
         }
         if self.torch_device.type == "cuda":
             facts["device_name"] = torch.cuda.get_device_name(self.torch_device)
@@ -306,7 +321,14 @@ class TorchBackend(Backend):
     option_schema = {
         "use_cache": {"type": ["boolean", "string", "integer"]},
         "threads": {"type": "integer", "minimum": 1},
+        "prepack": {"type": ["boolean", "string", "integer"]},
     }
+
+    def check(self, device: str, dtype: str, options: Mapping[str, Any]) -> None:
+        super().check(device, dtype, options)
+        if _as_bool(options.get("prepack", False)):
+            _check_prepack(torch.device("cpu" if device == "auto" and not torch.cuda.is_available() else
+                                        ("cuda" if device == "auto" else device)), DTYPES.get(dtype, torch.float32))
 
     def prepare(
         self,
@@ -319,21 +341,36 @@ class TorchBackend(Backend):
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         options = dict(options or {})
-        unknown = sorted(set(options) - {"use_cache", "threads"})
+        unknown = sorted(set(options) - {"use_cache", "threads", "prepack"})
         if unknown:
-            raise UsageError(f"unknown option(s) {', '.join(unknown)} for backend pytorch; known: use_cache, threads")
-        if not model.modules:
-            raise UsageError(f"model {model.name} has no torch modules for backend pytorch to run")
+            raise UsageError(
+                f"unknown option(s) {', '.join(unknown)} for backend pytorch; known: use_cache, threads, prepack"
+            )
+        prepack = _as_bool(options.get("prepack", False))
+        if prepack:
+            _check_prepack(torch_device, torch_dtype)
         return TorchRunner(
             model,
             device=torch_device,
             dtype=torch_dtype,
             use_cache=_as_bool(options.get("use_cache", True)),
             threads=int(options["threads"]) if options.get("threads") else None,
+            prepack=prepack,
         )
 
     def versions(self) -> Mapping[str, str]:
         return {"torch": torch.__version__}
+
+
+def _check_prepack(device: torch.device, dtype: torch.dtype) -> None:
+    """``prepack`` packs float32 weights for oneDNN's CPU kernels: refuse it anywhere else, in one line."""
+    if device.type != "cpu" or dtype != torch.float32:
+        raise UsageError(
+            f"option prepack of backend pytorch works on the CPU in float32, not on {device.type} in "
+            f"{str(dtype).removeprefix('torch.')}; drop the option or use --device cpu --dtype float32"
+        )
+    if not prepack_available():
+        raise UsageError("option prepack of backend pytorch needs a torch build with oneDNN; drop the option")
 
 
 def _as_bool(value: Any) -> bool:

@@ -194,13 +194,15 @@ class HFFamily(ModelFamily):
             if any(p.name.startswith(("model", "pytorch_model")) for p in source.folder.iterdir()):
                 weight_files(source.folder)  # pickle-only, outside or truncated weights: refused before loading
         else:
-            config = hub_config(str(source.repo_id), source.revision)
+            with _quiet_transformers():
+                config = hub_config(str(source.repo_id), source.revision)
         return frozenset({capability_of(config, f"hf:{ref}")})
 
     def inspect(self, ref: str, *, revision: str | None = None) -> ModelInfo:
         """Capabilities, labels, weights hash and files of ``ref``; a Hub id is resolved (and its files
         downloaded once) at the commit ``revision`` names, so the hash is that commit's weights."""
-        resolved = resolve(parse_ref(ref, revision))
+        with _quiet_transformers():  # no download progress bars of huggingface_hub's
+            resolved = resolve(parse_ref(ref, revision))
         config = read_config(resolved.folder)
         capability = capability_of(config, f"hf:{ref}")
         files = weight_files(resolved.folder)
@@ -215,7 +217,8 @@ class HFFamily(ModelFamily):
     def load(self, ref: str, *, revision: str | None = None) -> LoadedModel:
         """The tokenizer, provenance and files now; the torch model when a backend reads ``modules``."""
         source = parse_ref(ref, revision)
-        resolved = resolve(source)
+        with _quiet_transformers():  # no download progress bars of huggingface_hub's
+            resolved = resolve(source)
         where = f"hf:{ref}"
         raw = read_config(resolved.folder)
         capability = capability_of(raw, where)
@@ -283,20 +286,38 @@ def _artifacts(resolved: Resolved, weights: list[Path]) -> Artifacts:
 
 
 def _quiet_transformers():
-    """A context in which transformers draws no progress bars (the bench draws its own)."""
-    from contextlib import contextmanager
+    """A context in which transformers and huggingface_hub draw no progress bars and log no reports.
 
+    The bench draws its own progress, and what a load report says that matters (weights missing from
+    the checkpoint) becomes our own one-line error (:func:`_build_model`), so nothing of theirs comes
+    before it ("Loading weights: ... it/s", "... LOAD REPORT", "Fetching 5 files"). Scoped: the
+    previous verbosity and progress-bar settings come back on exit, so a program importing llmos-hub
+    keeps its own. ``LLMOS_HUB_DEBUG`` (``--debug``) keeps everything.
+    """
+    import os
+    from contextlib import contextmanager, nullcontext
+
+    if os.environ.get("LLMOS_HUB_DEBUG"):
+        return nullcontext()
+    from huggingface_hub import utils as hub_utils
     from transformers.utils import logging as hf_logging
 
     @contextmanager
     def quiet():
         bars = hf_logging.is_progress_bar_enabled()
+        verbosity = hf_logging.get_verbosity()
+        hub_bars = not hub_utils.are_progress_bars_disabled()
         hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        hub_utils.disable_progress_bars()
         try:
             yield
         finally:
+            hf_logging.set_verbosity(verbosity)
             if bars:
                 hf_logging.enable_progress_bar()
+            if hub_bars:
+                hub_utils.enable_progress_bars()
 
     return quiet()
 
@@ -335,11 +356,24 @@ def _build_model(folder: Path, capability: Capability, where: str, tokenizer: An
 
     try:
         with _quiet_transformers():
-            model = _auto_class(capability).from_pretrained(
+            model, info = _auto_class(capability).from_pretrained(
                 folder, dtype=torch.float32, use_safetensors=True, trust_remote_code=False, local_files_only=True,
+                output_loading_info=True, ignore_mismatched_sizes=True,  # refused below, naming the tensors
             )
     except _LOAD_ERRORS as exc:
         raise DataError(f"{where}: transformers cannot load it: {_first_line(exc)}") from None
+    mismatched = sorted(info.get("mismatched_keys") or (), key=lambda m: m[0])
+    if mismatched:
+        named = ", ".join(f"{key} is {tuple(got)}, the config says {tuple(want)}" for key, got, want in mismatched[:2])
+        raise DataError(f"{where}: {len(mismatched)} weight(s) in the checkpoint do not fit the model's config "
+                        f"({named}{', ...' if len(mismatched) > 2 else ''}); use the config.json saved with "
+                        "these weights")
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:  # transformers would fill them with random numbers: every score would be noise
+        named = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise DataError(f"{where}: the checkpoint has no weights for {len(missing)} parameter(s) of "
+                        f"{type(model).__name__} ({named}); transformers would initialize them randomly, so its "
+                        "scores would mean nothing; download or save the checkpoint again")
     model.eval()
     if capability is Capability.CLASSIFIER and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_id  # decoder classifiers find a row's end by its pads
@@ -355,11 +389,15 @@ def _modules(model: Any, capability: Capability, tokenizer: Any) -> tuple[dict[s
     layers, heads, head_dim = _cache_geometry(model, capability, tokenizer)
     # Backends size the cache from these keys: n_heads are key/value heads.
     geometry: dict[str, Any] = {"n_layers": layers, "n_heads": heads, "head_dim": head_dim, "d_model": heads * head_dim}
+    from .native import native_causal_lm, native_decoder
+
     if capability is Capability.SEQ2SEQ:
         geometry["n_decoder_layers"] = layers
         return {
             "encoder": HFEncoder(model),
             "cross_kv": HFCrossKV(model),
-            "decoder": HFDecoder(model, (layers, heads, head_dim)),
+            "decoder": native_decoder(model, (layers, heads, head_dim)) or HFDecoder(model, (layers, heads, head_dim)),
         }, geometry
-    return {"causal_lm": HFCausalLM(model, (layers, heads, head_dim))}, geometry
+
+    # A lean module for covered architectures (same weights, same numbers), transformers' forward otherwise.
+    return {"causal_lm": native_causal_lm(model) or HFCausalLM(model, (layers, heads, head_dim))}, geometry

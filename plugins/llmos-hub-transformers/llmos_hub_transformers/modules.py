@@ -89,6 +89,30 @@ def _filled_layer_class():
 
 
 SlotLayer = None  # the class, built on first use (keeps ``import transformers`` lazy)
+FilledLayer = None  # likewise
+
+
+def _cross_cache(cross_kv: Tensor, memo: dict | None = None):
+    """A ``transformers`` ``Cache`` holding ``cross_kv`` as every layer's cross-attention keys/values.
+
+    Eager calls with the same ``cross_kv`` tensor (every step of one generation) reuse the object of
+    the previous call, so a decode step builds no Python objects per layer.
+    """
+    from transformers.cache_utils import Cache
+
+    global FilledLayer
+    if FilledLayer is None:
+        FilledLayer = _filled_layer_class()
+    key = None
+    if memo is not None and _in_place():
+        key = (cross_kv.data_ptr(), tuple(cross_kv.shape), cross_kv.dtype, cross_kv.device)
+        found = memo.get("cross")
+        if found is not None and found[0] == key:
+            return found[1]
+    made = Cache(layers=[FilledLayer(cross_kv[i, 0], cross_kv[i, 1]) for i in range(cross_kv.shape[0])])
+    if key is not None and memo is not None:
+        memo["cross"] = (key, made)
+    return made
 
 
 def _slot_cache(cache: Tensor, cache_position: Tensor, memo: dict | None = None):
@@ -241,18 +265,13 @@ class HFDecoder(_Wrapper):
         cache_position: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         from transformers import DynamicCache, EncoderDecoderCache
-        from transformers.cache_utils import Cache
         from transformers.modeling_outputs import BaseModelOutput
 
         if cache is None or cache_position is None:
             assert self.cache_geometry is not None
             cache, cache_position = _full_call(decoder_input_ids, *self.cache_geometry, self._dtype())
         slots = _slot_cache(cache, cache_position, self._memo)
-        if cross_kv is None:
-            cross = DynamicCache()
-        else:
-            filled = _filled_layer_class()
-            cross = Cache(layers=[filled(cross_kv[i, 0], cross_kv[i, 1]) for i in range(cross_kv.shape[0])])
+        cross = DynamicCache() if cross_kv is None else _cross_cache(cross_kv, self._memo)
         both = EncoderDecoderCache(slots, cross)
         if cross_kv is not None:
             both.is_updated = {i: True for i in range(cross_kv.shape[0])}

@@ -240,12 +240,12 @@ def _hub():
 
 def hub_config(repo_id: str, revision: str | None) -> dict[str, Any]:
     """A Hub repo's ``config.json`` (only that file is downloaded)."""
-    from llmos_hub.hub import hub_call
+    from llmos_hub.hub import hub_call_retried
 
     from huggingface_hub import hf_hub_download
 
     auth, _ = _hub()
-    path = hub_call(auth, repo_id, "model", "read config.json of", lambda: hf_hub_download(
+    path = hub_call_retried(auth, repo_id, "model", "read config.json of", lambda: hf_hub_download(
         repo_id, "config.json", revision=revision, endpoint=auth.endpoint, token=auth.token,
     ))
     return read_config(Path(path).parent)
@@ -282,13 +282,25 @@ def resolve(source: Source) -> Resolved:
         folder = source.folder
         read_config(folder)  # a clear error for a wrong path before anything else
         return Resolved(folder=folder, source=str(folder.resolve()), revision=None)
-    from llmos_hub.hub import hub_call
-
     repo_id = str(source.repo_id)
     if _offline():
         return _from_cache(repo_id, source.revision)
+    from llmos_hub.hub import hub_deadline
+
+    with hub_deadline():  # the model info, any pull request lookup and the download share one deadline
+        return _download(source, repo_id)
+
+
+def _download(source: Source, repo_id: str) -> Resolved:
+    """:func:`resolve` for a Hub repo: its file list, then a snapshot of the files a model needs.
+
+    Each Hub call is retried in llmos-hub's one retry layer (5xx and dropped connections), the
+    ``huggingface_hub`` retries underneath are off, and all of it ends by the command's deadline.
+    """
+    from llmos_hub.hub import hub_call_retried
+
     auth, api = _hub()
-    info = hub_call(auth, repo_id, "model", "read", lambda: api.model_info(repo_id, revision=source.revision))
+    info = hub_call_retried(auth, repo_id, "model", "read", lambda: api.model_info(repo_id, revision=source.revision))
     names = [s.rfilename for s in (info.siblings or [])]
     where = f"hf:{repo_id}" + (f"@{source.revision}" if source.revision else "")
     if "config.json" not in names:
@@ -311,7 +323,7 @@ def resolve(source: Source) -> Resolved:
 
     # Download by the name asked for (so the cache remembers the branch for offline use); the
     # snapshot's folder is named by the commit actually downloaded, which is what provenance records.
-    folder = Path(hub_call(auth, repo_id, "model", "download", lambda: snapshot_download(
+    folder = Path(hub_call_retried(auth, repo_id, "model", "download", lambda: snapshot_download(
         repo_id, revision=revision, allow_patterns=NEEDED, endpoint=auth.endpoint, token=auth.token,
     )))
     return Resolved(folder=folder, source=repo_id, revision=folder.name, extra=extra)

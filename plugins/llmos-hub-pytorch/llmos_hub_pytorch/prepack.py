@@ -1,0 +1,107 @@
+"""Linear layers with their weights packed once by oneDNN, for CPU decoding at batch > 1.
+
+A decoding step multiplies a few rows (the batch) by every weight matrix of the model; PyTorch's
+default CPU matmul re-reads the weight in its stored layout at every call. oneDNN can reorder a
+weight once into the blocked layout its small-``M`` kernels stream best (what ``torch.compile``'s
+CPU backend does after "freezing"); measured on GPT-2-small geometry at 8 rows, 1 thread, the
+model's matmuls take about 0.7 of the time (``benchmarks/generate.py``). At one row the step is
+bound by reading the weights from memory and the packed layout does not help (GPT-2's ``Conv1D``,
+stored ``[in, out]``, is even ~10% slower packed), and a long prefill runs at about the same speed,
+so packing is an option (``--backend-option pytorch.prepack=true``), not the default.
+
+Results are float32 matmuls in another summation order: logits differ from the unpacked ones in
+the last bits (well under 1e-4 on the tested models), greedy tokens are the same on every model the
+tests and benchmarks run.
+
+Packing replaces ``nn.Linear`` and ``transformers``' ``Conv1D`` (recognised by name and shape, so
+this plugin does not import ``transformers``) in modules the runner owns (:meth:`LoadedModel.own_modules`),
+never in the model's shared modules. A layer whose weight is shared with another parameter (a tied
+output embedding) is left as it is: packing it would keep a second copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["PackedLinear", "available", "pack_linears"]
+
+
+def available() -> bool:
+    """Whether this torch build has oneDNN's packed linear kernels."""
+    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+class PackedLinear(nn.Module):
+    """``y = x W^T + b`` with ``W`` reordered once by oneDNN (CPU, float32)."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, *, batch_hint: int = 8) -> None:
+        super().__init__()
+        self.in_features = int(weight.shape[1])
+        self.out_features = int(weight.shape[0])
+        # ``weight`` stays an attribute of that name: model code reads ``layer.weight.dtype``.
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), batch_hint)
+        self.weight = nn.Parameter(packed, requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().contiguous(), requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = x.reshape(-1, self.in_features)
+        y = torch.ops.mkldnn._linear_pointwise(rows, self.weight, self.bias, "none", [], "")
+        return y.view(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed"
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    """``transformers.pytorch_utils.Conv1D``: a linear layer whose weight is stored ``[in, out]``."""
+    weight = getattr(module, "weight", None)
+    return (
+        type(module).__name__ == "Conv1D"
+        and isinstance(weight, Tensor)
+        and weight.dim() == 2
+        and getattr(module, "nf", None) == weight.shape[1]
+    )
+
+
+def _shared_storages(modules: Iterable[nn.Module]) -> set[int]:
+    """Data pointers held by more than one parameter (tied weights)."""
+    seen: dict[int, int] = {}
+    for module in modules:
+        for sub in module.modules():
+            if isinstance(sub, PackedLinear):  # opaque oneDNN storage, and never tied
+                continue
+            for _, p in sub.named_parameters(recurse=False, remove_duplicate=False):
+                seen[p.data_ptr()] = seen.get(p.data_ptr(), 0) + 1
+    return {ptr for ptr, n in seen.items() if n > 1}
+
+
+def pack_linears(module: nn.Module, *, batch_hint: int = 8) -> int:
+    """Replace every float32 CPU ``nn.Linear``/``Conv1D`` under ``module`` by a :class:`PackedLinear`.
+
+    Returns how many layers were packed. Each layer's dense weight is released as soon as its packed
+    copy exists, so memory peaks at one layer over the model's size.
+    """
+    tied = _shared_storages([module])
+    done: dict[int, PackedLinear] = {}  # one layer reached from two parents stays one layer
+    count = 0
+    # Only modules with children: holding the leaves here would keep every dense weight alive to the end.
+    for parent in [m for m in module.modules() if next(m.children(), None) is not None]:
+        for name, child in list(parent.named_children()):
+            if id(child) in done:
+                setattr(parent, name, done[id(child)])
+                continue
+            if isinstance(child, nn.Linear):
+                weight = child.weight
+            elif _is_conv1d(child):
+                weight = child.weight.t()
+            else:
+                continue
+            if weight.device.type != "cpu" or weight.dtype != torch.float32 or child.weight.data_ptr() in tied:
+                continue
+            packed = done[id(child)] = PackedLinear(weight, child.bias, batch_hint=batch_hint)
+            setattr(parent, name, packed)
+            count += 1
+    return count

@@ -1,0 +1,88 @@
+"""The ``prepack`` option: oneDNN-packed linear weights give the same greedy tokens and (to float32
+rounding) the same scores as the dense modules, on the runner's own modules only, and is refused in one
+line where it cannot work."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llmos_hub import GenerationConfig, UsageError
+from llmos_hub_nano.family import NanoFamily
+from llmos_hub_nano.tiny import random_checkpoint
+from llmos_hub_pytorch.backend import TorchBackend
+from llmos_hub_pytorch.prepack import PackedLinear, available, pack_linears
+
+pytestmark = pytest.mark.skipif(not available(), reason="this torch build has no oneDNN packed linear kernels")
+
+PROMPTS = ["The quick brown fox", "Usage:", "Packages provide libraries, tools and documentation for the"]
+PAIRS = [("The quick brown", " fox jumps"), ("Usage:", " llmos-hub bench"), ("A", " tokenizer splits text")]
+
+
+def _load(root, arch):
+    return NanoFamily().load(str(random_checkpoint(root / arch, arch, seed=3, max_length=48)))
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("prepack")
+
+
+@pytest.mark.parametrize("arch", ["causal-lm", "seq2seq"])
+def test_packed_runner_matches_the_dense_one(root, arch):
+    dense = TorchBackend().prepare(_load(root, arch), options={})
+    model = _load(root, arch)
+    packed = TorchBackend().prepare(model, options={"prepack": True})
+    assert packed.prepacked > 0 and packed.describe()["prepacked_linears"] == packed.prepacked
+    assert dense.describe()["prepacked_linears"] == 0
+    assert any(isinstance(m, PackedLinear) for root_ in packed.modules.values() for m in root_.modules())
+    config = GenerationConfig(max_new_tokens=10)
+    assert [g.text for g in packed.generate(PROMPTS, config)] == [g.text for g in dense.generate(PROMPTS, config)]
+    beams = GenerationConfig(max_new_tokens=6, num_beams=3)
+    assert [g.text for g in packed.generate(PROMPTS, beams)] == [g.text for g in dense.generate(PROMPTS, beams)]
+    ours, theirs = packed.loglikelihood(PAIRS), dense.loglikelihood(PAIRS)
+    assert [a.is_greedy for a in ours] == [b.is_greedy for b in theirs]
+    assert [a.logprob for a in ours] == pytest.approx([b.logprob for b in theirs], abs=1e-4)
+
+
+def test_the_shared_modules_are_never_packed(root):
+    model = _load(root, "causal-lm")
+    TorchBackend().prepare(model, options={"prepack": "true"})
+    assert not model.modules_built  # the runner built its own copy
+    assert not any(isinstance(m, PackedLinear) for root_ in model.modules.values() for m in root_.modules())
+
+
+def test_pack_linears_equals_linear_and_conv1d_and_leaves_tied_weights():
+    torch.manual_seed(0)
+
+    class Conv1D(torch.nn.Module):  # transformers' layout: weight [in, out], recognised by name
+        def __init__(self, nf, nx):
+            super().__init__()
+            self.nf = nf
+            self.weight = torch.nn.Parameter(torch.randn(nx, nf))
+            self.bias = torch.nn.Parameter(torch.randn(nf))
+
+        def forward(self, x):
+            return torch.addmm(self.bias, x.view(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], self.nf)
+
+    embed = torch.nn.Embedding(50, 24)
+    head = torch.nn.Linear(24, 50, bias=False)
+    head.weight = embed.weight  # tied: packing it would hold a second copy
+    net = torch.nn.ModuleDict({"a": torch.nn.Linear(24, 40), "b": Conv1D(40, 24), "embed": embed, "head": head})
+    x = torch.randn(3, 5, 24)
+    before = {k: net[k](x) for k in ("a", "b", "head")}
+    assert pack_linears(net) == 2
+    assert isinstance(net["a"], PackedLinear) and isinstance(net["b"], PackedLinear)
+    assert net["head"].weight is net["embed"].weight
+    for k in ("a", "b", "head"):
+        assert torch.allclose(net[k](x), before[k], atol=1e-5)
+
+
+@pytest.mark.parametrize(("device", "dtype"), [("cpu", "bfloat16"), ("cuda", "float32")])
+def test_prepack_elsewhere_is_one_line_before_loading(device, dtype):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present; prepack on CUDA is refused by the same check")
+    with pytest.raises(UsageError) as caught:
+        TorchBackend().check(device, dtype, {"prepack": True})
+    assert "\n" not in str(caught.value)
+    assert "--device" in str(caught.value)

@@ -1,0 +1,205 @@
+"""Lean ``causal_lm`` modules for the architectures people decode most, over ``transformers``' own weights.
+
+:class:`~.modules.HFCausalLM` runs any causal LM through ``transformers``' forward, which per decoding
+step rebuilds attention masks, cache objects and output records in Python: on GPT-2-small at one row
+that is about a third of the step on top of the weight products (``benchmarks/generate.py`` prints
+the floor). For an architecture whose whole forward is a handful of operations, this module runs the
+same layers (the same parameter tensors, the same activation module, the same
+``scaled_dot_product_attention``) with nothing else in between, in the calling convention of
+:class:`llmos_hub.LoadedModel` (cache preallocated and written in place, ``cache_position`` slots,
+``logits_index``).
+
+Covered: GPT-2 (``causal_lm``) and T5/mT5 (``decoder``; any feed-forward variant, run as its own
+module). Only configurations these modules reproduce exactly are taken (:func:`native_causal_lm` returns ``None``
+otherwise, and the family falls back to :class:`~.modules.HFCausalLM`); tests compare its logits and
+greedy tokens with ``transformers``' on tiny models of each option.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["NativeGPT2", "NativeT5Decoder", "native_causal_lm", "native_decoder"]
+
+
+def _write(cache: Tensor, cache_position: Tensor, new: Tensor) -> Tensor:
+    """``cache [..., capacity, head_dim]`` with ``new`` in slots ``cache_position``: in place when eager,
+    functional under export or tracing (an exported graph mutates no input)."""
+    axis = cache.dim() - 2
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return cache.index_copy(axis, cache_position, new.to(cache.dtype))
+    return cache.index_copy_(axis, cache_position, new.to(cache.dtype))
+
+
+def _gpt2_supported(config: Any) -> bool:
+    """GPT-2 configurations whose forward is exactly: pre-LN blocks, fused QKV, 1/sqrt(d) attention."""
+    return (
+        getattr(config, "model_type", None) == "gpt2"
+        and not getattr(config, "add_cross_attention", False)
+        and getattr(config, "scale_attn_weights", True)
+        and not getattr(config, "scale_attn_by_inverse_layer_idx", False)
+        and not getattr(config, "reorder_and_upcast_attn", False)
+    )
+
+
+class NativeGPT2(nn.Module):
+    """``(input_ids, attention_mask, cache, cache_position, logits_index) -> (logits, new_kv)`` over the
+    modules of a ``GPT2LMHeadModel`` (shared, not copied)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model  # kept whole: the export cache hashes the module tree, and tied weights stay tied
+        config = model.config
+        self.n_embd = int(config.n_embd)
+        self.n_head = int(config.n_head)
+        self.head_dim = self.n_embd // self.n_head
+        self.cache_geometry = (int(config.n_layer), self.n_head, self.head_dim)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        cache: Tensor | None = None,
+        cache_position: Tensor | None = None,
+        logits_index: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        transformer = self.model.transformer
+        batch, new = input_ids.shape
+        if cache is None or cache_position is None:  # a call over the whole sequence
+            layers, heads, head_dim = self.cache_geometry
+            cache = torch.zeros(layers, 2, batch, heads, new, head_dim, dtype=transformer.wte.weight.dtype,
+                                device=input_ids.device)
+            cache_position = torch.arange(new, device=input_ids.device)
+        total = cache.shape[4]
+        # A token's position counts the real tokens before it, so a left-padded row sees the positions
+        # it would alone; slots after the newest token are unwritten and causality hides them.
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0).index_select(1, cache_position)
+        x = transformer.wte(input_ids) + transformer.wpe(positions)
+        key = torch.arange(total, device=input_ids.device)
+        allowed = (key[None, :] <= cache_position[:, None])[None] & attention_mask[:, None, :total].bool()
+        # Each query also sees itself, so a padding row never attends to nothing (NaNs would follow).
+        allowed = (allowed | (key[None, :] == cache_position[:, None])[None])[:, None]
+        news = []
+        for i, block in enumerate(transformer.h):
+            attn = block.attn
+            q, k, v = attn.c_attn(block.ln_1(x)).split(self.n_embd, dim=2)
+            q = q.view(batch, new, self.n_head, self.head_dim).transpose(1, 2)
+            k = k.view(batch, new, self.n_head, self.head_dim).transpose(1, 2)
+            v = v.view(batch, new, self.n_head, self.head_dim).transpose(1, 2)
+            keys = _write(cache[i, 0], cache_position, k)
+            values = _write(cache[i, 1], cache_position, v)
+            y = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
+            x = x + attn.c_proj(y.transpose(1, 2).reshape(batch, new, self.n_embd))
+            mlp = block.mlp
+            x = x + mlp.c_proj(mlp.act(mlp.c_fc(block.ln_2(x))))
+            news.append(torch.stack((k, v)))
+        x = transformer.ln_f(x)
+        if logits_index is not None:
+            x = x.index_select(1, logits_index)
+        return self.model.lm_head(x), torch.stack(news)
+
+
+def _t5_supported(model: nn.Module) -> bool:
+    config = getattr(model, "config", None)
+    return (
+        type(model).__name__ in {"T5ForConditionalGeneration", "MT5ForConditionalGeneration"}
+        and getattr(config, "model_type", None) in {"t5", "mt5"}
+    )
+
+
+class NativeT5Decoder(nn.Module):
+    """``(decoder_input_ids, encoder_states, encoder_mask, cross_kv, cache, cache_position) -> (logits, new_kv)``
+    over the decoder of a ``T5ForConditionalGeneration`` (shared modules, not copies).
+
+    The same operations as ``transformers``' T5 decoder with its SDPA attention: relative position bias
+    of the first layer for every layer's self-attention (added where a key may be seen, the dtype's
+    minimum elsewhere), unscaled dot products, cross-attention over ``cross_kv`` (or the keys/values of
+    ``encoder_states`` when none is given), the feed-forward layers as they are, the decoder output
+    scaled by ``d_model ** -0.5`` when the config says so.
+    """
+
+    def __init__(self, model: nn.Module, cache_geometry: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.model = model
+        config = model.config
+        self.n_heads = int(config.num_heads)
+        self.head_dim = int(config.d_kv)
+        self.scale_output = bool(getattr(config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", True)))
+        self.model_dim = int(config.d_model)
+        self.cache_geometry = cache_geometry
+
+    def _heads(self, x: Tensor) -> Tensor:
+        return x.view(x.shape[0], x.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        decoder_input_ids: Tensor,
+        encoder_states: Tensor,
+        encoder_mask: Tensor,
+        cross_kv: Tensor | None = None,
+        cache: Tensor | None = None,
+        cache_position: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        decoder = self.model.decoder
+        batch, new = decoder_input_ids.shape
+        if cache is None or cache_position is None:
+            layers, heads, head_dim = self.cache_geometry
+            cache = torch.zeros(layers, 2, batch, heads, new, head_dim, dtype=encoder_states.dtype,
+                                device=decoder_input_ids.device)
+            cache_position = torch.arange(new, device=decoder_input_ids.device)
+        total = cache.shape[4]
+        lowest = torch.finfo(encoder_states.dtype).min
+        first = decoder.block[0].layer[0].SelfAttention
+        key = torch.arange(total, device=decoder_input_ids.device)
+        bucket = first._relative_position_bucket(
+            key[None, :] - cache_position[:, None],
+            bidirectional=False,
+            num_buckets=first.relative_attention_num_buckets,
+            max_distance=first.relative_attention_max_distance,
+        )
+        bias = first.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0)  # [1, heads, new, total]
+        self_mask = torch.where((key[None, :] <= cache_position[:, None])[None, None], bias, lowest)
+        cross_mask = torch.where(encoder_mask[:, None, None, :].bool(), 0.0, lowest).to(encoder_states.dtype)
+        x = decoder.embed_tokens(decoder_input_ids)
+        news = []
+        for i, block in enumerate(decoder.block):
+            attention = block.layer[0].SelfAttention
+            h = block.layer[0].layer_norm(x)
+            q, k, v = self._heads(attention.q(h)), self._heads(attention.k(h)), self._heads(attention.v(h))
+            keys = _write(cache[i, 0], cache_position, k)
+            values = _write(cache[i, 1], cache_position, v)
+            y = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=self_mask, scale=1.0)
+            x = x + attention.o(y.transpose(1, 2).reshape(batch, new, -1))
+            cross = block.layer[1].EncDecAttention
+            h = block.layer[1].layer_norm(x)
+            if cross_kv is not None:
+                ck, cv = cross_kv[i, 0], cross_kv[i, 1]
+            else:
+                ck, cv = self._heads(cross.k(encoder_states)), self._heads(cross.v(encoder_states))
+            y = torch.nn.functional.scaled_dot_product_attention(
+                self._heads(cross.q(h)), ck, cv, attn_mask=cross_mask, scale=1.0
+            )
+            x = x + cross.o(y.transpose(1, 2).reshape(batch, new, -1))
+            x = block.layer[2](x)
+            news.append(torch.stack((k, v)))
+        x = decoder.final_layer_norm(x)
+        if self.scale_output:
+            x = x * (self.model_dim**-0.5)
+        return self.model.lm_head(x), torch.stack(news)
+
+
+def native_decoder(model: nn.Module, cache_geometry: tuple[int, int, int]) -> nn.Module | None:
+    """The lean ``decoder`` module for ``model`` when covered, else ``None``."""
+    if _t5_supported(model):
+        return NativeT5Decoder(model, cache_geometry)
+    return None
+
+
+def native_causal_lm(model: nn.Module) -> nn.Module | None:
+    """The lean module for ``model`` when its architecture and options are covered, else ``None``."""
+    if _gpt2_supported(getattr(model, "config", None)) and type(model).__name__ == "GPT2LMHeadModel":
+        return NativeGPT2(model)
+    return None

@@ -1,0 +1,106 @@
+"""The lean GPT-2 and T5 modules compute what ``transformers``' forward computes, in the same calling
+convention, and are taken only for the configurations they reproduce."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers as tf
+
+from llmos_hub_transformers.modules import HFCausalLM, HFCrossKV, HFDecoder, HFEncoder
+from llmos_hub_transformers.native import NativeGPT2, NativeT5Decoder, native_causal_lm, native_decoder
+
+IDS = torch.tensor([[0, 0, 5, 17, 42, 9, 33], [11, 12, 13, 14, 15, 16, 17]])
+MASK = torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]])
+
+
+def _gpt2(**options):
+    torch.manual_seed(0)
+    config = tf.GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=64, **options)
+    return tf.GPT2LMHeadModel(config).eval()
+
+
+def _t5(**options):
+    torch.manual_seed(0)
+    config = tf.T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+                         num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **options)
+    return tf.T5ForConditionalGeneration(config).eval()
+
+
+def _steps(module, first_args, next_ids, cache, width):
+    """Prefill then one token at a time into ``cache``: the logits of every call."""
+    out = [module(*first_args(cache, torch.arange(width)))[0][:, -1]]
+    for step, token in enumerate(next_ids):
+        out.append(module(*token(cache, torch.tensor([width + step])))[0][:, -1])
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("options", [{}, {"activation_function": "gelu"}, {"tie_word_embeddings": False}])
+def test_gpt2_native_equals_transformers_forward_with_and_without_cache(options):
+    model = _gpt2(**options)
+    native, wrapped = NativeGPT2(model), HFCausalLM(model, (2, 4, 8))
+    with torch.inference_mode():
+        full_native, kv_native = native(IDS, MASK)
+        full_wrapped, kv_wrapped = wrapped(IDS, MASK)
+        real = MASK.bool()
+        assert torch.allclose(full_native[real], full_wrapped[real], atol=1e-5)
+        assert torch.allclose(kv_native[..., 2:, :], kv_wrapped[..., 2:, :], atol=1e-5)
+        steps = [torch.tensor([[7], [8]]), torch.tensor([[21], [22]])]
+        width, capacity = IDS.shape[1], IDS.shape[1] + len(steps)
+        mask = torch.cat([MASK, torch.ones(2, len(steps), dtype=torch.long)], 1)
+
+        def run(module):
+            cache = torch.zeros(2, 2, 2, 4, capacity, 8)
+            first = lambda c, slots: (IDS, mask, c, slots, torch.tensor([width - 1]))  # noqa: E731
+            nexts = [lambda c, slots, t=t: (t, mask, c, slots, torch.tensor([0])) for t in steps]
+            return _steps(module, first, nexts, cache, width)
+
+        assert torch.allclose(run(native), run(wrapped), atol=1e-5)
+
+
+@pytest.mark.parametrize("options", [{}, {"feed_forward_proj": "gated-gelu"}, {"tie_word_embeddings": False}])
+def test_t5_native_decoder_equals_transformers_forward(options):
+    model = _t5(**options)
+    native, wrapped = NativeT5Decoder(model, (2, 4, 8)), HFDecoder(model, (2, 4, 8))
+    with torch.inference_mode():
+        states = HFEncoder(model)(IDS, MASK)
+        cross = HFCrossKV(model)(states)
+        decoder_ids = torch.tensor([[0, 9, 4, 30], [0, 2, 2, 5]])
+        a, kv_a = native(decoder_ids, states, MASK)
+        b, kv_b = wrapped(decoder_ids, states, MASK)
+        c, _ = native(decoder_ids, states, MASK, cross)
+        assert torch.allclose(a, b, atol=1e-5) and torch.allclose(c, b, atol=1e-5)
+        assert torch.allclose(kv_a, kv_b, atol=1e-5)
+
+        def run(module):
+            cache = torch.zeros(2, 2, 2, 4, 4, 8)
+            first = lambda c, slots: (decoder_ids[:, :1], states, MASK, cross, c, slots)  # noqa: E731
+            nexts = [lambda c, slots, i=i: (decoder_ids[:, i : i + 1], states, MASK, cross, c, slots) for i in (1, 2, 3)]
+            return _steps(module, first, nexts, cache, 1)
+
+        assert torch.allclose(run(native), run(wrapped), atol=1e-5)
+        assert torch.allclose(run(native)[-1], b[:, -1], atol=1e-5)
+
+
+def test_only_covered_configurations_get_a_native_module():
+    assert isinstance(native_causal_lm(_gpt2()), NativeGPT2)
+    assert native_causal_lm(_gpt2(scale_attn_by_inverse_layer_idx=True)) is None
+    assert native_causal_lm(_gpt2(reorder_and_upcast_attn=True)) is None
+    llama = tf.LlamaForCausalLM(tf.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                               num_attention_heads=4, num_key_value_heads=2))
+    assert native_causal_lm(llama) is None
+    assert isinstance(native_decoder(_t5(), (2, 4, 8)), NativeT5Decoder)
+    bart = tf.BartForConditionalGeneration(tf.BartConfig(vocab_size=64, d_model=32, encoder_layers=1, decoder_layers=1,
+                                                         encoder_attention_heads=4, decoder_attention_heads=4,
+                                                         encoder_ffn_dim=64, decoder_ffn_dim=64))
+    assert native_decoder(bart, (1, 4, 8)) is None
+
+
+@pytest.mark.parametrize(("kind", "role", "cls"), [("gpt2", "causal_lm", NativeGPT2), ("t5", "decoder", NativeT5Decoder),
+                                                   ("llama", "causal_lm", HFCausalLM), ("bart", "decoder", HFDecoder)])
+def test_the_family_builds_the_native_module_where_it_applies(tmp_path, kind, role, cls):
+    from llmos_hub_transformers.family import HFFamily
+    from llmos_hub_transformers.tiny import save_tiny
+
+    model = HFFamily().load(str(save_tiny(kind, tmp_path / kind)))
+    assert type(model.modules[role]) is cls
