@@ -85,7 +85,9 @@ class RunWorker:
     warms up or runs, so the driver knows where it is at once and can read progress during a run."""
 
     def __init__(self, disabled: tuple[str, ...], autoload: bool) -> None:
-        self._lock = threading.Lock()
+        # Held by ``warm`` and by ``run`` for their whole length: a run never overlaps the warm-up's
+        # imports, so its timed batches (the record's speed section) measure the run alone.
+        self._lock = threading.RLock()
         self._disabled, self._autoload = tuple(disabled), bool(autoload)
         self._session: Any = None
         self._status: tuple[Any, int, int] | None = None
@@ -106,17 +108,18 @@ class RunWorker:
         families, tasks and their metrics (a metric's ``evaluate`` module: ``import evaluate`` pulls in
         transformers, seconds on a small CPU). Best effort: a real problem is reported by the run that
         meets it."""
-        try:
-            host = self.session().host
-        except Exception:
-            return
-        for kind, name in names:
+        with self._lock:
             try:
-                made = host.get(kind, name)
-                for metric in (getattr(getattr(made, "spec", None), "metrics", None) or {}) if kind == "tasks" else ():
-                    getattr(host.get("metrics", metric), "module", None)  # loads an evaluate module
+                host = self.session().host
             except Exception:
-                continue
+                return
+            for kind, name in names:
+                try:
+                    made = host.get(kind, name)
+                    for metric in (getattr(getattr(made, "spec", None), "metrics", None) or {}) if kind == "tasks" else ():
+                        getattr(host.get("metrics", metric), "module", None)  # loads an evaluate module
+                except Exception:
+                    continue
 
     def ready(self) -> dict[str, Any]:
         """Where this worker runs (node, worker, pid); answering at all means it is up."""
@@ -127,11 +130,12 @@ class RunWorker:
     def run(self, job: Any, attempt: int) -> dict[str, Any]:
         from ._ray import run_job, where_am_i
 
-        self._status = (job.key, 0, 0)
-        try:
-            return run_job(job, dict(where_am_i(), attempt=attempt), self.session, self._advanced)
-        finally:
-            self._status = None
+        with self._lock:
+            self._status = (job.key, 0, 0)
+            try:
+                return run_job(job, dict(where_am_i(), attempt=attempt), self.session, self._advanced)
+            finally:
+                self._status = None
 
     def _advanced(self, done: int, total: int) -> None:
         if self._status is not None:
