@@ -35,6 +35,22 @@ def _write(cache: Tensor, cache_position: Tensor, new: Tensor) -> Tensor:
     return cache.index_copy_(axis, cache_position, new.to(cache.dtype))
 
 
+def _slots(
+    ids: Tensor, attention_mask: Tensor, cache: Tensor | None, cache_position: Tensor | None,
+    geometry: tuple[int, int, int], dtype: torch.dtype,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The cache and slots of a call (a fresh cache over the whole sequence when none is given), and each
+    new token's position: the real tokens before it, so a left-padded row sees the positions it would
+    alone (slots after the newest token are unwritten, and causality keeps them out of the count)."""
+    if cache is None or cache_position is None:
+        layers, heads, head_dim = geometry
+        batch, new = ids.shape
+        cache = torch.zeros(layers, 2, batch, heads, new, head_dim, dtype=dtype, device=ids.device)
+        cache_position = torch.arange(new, device=ids.device)
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0).index_select(1, cache_position)
+    return cache, cache_position, positions
+
+
 def _gpt2_supported(config: Any) -> bool:
     """GPT-2 configurations whose forward is exactly: pre-LN blocks, fused QKV, 1/sqrt(d) attention."""
     return (
@@ -69,15 +85,9 @@ class NativeGPT2(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         transformer = self.model.transformer
         batch, new = input_ids.shape
-        if cache is None or cache_position is None:  # a call over the whole sequence
-            layers, heads, head_dim = self.cache_geometry
-            cache = torch.zeros(layers, 2, batch, heads, new, head_dim, dtype=transformer.wte.weight.dtype,
-                                device=input_ids.device)
-            cache_position = torch.arange(new, device=input_ids.device)
+        cache, cache_position, positions = _slots(input_ids, attention_mask, cache, cache_position,
+                                                  self.cache_geometry, transformer.wte.weight.dtype)
         total = cache.shape[4]
-        # A token's position counts the real tokens before it, so a left-padded row sees the positions
-        # it would alone; slots after the newest token are unwritten and causality hides them.
-        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0).index_select(1, cache_position)
         x = transformer.wte(input_ids) + transformer.wpe(positions)
         allowed = _causal_allowed(attention_mask, cache_position, total)
         news = []
@@ -244,12 +254,9 @@ class NativeLlama(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         inner = self.model.model
         batch, new = input_ids.shape
-        layers, kv_heads, head_dim = self.cache_geometry
-        if cache is None or cache_position is None:
-            cache = torch.zeros(layers, 2, batch, kv_heads, new, head_dim, dtype=inner.embed_tokens.weight.dtype,
-                                device=input_ids.device)
-            cache_position = torch.arange(new, device=input_ids.device)
-        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0).index_select(1, cache_position)
+        head_dim = self.cache_geometry[2]
+        cache, cache_position, positions = _slots(input_ids, attention_mask, cache, cache_position,
+                                                  self.cache_geometry, inner.embed_tokens.weight.dtype)
         x = inner.embed_tokens(input_ids)
         cos, sin = inner.rotary_emb(x, position_ids=positions)
         allowed = _causal_allowed(attention_mask, cache_position, cache.shape[4])

@@ -35,6 +35,17 @@ def _steps(module, first_args, next_ids, cache, width):
     return torch.stack(out)
 
 
+def _decode(module, *, heads: int):
+    """A causal ``module`` prefilled with IDS (left-padded) and fed two more tokens into a preallocated cache."""
+    steps = [torch.tensor([[7], [8]]), torch.tensor([[21], [22]])]
+    width, capacity = IDS.shape[1], IDS.shape[1] + len(steps)
+    mask = torch.cat([MASK, torch.ones(2, len(steps), dtype=torch.long)], 1)
+    cache = torch.zeros(2, 2, 2, heads, capacity, 8)
+    first = lambda c, slots: (IDS, mask, c, slots, torch.tensor([width - 1]))  # noqa: E731
+    nexts = [lambda c, slots, t=t: (t, mask, c, slots, torch.tensor([0])) for t in steps]
+    return _steps(module, first, nexts, cache, width)
+
+
 @pytest.mark.parametrize("options", [{}, {"activation_function": "gelu"}, {"tie_word_embeddings": False}])
 def test_gpt2_native_equals_transformers_forward_with_and_without_cache(options):
     model = _gpt2(**options)
@@ -45,17 +56,7 @@ def test_gpt2_native_equals_transformers_forward_with_and_without_cache(options)
         real = MASK.bool()
         assert torch.allclose(full_native[real], full_wrapped[real], atol=1e-5)
         assert torch.allclose(kv_native[..., 2:, :], kv_wrapped[..., 2:, :], atol=1e-5)
-        steps = [torch.tensor([[7], [8]]), torch.tensor([[21], [22]])]
-        width, capacity = IDS.shape[1], IDS.shape[1] + len(steps)
-        mask = torch.cat([MASK, torch.ones(2, len(steps), dtype=torch.long)], 1)
-
-        def run(module):
-            cache = torch.zeros(2, 2, 2, 4, capacity, 8)
-            first = lambda c, slots: (IDS, mask, c, slots, torch.tensor([width - 1]))  # noqa: E731
-            nexts = [lambda c, slots, t=t: (t, mask, c, slots, torch.tensor([0])) for t in steps]
-            return _steps(module, first, nexts, cache, width)
-
-        assert torch.allclose(run(native), run(wrapped), atol=1e-5)
+        assert torch.allclose(_decode(native, heads=4), _decode(wrapped, heads=4), atol=1e-5)
 
 
 def _llama(kind, **options):
@@ -77,17 +78,7 @@ def test_llama_family_native_equals_transformers_forward_with_and_without_cache(
     with torch.inference_mode():
         real = MASK.bool()
         assert torch.allclose(native(IDS, MASK)[0][real], wrapped(IDS, MASK)[0][real], atol=1e-5)
-        steps = [torch.tensor([[7], [8]]), torch.tensor([[21], [22]])]
-        width, capacity = IDS.shape[1], IDS.shape[1] + len(steps)
-        mask = torch.cat([MASK, torch.ones(2, len(steps), dtype=torch.long)], 1)
-
-        def run(module):
-            cache = torch.zeros(2, 2, 2, 2, capacity, 8)
-            first = lambda c, slots: (IDS, mask, c, slots, torch.tensor([width - 1]))  # noqa: E731
-            nexts = [lambda c, slots, t=t: (t, mask, c, slots, torch.tensor([0])) for t in steps]
-            return _steps(module, first, nexts, cache, width)
-
-        assert torch.allclose(run(native), run(wrapped), atol=1e-5)
+        assert torch.allclose(_decode(native, heads=2), _decode(wrapped, heads=2), atol=1e-5)
 
 
 @pytest.mark.parametrize("options", [{}, {"feed_forward_proj": "gated-gelu"}, {"tie_word_embeddings": False}])
