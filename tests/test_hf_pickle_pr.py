@@ -82,3 +82,20 @@ def test_a_pull_request_that_changes_the_config_is_not_a_conversion(hub, tiny_gp
         HFFamily().load("team/swapped")
     assert "\n" not in str(info.value) and "save_pretrained" in str(info.value) and "refs/pr/N" in str(info.value)
     assert not any("pytorch_model.bin" in path for _, path in hub.requests)
+
+
+def test_the_pull_request_lookup_is_retried_in_our_one_layer(hub, tiny_gpt2, tmp_path, monkeypatch):
+    import llmos_hub.hub._deadline as deadline
+    from huggingface_hub import HfApi
+
+    from llmos_hub_transformers.family import HFFamily
+
+    waits = []
+    monkeypatch.setattr(deadline, "backoff", lambda attempt, rng=None: waits.append(attempt) or 0.01)
+    _pickled_repo(hub, tiny_gpt2, tmp_path, "team/flaky")
+    HfApi(endpoint=hub.url).upload_file(path_or_fileobj=str(tiny_gpt2 / "model.safetensors"),
+                                        path_in_repo="model.safetensors", repo_id="team/flaky", create_pr=True)
+    hub.inject(503, method="GET", path_contains="/refs", times=1)
+    model = HFFamily().load("team/flaky")
+    assert model.provenance.extra["safetensors_from"] == "refs/pr/1"
+    assert waits == [1]  # one failed lookup, one wait of ours, then the lookup found the conversion

@@ -400,4 +400,4 @@ def _modules(model: Any, capability: Capability, tokenizer: Any) -> tuple[dict[s
         }, geometry
 
     # A lean module for covered architectures (same weights, same numbers), transformers' forward otherwise.
-    return {"causal_lm": native_causal_lm(model) or HFCausalLM(model, (layers, heads, head_dim))}, geometry
+    return {"causal_lm": native_causal_lm(model, (layers, heads, head_dim)) or HFCausalLM(model, (layers, heads, head_dim))}, geometry

@@ -92,6 +92,16 @@ SlotLayer = None  # the class, built on first use (keeps ``import transformers``
 FilledLayer = None  # likewise
 
 
+def _memo_key(tensor: Tensor, memo: dict | None) -> tuple | None:
+    """What identifies ``tensor``'s buffer for a reused ``Cache`` object (``None``: build a new one).
+
+    Only eager calls reuse: under export or tracing every call builds its own objects.
+    """
+    if memo is None or not _in_place():
+        return None
+    return (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype, tensor.device)
+
+
 def _cross_cache(cross_kv: Tensor, memo: dict | None = None):
     """A ``transformers`` ``Cache`` holding ``cross_kv`` as every layer's cross-attention keys/values.
 
@@ -103,12 +113,10 @@ def _cross_cache(cross_kv: Tensor, memo: dict | None = None):
     global FilledLayer
     if FilledLayer is None:
         FilledLayer = _filled_layer_class()
-    key = None
-    if memo is not None and _in_place():
-        key = (cross_kv.data_ptr(), tuple(cross_kv.shape), cross_kv.dtype, cross_kv.device)
-        found = memo.get("cross")
-        if found is not None and found[0] == key:
-            return found[1]
+    key = _memo_key(cross_kv, memo)
+    found = memo.get("cross") if memo is not None else None
+    if key is not None and found is not None and found[0] == key:
+        return found[1]
     made = Cache(layers=[FilledLayer(cross_kv[i, 0], cross_kv[i, 1]) for i in range(cross_kv.shape[0])])
     if key is not None and memo is not None:
         memo["cross"] = (key, made)
@@ -126,14 +134,12 @@ def _slot_cache(cache: Tensor, cache_position: Tensor, memo: dict | None = None)
     global SlotLayer
     if SlotLayer is None:
         SlotLayer = _slot_layer_class()
-    key = None
-    if memo is not None and _in_place():
-        key = (cache.data_ptr(), tuple(cache.shape), cache.dtype, cache.device)
-        found = memo.get("slots")
-        if found is not None and found[0] == key:
-            for layer in found[1].layers:
-                layer.position, layer.cumulative_length, layer.new = cache_position, cache_position[0], None
-            return found[1]
+    key = _memo_key(cache, memo)
+    found = memo.get("slots") if memo is not None else None
+    if key is not None and found is not None and found[0] == key:
+        for layer in found[1].layers:
+            layer.position, layer.cumulative_length, layer.new = cache_position, cache_position[0], None
+        return found[1]
     made = Cache(layers=[SlotLayer(cache[i, 0], cache[i, 1], cache_position) for i in range(cache.shape[0])])
     if key is not None and memo is not None:
         memo["slots"] = (key, made)

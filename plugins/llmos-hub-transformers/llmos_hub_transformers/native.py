@@ -9,7 +9,8 @@ same layers (the same parameter tensors, the same activation module, the same
 :class:`llmos_hub.LoadedModel` (cache preallocated and written in place, ``cache_position`` slots,
 ``logits_index``).
 
-Covered: GPT-2 (``causal_lm``) and T5/mT5 (``decoder``; any feed-forward variant, run as its own
+Covered: GPT-2 and the Llama family (Llama, Mistral and Qwen2 without sliding windows; ``causal_lm``)
+and T5/mT5 (``decoder``; any feed-forward variant, run as its own
 module). Only configurations these modules reproduce exactly are taken (:func:`native_causal_lm` returns ``None``
 otherwise, and the family falls back to :class:`~.modules.HFCausalLM`); tests compare its logits and
 greedy tokens with ``transformers``' on tiny models of each option.
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NativeGPT2", "NativeT5Decoder", "native_causal_lm", "native_decoder"]
+__all__ = ["NativeGPT2", "NativeLlama", "NativeT5Decoder", "native_causal_lm", "native_decoder"]
 
 
 def _write(cache: Tensor, cache_position: Tensor, new: Tensor) -> Tensor:
@@ -32,6 +33,22 @@ def _write(cache: Tensor, cache_position: Tensor, new: Tensor) -> Tensor:
     if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
         return cache.index_copy(axis, cache_position, new.to(cache.dtype))
     return cache.index_copy_(axis, cache_position, new.to(cache.dtype))
+
+
+def _slots(
+    ids: Tensor, attention_mask: Tensor, cache: Tensor | None, cache_position: Tensor | None,
+    geometry: tuple[int, int, int], dtype: torch.dtype,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The cache and slots of a call (a fresh cache over the whole sequence when none is given), and each
+    new token's position: the real tokens before it, so a left-padded row sees the positions it would
+    alone (slots after the newest token are unwritten, and causality keeps them out of the count)."""
+    if cache is None or cache_position is None:
+        layers, heads, head_dim = geometry
+        batch, new = ids.shape
+        cache = torch.zeros(layers, 2, batch, heads, new, head_dim, dtype=dtype, device=ids.device)
+        cache_position = torch.arange(new, device=ids.device)
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0).index_select(1, cache_position)
+    return cache, cache_position, positions
 
 
 def _gpt2_supported(config: Any) -> bool:
@@ -68,20 +85,11 @@ class NativeGPT2(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         transformer = self.model.transformer
         batch, new = input_ids.shape
-        if cache is None or cache_position is None:  # a call over the whole sequence
-            layers, heads, head_dim = self.cache_geometry
-            cache = torch.zeros(layers, 2, batch, heads, new, head_dim, dtype=transformer.wte.weight.dtype,
-                                device=input_ids.device)
-            cache_position = torch.arange(new, device=input_ids.device)
+        cache, cache_position, positions = _slots(input_ids, attention_mask, cache, cache_position,
+                                                  self.cache_geometry, transformer.wte.weight.dtype)
         total = cache.shape[4]
-        # A token's position counts the real tokens before it, so a left-padded row sees the positions
-        # it would alone; slots after the newest token are unwritten and causality hides them.
-        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0).index_select(1, cache_position)
         x = transformer.wte(input_ids) + transformer.wpe(positions)
-        key = torch.arange(total, device=input_ids.device)
-        allowed = (key[None, :] <= cache_position[:, None])[None] & attention_mask[:, None, :total].bool()
-        # Each query also sees itself, so a padding row never attends to nothing (NaNs would follow).
-        allowed = (allowed | (key[None, :] == cache_position[:, None])[None])[:, None]
+        allowed = _causal_allowed(attention_mask, cache_position, total)
         news = []
         for i, block in enumerate(transformer.h):
             attn = block.attn
@@ -198,8 +206,84 @@ def native_decoder(model: nn.Module, cache_geometry: tuple[int, int, int]) -> nn
     return None
 
 
-def native_causal_lm(model: nn.Module) -> nn.Module | None:
+def _causal_allowed(attention_mask: Tensor, cache_position: Tensor, total: int) -> Tensor:
+    """``[batch, 1, new, total]``: causal over the slots, padding hidden, and each query sees itself (so a
+    padding row never attends to nothing, whose NaNs the next layer's keys would carry into real rows)."""
+    key = torch.arange(total, device=attention_mask.device)
+    allowed = (key[None, :] <= cache_position[:, None])[None] & attention_mask[:, None, :total].bool()
+    return (allowed | (key[None, :] == cache_position[:, None])[None])[:, None]
+
+
+_LLAMA_CLASSES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2"}
+
+
+def _llama_supported(model: nn.Module) -> bool:
+    config = getattr(model, "config", None)
+    kind = _LLAMA_CLASSES.get(type(model).__name__)
+    if kind is None or getattr(config, "model_type", None) != kind:
+        return False
+    if kind == "mistral" and getattr(config, "sliding_window", None) is not None:
+        return False
+    if kind == "qwen2" and getattr(config, "use_sliding_window", False):
+        return False
+    return int(getattr(config, "pretraining_tp", 1) or 1) == 1
+
+
+class NativeLlama(nn.Module):
+    """``causal_lm`` over a Llama-family model's own layers: RMS norms, rotary embeddings from the model's
+    rotary module, grouped-query attention through ``transformers``' own SDPA function, gated MLP."""
+
+    def __init__(self, model: nn.Module, cache_geometry: tuple[int, int, int]) -> None:
+        super().__init__()
+        import sys
+
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        self.model = model
+        self.cache_geometry = cache_geometry
+        self._rotate = sys.modules[type(model).__module__].apply_rotary_pos_emb
+        self._attend = sdpa_attention_forward
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        cache: Tensor | None = None,
+        cache_position: Tensor | None = None,
+        logits_index: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        inner = self.model.model
+        batch, new = input_ids.shape
+        head_dim = self.cache_geometry[2]
+        cache, cache_position, positions = _slots(input_ids, attention_mask, cache, cache_position,
+                                                  self.cache_geometry, inner.embed_tokens.weight.dtype)
+        x = inner.embed_tokens(input_ids)
+        cos, sin = inner.rotary_emb(x, position_ids=positions)
+        allowed = _causal_allowed(attention_mask, cache_position, cache.shape[4])
+        news = []
+        for i, layer in enumerate(inner.layers[: self.model.config.num_hidden_layers]):
+            attention = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = attention.q_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
+            k = attention.k_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
+            v = attention.v_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
+            q, k = self._rotate(q, k, cos, sin)
+            keys = _write(cache[i, 0], cache_position, k)
+            values = _write(cache[i, 1], cache_position, v)
+            y, _ = self._attend(attention, q, keys, values, allowed, dropout=0.0, scaling=attention.scaling)
+            x = x + attention.o_proj(y.reshape(batch, new, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            news.append(torch.stack((k, v)))
+        x = inner.norm(x)
+        if logits_index is not None:
+            x = x.index_select(1, logits_index)
+        return self.model.lm_head(x), torch.stack(news)
+
+
+def native_causal_lm(model: nn.Module, cache_geometry: tuple[int, int, int] | None = None) -> nn.Module | None:
     """The lean module for ``model`` when its architecture and options are covered, else ``None``."""
     if _gpt2_supported(getattr(model, "config", None)) and type(model).__name__ == "GPT2LMHeadModel":
         return NativeGPT2(model)
+    if cache_geometry is not None and _llama_supported(model):
+        return NativeLlama(model, cache_geometry)
     return None

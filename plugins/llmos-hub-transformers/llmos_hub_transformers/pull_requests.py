@@ -31,12 +31,22 @@ class Conversion:
     commit: str
 
 
+def _absent(exc: Exception) -> bool:
+    """Whether the Hub answered that the thing is not there or not ours to read (a 4xx), as opposed to a
+    server error or a dropped connection, which must reach the retry layer instead of reading as "none"."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return isinstance(status, int) and 400 <= status < 500
+
+
 def _config_bytes(auth: Any, repo_id: str, revision: str) -> bytes | None:
     from huggingface_hub import hf_hub_download
 
     try:
         path = hf_hub_download(repo_id, "config.json", revision=revision, endpoint=auth.endpoint, token=auth.token)
-    except Exception:  # noqa: BLE001 - a pull request without a readable config is not a candidate
+    except Exception as exc:  # a pull request without a readable config is not a candidate
+        if not _absent(exc):
+            raise
         return None
     with open(path, "rb") as handle:
         return handle.read()
@@ -46,14 +56,18 @@ def find_conversion(auth: Any, api: Any, repo_id: str, revision: str | None, has
     """The newest pull request of ``repo_id`` adding safetensors weights to the model at ``revision``."""
     try:
         refs = api.list_repo_refs(repo_id, include_pull_requests=True)
-    except Exception:  # noqa: BLE001 - no refs listing (old Hub, no rights): no conversion to offer
+    except Exception as exc:  # no refs listing (old Hub, no rights): no conversion to offer
+        if not _absent(exc):
+            raise
         return None
     pulls = sorted(getattr(refs, "pull_requests", None) or [], key=lambda r: _number(r.ref), reverse=True)
     wanted: bytes | None = None
     for pull in pulls:
         try:
             info = api.model_info(repo_id, revision=pull.target_commit)
-        except Exception:  # noqa: BLE001 - a closed or unreadable pull request
+        except Exception as exc:  # a closed or unreadable pull request
+            if not _absent(exc):
+                raise
             continue
         names = [s.rfilename for s in (info.siblings or [])]
         if not has_safetensors(names) or "config.json" not in names:

@@ -309,7 +309,8 @@ def _download(source: Source, repo_id: str) -> Resolved:
     if not _has_safetensors(names):
         from .pull_requests import CONVERT_HINT, find_conversion
 
-        conversion = find_conversion(auth, api, repo_id, source.revision, _has_safetensors)
+        conversion = hub_call_retried(auth, repo_id, "model", "look for a safetensors pull request of",
+                                      lambda: find_conversion(auth, api, repo_id, source.revision, _has_safetensors))
         if conversion is None:
             if any(n.endswith(_PICKLES) for n in names):
                 pickle = sorted(n for n in names if n.endswith(_PICKLES))[0]

@@ -8,7 +8,7 @@ import torch
 import transformers as tf
 
 from llmos_hub_transformers.modules import HFCausalLM, HFCrossKV, HFDecoder, HFEncoder
-from llmos_hub_transformers.native import NativeGPT2, NativeT5Decoder, native_causal_lm, native_decoder
+from llmos_hub_transformers.native import NativeGPT2, NativeLlama, NativeT5Decoder, native_causal_lm, native_decoder
 
 IDS = torch.tensor([[0, 0, 5, 17, 42, 9, 33], [11, 12, 13, 14, 15, 16, 17]])
 MASK = torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]])
@@ -35,6 +35,17 @@ def _steps(module, first_args, next_ids, cache, width):
     return torch.stack(out)
 
 
+def _decode(module, *, heads: int):
+    """A causal ``module`` prefilled with IDS (left-padded) and fed two more tokens into a preallocated cache."""
+    steps = [torch.tensor([[7], [8]]), torch.tensor([[21], [22]])]
+    width, capacity = IDS.shape[1], IDS.shape[1] + len(steps)
+    mask = torch.cat([MASK, torch.ones(2, len(steps), dtype=torch.long)], 1)
+    cache = torch.zeros(2, 2, 2, heads, capacity, 8)
+    first = lambda c, slots: (IDS, mask, c, slots, torch.tensor([width - 1]))  # noqa: E731
+    nexts = [lambda c, slots, t=t: (t, mask, c, slots, torch.tensor([0])) for t in steps]
+    return _steps(module, first, nexts, cache, width)
+
+
 @pytest.mark.parametrize("options", [{}, {"activation_function": "gelu"}, {"tie_word_embeddings": False}])
 def test_gpt2_native_equals_transformers_forward_with_and_without_cache(options):
     model = _gpt2(**options)
@@ -45,17 +56,29 @@ def test_gpt2_native_equals_transformers_forward_with_and_without_cache(options)
         real = MASK.bool()
         assert torch.allclose(full_native[real], full_wrapped[real], atol=1e-5)
         assert torch.allclose(kv_native[..., 2:, :], kv_wrapped[..., 2:, :], atol=1e-5)
-        steps = [torch.tensor([[7], [8]]), torch.tensor([[21], [22]])]
-        width, capacity = IDS.shape[1], IDS.shape[1] + len(steps)
-        mask = torch.cat([MASK, torch.ones(2, len(steps), dtype=torch.long)], 1)
+        assert torch.allclose(_decode(native, heads=4), _decode(wrapped, heads=4), atol=1e-5)
 
-        def run(module):
-            cache = torch.zeros(2, 2, 2, 4, capacity, 8)
-            first = lambda c, slots: (IDS, mask, c, slots, torch.tensor([width - 1]))  # noqa: E731
-            nexts = [lambda c, slots, t=t: (t, mask, c, slots, torch.tensor([0])) for t in steps]
-            return _steps(module, first, nexts, cache, width)
 
-        assert torch.allclose(run(native), run(wrapped), atol=1e-5)
+def _llama(kind, **options):
+    torch.manual_seed(0)
+    config_class, model_class = {"llama": (tf.LlamaConfig, tf.LlamaForCausalLM),
+                                 "mistral": (tf.MistralConfig, tf.MistralForCausalLM),
+                                 "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM)}[kind]
+    extra = {"sliding_window": None} if kind == "mistral" else {}
+    config = config_class(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                          num_key_value_heads=2, max_position_embeddings=64, **{**extra, **options})
+    return model_class(config).eval()
+
+
+@pytest.mark.parametrize(("kind", "options"), [("llama", {}), ("llama", {"attention_bias": True, "mlp_bias": True}),
+                                               ("mistral", {}), ("qwen2", {})])
+def test_llama_family_native_equals_transformers_forward_with_and_without_cache(kind, options):
+    model = _llama(kind, **options)
+    native, wrapped = NativeLlama(model, (2, 2, 8)), HFCausalLM(model, (2, 2, 8))
+    with torch.inference_mode():
+        real = MASK.bool()
+        assert torch.allclose(native(IDS, MASK)[0][real], wrapped(IDS, MASK)[0][real], atol=1e-5)
+        assert torch.allclose(_decode(native, heads=2), _decode(wrapped, heads=2), atol=1e-5)
 
 
 @pytest.mark.parametrize("options", [{}, {"feed_forward_proj": "gated-gelu"}, {"tie_word_embeddings": False}])
@@ -86,9 +109,10 @@ def test_only_covered_configurations_get_a_native_module():
     assert isinstance(native_causal_lm(_gpt2()), NativeGPT2)
     assert native_causal_lm(_gpt2(scale_attn_by_inverse_layer_idx=True)) is None
     assert native_causal_lm(_gpt2(reorder_and_upcast_attn=True)) is None
-    llama = tf.LlamaForCausalLM(tf.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                               num_attention_heads=4, num_key_value_heads=2))
-    assert native_causal_lm(llama) is None
+    assert isinstance(native_causal_lm(_llama("llama"), (2, 2, 8)), NativeLlama)
+    assert native_causal_lm(_llama("mistral", sliding_window=4), (2, 2, 8)) is None
+    assert native_causal_lm(_llama("qwen2", use_sliding_window=True, sliding_window=4), (2, 2, 8)) is None
+    assert native_causal_lm(_llama("llama", pretraining_tp=2), (2, 2, 8)) is None
     assert isinstance(native_decoder(_t5(), (2, 4, 8)), NativeT5Decoder)
     bart = tf.BartForConditionalGeneration(tf.BartConfig(vocab_size=64, d_model=32, encoder_layers=1, decoder_layers=1,
                                                          encoder_attention_heads=4, decoder_attention_heads=4,
@@ -97,7 +121,7 @@ def test_only_covered_configurations_get_a_native_module():
 
 
 @pytest.mark.parametrize(("kind", "role", "cls"), [("gpt2", "causal_lm", NativeGPT2), ("t5", "decoder", NativeT5Decoder),
-                                                   ("llama", "causal_lm", HFCausalLM), ("bart", "decoder", HFDecoder)])
+                                                   ("llama", "causal_lm", NativeLlama), ("bart", "decoder", HFDecoder)])
 def test_the_family_builds_the_native_module_where_it_applies(tmp_path, kind, role, cls):
     from llmos_hub_transformers.family import HFFamily
     from llmos_hub_transformers.tiny import save_tiny
