@@ -30,10 +30,11 @@ run), which misses what a contender allocated before (weights, packed copies, ON
 generates once; its whole-process peak (``VmHWM``) is what the memory target compares.
 
 The matmul floor: hooks record the weight matrices one decoding step multiplies (and with how many
-rows); replaying exactly those products, nothing else, gives the least time any float32 engine needs
-per step on this machine (best of the dense and the oneDNN-packed kernels). ``generate``'s time
-over (new tokens x that floor) bounds the speed-up any engine can reach: at batch 1 every step reads
-every weight from memory once, and ``generate`` is already close to that bound.
+rows); replaying exactly those products, nothing else, gives the least time a step built on PyTorch's
+CPU matmul kernels needs on this machine (best of the dense and the oneDNN-packed ones).
+``generate``'s time over (new tokens x that floor) is the *ceiling* of the pytorch engine's speed-up:
+at batch 1 every step reads every weight from memory once, and ``generate`` is already close to it.
+ONNX Runtime's own kernels can beat that floor, so it does not bound the onnxruntime contender.
 
 Prints the ratios (contender tokens/s / ``hf_generate`` tokens/s) and writes
 ``benchmarks/out/generate.json``.
