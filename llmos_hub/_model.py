@@ -138,7 +138,10 @@ class LoadedModel:
       theirs; an eager PyTorch module writes them into ``cache`` in place (no copy), an exported graph
       cannot, so its runner writes ``new_kv`` itself. Positions are derived from the mask, so left
       padding is exact. ``cache``/``cache_position``/``logits_index`` may be ``None`` (training,
-      whole-sequence scoring): the call then covers the whole sequence, slots ``0..new-1``.
+      whole-sequence scoring): the call then covers the whole sequence, slots ``0..new-1``. A module
+      that also accepts ``cache`` (or ``cross_kv``) as a sequence of per-layer ``(keys, values)``
+      pairs lists it in its ``per_layer_inputs`` attribute; an exporter then makes each layer's keys
+      and values a graph input of its own, read in place (ONNX Runtime, docs/decisions.md).
     - ``"encoder"``: ``(input_ids, attention_mask) -> encoder_states [batch, src, d_model]``.
     - ``"cross_kv"``: ``(encoder_states) -> cross_kv [layers, 2, batch, heads, src, head_dim]``, every
       decoder layer's cross-attention keys/values, computed once per source.

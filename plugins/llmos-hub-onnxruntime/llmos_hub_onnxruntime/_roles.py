@@ -9,7 +9,9 @@ and cache capacity.
 The causal LM and the decoder are exported as **one** graph each that takes the preallocated cache
 and the slots of the new tokens and returns the logits and the new tokens' keys/values
 (``new_kv``); prefill and decode share one session and one set of weights in memory. An exported
-graph cannot write into its input, so the runner writes ``new_kv`` into its cache buffer itself.
+graph cannot write into its input, so the runner writes ``new_kv`` into its cache buffer itself. A
+module that lists ``cache``/``cross_kv`` in ``per_layer_inputs`` is exported with one input per
+layer's keys and values (``cache.0.0``, ``cache.0.1``, ...; :func:`.export.per_layer_inputs`).
 
 Example sizes are distinct small numbers (batch 2, new 5, kept logits 4, capacity 11, source 7):
 ``torch.export`` merges dynamic axes whose example sizes are equal, and specialises sizes 0 and 1.

@@ -120,16 +120,17 @@ def export_module(
     opset = opset or default_opset(exporter)
     spec = ROLES[role]
     module = module.eval()
+    layered = per_layer_inputs(module, role) if exporter == "dynamo" else ()
     try:
         with _quiet(), torch.no_grad():
             if exporter == "dynamo":
                 program = torch.onnx.export(
                     module,
-                    args,
+                    _layered_args(spec.inputs, args, layered),
                     None,
-                    input_names=list(spec.inputs),
+                    input_names=_flat_names(spec.inputs, args, layered),
                     output_names=list(spec.outputs),
-                    dynamic_shapes=_dynamic_shapes(spec.inputs, spec.axes),
+                    dynamic_shapes=_dynamic_shapes(spec.inputs, spec.axes, layered, args),
                     opset_version=opset,
                     dynamo=True,
                     optimize=True,
@@ -149,7 +150,7 @@ def export_module(
                     dynamo=False,
                 )
         onnx.checker.check_model(str(path), full_check=True)
-        _verify(path, module, args, spec.inputs, spec.outputs)
+        _verify(path, module, args, spec.inputs, spec.outputs, layered)
     except LlmosHubError:
         raise
     except Exception as exc:
@@ -166,7 +167,10 @@ class _Mismatch(Exception):
     """ONNX Runtime's answer on the example inputs differs from torch's."""
 
 
-def _verify(path: Path, module: Any, args: tuple[Any, ...], inputs: tuple[str, ...], outputs: tuple[str, ...]) -> None:
+def _verify(
+    path: Path, module: Any, args: tuple[Any, ...], inputs: tuple[str, ...], outputs: tuple[str, ...],
+    layered: tuple[str, ...] = (),
+) -> None:
     """Run the exported graph on the example inputs in ONNX Runtime and compare with torch.
 
     This catches at export time what would otherwise fail or drift at run time: an operator ONNX
@@ -180,9 +184,10 @@ def _verify(path: Path, module: Any, args: tuple[Any, ...], inputs: tuple[str, .
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     present = {i.name for i in session.get_inputs()}  # an input the graph never reads may be dropped
-    got = session.run(list(outputs), {name: arg.numpy() for name, arg in zip(inputs, args) if name in present})
+    feeds = dict(zip(_flat_names(inputs, args, layered), _flat_args(inputs, args, layered)))
+    got = session.run(list(outputs), {name: arg.numpy() for name, arg in feeds.items() if name in present})
     with torch.no_grad():
-        expected = module(*args)
+        expected = module(*(a.clone() for a in args))  # an eager module writes its cache in place
     expected = expected if isinstance(expected, (tuple, list)) else (expected,)
     for name, have, want in zip(outputs, got, expected):
         want = want.float().numpy()
@@ -194,9 +199,55 @@ def _verify(path: Path, module: Any, args: tuple[Any, ...], inputs: tuple[str, .
             raise _Mismatch(f"output {name!r} differs from torch by {error:.2e} on the example inputs")
 
 
-def _dynamic_shapes(inputs: tuple[str, ...], axes: Mapping[str, Mapping[int, str]]) -> dict[str, Any]:
+#: Convention inputs with a leading layer axis that a module may take as one tensor per layer.
+LAYERED_INPUTS = ("cache", "cross_kv")
+
+
+def per_layer_inputs(module: Any, role: str) -> tuple[str, ...]:
+    """The inputs of ``role`` that ``module`` takes as per-layer sequences (its ``per_layer_inputs``).
+
+    Exported that way, each layer's keys and values are graph inputs of their own (``cache.0.0``,
+    ``cache.0.1``, ``cache.1.0``, ...), which the runner binds to views of its buffer: ONNX Runtime
+    reads the cache in place, where selecting ``cache[i, 0]`` inside the graph copies the whole cache
+    at every step (ORT fuses the selects into one ``Split``).
+    """
+    wanted = getattr(module, "per_layer_inputs", ()) or ()
+    return tuple(name for name in ROLES[role].inputs if name in LAYERED_INPUTS and name in wanted)
+
+
+def _layered_args(inputs: tuple[str, ...], args: tuple[Any, ...], layered: tuple[str, ...]) -> tuple[Any, ...]:
+    """``[layers, 2, ...]`` inputs named in ``layered`` as per-layer ``(keys, values)`` pairs."""
+    return tuple(
+        tuple(tuple(layer.unbind(0)) for layer in arg.unbind(0)) if name in layered else arg
+        for name, arg in zip(inputs, args)
+    )
+
+
+def _flat_args(inputs: tuple[str, ...], args: tuple[Any, ...], layered: tuple[str, ...]) -> list[Any]:
+    flat: list[Any] = []
+    for name, arg in zip(inputs, args):
+        flat.extend(arg.flatten(0, 1).unbind(0) if name in layered else [arg])
+    return flat
+
+
+def _flat_names(inputs: tuple[str, ...], args: tuple[Any, ...], layered: tuple[str, ...]) -> list[str]:
+    """Graph input names; a layered input's become ``name.<layer>.<0 keys | 1 values>``."""
+    names: list[str] = []
+    for name, arg in zip(inputs, args):
+        if name in layered:
+            names.extend(f"{name}.{i}.{j}" for i in range(arg.shape[0]) for j in range(arg.shape[1]))
+        else:
+            names.append(name)
+    return names
+
+
+def _dynamic_shapes(
+    inputs: tuple[str, ...], axes: Mapping[str, Mapping[int, str]], layered: tuple[str, ...] = (),
+    args: tuple[Any, ...] = (),
+) -> dict[str, Any]:
     """``torch.export`` dims for the inputs; one ``Dim`` per axis name so shared axes stay equal.
 
+    A per-layer input gets one entry per layer and per keys/values, its axes shifted by the two it lost.
     ``total`` (a derived length, if a role ever declares one) is left to ``torch.export`` to infer
     (``Dim.AUTO``) rather than declared independent.
     """
@@ -204,11 +255,17 @@ def _dynamic_shapes(inputs: tuple[str, ...], axes: Mapping[str, Mapping[int, str
 
     dims: dict[str, Any] = {}
     shapes: dict[str, Any] = {}
+    layers = dict(zip(inputs, (int(a.shape[0]) if hasattr(a, "shape") and a.dim() else 0 for a in args)))
     for name in inputs:
-        shapes[name] = {
+        spec = {
             axis: Dim.AUTO if dim_name == "total" else dims.setdefault(dim_name, Dim(dim_name))
             for axis, dim_name in axes.get(name, {}).items()
         }
+        if name in layered:
+            pair = tuple({axis - 2: dim for axis, dim in spec.items()} for _ in range(2))
+            shapes[name] = tuple(pair for _ in range(layers[name]))
+        else:
+            shapes[name] = spec
     return shapes
 
 

@@ -6,8 +6,9 @@ cache reorder, whole-sequence log-probabilities, classifier logits) and the two 
 engine asks of a backend (argmax, top-k log-probabilities).
 
 Decoding keeps its state where the model runs. The self-attention cache is preallocated for the
-whole generation (:func:`llmos_hub.decoding.cache_capacity`) and fed whole to every step; the graph
-returns only the new tokens' keys/values (``new_kv``), which the runner writes into their slots
+whole generation (:func:`llmos_hub.decoding.cache_capacity`) and fed to every step (as one input,
+or, for a graph exported with per-layer inputs, as views of each layer's keys and values); the graph
+reads it and returns only the new tokens' keys/values (``new_kv``), which the runner writes into their slots
 (:mod:`._device_ops`: numpy views on the CPU, where ONNX Runtime reads the buffer in place; an
 ONNX Runtime scatter on CUDA, where the cache is an ``OrtValue`` on the device). The attention mask
 is sized to the cache once (unwritten slots are hidden by causality), a seq2seq source's
@@ -48,15 +49,20 @@ class OrtGraph:
     def __init__(self, session: Any, *, io_binding: bool = False, device: str = "cpu", device_id: int = 0) -> None:
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
-        self._input_set = set(self.inputs)
         self.outputs = [o.name for o in session.get_outputs()]
         self.io_binding = io_binding
         self.device = device
         self.device_id = device_id
         shapes = {i.name: i.shape for i in session.get_inputs()}
+        #: Inputs exported as per-layer keys/values (``cache.0.0``, ``cache.0.1``, ...): name -> layers.
+        self.layered = _layered_inputs(self.inputs)
+        self._input_set = set(self.inputs) | set(self.layered)
         cache = shapes.get("cache")
         # [layers, 2, batch, heads, capacity, head_dim]: the static dims give the cache geometry.
         self.cache_dims = (int(cache[0]), int(cache[3]), int(cache[5])) if cache is not None else None
+        if "cache" in self.layered:  # [batch, heads, capacity, head_dim] per layer and keys/values
+            layer = shapes["cache.0.0"]
+            self.cache_dims = (self.layered["cache"], int(layer[1]), int(layer[3]))
         out_shapes = {o.name: o.shape for o in session.get_outputs()}
         logits = out_shapes.get("logits")
         self.vocab = int(logits[-1]) if logits is not None and isinstance(logits[-1], int) else None
@@ -67,13 +73,21 @@ class OrtGraph:
         # read ``encoder_states``), so only the graph's own inputs are fed.
         feeds = {name: value for name, value in feeds.items() if name in self._input_set}
         if not self.io_binding:
-            return self.session.run(self.outputs, dict(feeds))
+            return self.session.run(self.outputs, _per_layer(feeds, self.layered))
         import onnxruntime as ort
 
         binding = self.session.io_binding()
         for name, value in feeds.items():
             if isinstance(value, ort.OrtValue):
-                binding.bind_ortvalue_input(name, value)
+                if name in self.layered:
+                    _bind_layers(binding, name, value)
+                else:
+                    binding.bind_ortvalue_input(name, value)
+            elif name in self.layered:
+                value = np.ascontiguousarray(value)
+                for i in range(self.layered[name]):
+                    for j in range(2):
+                        binding.bind_cpu_input(f"{name}.{i}.{j}", value[i, j])
             else:
                 binding.bind_cpu_input(name, np.ascontiguousarray(value))
         host: dict[str, np.ndarray] = {}
@@ -321,6 +335,46 @@ class OnnxRunner(StepRunner):
     def close(self) -> None:
         self.graphs.clear()
         self.ops.clear()
+
+
+def _layered_inputs(inputs: list[str]) -> dict[str, int]:
+    """``{"cache": 12}`` for a graph whose inputs include ``cache.0.0``, ``cache.0.1`` .. ``cache.11.1``."""
+    counts: dict[str, int] = {}
+    for name in inputs:
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] and parts[1].isdigit() and parts[2] in ("0", "1"):
+            counts[parts[0]] = max(counts.get(parts[0], 0), int(parts[1]) + 1)
+    return counts
+
+
+def _per_layer(feeds: Mapping[str, Any], layered: Mapping[str, int]) -> dict[str, Any]:
+    """Feeds with each layered ``[layers, 2, ...]`` input given as its per-layer views (numpy: no copy)."""
+    out: dict[str, Any] = {}
+    for name, value in feeds.items():
+        if name in layered:
+            array = np.ascontiguousarray(value if isinstance(value, np.ndarray) else value.numpy())
+            out.update({f"{name}.{i}.{j}": array[i, j] for i in range(layered[name]) for j in range(2)})
+        else:
+            out[name] = value
+    return out
+
+
+def _bind_layers(binding: Any, name: str, value: Any) -> None:
+    """Bind each layer's keys and values of a contiguous ``[layers, 2, ...]`` ``OrtValue`` (CPU or CUDA) as
+    inputs of their own, by address: no copy."""
+    shape = list(value.shape())
+    part = shape[2:]
+    dtype = _ELEMENT_TYPES[value.element_type()]
+    step = int(np.prod(part)) * np.dtype(dtype).itemsize
+    base = value.data_ptr()
+    device = value.device_name().lower()
+    device_id = int(value.__dlpack_device__()[1]) if device != "cpu" else 0
+    for i in range(shape[0]):
+        for j in range(2):
+            binding.bind_input(f"{name}.{i}.{j}", device, device_id, dtype, part, base + (2 * i + j) * step)
+
+
+_ELEMENT_TYPES = {1: np.float32, 10: np.float16}  # OrtValue.element_type(): ONNX TensorProto codes
 
 
 def _shape(value: Any) -> tuple[int, ...]:

@@ -26,13 +26,58 @@ from torch import Tensor, nn
 __all__ = ["NativeGPT2", "NativeLlama", "NativeT5Decoder", "native_causal_lm", "native_decoder"]
 
 
+def _exporting() -> bool:
+    return bool(torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing())
+
+
 def _write(cache: Tensor, cache_position: Tensor, new: Tensor) -> Tensor:
     """``cache [..., capacity, head_dim]`` with ``new`` in slots ``cache_position``: in place when eager,
     functional under export or tracing (an exported graph mutates no input)."""
     axis = cache.dim() - 2
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+    if _exporting():
         return cache.index_copy(axis, cache_position, new.to(cache.dtype))
     return cache.index_copy_(axis, cache_position, new.to(cache.dtype))
+
+
+def _split_attention(
+    q: Tensor, cached: Tensor, k: Tensor, v: Tensor, cache_position: Tensor, mask: Tensor, scale: float
+) -> Tensor:
+    """Attention of the new tokens over a cache they are *not* written into, for exported graphs.
+
+    An exported graph cannot write its input in place: writing the new keys into the cache becomes a
+    copy of the whole layer cache (ONNX Runtime: ``Transpose`` -> ``ScatterND`` -> ``Transpose``) at
+    every step, about a fifth of a batch-8 step at GPT-2-small size. So the graph reads the cache as
+    it is (the slots before the first new token; the new tokens' own slots still hold stale values)
+    and the new tokens' keys/values separately: two score blocks joined by one softmax, the same
+    attention as over the written cache. The runner writes ``new_kv`` into the cache afterwards.
+
+    ``q [batch, heads, new, d]``; ``cached``: keys and values ``[batch, kv_heads, capacity, d]`` (grouped-query heads:
+    query head ``h`` reads kv head ``h // (heads / kv_heads)``); ``k``/``v [batch, kv_heads, new, d]``;
+    ``mask [batch or 1, heads or 1, new, capacity]``, boolean (True = may attend) or additive.
+    Returns ``[batch, heads, new, d]``.
+    """
+    batch, heads, new, dim = q.shape
+    kv_heads, capacity = cached[0].shape[1], cached[0].shape[2]
+    groups = heads // kv_heads
+    if mask.dtype == torch.bool:
+        mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(~mask, torch.finfo(q.dtype).min)
+    lowest = torch.finfo(q.dtype).min
+    key = torch.arange(capacity, device=q.device)
+    before = (key < cache_position[:1])[None, None, None, :]  # slots written before this call
+    mask_cached = torch.where(before, mask, lowest)
+    mask_new = mask.index_select(3, cache_position)
+    if groups > 1 or mask.shape[1] > 1:  # one query block per kv head: [batch, kv_heads, groups * new, ...]
+        mask_cached = mask_cached.expand(-1, heads, -1, -1).reshape(mask_cached.shape[0], kv_heads, groups * new, capacity)
+        mask_new = mask_new.expand(-1, heads, -1, -1).reshape(mask_new.shape[0], kv_heads, groups * new, new)
+    q = q.reshape(batch, kv_heads, groups * new, dim)
+    scores = torch.cat(
+        (torch.matmul(q, cached[0].transpose(-1, -2)) * scale + mask_cached,
+         torch.matmul(q, k.transpose(-1, -2)) * scale + mask_new),
+        dim=-1,
+    )
+    weights = torch.softmax(scores, dim=-1)
+    out = torch.matmul(weights[..., :capacity], cached[1]) + torch.matmul(weights[..., capacity:], v)
+    return out.reshape(batch, heads, new, dim)
 
 
 def _slots(
@@ -66,6 +111,12 @@ class NativeGPT2(nn.Module):
     """``(input_ids, attention_mask, cache, cache_position, logits_index) -> (logits, new_kv)`` over the
     modules of a ``GPT2LMHeadModel`` (shared, not copied)."""
 
+    #: The convention inputs this module also takes as a sequence of per-layer ``(keys, values)`` pairs
+    #: (``cache[i][0]`` is layer ``i``'s keys either way), so an exporter can make each its own graph
+    #: input: ONNX Runtime then reads the runner's buffer in place instead of copying it apart at
+    #: every step (selecting ``cache[i, 0]`` inside a graph is a ``Gather``/``Split``, a copy).
+    per_layer_inputs: tuple[str, ...] = ("cache",)
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model  # kept whole: the export cache hashes the module tree, and tied weights stay tied
@@ -87,7 +138,7 @@ class NativeGPT2(nn.Module):
         batch, new = input_ids.shape
         cache, cache_position, positions = _slots(input_ids, attention_mask, cache, cache_position,
                                                   self.cache_geometry, transformer.wte.weight.dtype)
-        total = cache.shape[4]
+        total = cache[0][0].shape[-2]  # a tensor or per-layer tensors alike
         x = transformer.wte(input_ids) + transformer.wpe(positions)
         allowed = _causal_allowed(attention_mask, cache_position, total)
         news = []
@@ -97,9 +148,12 @@ class NativeGPT2(nn.Module):
             q = q.view(batch, new, self.n_head, self.head_dim).transpose(1, 2)
             k = k.view(batch, new, self.n_head, self.head_dim).transpose(1, 2)
             v = v.view(batch, new, self.n_head, self.head_dim).transpose(1, 2)
-            keys = _write(cache[i, 0], cache_position, k)
-            values = _write(cache[i, 1], cache_position, v)
-            y = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
+            if _exporting():
+                y = _split_attention(q, cache[i], k, v, cache_position, allowed, self.head_dim**-0.5)
+            else:
+                keys = _write(cache[i][0], cache_position, k)
+                values = _write(cache[i][1], cache_position, v)
+                y = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
             x = x + attn.c_proj(y.transpose(1, 2).reshape(batch, new, self.n_embd))
             mlp = block.mlp
             x = x + mlp.c_proj(mlp.act(mlp.c_fc(block.ln_2(x))))
@@ -128,6 +182,9 @@ class NativeT5Decoder(nn.Module):
     ``encoder_states`` when none is given), the feed-forward layers as they are, the decoder output
     scaled by ``d_model ** -0.5`` when the config says so.
     """
+
+    #: See :attr:`NativeGPT2.per_layer_inputs`; the cross-attention keys/values too.
+    per_layer_inputs: tuple[str, ...] = ("cache", "cross_kv")
 
     def __init__(self, model: nn.Module, cache_geometry: tuple[int, int, int]) -> None:
         super().__init__()
@@ -158,7 +215,7 @@ class NativeT5Decoder(nn.Module):
             cache = torch.zeros(layers, 2, batch, heads, new, head_dim, dtype=encoder_states.dtype,
                                 device=decoder_input_ids.device)
             cache_position = torch.arange(new, device=decoder_input_ids.device)
-        total = cache.shape[4]
+        total = cache[0][0].shape[-2]  # a tensor or per-layer tensors alike
         lowest = torch.finfo(encoder_states.dtype).min
         first = decoder.block[0].layer[0].SelfAttention
         key = torch.arange(total, device=decoder_input_ids.device)
@@ -177,14 +234,17 @@ class NativeT5Decoder(nn.Module):
             attention = block.layer[0].SelfAttention
             h = block.layer[0].layer_norm(x)
             q, k, v = self._heads(attention.q(h)), self._heads(attention.k(h)), self._heads(attention.v(h))
-            keys = _write(cache[i, 0], cache_position, k)
-            values = _write(cache[i, 1], cache_position, v)
-            y = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=self_mask, scale=1.0)
+            if _exporting():
+                y = _split_attention(q, cache[i], k, v, cache_position, self_mask, 1.0)
+            else:
+                keys = _write(cache[i][0], cache_position, k)
+                values = _write(cache[i][1], cache_position, v)
+                y = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=self_mask, scale=1.0)
             x = x + attention.o(y.transpose(1, 2).reshape(batch, new, -1))
             cross = block.layer[1].EncDecAttention
             h = block.layer[1].layer_norm(x)
             if cross_kv is not None:
-                ck, cv = cross_kv[i, 0], cross_kv[i, 1]
+                ck, cv = cross_kv[i][0], cross_kv[i][1]
             else:
                 ck, cv = self._heads(cross.k(encoder_states)), self._heads(cross.v(encoder_states))
             y = torch.nn.functional.scaled_dot_product_attention(
@@ -233,6 +293,8 @@ class NativeLlama(nn.Module):
     """``causal_lm`` over a Llama-family model's own layers: RMS norms, rotary embeddings from the model's
     rotary module, grouped-query attention through ``transformers``' own SDPA function, gated MLP."""
 
+    per_layer_inputs: tuple[str, ...] = ("cache",)  # see NativeGPT2.per_layer_inputs
+
     def __init__(self, model: nn.Module, cache_geometry: tuple[int, int, int]) -> None:
         super().__init__()
         import sys
@@ -259,7 +321,7 @@ class NativeLlama(nn.Module):
                                                   self.cache_geometry, inner.embed_tokens.weight.dtype)
         x = inner.embed_tokens(input_ids)
         cos, sin = inner.rotary_emb(x, position_ids=positions)
-        allowed = _causal_allowed(attention_mask, cache_position, cache.shape[4])
+        allowed = _causal_allowed(attention_mask, cache_position, cache[0][0].shape[-2])
         news = []
         for i, layer in enumerate(inner.layers[: self.model.config.num_hidden_layers]):
             attention = layer.self_attn
@@ -268,9 +330,12 @@ class NativeLlama(nn.Module):
             k = attention.k_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
             v = attention.v_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
             q, k = self._rotate(q, k, cos, sin)
-            keys = _write(cache[i, 0], cache_position, k)
-            values = _write(cache[i, 1], cache_position, v)
-            y, _ = self._attend(attention, q, keys, values, allowed, dropout=0.0, scaling=attention.scaling)
+            if _exporting():
+                y = _split_attention(q, cache[i], k, v, cache_position, allowed, attention.scaling).transpose(1, 2)
+            else:
+                keys = _write(cache[i][0], cache_position, k)
+                values = _write(cache[i][1], cache_position, v)
+                y, _ = self._attend(attention, q, keys, values, allowed, dropout=0.0, scaling=attention.scaling)
             x = x + attention.o_proj(y.reshape(batch, new, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
             news.append(torch.stack((k, v)))

@@ -128,3 +128,65 @@ def test_the_family_builds_the_native_module_where_it_applies(tmp_path, kind, ro
 
     model = HFFamily().load(str(save_tiny(kind, tmp_path / kind)))
     assert type(model.modules[role]) is cls
+
+
+def _as_exported(monkeypatch):
+    """Run the modules' export path (read-only cache, split attention) eagerly, as ``torch.export`` traces it."""
+    import llmos_hub_transformers.native as native
+
+    monkeypatch.setattr(native, "_exporting", lambda: True)
+
+
+def _prefilled(module, args_for, cache):
+    """Fill ``cache`` eagerly (the in-place path) and return it with the slot of the next token."""
+    with torch.inference_mode():
+        module(*args_for(cache, torch.arange(cache.shape[4] - 1)))
+    return cache
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5"])
+def test_the_export_path_reads_the_cache_per_layer_and_answers_as_the_in_place_path(kind, monkeypatch):
+    """Exported graphs cannot write their input, so under export the modules attend over the cache as
+    read plus the new tokens' own keys (two blocks, one softmax) and take one tensor per layer: the same
+    logits and new keys/values as writing in place, for a prefill and for a step over a filled cache."""
+    width = IDS.shape[1]
+    capacity = width + 1
+    mask = torch.cat([MASK, torch.ones(2, 1, dtype=torch.long)], 1)
+    if kind == "t5":
+        model = _t5()
+        module, heads = NativeT5Decoder(model, (2, 4, 8)), 4
+        with torch.inference_mode():
+            states = HFEncoder(model)(IDS, MASK)
+            cross = HFCrossKV(model)(states)
+        dec = torch.tensor([[0, 9, 4, 30, 7, 8, 3, 5], [0, 2, 2, 5, 6, 1, 9, 4]])
+
+        def args_for(cache, slots):
+            return dec[:, slots], states, MASK, cross, cache, slots
+    else:
+        model = _gpt2() if kind == "gpt2" else _llama("llama")
+        module = NativeGPT2(model) if kind == "gpt2" else NativeLlama(model, (2, 2, 8))
+        heads = 4 if kind == "gpt2" else 2  # llama: 4 query heads over 2 kv heads
+        ids = torch.cat([IDS, torch.tensor([[7], [8]])], 1)
+
+        def args_for(cache, slots):
+            return ids[:, slots], mask, cache, slots, torch.arange(len(slots))
+
+    for slots in (torch.arange(width), torch.tensor([width])):  # a prefill; one step after it
+        cache = torch.zeros(2, 2, 2, heads, capacity, 8)
+        if len(slots) == 1:
+            cache = _prefilled(module, args_for, cache)
+        with torch.inference_mode():
+            eager_logits, eager_kv = module(*args_for(cache.clone(), slots))
+        layers = tuple((layer[0].clone(), layer[1].clone()) for layer in cache.unbind(0))  # as exported
+        before = [part.clone() for pair in layers for part in pair]
+        with monkeypatch.context() as patch, torch.inference_mode():
+            _as_exported(patch)
+            if kind == "t5":
+                d, s, m, c, _, p = args_for(layers, slots)
+                logits, kv = module(d, s, m, tuple((c[0], c[1]) for c in c.unbind(0)), layers, p)
+            else:
+                logits, kv = module(*args_for(layers, slots))
+        after = [part for pair in layers for part in pair]
+        assert all(torch.equal(a, b) for a, b in zip(after, before)), "the export path wrote its cache input"
+        torch.testing.assert_close(logits, eager_logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(kv, eager_kv, atol=1e-6, rtol=0)

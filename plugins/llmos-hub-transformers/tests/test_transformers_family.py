@@ -193,9 +193,11 @@ def test_references_that_are_neither_folder_nor_hub_id_are_one_line_errors(famil
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["gpt2", "t5", "bert"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "bart", "bert"])
 def test_onnxruntime_exports_the_modules_and_agrees_with_pytorch(kind, loaded, tmp_path):
     ort_backend = pytest.importorskip("llmos_hub_onnxruntime.backend")
+    import onnx
+
     model = loaded(kind)
     ort = ort_backend.OnnxRuntimeBackend().prepare(model, options={"cache_dir": str(tmp_path), "threads": 1})
     torch_runner = TorchBackend().prepare(model)
@@ -207,6 +209,23 @@ def test_onnxruntime_exports_the_modules_and_agrees_with_pytorch(kind, loaded, t
         config = GenerationConfig(max_new_tokens=8)
         assert [g.token_ids for g in ort.generate(PROMPTS, config)] == \
             [g.token_ids for g in torch_runner.generate(PROMPTS, config)]
+        # The lean modules (GPT-2, Llama, T5) export the cache as per-layer keys and values, read in place
+        # and never written nor copied apart by the graph; the generic wrapper (BART) keeps one input.
+        role = "decoder" if kind in ("t5", "bart") else "causal_lm"
+        graph = onnx.load(str(ort.export_path / f"{role}.onnx"), load_external_data=False).graph
+        inputs = [i.name for i in graph.input]
+        layers = model.cache_geometry(role)[0]
+        if kind == "bart":
+            assert "cache" in inputs
+        else:
+            names = [f"cache.{i}.{j}" for i in range(layers) for j in (0, 1)]
+            assert names == [n for n in inputs if n.startswith("cache.")]
+            readers = {node.op_type for node in graph.node if set(node.input) & set(names)}
+            assert readers <= {"MatMul", "Transpose", "Shape"}, readers  # read in attention, never copied apart
+            assert not {"ScatterND", "ScatterElements"} & {node.op_type for node in graph.node}
+        if kind == "t5":
+            names = [f"cross_kv.{i}.{j}" for i in range(layers) for j in (0, 1)]
+            assert names == [n for n in inputs if n.startswith("cross_kv.")]
     finally:
         ort.close()
 
