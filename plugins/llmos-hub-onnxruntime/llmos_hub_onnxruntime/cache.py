@@ -28,8 +28,9 @@ __all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "default_cache_dir", "expor
 
 #: Bumped when the layout of an entry or the meaning of a key changes. 2: calling convention v2
 #: (preallocated slot cache in, ``new_kv`` out, a ``cross_kv`` graph), so no v1 graph is reused.
-#: 3: per-layer cache inputs (``cache.0`` ...) for modules that take them, read-only in the graph.
-FORMAT_VERSION = 3
+#: 3: per-layer cache inputs (``cache.0.0`` ...) for modules that take them, read-only in the graph.
+#: 4: weights in ``<graph>.onnx.data`` (external data), which ONNX Runtime maps instead of parsing.
+FORMAT_VERSION = 4
 
 
 def default_cache_dir() -> Path:
