@@ -41,8 +41,9 @@ class OrtGraph:
     """One ONNX Runtime session with its input/output names; ``run`` takes numpy arrays or OrtValues.
 
     Without IO binding it returns numpy arrays (``session.run``). With IO binding on the CPU, outputs
-    whose shapes the caller states (``shapes``) are written into numpy buffers kept per shape, so a
-    decode step allocates nothing (a returned buffer is overwritten by the next call of that shape);
+    whose shapes the caller states (``shapes``) are written into one numpy buffer per output, grown to
+    the largest call, so a decode step allocates nothing and batches of new prompt widths do not pile
+    up buffers (a returned array is overwritten by the next call: read it before calling again);
     on CUDA outputs stay ``OrtValue``s on the device.
     """
 
@@ -66,7 +67,7 @@ class OrtGraph:
         out_shapes = {o.name: o.shape for o in session.get_outputs()}
         logits = out_shapes.get("logits")
         self.vocab = int(logits[-1]) if logits is not None and isinstance(logits[-1], int) else None
-        self._out_buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+        self._out_buffers: dict[str, np.ndarray] = {}
 
     def run(self, feeds: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]] | None = None) -> list[Any]:
         # An exporter drops an input the graph never reads (a decoder given ``cross_kv`` may not
@@ -94,10 +95,11 @@ class OrtGraph:
         for name in self.outputs:
             shape = (shapes or {}).get(name)
             if self.device == "cpu" and shape is not None:
-                key = (name, tuple(shape))
-                buffer = self._out_buffers.get(key)
-                if buffer is None:
-                    buffer = self._out_buffers[key] = np.empty(shape, dtype=np.float32)
+                size = int(np.prod(shape))
+                flat = self._out_buffers.get(name)
+                if flat is None or flat.size < size:  # one buffer per output, grown to the largest call
+                    flat = self._out_buffers[name] = np.empty(size, dtype=np.float32)
+                buffer = flat[:size].reshape(shape)
                 binding.bind_output(name, "cpu", 0, np.float32, list(shape), buffer.ctypes.data)
                 host[name] = buffer
             else:

@@ -111,11 +111,28 @@ def test_io_binding_gives_the_same_tokens_as_plain_run(ort_cache):
     backend = OnnxRuntimeBackend()
     prompts = ["hello", "a much longer prompt here", "x"]
     config = GenerationConfig(max_new_tokens=6, num_beams=2)
-    plain = backend.prepare(model, options={**FAST, "cache_dir": str(ort_cache)})
+    plain = backend.prepare(model, options={**FAST, "cache_dir": str(ort_cache), "io_binding": False})
     bound = backend.prepare(model, options={**FAST, "cache_dir": str(ort_cache), "io_binding": True})
     assert bound.describe()["io_binding"] is True
     assert [g.token_ids for g in plain.generate(prompts, config)] == [g.token_ids for g in bound.generate(prompts, config)]
     assert plain.loglikelihood([("ab", "cd")])[0].logprob == pytest.approx(bound.loglikelihood([("ab", "cd")])[0].logprob, abs=1e-6)
+
+
+def test_bound_outputs_take_one_buffer_each_whatever_the_prompt_widths(ort_cache):
+    """A bench feeds batches of ever new prompt widths; output buffers must not pile up per shape."""
+    model = tiny_causal_lm()
+    runner = OnnxRuntimeBackend().prepare(model, options={**FAST, "cache_dir": str(ort_cache)})
+    config = GenerationConfig(max_new_tokens=4)
+    expected = [g.token_ids for g in runner.generate(["x", "two words", "three more words"], config)]
+    runner.generate(["a prompt of quite a few more words than the others"], config)  # the widest
+    graph = runner.graphs["causal_lm"]
+    held = {name: buffer.nbytes for name, buffer in graph._out_buffers.items()}
+    assert set(held) == {"logits", "new_kv"}
+    for width in range(1, 12):  # eleven new widths, each its own prefill shape
+        runner.generate(["w " * width], config)
+    assert {name: buffer.nbytes for name, buffer in graph._out_buffers.items()} == held
+    # Reusing one buffer across shapes changes no answer.
+    assert [g.token_ids for g in runner.generate(["x", "two words", "three more words"], config)] == expected
 
 
 def test_peak_memory_is_reported(classifier, ort_cache):
