@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -86,8 +87,9 @@ def _mkl_dispatch() -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                           env={**os.environ, "MKL_VERBOSE": "1"})
     for line in (done.stdout + done.stderr).splitlines():
-        if "MKL_VERBOSE" in line and "Product build" in line:
-            return line.split("applications")[-1].split(",")[0].strip() or line.strip()
+        found = re.search(r"Product build \S+ for .*? architecture (.*?)(?:,|$)", line)
+        if found:
+            return found.group(1).strip()
     return "unknown"
 
 
