@@ -31,12 +31,9 @@ def _exporting() -> bool:
 
 
 def _write(cache: Tensor, cache_position: Tensor, new: Tensor) -> Tensor:
-    """``cache [..., capacity, head_dim]`` with ``new`` in slots ``cache_position``: in place when eager,
-    functional under export or tracing (an exported graph mutates no input)."""
-    axis = cache.dim() - 2
-    if _exporting():
-        return cache.index_copy(axis, cache_position, new.to(cache.dtype))
-    return cache.index_copy_(axis, cache_position, new.to(cache.dtype))
+    """``cache [..., capacity, head_dim]`` with ``new`` written in place into slots ``cache_position``
+    (eager only: traced, the modules take :func:`_split_attention` and write nothing)."""
+    return cache.index_copy_(cache.dim() - 2, cache_position, new.to(cache.dtype))
 
 
 def _split_attention(
@@ -78,6 +75,25 @@ def _split_attention(
     weights = torch.softmax(scores, dim=-1)
     out = torch.matmul(weights[..., :capacity], cached[1]) + torch.matmul(weights[..., capacity:], v)
     return out.reshape(batch, heads, new, dim)
+
+
+def _self_attention(
+    q: Tensor, layer: Any, k: Tensor, v: Tensor, cache_position: Tensor, mask: Tensor, scale: float | None,
+    attend: Any = None,
+) -> Tensor:
+    """``[batch, heads, new, d]``: the new tokens' attention over layer ``i``'s cache ``layer`` and themselves.
+
+    Eager, the new keys/values are written into their slots in place and the whole buffer is attended
+    (``attend(keys, values)``, or one SDPA call), as ``transformers`` does with a static cache; under
+    export, :func:`_split_attention` reads the cache and writes nothing. ``scale=None``: SDPA's default.
+    """
+    if _exporting():
+        return _split_attention(q, layer, k, v, cache_position, mask, q.shape[-1] ** -0.5 if scale is None else scale)
+    keys = _write(layer[0], cache_position, k)
+    values = _write(layer[1], cache_position, v)
+    if attend is not None:
+        return attend(keys, values)
+    return torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=scale)
 
 
 def _slots(
@@ -148,12 +164,7 @@ class NativeGPT2(nn.Module):
             q = q.view(batch, new, self.n_head, self.head_dim).transpose(1, 2)
             k = k.view(batch, new, self.n_head, self.head_dim).transpose(1, 2)
             v = v.view(batch, new, self.n_head, self.head_dim).transpose(1, 2)
-            if _exporting():
-                y = _split_attention(q, cache[i], k, v, cache_position, allowed, self.head_dim**-0.5)
-            else:
-                keys = _write(cache[i][0], cache_position, k)
-                values = _write(cache[i][1], cache_position, v)
-                y = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
+            y = _self_attention(q, cache[i], k, v, cache_position, allowed, None)
             x = x + attn.c_proj(y.transpose(1, 2).reshape(batch, new, self.n_embd))
             mlp = block.mlp
             x = x + mlp.c_proj(mlp.act(mlp.c_fc(block.ln_2(x))))
@@ -234,12 +245,7 @@ class NativeT5Decoder(nn.Module):
             attention = block.layer[0].SelfAttention
             h = block.layer[0].layer_norm(x)
             q, k, v = self._heads(attention.q(h)), self._heads(attention.k(h)), self._heads(attention.v(h))
-            if _exporting():
-                y = _split_attention(q, cache[i], k, v, cache_position, self_mask, 1.0)
-            else:
-                keys = _write(cache[i][0], cache_position, k)
-                values = _write(cache[i][1], cache_position, v)
-                y = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=self_mask, scale=1.0)
+            y = _self_attention(q, cache[i], k, v, cache_position, self_mask, 1.0)
             x = x + attention.o(y.transpose(1, 2).reshape(batch, new, -1))
             cross = block.layer[1].EncDecAttention
             h = block.layer[1].layer_norm(x)
@@ -330,12 +336,10 @@ class NativeLlama(nn.Module):
             k = attention.k_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
             v = attention.v_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
             q, k = self._rotate(q, k, cos, sin)
-            if _exporting():
-                y = _split_attention(q, cache[i], k, v, cache_position, allowed, attention.scaling).transpose(1, 2)
-            else:
-                keys = _write(cache[i][0], cache_position, k)
-                values = _write(cache[i][1], cache_position, v)
-                y, _ = self._attend(attention, q, keys, values, allowed, dropout=0.0, scaling=attention.scaling)
+            def attend(keys: Tensor, values: Tensor, q: Tensor = q, attention: Any = attention) -> Tensor:
+                return self._attend(attention, q, keys, values, allowed, dropout=0.0, scaling=attention.scaling)[0].transpose(1, 2)
+
+            y = _self_attention(q, cache[i], k, v, cache_position, allowed, attention.scaling, attend).transpose(1, 2)
             x = x + attention.o_proj(y.reshape(batch, new, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
             news.append(torch.stack((k, v)))
