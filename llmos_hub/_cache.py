@@ -93,6 +93,32 @@ class FolderCache:
                 return self._discard(folder, f"{name} has {path.stat().st_size} bytes, not {size}")
         return CacheEntry(folder, manifest, hit=True)
 
+    def follow(self, alias: str) -> CacheEntry | None:
+        """The entry that ``alias`` (made by :meth:`link`) points to, or ``None`` when either is missing."""
+        found = self.get(alias)
+        target = found.manifest.get("alias_of") if found is not None else None
+        if not isinstance(target, str) or target == alias:
+            return None
+        return self.get(target)
+
+    def link(self, alias: str, key: str) -> None:
+        """Make ``alias`` a second key of entry ``key``: a key that is cheaper to compute for the same content.
+
+        An alias is an entry of its own holding only a manifest (``{"alias_of": key}``), published as
+        atomically as any entry; one that points elsewhere is replaced.
+        """
+        found = self.get(alias)
+        if found is not None:
+            if found.manifest.get("alias_of") == key:
+                return
+            aside = found.path.with_name(f".{alias}.stale.{os.getpid()}.tmp")
+            try:
+                os.rename(found.path, aside)
+            except OSError:
+                return  # another process is relinking it
+            shutil.rmtree(aside, ignore_errors=True)
+        self.get_or_build(alias, lambda _folder: {"alias_of": key})
+
     def _discard(self, folder: Path, reason: str) -> CacheEntry | None:
         import sys
 

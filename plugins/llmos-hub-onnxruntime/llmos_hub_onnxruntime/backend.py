@@ -34,7 +34,7 @@ from llmos_hub import Backend, LoadedModel, UsageError
 from llmos_hub.decoding import default_threads
 
 from . import export as _export
-from .cache import ExportCache, derived_key, export_key
+from .cache import CacheEntry, ExportCache, build_key, derived_key, export_key
 from .quantize import QUANTIZATION, quantize_folder
 from .runner import OnnxRunner, OrtGraph
 from .session import check_device, make_session
@@ -148,11 +148,19 @@ def _exported(model: LoadedModel, cache: ExportCache, *, exporter: str, opset: i
     """The cached export of ``model`` (built on a miss), quantized into its own entry for ``int8``.
 
     The key hashes the model's torch modules. When no one has built the model's shared modules yet,
-    a private copy is hashed (and exported) instead and dropped before the sessions load, so the
-    process does not keep a torch copy of the weights next to ONNX Runtime's.
+    the entry is first looked up under the model's :attr:`~llmos_hub.LoadedModel.build_digest` (what
+    the modules would be built from), so a cache hit builds no torch model at all; on a miss a private
+    copy is hashed (and exported) and dropped before the sessions load, so the process does not keep a
+    torch copy of the weights next to ONNX Runtime's, and the build key is linked to the entry.
     """
     started = time.perf_counter()
+    alias = None
     if not model.modules_built:
+        digest = model.build_digest
+        alias = build_key(digest, exporter=exporter, opset=opset) if digest else None
+        found = cache.follow(alias) if alias else None
+        if found is not None:
+            return _finish(cache, found, found.manifest["key"], dtype, started)
         private = copy.copy(model)
         private.modules = model.own_modules()
         model = private
@@ -163,6 +171,13 @@ def _exported(model: LoadedModel, cache: ExportCache, *, exporter: str, opset: i
         return {**manifest, "model": model.name, "key_parts": parts}
 
     entry = cache.get_or_build(key, build)
+    if alias:
+        cache.link(alias, key)
+    return _finish(cache, entry, key, dtype, started)
+
+
+def _finish(cache: ExportCache, entry: CacheEntry, key: str, dtype: str, started: float) -> _Exported:
+    """``entry`` as the backend runs it: quantized into its own entry for ``int8``."""
     graphs = entry.manifest["graphs"]
     if dtype != "int8":
         return _Exported(entry.path, graphs, key, entry.hit, None, time.perf_counter() - started)

@@ -25,7 +25,7 @@ from llmos_hub import CacheEntry, FolderCache, LoadedModel, cache_root
 #: Root of llmos-hub's caches; exported graphs go to ``$LLMOS_HUB_CACHE/onnx``.
 CACHE_ENV = "LLMOS_HUB_CACHE"
 
-__all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "default_cache_dir", "export_key", "modules_digest"]
+__all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "build_key", "default_cache_dir", "export_key", "modules_digest"]
 
 #: Bumped when the layout of an entry or the meaning of a key changes. 2: calling convention v2
 #: (preallocated slot cache in, ``new_kv`` out, a ``cross_kv`` graph), so no v1 graph is reused.
@@ -119,6 +119,15 @@ def export_key(model: LoadedModel, *, exporter: str, opset: int) -> tuple[str, d
     }
     blob = json.dumps(parts, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:32], parts
+
+
+def build_key(build_digest: str, *, exporter: str, opset: int) -> str:
+    """A second key for the export of a model whose modules are not built yet (see
+    :attr:`llmos_hub.LoadedModel.build_digest`): found through :meth:`ExportCache.follow`, it spares a
+    cache hit building and hashing a torch model that ONNX Runtime would never run."""
+    parts = {"format": FORMAT_VERSION, "build_sha256": build_digest, "exporter": exporter, "opset": opset,
+             "versions": _tool_versions()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def derived_key(key: str, variant: str, versions: Mapping[str, str]) -> str:

@@ -185,3 +185,36 @@ def test_two_processes_preparing_the_same_model_export_it_once(tmp_path):
     assert np.isfinite(results[0]["logprob"])
     assert [p.name for p in cache_dir.iterdir() if p.name.endswith(".tmp")] == []
     assert len(_entries(cache_dir)) == 1
+
+
+def _unbuilt(ref: str = "lm-sample"):
+    """A shipped nano checkpoint, loaded the way the bench loads it: modules built on first use."""
+    from llmos_hub import load_plugins
+
+    model = load_plugins().get("models", "nano").load(ref)
+    assert not model.modules_built
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_an_unbuilt_model_finds_its_export_without_building_a_torch_model(tmp_path, count_exports, monkeypatch, dtype):
+    backend = OnnxRuntimeBackend()
+    options = {**FAST, "cache_dir": str(tmp_path)}
+    first_model = _unbuilt()
+    first = backend.prepare(first_model, dtype=dtype, options=options)
+    assert count_exports == [first_model.name] and not first_model.modules_built  # exported from a private copy
+    second_model = _unbuilt()
+    builds = []
+    monkeypatch.setattr(second_model, "own_modules", lambda: builds.append("built") or {})
+    second = backend.prepare(second_model, dtype=dtype, options=options)
+    assert builds == [] and not second_model.modules_built  # found by the build digest alone
+    assert second.describe()["export"]["cache_hit"] is True
+    assert second.describe()["export"]["key"] == first.describe()["export"]["key"]
+    assert second.loglikelihood([("abc", "def")]) == first.loglikelihood([("abc", "def")])
+    # A model whose modules exist is keyed on their tensors, and finds the same entry.
+    built = _unbuilt()
+    assert built.modules
+    third = backend.prepare(built, dtype=dtype, options=options)
+    assert third.describe()["export"] == {**first.describe()["export"], "cache_hit": True,
+                                          "seconds": third.describe()["export"]["seconds"]}
+    assert count_exports == [first_model.name]
