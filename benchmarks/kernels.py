@@ -12,9 +12,11 @@ nothing else, with each kernel a backend can reach on the CPU, contenders interl
 - ``onednn_packed``: oneDNN with weights packed once (the pytorch backend's ``prepack`` option);
 - ``ort_mlas``: one ONNX Runtime graph of the 48 ``Gemm`` nodes (MLAS, weights prepacked by ORT).
 
-It also prints the CPU dispatch MKL reports (``MKL_VERBOSE``): on AMD processors MKL announces its
-generic "Intel(R) Architecture processors" path rather than AVX2, which is why its small-``M`` products
-lag here. Writes ``benchmarks/out/kernels.json``.
+It also prints the vector extensions the CPU reports and the code path MKL chose (``MKL_VERBOSE``):
+on the AMD EPYC machines this project measures on (AVX2 and FMA, no AVX-512) MKL announces its generic
+"Intel(R) Architecture processors" path rather than its AVX2 one, which is why its small-``M`` products
+lag MLAS's here; ``generate`` and the pytorch backend run the same MKL products, so it bounds both
+alike. Writes ``benchmarks/out/kernels.json``.
 
 Usage::
 
@@ -93,6 +95,19 @@ def _mkl_dispatch() -> str:
     return "unknown"
 
 
+def _vector_extensions() -> str:
+    """The SIMD extensions among the CPU's flags that matrix kernels dispatch on (Linux ``/proc/cpuinfo``)."""
+    wanted = ("sse4_2", "avx", "fma", "avx2", "avx512f", "avx512_bf16", "amx_tile")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return " ".join(f for f in wanted if f in flags) or "none of " + " ".join(wanted)
+    except OSError:
+        pass
+    return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1,8")
@@ -102,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     dispatch = _mkl_dispatch()
-    print(f"threads {args.threads}, load average {os.getloadavg()[0]:.1f}; MKL dispatch: {dispatch}")
+    extensions = _vector_extensions()
+    print(f"threads {args.threads}, load average {os.getloadavg()[0]:.1f}; CPU: {extensions}; MKL dispatch: {dispatch}")
     report: dict[str, Any] = {"benchmark": "kernels", "threads": args.threads, "mkl_dispatch": dispatch,
+                              "vector_extensions": extensions,
                               "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                               "load_average_before": os.getloadavg(), "rows": {}}
     for rows in (int(r) for r in args.rows.split(",")):
