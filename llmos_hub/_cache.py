@@ -101,23 +101,28 @@ class FolderCache:
             return None
         return self.get(target)
 
-    def link(self, alias: str, key: str) -> None:
+    def link(self, alias: str, key: str) -> bool:
         """Make ``alias`` a second key of entry ``key``: a key that is cheaper to compute for the same content.
 
         An alias is an entry of its own holding only a manifest (``{"alias_of": key}``), published as
-        atomically as any entry; one that points elsewhere is replaced.
+        atomically as any entry; one that points elsewhere is replaced. Best effort: an alias only saves
+        time, so a cache that cannot be written (a read-only shared cache) returns ``False``, no error.
         """
         found = self.get(alias)
         if found is not None:
             if found.manifest.get("alias_of") == key:
-                return
+                return True
             aside = found.path.with_name(f".{alias}.stale.{os.getpid()}.tmp")
             try:
                 os.rename(found.path, aside)
             except OSError:
-                return  # another process is relinking it
+                return False  # another process is relinking it, or the cache is read-only
             shutil.rmtree(aside, ignore_errors=True)
-        self.get_or_build(alias, lambda _folder: {"alias_of": key})
+        try:
+            self.get_or_build(alias, lambda _folder: {"alias_of": key})
+        except (OSError, UsageError):
+            return False
+        return True
 
     def _discard(self, folder: Path, reason: str) -> CacheEntry | None:
         import sys

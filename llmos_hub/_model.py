@@ -319,9 +319,12 @@ def _package_digest(builder: Callable[..., Any]) -> str | None:
     root = Path(where).parent if Path(where).name == "__init__.py" else Path(where)
     files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
     h = hashlib.sha256()
-    for path in files:
-        h.update(f"{path.relative_to(root.parent).as_posix()}\n".encode())
-        h.update(path.read_bytes())
+    try:
+        for path in files:
+            h.update(f"{path.relative_to(root.parent).as_posix()}\n".encode())
+            h.update(path.read_bytes())
+    except OSError:  # code not in plain files (a zip import): unknown, so no digest
+        return None
     return h.hexdigest()
 
 

@@ -84,3 +84,12 @@ def test_an_alias_leads_to_its_entry_and_is_replaced_when_it_points_elsewhere(tm
     assert cache.follow("full1") is None  # an entry, not an alias
     (tmp_path / "full2" / "graph.onnx").write_bytes(b"2")  # a damaged target is dropped: the alias leads nowhere
     assert cache.follow("cheap") is None
+
+
+def test_linking_in_a_cache_that_cannot_be_written_is_no_error(tmp_path):
+    cache = FolderCache(tmp_path / "cache")
+    cache.get_or_build("full", _graph(b"1"))
+    (tmp_path / "cache" / ".locks").rename(tmp_path / "locks-moved")
+    (tmp_path / "cache" / ".locks").write_text("")  # a file where the lock folder must go: writes fail
+    assert cache.link("cheap", "full") is False
+    assert cache.follow("cheap") is None and cache.get("full") is not None
