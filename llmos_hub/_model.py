@@ -9,6 +9,7 @@ capabilities, its tokenizer, its provenance and its modules, each with a fixed c
 from __future__ import annotations
 
 import enum
+import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -185,6 +186,9 @@ class LoadedModel:
         self.max_length = max_length
         self.artifacts = artifacts
         self.config: Mapping[str, Any] = dict(config or {})
+        # The config as loaded, for build_digest: a family's builder may add to ``config`` what it learns
+        # by building (the hf family adds the cache geometry), which must not change the digest.
+        self._loaded_config = json.loads(json.dumps(self.config, default=str, skipkeys=True))
         self.labels = labels
         self.decoder_start_id = decoder_start_id
         self._modules: Mapping[str, Any] | None = modules
@@ -244,13 +248,12 @@ class LoadedModel:
         if code is None:
             return None
         import hashlib
-        import json
 
         parts = {
             "family": self.family,
             "weights_sha256": self.provenance.weights_sha256,
             "capabilities": sorted(str(c) for c in self.capabilities),
-            "config": self.config,
+            "config": self._loaded_config,
             "max_length": self.max_length,
             "decoder_start_id": self.decoder_start_id,
             "labels": list(self.labels) if self.labels is not None else None,

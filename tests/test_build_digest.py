@@ -46,6 +46,9 @@ def test_the_digest_is_stable_and_follows_weights_config_and_the_builders_code(b
     assert _model(family.build).build_digest == digest  # a reload
     assert _model(family.build, weights="b" * 64).build_digest != digest
     assert _model(family.build, config={"n_layers": 3}).build_digest != digest
+    model = _model(family.build)
+    model.config["n_heads"] = 4  # what a family's builder adds once it knows (the hf family: the cache geometry)
+    assert model.build_digest == digest
     (builder_package / "modeling.py").write_text("SCALE = 2\n")  # any file of the package counts
     assert _model(family.build).build_digest != digest
 
