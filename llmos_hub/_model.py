@@ -237,7 +237,7 @@ class LoadedModel:
         loaded, and every ``.py`` file of the package whose code builds the modules (the family's
         ``build_modules``). A backend that turns modules into another format keys its cache on this when
         nothing is built yet, so finding a cached conversion costs no torch model at all (for a
-        GPT-2-small export, ~3 s and ~500 MiB of peak memory). Once :attr:`modules` exist they may have
+        GPT-2-small export, ~3.5 s and ~450 MiB of peak memory). Once :attr:`modules` exist they may have
         been changed in memory, so only hashing the tensors identifies them: ``None`` then, and also
         when the family handed over built modules. The versions of the libraries the code calls
         (torch, transformers) are the caller's to add to its key.
