@@ -7,6 +7,9 @@ left-padded prompts by:
 - ``engine_pytorch``: :func:`llmos_hub.decoding.greedy_search` over the ``pytorch`` backend;
 - ``engine_pytorch_prepack``: the same with the ``pytorch`` backend's ``prepack`` option (linear
   weights packed once by oneDNN; ``--no-prepack`` leaves it out);
+- ``engine_pytorch_compiled``: the same with the ``compile`` option (the step through
+  ``torch.compile``; the first round's compile is in the warm-up, its seconds in the JSON;
+  ``--no-compile`` leaves it out);
 - ``engine_onnxruntime``: the same engine over the ``onnxruntime`` backend (graphs exported once into
   the usual export cache, so a second run skips the export);
 
@@ -35,7 +38,9 @@ rows); replaying exactly those products, nothing else, gives the least time a st
 CPU matmul kernels needs on this machine (best of the dense and the oneDNN-packed ones).
 ``generate``'s time over (new tokens x that floor) is the *ceiling* of the pytorch engine's speed-up:
 at batch 1 every step reads every weight from memory once, and ``generate`` is already close to it.
-ONNX Runtime's own kernels can beat that floor, so it does not bound the onnxruntime contender.
+ONNX Runtime's own kernels (MLAS) can beat that floor, so the same products are also replayed as one
+ONNX Runtime graph of ``Gemm`` nodes: ``generate``'s time over that is the onnxruntime contender's
+ceiling (printed as ``MLAS``).
 
 Prints the ratios (contender tokens/s / ``hf_generate`` tokens/s) and writes
 ``benchmarks/out/generate.json``.
@@ -44,7 +49,7 @@ Usage::
 
     python benchmarks/generate.py [--models tiny-gpt2,tiny-t5,gpt2-small,t5-small] [--batches 1,8]
                                   [--threads N] [--rounds 3] [--prompt-tokens 32] [--new-tokens 32]
-                                  [--device cpu|cuda] [--no-onnx] [--no-prepack] [--no-classifier] [--memory]
+                                  [--device cpu|cuda] [--no-onnx] [--no-prepack] [--no-compile] [--no-classifier] [--memory]
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ from llmos_hub.decoding import greedy_search, pad_left
 
 OUT = Path(__file__).resolve().parent / "out" / "generate.json"
 #: engine tokens/s over ``generate``'s, asked for by issue 14 on the CPU (both geometries, batch 1 and 8).
-TARGETS = {"engine_pytorch": 1.2, "engine_pytorch_prepack": 1.2, "engine_onnxruntime": 2.0,
+TARGETS = {"engine_pytorch": 1.2, "engine_pytorch_prepack": 1.2, "engine_pytorch_compiled": 1.2, "engine_onnxruntime": 2.0,
            "peak_memory_over_generate_max": 0.10}
 MODELS = ("tiny-gpt2", "tiny-t5", "gpt2-small", "t5-small")
 
@@ -192,6 +197,10 @@ def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
         packed = host.get("models", "hf").load(str(folder))  # its own modules: the packed ones only
         runners["engine_pytorch_prepack"] = host.get("backends", "pytorch").prepare(
             packed, device=args.device, options={**backend_options, "prepack": True})
+    if not args.no_compile:
+        compiled = host.get("models", "hf").load(str(folder))  # its own modules: compiling wraps them
+        runners["engine_pytorch_compiled"] = host.get("backends", "pytorch").prepare(
+            compiled, device=args.device, options={**backend_options, "compile": True})
     export_seconds = None
     if not args.no_onnx:
         started = time.perf_counter()
@@ -212,9 +221,15 @@ def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
     }
     for size in args.batches:
         batch = pad_left(prompts[:size], model.tokenizer.pad_id)
-        floor = _matmul_floor(runners["engine_pytorch"], batch, args.new_tokens, args.rounds) if args.device == "cpu" else None
+        floor = (_matmul_floor(runners["engine_pytorch"], batch, args.new_tokens, args.rounds, args.threads)
+                 if args.device == "cpu" else None)
         contenders = {"hf_generate": _hf_generate(hf, batch, args.new_tokens, seq2seq, device)}
         contenders.update({k: _engine(r, batch, args.new_tokens) for k, r in runners.items()})
+        compile_seconds = None
+        if "engine_pytorch_compiled" in contenders:  # its first call compiles; timed apart from the rounds
+            started = time.perf_counter()
+            contenders["engine_pytorch_compiled"]()
+            compile_seconds = round(time.perf_counter() - started, 1)
         best, outputs, memory = _best(contenders, args.rounds)
         reference = outputs["hf_generate"]
         same = {k: outputs[k] == reference for k in runners}
@@ -222,9 +237,13 @@ def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
         tps = {k: tokens / v for k, v in best.items()}
         ratios = {k: tps[k] / tps["hf_generate"] for k in runners}
         ceiling = best["hf_generate"] / (args.new_tokens * floor["step_seconds"]) if floor else None
+        mlas = floor["seconds"].get("mlas") if floor else None
+        ort_ceiling = best["hf_generate"] / (args.new_tokens * mlas) if mlas else None
         results["batches"][str(size)] = {
             "matmul_floor": floor,
             "ceiling_ratio_over_generate": ceiling,
+            "onnxruntime_ceiling_ratio_over_generate": ort_ceiling,
+            "compiled_first_call_seconds": compile_seconds,
             "seconds_best": best,
             "tokens_per_second": tps,
             "ratio_over_generate": ratios,
@@ -233,6 +252,7 @@ def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
         }
         line = "  ".join(f"{k.removeprefix('engine_')} {ratios[k]:.2f}x" for k in runners)
         bound = f"  |  ceiling {ceiling:.2f}x" if ceiling else ""
+        bound += f" (MLAS {ort_ceiling:.2f}x)" if ort_ceiling else ""
         print(f"  {name:11s} batch {size}: generate {tps['hf_generate']:7.1f} tok/s  |  {line}{bound}  |  "
               f"same tokens {all(same.values())}", flush=True)
         if args.memory:
@@ -250,12 +270,14 @@ def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
     return results
 
 
-def _matmul_floor(runner, batch, new_tokens: int, rounds: int) -> dict[str, Any]:
+def _matmul_floor(runner, batch, new_tokens: int, rounds: int, threads: int | None) -> dict[str, Any]:
     """The weight products of one decoding step, replayed alone: the least time a float32 step takes.
 
     Forward hooks on every ``nn.Linear``/``Conv1D`` of the runner's modules record the products of the
     last step of a real generation (weight, bias, rows); they are replayed with the kernels the model
-    uses (dense) and with oneDNN-packed weights, interleaved, best of ``rounds``.
+    uses (dense), with oneDNN-packed weights, and as one ONNX Runtime graph of ``Gemm`` nodes (MLAS,
+    what the onnxruntime backend's graphs run), interleaved, best of ``rounds``. ``step_seconds`` is
+    the best of PyTorch's kernels (it bounds the pytorch engine); ``mlas`` bounds onnxruntime.
     """
     from llmos_hub_pytorch.prepack import PackedLinear, available
 
@@ -292,6 +314,9 @@ def _matmul_floor(runner, batch, new_tokens: int, rounds: int) -> dict[str, Any]
             layer = PackedLinear(weight, mod.bias)
             packed.append(lambda x=x, layer=layer: layer(x))
     kinds = {"dense": dense, **({"packed": packed} if packed else {})}
+    mlas = _mlas_products(step_calls, threads)
+    if mlas is not None:
+        kinds["mlas"] = [mlas]
     best: dict[str, float] = {}
     with torch.inference_mode():
         for _ in range(max(rounds, 2) + 1):
@@ -301,7 +326,33 @@ def _matmul_floor(runner, batch, new_tokens: int, rounds: int) -> dict[str, Any]
                     product()
                 best[kind] = min(best.get(kind, float("inf")), time.perf_counter() - start)
     weights = sum(mod.weight.numel() for mod, _ in step_calls)
-    return {"products": len(step_calls), "weights": weights, "seconds": best, "step_seconds": min(best.values())}
+    torch_best = min(v for k, v in best.items() if k != "mlas")
+    return {"products": len(step_calls), "weights": weights, "seconds": best, "step_seconds": torch_best}
+
+
+def _mlas_products(step_calls: list[tuple[Any, int]], threads: int | None) -> Callable[[], Any] | None:
+    """The step's products as one ONNX Runtime graph (``kernels.ort_products_session``), or ``None``
+    when onnxruntime is missing or the products do not share one row count."""
+    rows = {count for _, count in step_calls}
+    if len(rows) != 1:
+        return None
+    try:
+        from kernels import ort_products_session
+    except ImportError:  # onnxruntime or onnx not installed
+        return None
+    import numpy as np
+
+    weights, biases = [], []
+    for mod, _ in step_calls:
+        conv = type(mod).__name__ == "Conv1D"  # [in, out] already; nn.Linear holds [out, in]
+        weights.append((mod.weight if conv else mod.weight.t()).detach().float().numpy())
+        biases.append(None if mod.bias is None else mod.bias.detach().float().numpy())
+    session = ort_products_session(weights, biases, threads or 1)
+    (count,) = rows
+    generator = np.random.default_rng(0)
+    feeds = {f"x{n}": generator.standard_normal((count, n), dtype=np.float32)
+             for n in sorted({w.shape[0] for w in weights})}
+    return lambda: session.run(None, feeds)
 
 
 def _child_peak(args, name: str, size: int, contender: str) -> int:
@@ -337,6 +388,8 @@ def _child(args) -> int:
         backend = "onnxruntime" if contender == "engine_onnxruntime" else "pytorch"
         if contender == "engine_pytorch_prepack":
             options["prepack"] = True
+        if contender == "engine_pytorch_compiled":
+            options["compile"] = True
         if backend == "onnxruntime" and args.cache_dir:
             options["cache_dir"] = args.cache_dir
         runner = host.get("backends", backend).prepare(model, device=args.device, options=options)
@@ -424,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="ONNX export cache (default: the backend's)")
     parser.add_argument("--no-onnx", action="store_true")
     parser.add_argument("--no-prepack", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the pytorch backend's compile option")
     parser.add_argument("--no-classifier", action="store_true")
     parser.add_argument("--memory", action="store_true", help="also each contender's whole-process peak, in a child")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -46,16 +46,23 @@ OUT = Path(__file__).resolve().parent / "out" / "kernels.json"
 LAYER = ((768, 2304), (768, 768), (768, 3072), (3072, 768))
 
 
-def _ort_session(weights: list[np.ndarray], biases: list[np.ndarray], threads: int) -> Any:
+def ort_products_session(weights: list[np.ndarray], biases: list[np.ndarray | None], threads: int) -> Any:
+    """One ONNX Runtime graph of independent ``Gemm`` nodes, ``x{in} @ weights[k] (+ biases[k])``: the
+    products alone, with MLAS (ORT prepacks the constant weights once). Inputs ``x{in}`` ``[M, in]``,
+    one per distinct input width; ``generate.py`` replays a real step's products through it too."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    graph_inputs = [helper.make_tensor_value_info("x768", TensorProto.FLOAT, ["M", 768]),
-                    helper.make_tensor_value_info("x3072", TensorProto.FLOAT, ["M", 3072])]
+    widths = sorted({w.shape[0] for w in weights})
+    graph_inputs = [helper.make_tensor_value_info(f"x{n}", TensorProto.FLOAT, ["M", n]) for n in widths]
     nodes, inits, outputs = [], [], []
     for k, (w, b) in enumerate(zip(weights, biases)):
-        inits += [numpy_helper.from_array(w, f"w{k}"), numpy_helper.from_array(b, f"b{k}")]
-        nodes.append(helper.make_node("Gemm", [f"x{w.shape[0]}", f"w{k}", f"b{k}"], [f"y{k}"]))
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(w, dtype=np.float32), f"w{k}"))
+        names = [f"x{w.shape[0]}", f"w{k}"]
+        if b is not None:
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(b, dtype=np.float32), f"b{k}"))
+            names.append(f"b{k}")
+        nodes.append(helper.make_node("Gemm", names, [f"y{k}"]))
         outputs.append(helper.make_tensor_value_info(f"y{k}", TensorProto.FLOAT, ["M", w.shape[1]]))
     model = helper.make_model(helper.make_graph(nodes, "products", graph_inputs, outputs, inits),
                               opset_imports=[helper.make_opsetid("", 17)])
@@ -72,7 +79,7 @@ def _contenders(rows: int, threads: int) -> dict[str, Callable[[], Any]]:
     transposed = [w.t().contiguous() for w in weights]
     packed = [torch.ops.mkldnn._reorder_linear_weight(w, rows) for w in transposed]
     x = {768: torch.randn(rows, 768, generator=generator), 3072: torch.randn(rows, 3072, generator=generator)}
-    session = _ort_session([w.numpy() for w in weights], [b.numpy() for b in biases], threads)
+    session = ort_products_session([w.numpy() for w in weights], [b.numpy() for b in biases], threads)
     feeds = {"x768": x[768].numpy(), "x3072": x[3072].numpy()}
     return {
         "mkl_addmm": lambda: [torch.addmm(b, x[w.shape[0]], w) for w, b in zip(weights, biases)],

@@ -15,7 +15,8 @@ Options: ``use_cache`` (default true; false recomputes the whole sequence at eve
 baseline the KV cache is measured against), ``threads`` (CPU intra-op threads; default
 :func:`llmos_hub.decoding.default_threads`, one core left free so a shared machine does not stall),
 ``prepack`` (default false; CPU float32 only: linear weights packed once by oneDNN, faster batched
-decoding, see :mod:`.prepack`).
+decoding, see :mod:`.prepack`), ``compile`` (default false: the decoding step through ``torch.compile``,
+see :mod:`.compiled`).
 
 Modules: on CPU in float32 without ``prepack`` the runner runs the model's shared modules as they
 are; any transformation (device, dtype, packing) happens on the runner's own copy
@@ -36,6 +37,7 @@ from llmos_hub import Backend, Capability, Generation, GenerationConfig, LoadedM
 from llmos_hub.decoding import Batch, StepRunner, cache_capacity, default_threads
 
 from .device import DTYPES, resolve_device, resolve_dtype
+from .compiled import CompiledStep, check_compile
 from .kvcache import CachePool
 from .prepack import available as prepack_available
 from .prepack import pack_linears
@@ -67,6 +69,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         use_cache: bool = True,
         threads: int | None = None,
         prepack: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__(model)
         self.torch_device = device
@@ -91,6 +94,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         self._seq2seq = model.supports(Capability.SEQ2SEQ)
         role = "decoder" if self._seq2seq else "causal_lm"
         self._cache_dims = model.cache_geometry(role, self.modules[role]) if role in self.modules else None
+        self._compiled = CompiledStep(self.modules[role]) if compile and use_cache and role in self.modules else None
         self._pool = CachePool(device, dtype)
         self._slots = torch.arange(max(int(model.max_length), 1) + 1, dtype=torch.long, device=device)
         self._first = torch.zeros(1, dtype=torch.long, device=device)
@@ -180,7 +184,9 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             return self._step_uncached(state, new)
         self._room(state)
         slot = self._positions(state.length, 1)
-        if self._seq2seq:
+        if self._compiled is not None:
+            logits = self._compiled.step(new, state, slot, self._first)
+        elif self._seq2seq:
             logits, _ = self.modules["decoder"](new, state.encoder_states, state.mask, state.cross_kv, state.cache, slot)
         else:
             logits, _ = self.modules["causal_lm"](new, state.mask, state.cache, slot, self._first)
@@ -285,6 +291,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             "threads_source": self.threads_source,
             "kv_cache": self.use_cache,
             "prepacked_linears": self.prepacked,
+            "compiled_step": self._compiled is not None,
         }
         if self.torch_device.type == "cuda":
             facts["device_name"] = torch.cuda.get_device_name(self.torch_device)
@@ -322,13 +329,18 @@ class TorchBackend(Backend):
         "use_cache": {"type": ["boolean", "string", "integer"]},
         "threads": {"type": "integer", "minimum": 1},
         "prepack": {"type": ["boolean", "string", "integer"]},
+        "compile": {"type": ["boolean", "string", "integer"]},
     }
 
     def check(self, device: str, dtype: str, options: Mapping[str, Any]) -> None:
         super().check(device, dtype, options)
+        target = torch.device("cpu" if device == "auto" and not torch.cuda.is_available() else
+                              ("cuda" if device == "auto" else device))
         if _as_bool(options.get("prepack", False)):
-            _check_prepack(torch.device("cpu" if device == "auto" and not torch.cuda.is_available() else
-                                        ("cuda" if device == "auto" else device)), DTYPES.get(dtype, torch.float32))
+            _check_prepack(target, DTYPES.get(dtype, torch.float32))
+        if _as_bool(options.get("compile", False)):
+            check_compile(target, prepack=_as_bool(options.get("prepack", False)),
+                          use_cache=_as_bool(options.get("use_cache", True)))
 
     def prepare(
         self,
@@ -341,21 +353,26 @@ class TorchBackend(Backend):
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         options = dict(options or {})
-        unknown = sorted(set(options) - {"use_cache", "threads", "prepack"})
+        unknown = sorted(set(options) - {"use_cache", "threads", "prepack", "compile"})
         if unknown:
             raise UsageError(
-                f"unknown option(s) {', '.join(unknown)} for backend pytorch; known: use_cache, threads, prepack"
+                f"unknown option(s) {', '.join(unknown)} for backend pytorch; known: use_cache, threads, prepack, compile"
             )
         prepack = _as_bool(options.get("prepack", False))
         if prepack:
             _check_prepack(torch_device, torch_dtype)
+        use_cache = _as_bool(options.get("use_cache", True))
+        compile_step = _as_bool(options.get("compile", False))
+        if compile_step:
+            check_compile(torch_device, prepack=prepack, use_cache=use_cache)
         return TorchRunner(
             model,
             device=torch_device,
             dtype=torch_dtype,
-            use_cache=_as_bool(options.get("use_cache", True)),
+            use_cache=use_cache,
             threads=int(options["threads"]) if options.get("threads") else None,
             prepack=prepack,
+            compile=compile_step,
         )
 
     def versions(self) -> Mapping[str, str]:

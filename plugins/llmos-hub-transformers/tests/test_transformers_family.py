@@ -17,6 +17,7 @@ import transformers
 from llmos_hub import Capability, DataError, GenerationConfig, UsageError
 from llmos_hub.testing import check_backend, check_model_family, check_plugin
 from llmos_hub_pytorch.backend import TorchBackend
+from llmos_hub_pytorch.compiled import _cpp_compiler
 
 import llmos_hub_transformers.plugin
 from llmos_hub_transformers.family import HFFamily
@@ -110,8 +111,8 @@ def test_causal_lm_logits_and_cache_equal_the_hf_forward(kind, folders, loaded):
     torch.testing.assert_close(cache[..., : width + 1, :], full_kv, atol=1e-5, rtol=0)
 
 
-def _greedy_equals_generate(model, hf, prompts, new_tokens=10):
-    runner = TorchBackend().prepare(model)
+def _greedy_equals_generate(model, hf, prompts, new_tokens=10, options=None):
+    runner = TorchBackend().prepare(model, options=options)
     got = runner.generate(prompts, GenerationConfig(max_new_tokens=new_tokens))
     for prompt, generation in zip(prompts, got):
         ids = torch.tensor([model.tokenizer.encode(prompt)])
@@ -134,6 +135,17 @@ def _greedy_equals_generate(model, hf, prompts, new_tokens=10):
                                        ("bart", transformers.AutoModelForSeq2SeqLM)])
 def test_greedy_generation_through_pytorch_equals_hf_generate(kind, auto, folders, loaded):
     _greedy_equals_generate(loaded(kind), _hf(folders[kind], auto), PROMPTS)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_cpp_compiler() is None, reason="no C++ compiler for torch.compile's CPU code")
+@pytest.mark.parametrize("kind,auto", [("gpt2", transformers.AutoModelForCausalLM),
+                                       ("llama", transformers.AutoModelForCausalLM),
+                                       ("t5", transformers.AutoModelForSeq2SeqLM),
+                                       ("bart", transformers.AutoModelForSeq2SeqLM)])
+def test_compiled_steps_equal_hf_generate(kind, auto, folders, loaded):
+    """The native modules (GPT-2, Llama, T5) and the generic wrapper (BART) traced by ``torch.compile``."""
+    _greedy_equals_generate(loaded(kind), _hf(folders[kind], auto), PROMPTS, options={"compile": True})
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "bart", "bert"])
