@@ -73,3 +73,15 @@ def test_compile_without_a_cpp_compiler_names_the_fix(monkeypatch):
     with pytest.raises(UsageError, match="needs a C\\+\\+ compiler.*apt-get install g\\+\\+"):
         TorchBackend().check("cpu", "float32", {"compile": True})
     TorchBackend().check("cpu", "float32", {"compile": False})  # off: nothing to check
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_compiled_cuda_step_gives_the_cpu_tokens(root):
+    """On CUDA the same compiled step runs through Triton; float32 greedy tokens equal the CPU's."""
+    model = _load(root, "causal-lm")
+    config = GenerationConfig(max_new_tokens=10)
+    cpu = TorchBackend().prepare(model, options={})
+    gpu = TorchBackend().prepare(model, device="cuda", dtype="float32", options={"compile": True})
+    assert [g.token_ids for g in gpu.generate(PROMPTS, config)] == [g.token_ids for g in cpu.generate(PROMPTS, config)]
