@@ -71,6 +71,16 @@ class CompiledStep:
 
         ``state`` is the pytorch runner's decoding state (``cache``, ``mask``, and for seq2seq
         ``encoder_states`` / ``cross_kv``)."""
+        try:
+            logits, new_kv = self._call(new, state, slot, first)
+        except _compile_failures() as failure:
+            first_line = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+            raise UsageError(f"torch.compile could not build the decoding step ({first_line[:300]}); fix the "
+                             "compiler or run without --backend-option compile=true") from failure
+        state.cache.index_copy_(4, slot, new_kv.to(state.cache.dtype))
+        return logits
+
+    def _call(self, new: torch.Tensor, state: Any, slot: torch.Tensor, first: torch.Tensor) -> tuple[Any, Any]:
         cache = state.cache
         _dynamic(new, 0)
         _dynamic(cache, 2, 4)  # rows, capacity
@@ -78,12 +88,20 @@ class CompiledStep:
             _dynamic(state.encoder_states, 0, 1)
             _dynamic(state.mask, 0, 1)
             _dynamic(state.cross_kv, 2, 4)
-            logits, new_kv = self.compiled(new, state.encoder_states, state.mask, state.cross_kv, cache, slot)
-        else:
-            _dynamic(state.mask, 0, 1)
-            logits, new_kv = self.compiled(new, state.mask, cache, slot, first)
-        cache.index_copy_(4, slot, new_kv.to(cache.dtype))
-        return logits
+            return self.compiled(new, state.encoder_states, state.mask, state.cross_kv, cache, slot)
+        _dynamic(state.mask, 0, 1)
+        return self.compiled(new, state.mask, cache, slot, first)
+
+
+def _compile_failures() -> tuple[type[BaseException], ...]:
+    """What a compiler that cannot build the graph raises (a broken or missing toolchain, an unsupported
+    operation), turned into one line that names the way out rather than Inductor's advice to debug it.
+    Imported only when a step fails: importing the compiler costs ~80 MiB, which runs without
+    ``compile`` should not pay."""
+    from torch._dynamo.exc import BackendCompilerFailed
+    from torch._inductor.exc import InductorError
+
+    return (BackendCompilerFailed, InductorError)
 
 
 def _dynamic(tensor: torch.Tensor, *dims: int) -> None:

@@ -85,3 +85,19 @@ def test_compiled_cuda_step_gives_the_cpu_tokens(root):
     cpu = TorchBackend().prepare(model, options={})
     gpu = TorchBackend().prepare(model, device="cuda", dtype="float32", options={"compile": True})
     assert [g.token_ids for g in gpu.generate(PROMPTS, config)] == [g.token_ids for g in cpu.generate(PROMPTS, config)]
+
+
+def test_a_compiler_that_fails_is_one_line_naming_the_way_out(root):
+    """A toolchain that breaks while compiling (found only at the first step) is a one-line error."""
+    from torch._inductor.exc import InductorError
+
+    runner = TorchBackend().prepare(_load(root, "causal-lm"), options={"compile": True})
+
+    def broken(*_args):
+        raise InductorError(RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail"), None)
+
+    runner._compiled.compiled = broken
+    with pytest.raises(UsageError) as caught:
+        runner.generate(PROMPTS[:2], GenerationConfig(max_new_tokens=3))
+    message = str(caught.value)
+    assert "\n" not in message and "InvalidCxxCompiler" in message and "compile=true" in message
