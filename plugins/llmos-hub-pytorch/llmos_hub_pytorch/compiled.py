@@ -12,8 +12,10 @@ take: they attend over the whole preallocated cache and return the new tokens' k
 writing them (a compiled graph that wrote into its input would have to copy it), so
 :meth:`CompiledStep.step` writes ``new_kv`` into its slots afterwards, as the onnxruntime runner does.
 
-The cost is the compile: tens of seconds per model on a small CPU the first time; Inductor keeps what
-it generated in its on-disk cache, so later processes reuse it. Shapes that change between batches
+The cost is the compile: tens of seconds per model on a small CPU the first time, spent while the
+runner is prepared (a throwaway batch of two rows, then one), so it counts in the prepare time, not in
+the first batch's speed; Inductor keeps what it generated in its on-disk cache, so later processes
+reuse it. Shapes that change between batches
 (rows, cache capacity, source length) are marked dynamic before the first call, so one compiled graph
 serves the whole run (a single row is its own specialisation in ``torch.compile``, so batch 1 compiles
 once more).
