@@ -12,13 +12,12 @@ take: they attend over the whole preallocated cache and return the new tokens' k
 writing them (a compiled graph that wrote into its input would have to copy it), so
 :meth:`CompiledStep.step` writes ``new_kv`` into its slots afterwards, as the onnxruntime runner does.
 
-The cost is the compile: tens of seconds per model on a small CPU the first time, spent while the
-runner is prepared (a throwaway batch of two rows, then one), so it counts in the prepare time, not in
-the first batch's speed; Inductor keeps what it generated in its on-disk cache, so later processes
-reuse it. Shapes that change between batches
-(rows, cache capacity, source length) are marked dynamic before the first call, so one compiled graph
-serves the whole run (a single row is its own specialisation in ``torch.compile``, so batch 1 compiles
-once more).
+Shapes that change between batches (rows, cache capacity, source length) are marked dynamic, so two
+graphs serve a whole run: one for batches of several rows, one for a single row (its own
+specialisation in ``torch.compile``). The cost is compiling them: tens of seconds per model on a small
+CPU the first time, spent while the runner is prepared (a throwaway batch of two rows, then one), so it
+counts in the prepare time, not in the first batch's speed; Inductor keeps what it generated in its
+on-disk cache, so later processes reuse it.
 """
 
 from __future__ import annotations
@@ -65,7 +64,6 @@ class CompiledStep:
     """One new token per row through the compiled step module, ``new_kv`` written after the call."""
 
     def __init__(self, module: nn.Module) -> None:
-        self.module = module
         self.compiled: Any = torch.compile(module)
 
     def step(self, new: torch.Tensor, state: Any, slot: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
