@@ -86,3 +86,28 @@ def test_prepack_elsewhere_is_one_line_before_loading(device, dtype):
         TorchBackend().check(device, dtype, {"prepack": True})
     assert "\n" not in str(caught.value)
     assert "--device" in str(caught.value)
+
+
+def test_packing_leaves_no_tensor_on_the_checkpoints_memory():
+    """Loaded checkpoints are views of one memory-mapped file; after packing, nothing may still point
+    into it (a bias or a norm left there keeps the whole file resident next to the packed copies)."""
+    torch.manual_seed(0)
+    net = torch.nn.ModuleDict({"a": torch.nn.Linear(24, 40), "norm": torch.nn.LayerNorm(40),
+                               "embed": torch.nn.Embedding(50, 24), "head": torch.nn.Linear(24, 50, bias=False)})
+    net["head"].weight = net["embed"].weight
+    params = list(net.parameters())  # unique: the tied weight once
+    file = torch.cat([p.detach().reshape(-1) for p in params])  # stands in for the mapped checkpoint
+    at = 0
+    for p in params:  # every parameter becomes a view of ``file``, as a memory-mapped load leaves them
+        p.data = file[at : at + p.numel()].view_as(p)
+        at += p.numel()
+    x = torch.randn(3, 24)
+    before = net["norm"](net["a"](x)), net["head"](x), net["embed"](torch.tensor([1, 7]))
+    assert pack_linears(net) == 1
+    start, end = file.data_ptr(), file.data_ptr() + file.numel() * file.element_size()
+    left = [t for t in list(net.parameters()) + list(net.buffers()) if not t.is_mkldnn]
+    assert left and all(not start <= t.data_ptr() < end for t in left)
+    assert net["head"].weight.data_ptr() == net["embed"].weight.data_ptr()  # still tied, one copy
+    after = net["norm"](net["a"](x)), net["head"](x), net["embed"](torch.tensor([1, 7]))
+    for b, a in zip(before, after):
+        assert torch.allclose(a, b, atol=1e-5)
