@@ -71,7 +71,7 @@ from typing import Generic, Protocol, TypeVar
 from ._backend import Runner
 from ._requests import Generation, GenerationConfig, Loglikelihood
 from ._model import Capability, LoadedModel
-from ._threads import THREADS_ENV, default_threads
+from ._threads import THREADS_ENV, default_threads, usable_cores
 from ._windows import encode_pair, rolling_windows
 from .errors import UsageError
 
@@ -90,6 +90,7 @@ __all__ = [
     "greedy_search",
     "pad_left",
     "stop_checker",
+    "usable_cores",
 ]
 
 #: Called with the tokens generated so far for one sequence; True when a stop string appeared.

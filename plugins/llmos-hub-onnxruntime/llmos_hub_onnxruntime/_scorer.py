@@ -8,6 +8,7 @@ On 8x256 positions of a 2048-token vocabulary: 4.0 ms against 14.8 ms in numpy (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,8 @@ def _graph() -> bytes:
 class TokenScorer:
     """``scorer(logits, targets) -> (log-probabilities of targets, argmax)``, both ``[batch, positions]``."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, config: Mapping[str, str] | None = None) -> None:
+        """``threads`` and ``config`` (session config entries) as the model's own sessions have them."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -55,6 +57,8 @@ class TokenScorer:
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
+        for key, value in (config or {}).items():
+            options.add_session_config_entry(key, value)
         self.session: Any = ort.InferenceSession(_graph(), sess_options=options, providers=["CPUExecutionProvider"])
 
     def __call__(self, logits: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -147,7 +147,7 @@ class OnnxRunner(StepRunner):
     ) -> None:
         super().__init__(model)
         self.graphs = dict(graphs)
-        self.scorer = scorer or TokenScorer(facts.get("threads"))
+        self.scorer = scorer or TokenScorer(facts.get("threads"), facts.get("session_config"))
         self.device = device
         self.dtype = dtype
         self._facts = dict(facts)

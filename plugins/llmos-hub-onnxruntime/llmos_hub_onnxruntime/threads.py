@@ -1,0 +1,74 @@
+"""How many intra-op threads an ONNX Runtime session gets, and whether its idle workers spin.
+
+Two facts, measured on our 2-core machines with ``benchmarks/threads.py`` (one competing busy process
+for "contended"), decide it:
+
+- ONNX Runtime's workers *spin* while they wait for work by default. On a machine shared with other
+  work a spinning worker holds a core the others need, and 2 threads collapse under contention
+  (GPT-2-small geometry, batch 8: 84 tokens/s against 113 with 1 thread). With spinning off
+  (``session.intra_op.allow_spinning = 0``) the workers sleep, and 2 threads hold up (112 tokens/s).
+  So whenever a session runs more than one thread its workers sleep, unless ``session_config`` says
+  otherwise.
+- Whether a second thread pays depends on how much work each operator has. Sleeping workers must be
+  woken at every parallel operator: on models of well under a million parameters (the bundled nano
+  and tiny models) that costs more than it gains, and 2 threads run at 0.5-0.6x of 1 contended
+  (0.5-1.6x quiet), while from about ten million parameters up the operators are big enough (GPT-2
+  geometry with 11.8 M: 1.19-1.30x quiet, 0.92-0.96x contended; GPT-2-small and T5-small geometry:
+  1.26-1.67x quiet, 0.91-1.08x contended).
+
+So on the CPU, with no ``threads`` option and no ``$LLMOS_HUB_THREADS``, a model of at least
+:data:`ALL_CORES_MIN_PARAMETERS` parameters gets every usable core with sleeping workers, and a smaller
+one the SDK's default (``cores - 1``, :func:`llmos_hub.decoding.default_threads`). The choice and its
+reason go into the runner's ``describe()`` (``threads``, ``threads_source``, ``session_config``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from llmos_hub.decoding import THREADS_ENV, default_threads, usable_cores
+
+__all__ = ["ALL_CORES_MIN_PARAMETERS", "SPINNING", "ThreadPlan", "plan_threads"]
+
+#: ONNX Runtime's session config entry for whether idle intra-op workers spin.
+SPINNING = "session.intra_op.allow_spinning"
+
+#: From this many parameters a CPU session gets every usable core by default (see the module docstring).
+ALL_CORES_MIN_PARAMETERS = 10_000_000
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """Threads for the sessions, why that many, and the session config entries to apply."""
+
+    threads: int
+    source: str
+    session_config: dict[str, str] = field(default_factory=dict)
+
+
+def plan_threads(
+    option: object,
+    *,
+    num_parameters: int,
+    device_kind: str,
+    session_config: Mapping[str, str] | None = None,
+) -> ThreadPlan:
+    """The thread plan for a model of ``num_parameters`` on ``device_kind`` (``"cpu"`` or ``"cuda"``).
+
+    ``option`` is the backend's ``threads`` option (``None`` when not given); ``session_config`` the
+    user's entries, which win over the spinning choice made here.
+    """
+    config = {str(k): str(v) for k, v in dict(session_config or {}).items()}
+    if option:
+        threads, source = int(option), "option"  # type: ignore[call-overload]
+    elif os.environ.get(THREADS_ENV, "").strip().isdigit() and int(os.environ[THREADS_ENV]) > 0:
+        threads, source = default_threads(), "environment"
+    elif device_kind == "cpu" and num_parameters >= ALL_CORES_MIN_PARAMETERS and usable_cores() > 1:
+        threads, source = usable_cores(), f"default: every core for a model of >= {ALL_CORES_MIN_PARAMETERS:,} parameters"
+    else:
+        threads, source = default_threads(), "default"
+    if threads > 1:
+        config.setdefault(SPINNING, "0")
+    return ThreadPlan(threads, source, config)
