@@ -71,12 +71,13 @@ from typing import Generic, Protocol, TypeVar
 from ._backend import Runner
 from ._requests import Generation, GenerationConfig, Loglikelihood
 from ._model import Capability, LoadedModel
-from ._threads import THREADS_ENV, default_threads, usable_cores
+from ._threads import OMP_THREADS_ENV, THREADS_ENV, default_threads, environment_threads, threads_source, usable_cores
 from ._windows import encode_pair, rolling_windows
 from .errors import UsageError
 
 __all__ = [
     "Batch",
+    "OMP_THREADS_ENV",
     "OutT",
     "StateT",
     "StepRunner",
@@ -86,10 +87,12 @@ __all__ = [
     "cache_capacity",
     "cut_at_stop",
     "default_threads",
+    "environment_threads",
     "generate_ids",
     "greedy_search",
     "pad_left",
     "stop_checker",
+    "threads_source",
     "usable_cores",
 ]
 

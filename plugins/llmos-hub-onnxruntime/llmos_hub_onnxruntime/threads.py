@@ -16,7 +16,8 @@ for "contended"), decide it:
   geometry with 11.8 M: 1.19-1.30x quiet, 0.92-0.96x contended; GPT-2-small and T5-small geometry:
   1.26-1.67x quiet, 0.91-1.08x contended).
 
-So on the CPU, with no ``threads`` option and no ``$LLMOS_HUB_THREADS``, a model of at least
+So on the CPU, with no ``threads`` option and no ``$LLMOS_HUB_THREADS`` or ``$OMP_NUM_THREADS`` (which
+Ray sets to a task's CPUs), a model of at least
 :data:`ALL_CORES_MIN_PARAMETERS` parameters gets every usable core with sleeping workers, and a smaller
 one the SDK's default (``cores - 1``, :func:`llmos_hub.decoding.default_threads`). The choice and its
 reason go into the runner's ``describe()`` (``threads``, ``threads_source``, ``session_config``).
@@ -24,11 +25,10 @@ reason go into the runner's ``describe()`` (``threads``, ``threads_source``, ``s
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from llmos_hub.decoding import THREADS_ENV, default_threads, usable_cores
+from llmos_hub.decoding import default_threads, environment_threads, threads_source, usable_cores
 
 __all__ = ["ALL_CORES_MIN_PARAMETERS", "SPINNING", "ThreadPlan", "plan_threads"]
 
@@ -63,12 +63,11 @@ def plan_threads(
     config = {str(k): str(v) for k, v in dict(session_config or {}).items()}
     if option:
         threads, source = int(option), "option"  # type: ignore[call-overload]
-    elif os.environ.get(THREADS_ENV, "").strip().isdigit() and int(os.environ[THREADS_ENV]) > 0:
-        threads, source = default_threads(), "environment"
-    elif device_kind == "cpu" and num_parameters >= ALL_CORES_MIN_PARAMETERS and usable_cores() > 1:
+    elif environment_threads() is None and device_kind == "cpu" and num_parameters >= ALL_CORES_MIN_PARAMETERS \
+            and usable_cores() > 1:
         threads, source = usable_cores(), f"default: every core for a model of >= {ALL_CORES_MIN_PARAMETERS:,} parameters"
-    else:
-        threads, source = default_threads(), "default"
+    else:  # $LLMOS_HUB_THREADS or $OMP_NUM_THREADS (a scheduler's grant, e.g. Ray's), else cores - 1
+        threads, source = default_threads(), threads_source()
     if threads > 1:
         config.setdefault(SPINNING, "0")
     return ThreadPlan(threads, source, config)

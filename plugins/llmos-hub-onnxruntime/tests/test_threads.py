@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from ort_tiny_models import tiny_classifier
 
-from llmos_hub.decoding import THREADS_ENV
+from llmos_hub import _threads
+from llmos_hub.decoding import OMP_THREADS_ENV, THREADS_ENV
 from llmos_hub_onnxruntime import threads as plan
 from llmos_hub_onnxruntime.backend import OnnxRuntimeBackend
 from llmos_hub_onnxruntime.threads import SPINNING, plan_threads
@@ -16,9 +17,10 @@ SMALL = 500_000
 
 @pytest.fixture
 def four_cores(monkeypatch):
-    monkeypatch.delenv(THREADS_ENV, raising=False)
+    for name in (THREADS_ENV, OMP_THREADS_ENV):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(plan, "usable_cores", lambda: 4)
-    monkeypatch.setattr(plan, "default_threads", lambda: 3)
+    monkeypatch.setattr(_threads, "usable_cores", lambda: 4)
 
 
 def test_a_large_model_gets_every_core_with_sleeping_workers(four_cores):
@@ -32,10 +34,9 @@ def test_a_small_model_keeps_one_core_free_and_its_workers_sleep_too(four_cores)
     assert (chosen.threads, chosen.source, chosen.session_config) == (3, "default", {SPINNING: "0"})
 
 
-def test_one_thread_sets_no_spinning_entry(monkeypatch):
-    monkeypatch.delenv(THREADS_ENV, raising=False)
+def test_one_thread_sets_no_spinning_entry(four_cores, monkeypatch):
     monkeypatch.setattr(plan, "usable_cores", lambda: 1)
-    monkeypatch.setattr(plan, "default_threads", lambda: 1)
+    monkeypatch.setattr(_threads, "usable_cores", lambda: 1)
     chosen = plan_threads(None, num_parameters=LARGE, device_kind="cpu")
     assert (chosen.threads, chosen.source, chosen.session_config) == (1, "default", {})
 
@@ -43,10 +44,12 @@ def test_one_thread_sets_no_spinning_entry(monkeypatch):
 def test_the_option_the_environment_and_the_users_config_win(four_cores, monkeypatch):
     chosen = plan_threads(2, num_parameters=LARGE, device_kind="cpu", session_config={SPINNING: 1})
     assert (chosen.threads, chosen.source, chosen.session_config) == (2, "option", {SPINNING: "1"})
-    monkeypatch.setenv(THREADS_ENV, "2")
-    monkeypatch.setattr(plan, "default_threads", lambda: 2)
+    monkeypatch.setenv(OMP_THREADS_ENV, "1")  # what Ray sets in a task granted one CPU
     chosen = plan_threads(None, num_parameters=LARGE, device_kind="cpu")
-    assert (chosen.threads, chosen.source) == (2, "environment")
+    assert (chosen.threads, chosen.source, chosen.session_config) == (1, "$OMP_NUM_THREADS", {})
+    monkeypatch.setenv(THREADS_ENV, "2")  # ours wins over OpenMP's
+    chosen = plan_threads(None, num_parameters=LARGE, device_kind="cpu")
+    assert (chosen.threads, chosen.source) == (2, "$LLMOS_HUB_THREADS")
 
 
 def test_cuda_sessions_keep_the_sdk_default(four_cores):

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from llmos_hub import Backend, Capability, Generation, GenerationConfig, LoadedModel, Loglikelihood, UsageError
-from llmos_hub.decoding import Batch, StepRunner, cache_capacity, default_threads
+from llmos_hub.decoding import Batch, StepRunner, cache_capacity, default_threads, threads_source
 
 from .device import DTYPES, resolve_device, resolve_dtype
 from .compiled import CompiledStep, check_compile
@@ -77,7 +77,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         self.device = str(device)
         self.dtype = next(k for k, v in DTYPES.items() if v == dtype)
         self.use_cache = use_cache
-        self.threads_source = "option" if threads else "default"
+        self.threads_source = threads_source(threads)
         self.threads = int(threads) if threads else default_threads()
         if device.type == "cpu":
             torch.set_num_threads(self.threads)
