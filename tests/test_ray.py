@@ -134,6 +134,10 @@ def test_default_suite_on_ray_equals_in_process(cluster, reference, tmp_path, mo
     assert {p["name"] for p in placements} == {"ray"}
     assert len({p["node_id"] for p in placements}) == 2, "both nodes of the cluster did work"
     assert all(p["attempt"] == 1 and p["pid"] != os.getpid() for p in placements)
+    # Each run holds one CPU and Ray says so in OMP_NUM_THREADS; the backend uses that many threads,
+    # not the node's cores - 1.
+    details = [r.data["backend"]["details"] for _, r in records.values()]
+    assert all((d["threads"], d["threads_source"]) == (1, "$OMP_NUM_THREADS") for d in details), details
     # Apart from where it ran, a Ray record is an in-process record.
     _, lm = records["lm-sample"]
     assert set(lm.data) == set(reference["lm-sample"][1].data)
