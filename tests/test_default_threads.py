@@ -35,13 +35,14 @@ def test_values_that_are_not_a_positive_count_are_ignored(eight_cores, monkeypat
 
 def test_the_pytorch_runner_records_where_its_count_came_from(eight_cores, monkeypatch):
     torch = pytest.importorskip("torch")
-    from llmos_hub._plugins import default_host
+    from llmos_hub import load_plugins
 
+    host = load_plugins()  # a fresh host: other tests register fakes on the default one
     monkeypatch.setenv(OMP_THREADS_ENV, "1")
     before = torch.get_num_threads()
     try:
-        model = default_host().get("models", "nano").load("lm-sample")
-        runner = default_host().get("backends", "pytorch").prepare(model)
+        model = host.get("models", "nano").load("lm-sample")
+        runner = host.get("backends", "pytorch").prepare(model)
         facts = runner.describe()
         assert (facts["threads"], facts["threads_source"]) == (1, "$OMP_NUM_THREADS")
     finally:
