@@ -30,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import multiprocessing
 import os
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     host = load_plugins()
     texts = {"lm": _texts(host, "lm-sample", 8), "classification": _texts(host, "classification-sample", 8)}
     build = Path(tempfile.mkdtemp(prefix="llmos-threads-"))
+    atexit.register(shutil.rmtree, build, True)  # also when a contender fails
     real = {}
     for name in filter(None, args.real.split(",")):
         from generate import _build
@@ -174,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    shutil.rmtree(build, ignore_errors=True)
     print(f"default threads here: {default_threads()}; wrote {args.out}")
     return 0
 

@@ -36,11 +36,19 @@ def usable_cores() -> int:
 
 def environment_threads() -> tuple[int, str] | None:
     """``(count, variable)`` from ``$LLMOS_HUB_THREADS``, else ``$OMP_NUM_THREADS``; ``None`` when neither
-    holds a positive integer."""
+    holds a positive integer.
+
+    ``OMP_NUM_THREADS`` may list one count per nesting level (``"4,2"``): the first is the one that
+    applies. It is capped at :func:`usable_cores`, since a container may inherit a value above its CPUs;
+    ``LLMOS_HUB_THREADS`` is taken as given (it is this tool's own setting).
+    """
     for name in (THREADS_ENV, OMP_THREADS_ENV):
         value = os.environ.get(name, "").strip()
+        if name == OMP_THREADS_ENV:
+            value = value.split(",")[0].strip()
         if value.isdigit() and int(value) > 0:
-            return int(value), name
+            count = int(value)
+            return (min(count, usable_cores()) if name == OMP_THREADS_ENV else count), name
     return None
 
 

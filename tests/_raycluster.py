@@ -97,7 +97,9 @@ class LocalCluster:
         self.root = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths are limited
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
+        # Without thread variables of the caller's shell: Ray sets OMP_NUM_THREADS only where it is unset.
+        inherited = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "LLMOS_HUB_THREADS")}
+        self.env = {**inherited, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def _start(self, args: list[str], env: dict[str, str], log: str) -> None:

@@ -27,10 +27,18 @@ def test_a_schedulers_grant_is_honoured(eight_cores, monkeypatch):
     assert threads_source(4) == "option"
 
 
-@pytest.mark.parametrize("value", ["", "0", "-2", "4,2", "many"])
+@pytest.mark.parametrize("value", ["", "0", "-2", "many", ",4"])
 def test_values_that_are_not_a_positive_count_are_ignored(eight_cores, monkeypatch, value):
     monkeypatch.setenv(OMP_THREADS_ENV, value)
     assert (default_threads(), threads_source()) == (7, "default")
+
+
+@pytest.mark.parametrize(("value", "count"), [("4,2", 4), (" 3 ", 3), ("16", 8)])
+def test_openmps_first_level_counts_and_never_more_than_the_cores(eight_cores, monkeypatch, value, count):
+    monkeypatch.setenv(OMP_THREADS_ENV, value)
+    assert default_threads() == count
+    monkeypatch.setenv(THREADS_ENV, "16")  # ours is taken as given
+    assert default_threads() == 16
 
 
 def test_the_pytorch_runner_records_where_its_count_came_from(eight_cores, monkeypatch):

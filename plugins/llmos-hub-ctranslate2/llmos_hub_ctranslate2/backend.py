@@ -7,7 +7,9 @@ refused before anything loads (:meth:`CTranslate2Backend.check_model`, one line)
 Options (``Backend.prepare(..., options={...})``, all optional):
 
 ``threads``
-    CTranslate2 intra-op threads (``intra_threads``; default: CTranslate2's choice, 4 or the cores).
+    CTranslate2 intra-op threads (``intra_threads``; default: ``$LLMOS_HUB_THREADS`` or
+    ``$OMP_NUM_THREADS`` when set, as Ray sets it to a run's CPUs, else CTranslate2's choice, 4 or the
+    cores).
 ``cache_dir``
     Where converted models are kept (default ``$LLMOS_HUB_CACHE/ctranslate2``).
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from llmos_hub import Backend, Capability, LoadedModel, ModelInfo, UsageError
+from llmos_hub.decoding import environment_threads, threads_source
 
 from .support import CLASSIFIER_HEADS, engine_kind, read_config, refusal
 
@@ -106,7 +109,10 @@ class CTranslate2Backend(Backend):
         config = read_config(model.artifacts.config_file)
         kind = str(engine_kind(config))
         conversion = converted(model, options.get("cache_dir"))
-        threads = int(options["threads"]) if options.get("threads") else 0
+        # The option, else the environment's count ($LLMOS_HUB_THREADS, or Ray's grant in $OMP_NUM_THREADS),
+        # else 0: CTranslate2's own choice.
+        found = environment_threads()
+        threads = int(options["threads"]) if options.get("threads") else (found[0] if found else 0)
         engine_class = {"generator": ctranslate2.Generator, "translator": ctranslate2.Translator,
                         "encoder": ctranslate2.Encoder}[kind]
         try:
@@ -127,6 +133,7 @@ class CTranslate2Backend(Backend):
             "engine": engine_class.__name__,
             "compute_type": dtype,
             "threads": threads or None,  # None: CTranslate2's default
+            "threads_source": threads_source(options.get("threads")) if threads else "ctranslate2 default",
             "conversion": {"key": conversion.key, "cache_hit": conversion.cache_hit,
                            "seconds": round(conversion.seconds, 3)},
         }

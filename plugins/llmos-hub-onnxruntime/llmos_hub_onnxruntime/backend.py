@@ -4,9 +4,10 @@ Options (``Backend.prepare(..., options={...})``, all optional):
 
 ``threads``
     ONNX Runtime intra-op threads. Default on the CPU: every core for a model of at least ten million
-    parameters, else :func:`llmos_hub.decoding.default_threads` (one core left free); with more than
-    one thread the idle workers sleep instead of spinning, so a shared machine does not stall them
-    (:mod:`.threads` has the measurements).
+    parameters, else :func:`llmos_hub.decoding.default_threads` (``$LLMOS_HUB_THREADS``,
+    ``$OMP_NUM_THREADS``, or one core left free, which also apply first to the large models); for those
+    models, with more than one thread, the idle workers sleep instead of spinning, so a shared machine
+    does not stall them (:mod:`.threads` has the measurements).
 ``exporter`` / ``opset``
     ``"dynamo"`` (default) or ``"torchscript"``, and the ONNX opset (default per exporter).
 ``optimization``

@@ -147,7 +147,7 @@ class OnnxRunner(StepRunner):
     ) -> None:
         super().__init__(model)
         self.graphs = dict(graphs)
-        self.scorer = scorer or TokenScorer(facts.get("threads"), facts.get("session_config"))
+        self.scorer = scorer or TokenScorer(facts.get("threads"), _thread_entries(facts.get("session_config")))
         self.device = device
         self.dtype = dtype
         self._facts = dict(facts)
@@ -383,3 +383,10 @@ def _shape(value: Any) -> tuple[int, ...]:
     return tuple(value.shape) if isinstance(value, np.ndarray) else tuple(value.shape())
 
 
+
+
+def _thread_entries(config: Mapping[str, str] | None) -> dict[str, str]:
+    """The session config entries the logits scorer shares with the model's sessions: the threads'
+    (``session.intra_op.*``). Others describe the model's files (``session.load_model_format``, ...) and
+    do not fit the scorer's in-memory graph."""
+    return {k: v for k, v in (config or {}).items() if k.startswith("session.intra_op.")}

@@ -4,23 +4,25 @@ Two facts, measured on our 2-core machines with ``benchmarks/threads.py`` (one c
 for "contended"), decide it:
 
 - ONNX Runtime's workers *spin* while they wait for work by default. On a machine shared with other
-  work a spinning worker holds a core the others need, and 2 threads collapse under contention
-  (GPT-2-small geometry, batch 8: 84 tokens/s against 113 with 1 thread). With spinning off
-  (``session.intra_op.allow_spinning = 0``) the workers sleep, and 2 threads hold up (112 tokens/s).
-  So whenever a session runs more than one thread its workers sleep, unless ``session_config`` says
-  otherwise.
+  work a spinning worker holds a core the others need, and at GPT-2-small and T5-small sizes 2
+  threads collapse under contention (0.51-0.81x of 1 thread). With spinning off
+  (``session.intra_op.allow_spinning = 0``) the workers sleep, and 2 threads hold up (1.00-1.14x
+  contended, 1.38-1.78x quiet).
 - Whether a second thread pays depends on how much work each operator has. Sleeping workers must be
-  woken at every parallel operator: on models of well under a million parameters (the bundled nano
-  and tiny models) that costs more than it gains, and 2 threads run at 0.5-0.6x of 1 contended
-  (0.5-1.6x quiet), while from about ten million parameters up the operators are big enough (GPT-2
-  geometry with 11.8 M: 1.19-1.30x quiet, 0.92-0.96x contended; GPT-2-small and T5-small geometry:
-  1.26-1.67x quiet, 0.91-1.08x contended).
+  woken at every parallel operator: on the bundled nano models (well under a million parameters)
+  that costs more than it gains (0.58-0.74x contended), and spinning is no better there in every
+  case (greedy 0.99x, classification 0.48x contended), while from about ten million parameters up the
+  operators are big enough (a GPT-2 geometry of 11.8 M: 1.19-1.30x quiet, 0.92-0.96x contended).
 
 So on the CPU, with no ``threads`` option and no ``$LLMOS_HUB_THREADS`` or ``$OMP_NUM_THREADS`` (which
-Ray sets to a task's CPUs), a model of at least
-:data:`ALL_CORES_MIN_PARAMETERS` parameters gets every usable core with sleeping workers, and a smaller
-one the SDK's default (``cores - 1``, :func:`llmos_hub.decoding.default_threads`). The choice and its
-reason go into the runner's ``describe()`` (``threads``, ``threads_source``, ``session_config``).
+Ray sets to a task's CPUs), a model of at least :data:`ALL_CORES_MIN_PARAMETERS` parameters gets every
+usable core, and a smaller one the SDK's default (``cores - 1``,
+:func:`llmos_hub.decoding.default_threads`). For models of that size, whenever a session runs more
+than one thread (by default or by the option) its workers sleep, unless ``session_config`` says
+otherwise; smaller models keep ONNX Runtime's own setting, which was not measured worse for them.
+The choice and its reason go into the runner's ``describe()`` (``threads``, ``threads_source``,
+``session_config``). Figures: ``python benchmarks/threads.py --rounds 3 --real gpt2-small,t5-small``
+(docs/results.md, "Sixth round"), 2-core machines.
 """
 
 from __future__ import annotations
@@ -68,6 +70,6 @@ def plan_threads(
         threads, source = usable_cores(), f"default: every core for a model of >= {ALL_CORES_MIN_PARAMETERS:,} parameters"
     else:  # $LLMOS_HUB_THREADS or $OMP_NUM_THREADS (a scheduler's grant, e.g. Ray's), else cores - 1
         threads, source = default_threads(), threads_source()
-    if threads > 1:
+    if threads > 1 and num_parameters >= ALL_CORES_MIN_PARAMETERS:
         config.setdefault(SPINNING, "0")
     return ThreadPlan(threads, source, config)

@@ -13,7 +13,8 @@ causality, so it never grows); a seq2seq source's cross-attention keys/values co
 
 Options: ``use_cache`` (default true; false recomputes the whole sequence at every step, the
 baseline the KV cache is measured against), ``threads`` (CPU intra-op threads; default
-:func:`llmos_hub.decoding.default_threads`, one core left free so a shared machine does not stall),
+:func:`llmos_hub.decoding.default_threads`: ``$LLMOS_HUB_THREADS``, else ``$OMP_NUM_THREADS`` as Ray
+sets it, else one core left free so a shared machine does not stall),
 ``prepack`` (default false; CPU float32 only: linear weights packed once by oneDNN, faster batched
 decoding, see :mod:`.prepack`), ``compile`` (default false: the decoding step through ``torch.compile``,
 see :mod:`.compiled`).
@@ -40,7 +41,7 @@ from .device import DTYPES, resolve_device, resolve_dtype
 from .compiled import CompiledStep, check_compile
 from .kvcache import CachePool
 from .prepack import available as prepack_available
-from .prepack import pack_linears
+from .prepack import pack_modules
 
 __all__ = ["TorchBackend", "TorchRunner"]
 
@@ -90,7 +91,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             raise UsageError(f"model {model.name} has no torch modules for backend pytorch to run")
         self.modules = {role: m.to(device=device, dtype=dtype).eval() for role, m in modules.items()}
         if prepack:
-            self.prepacked = sum(pack_linears(m) for m in self.modules.values() if isinstance(m, torch.nn.Module))
+            self.prepacked = pack_modules(m for m in self.modules.values() if isinstance(m, torch.nn.Module))
         self._seq2seq = model.supports(Capability.SEQ2SEQ)
         role = "decoder" if self._seq2seq else "causal_lm"
         self._cache_dims = model.cache_geometry(role, self.modules[role]) if role in self.modules else None

@@ -11,7 +11,7 @@ from llmos_hub import GenerationConfig, UsageError
 from llmos_hub_nano.family import NanoFamily
 from llmos_hub_nano.tiny import random_checkpoint
 from llmos_hub_pytorch.backend import TorchBackend
-from llmos_hub_pytorch.prepack import PackedLinear, available, pack_linears
+from llmos_hub_pytorch.prepack import PackedLinear, available, pack_linears, pack_modules
 
 pytestmark = pytest.mark.skipif(not available(), reason="this torch build has no oneDNN packed linear kernels")
 
@@ -111,3 +111,14 @@ def test_packing_leaves_no_tensor_on_the_checkpoints_memory():
     after = net["norm"](net["a"](x)), net["head"](x), net["embed"](torch.tensor([1, 7]))
     for b, a in zip(before, after):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_weight_tied_across_roles_stays_one_copy():
+    """Two roles whose parameters are distinct objects on the same memory (a tie across modules):
+    copying what packing leaves dense must copy that memory once, for both."""
+    encoder = torch.nn.ModuleDict({"embed": torch.nn.Embedding(50, 24), "proj": torch.nn.Linear(24, 24)})
+    decoder = torch.nn.ModuleDict({"embed": torch.nn.Embedding(50, 24), "proj": torch.nn.Linear(24, 24)})
+    decoder["embed"].weight = torch.nn.Parameter(encoder["embed"].weight.data)  # another object, same memory
+    assert pack_modules([encoder, decoder]) == 2
+    assert encoder["embed"].weight is not decoder["embed"].weight
+    assert encoder["embed"].weight.data_ptr() == decoder["embed"].weight.data_ptr()
