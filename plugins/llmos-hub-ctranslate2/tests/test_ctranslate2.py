@@ -119,6 +119,32 @@ def test_a_ctranslate2_run_never_builds_the_torch_model(tiny_folders, ct2_cache)
         assert model.modules_built is False, kind
 
 
+def test_threads_come_from_the_option_then_the_environment_then_ctranslate2(tiny_folders, ct2_cache, monkeypatch):
+    model = HFFamily().load(str(tiny_folders["gpt2"]))
+    for name in ("LLMOS_HUB_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+
+    import ctranslate2
+
+    given = []
+    real = ctranslate2.Generator
+
+    def generator(*args, **kwargs):  # what the engine is built with
+        given.append(kwargs["intra_threads"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ctranslate2, "Generator", generator)
+
+    def facts(**options):
+        described = CTranslate2Backend().prepare(model, options={"cache_dir": str(ct2_cache), **options}).describe()
+        return described["threads"], described["threads_source"], given[-1]
+
+    assert facts() == (None, "ctranslate2 default", 0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray sets in a run granted one CPU
+    assert facts() == (1, "$OMP_NUM_THREADS", 1)
+    assert facts(threads=2) == (2, "option", 2)
+
+
 @pytest.mark.slow
 def test_conversions_are_cached_by_content(tiny_folders, tmp_path):
     folder = tmp_path / "gpt2"
