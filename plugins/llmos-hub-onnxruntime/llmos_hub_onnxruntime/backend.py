@@ -98,7 +98,9 @@ class OnnxRuntimeBackend(Backend):
             raise UsageError(f"unknown ONNX exporter {exporter!r}; use one of: {', '.join(_export.EXPORTERS)}")
         opset = int(options.get("opset") or _export.default_opset(exporter))
 
-        exported = _exported(model, ExportCache(options.get("cache_dir")), exporter=exporter, opset=opset, dtype=dtype)
+        attention = _export.default_attention(exporter, kind)
+        exported = _exported(model, ExportCache(options.get("cache_dir")), exporter=exporter, opset=opset, dtype=dtype,
+                             attention=attention)
         plan = plan_threads(options.get("threads"), num_parameters=model.provenance.num_parameters,
                             device_kind=kind, session_config=options.get("session_config"))
         threads, threads_source, session_config = plan.threads, plan.source, plan.session_config
@@ -134,6 +136,7 @@ class OnnxRuntimeBackend(Backend):
             "quantization": exported.quantization,
             "exporter": exporter,
             "opset": opset,
+            "attention": attention,
             "export": {"key": exported.key, "cache_hit": exported.cache_hit, "seconds": round(exported.seconds, 3)},
         }
         runner = OnnxRunner(model, graphs, device=facts["device"], dtype=dtype, facts=facts)
@@ -147,7 +150,9 @@ class OnnxRuntimeBackend(Backend):
         return {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
 
 
-def _exported(model: LoadedModel, cache: ExportCache, *, exporter: str, opset: int, dtype: str) -> _Exported:
+def _exported(
+    model: LoadedModel, cache: ExportCache, *, exporter: str, opset: int, dtype: str, attention: str = "decomposed"
+) -> _Exported:
     """The cached export of ``model`` (built on a miss), quantized into its own entry for ``int8``.
 
     The key hashes the model's torch modules. When no one has built the model's shared modules yet,
@@ -160,17 +165,17 @@ def _exported(model: LoadedModel, cache: ExportCache, *, exporter: str, opset: i
     alias = None
     if not model.modules_built:
         digest = model.build_digest
-        alias = build_key(digest, exporter=exporter, opset=opset) if digest else None
+        alias = build_key(digest, exporter=exporter, opset=opset, attention=attention) if digest else None
         found = cache.follow(alias) if alias else None
         if found is not None:
             return _finish(cache, found, found.manifest["key"], dtype, started)
         private = copy.copy(model)
         private.modules = model.own_modules()
         model = private
-    key, parts = export_key(model, exporter=exporter, opset=opset)
+    key, parts = export_key(model, exporter=exporter, opset=opset, attention=attention)
 
     def build(folder: Path) -> dict[str, Any]:
-        manifest = _export.export_model(model, folder, exporter=exporter, opset=opset)
+        manifest = _export.export_model(model, folder, exporter=exporter, opset=opset, attention=attention)
         return {**manifest, "model": model.name, "key_parts": parts}
 
     entry = cache.get_or_build(key, build)

@@ -101,7 +101,7 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
-def export_key(model: LoadedModel, *, exporter: str, opset: int) -> tuple[str, dict[str, Any]]:
+def export_key(model: LoadedModel, *, exporter: str, opset: int, attention: str = "decomposed") -> tuple[str, dict[str, Any]]:
     """The cache key of ``model`` exported with ``exporter``/``opset``, and what it was made of.
 
     The model's name is not part of the key: the same weights reached as ``nano:lm-sample`` or as
@@ -115,18 +115,19 @@ def export_key(model: LoadedModel, *, exporter: str, opset: int) -> tuple[str, d
         "config": json.loads(json.dumps(dict(model.config), sort_keys=True, default=str)),
         "exporter": exporter,
         "opset": opset,
+        "attention": attention,
         "versions": _tool_versions(),
     }
     blob = json.dumps(parts, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:32], parts
 
 
-def build_key(build_digest: str, *, exporter: str, opset: int) -> str:
+def build_key(build_digest: str, *, exporter: str, opset: int, attention: str = "decomposed") -> str:
     """A second key for the export of a model whose modules are not built yet (see
     :attr:`llmos_hub.LoadedModel.build_digest`): found through :meth:`ExportCache.follow`, it spares a
     cache hit building and hashing a torch model that ONNX Runtime would never run."""
     parts = {"format": FORMAT_VERSION, "build_sha256": build_digest, "exporter": exporter, "opset": opset,
-             "versions": _tool_versions()}
+             "attention": attention, "versions": _tool_versions()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 

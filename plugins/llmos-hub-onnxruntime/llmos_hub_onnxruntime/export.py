@@ -21,10 +21,11 @@ from typing import Any
 
 from llmos_hub import LlmosHubError, LoadedModel, UsageError
 
+from . import _gqa
 from ._attention import expand_attention_masks, runtime_has_attention_op
 from ._roles import ROLES, example_inputs
 
-__all__ = ["DEFAULT_OPSET", "EXPORTERS", "ExportError", "default_opset", "export_model", "export_module", "externalize"]
+__all__ = ["ATTENTION", "DEFAULT_OPSET", "EXPORTERS", "ExportError", "default_opset", "export_model", "export_module", "externalize"]
 
 EXPORTERS = ("dynamo", "torchscript")
 #: Opset per exporter. At opset 23 the dynamo exporter writes ``scaled_dot_product_attention`` as one
@@ -42,6 +43,19 @@ def default_opset(exporter: str) -> int:
     if exporter == "dynamo" and not runtime_has_attention_op():
         return _FALLBACK_OPSET[exporter]
     return DEFAULT_OPSET[exporter]
+#: How a module's self-attention over its cache is exported: ``decomposed`` (standard ONNX operators; the
+#: runner writes the new keys/values) or ``group-query`` (ONNX Runtime's ``GroupQueryAttention``, which
+#: writes them itself; CPU, dynamo exporter; see :mod:`._gqa`).
+ATTENTION = ("decomposed", "group-query")
+
+
+def default_attention(exporter: str, device_kind: str) -> str:
+    """``group-query`` for a dynamo export run on the CPU by an ONNX Runtime that has the kernel."""
+    if exporter == "dynamo" and device_kind == "cpu" and _gqa.runtime_has_gqa():
+        return "group-query"
+    return "decomposed"
+
+
 # Encoder first, then cross_kv: the decoder's example inputs are their outputs.
 _ORDER = ("encoder", "cross_kv", "decoder", "causal_lm", "classifier")
 
@@ -61,6 +75,7 @@ def export_model(
     *,
     exporter: str = "dynamo",
     opset: int | None = None,
+    attention: str = "decomposed",
 ) -> dict[str, Any]:
     """Write ``<role>.onnx`` into ``folder`` for every module of ``model``; returns what was written.
 
@@ -89,9 +104,10 @@ def export_model(
             with torch.no_grad():
                 cross_kv = module.eval()(*args)
         file_name = f"{role}.onnx"
-        export_module(module, args, folder / file_name, role=role, model_name=model.name, exporter=exporter, opset=opset)
+        export_module(module, args, folder / file_name, role=role, model_name=model.name, exporter=exporter,
+                      opset=opset, attention=attention)
         graphs[role] = {"file": file_name, "inputs": _graph_inputs(folder / file_name), "outputs": list(ROLES[role].outputs)}
-    return {"exporter": exporter, "opset": opset, "graphs": graphs}
+    return {"exporter": exporter, "opset": opset, "attention": attention, "graphs": graphs}
 
 
 def _graph_inputs(path: Path) -> list[str]:
@@ -112,17 +128,25 @@ def export_module(
     model_name: str,
     exporter: str = "dynamo",
     opset: int | None = None,
+    attention: str = "decomposed",
 ) -> Path:
-    """Export one module following ``role``'s convention to ``path`` and check the result."""
+    """Export one module following ``role``'s convention to ``path`` and check the result.
+
+    ``attention="group-query"`` (dynamo exporter) traces :func:`llmos_hub.attention.cache_attention`
+    as ONNX Runtime's ``GroupQueryAttention`` where its kernel takes the call, with its present
+    keys/values as ``present.<layer>.<0|1>`` outputs (:mod:`._gqa`)."""
     import onnx
     import torch
 
     opset = opset or default_opset(exporter)
     spec = ROLES[role]
     module = module.eval()
+    if attention not in ATTENTION:
+        raise UsageError(f"unknown attention export {attention!r}; use one of: {', '.join(ATTENTION)}")
     layered = per_layer_inputs(module, role) if exporter == "dynamo" else ()
+    group_query = attention == "group-query" and exporter == "dynamo" and "cache" in layered
     try:
-        with _quiet(), torch.no_grad():
+        with _quiet(), torch.no_grad(), _lowered(group_query):
             if exporter == "dynamo":
                 program = torch.onnx.export(
                     module,
@@ -135,9 +159,12 @@ def export_module(
                     dynamo=True,
                     optimize=True,
                     verbose=False,
+                    custom_translation_table=_gqa.translation_table() if group_query else None,
                 )
                 program.save(str(path), external_data=True)
                 expand_attention_masks(path)
+                if group_query:
+                    _gqa.expose_cache_writes(path)
             else:
                 torch.onnx.export(
                     module,
@@ -151,12 +178,46 @@ def export_module(
                 )
         externalize(path)
         onnx.checker.check_model(str(path), full_check=True)
-        _verify(path, module, args, spec.inputs, spec.outputs, layered)
+        for example in _examples(spec.inputs, args, group_query):
+            _verify(path, module, example, spec.inputs, spec.outputs, layered)
     except LlmosHubError:
         raise
     except Exception as exc:
         raise _export_error(exc, role=role, model_name=model_name, exporter=exporter, opset=opset) from exc
     return path
+
+
+def _examples(inputs: tuple[str, ...], args: tuple[Any, ...], group_query: bool) -> list[tuple[Any, ...]]:
+    """The inputs a graph is verified on: the export's example (several new tokens over a filled cache),
+    or, for a group-query graph, the two calls its kernel takes and the runner makes: several new
+    tokens from slot 0 (a prefill) and one new token per row over a filled cache (a step)."""
+    if not group_query:
+        return [args]
+    import torch
+
+    named = dict(zip(inputs, args))
+    slots = named["cache_position"]
+    new = int(slots.numel())
+    prefill = {**named, "cache_position": torch.arange(new, dtype=slots.dtype)}
+    step = {**named, "cache_position": slots[-1:]}
+    for name in ("input_ids", "decoder_input_ids"):
+        if name in named:
+            step[name] = named[name][:, -1:]
+    if "logits_index" in named:
+        step["logits_index"] = torch.zeros(1, dtype=named["logits_index"].dtype)
+    return [tuple(example[name] for name in inputs) for example in (prefill, step)]
+
+
+@contextlib.contextmanager
+def _lowered(group_query: bool) -> Iterator[None]:
+    """Within the block, trace the cache attention as one operator (group-query exports)."""
+    if not group_query:
+        yield
+        return
+    from llmos_hub.attention import lowered_cache_attention
+
+    with lowered_cache_attention(_gqa.accepts):
+        yield
 
 
 def externalize(path: Path) -> None:

@@ -7,10 +7,13 @@ engine asks of a backend (argmax, top-k log-probabilities).
 
 Decoding keeps its state where the model runs. The self-attention cache is preallocated for the
 whole generation (:func:`llmos_hub.decoding.cache_capacity`) and fed to every step (as one input,
-or, for a graph exported with per-layer inputs, as views of each layer's keys and values); the graph
-reads it and returns only the new tokens' keys/values (``new_kv``), which the runner writes into their slots
-(:mod:`._device_ops`: numpy views on the CPU, where ONNX Runtime reads the buffer in place; an
-ONNX Runtime scatter on CUDA, where the cache is an ``OrtValue`` on the device). The attention mask
+or, for a graph exported with per-layer inputs, as views of each layer's keys and values). A graph whose
+self-attention is ONNX Runtime's ``GroupQueryAttention`` (CPU; :mod:`._gqa`) writes the new tokens'
+keys/values into those views itself: its ``present.<layer>.<0|1>`` outputs are bound to the memory of
+the inputs they share. Otherwise the graph reads the cache and returns only the new tokens'
+keys/values (``new_kv``), which the runner writes into their slots (:mod:`._device_ops`: numpy views on
+the CPU, where ONNX Runtime reads the buffer in place; an ONNX Runtime scatter on CUDA, where the cache
+is an ``OrtValue`` on the device). The attention mask
 is sized to the cache once (unwritten slots are hidden by causality), a seq2seq source's
 cross-attention keys/values come from the ``cross_kv`` graph once per batch, reorders are index
 selects, and the next tokens are reduced where the logits are. Cache buffers are reused across
@@ -50,7 +53,13 @@ class OrtGraph:
     def __init__(self, session: Any, *, io_binding: bool = False, device: str = "cpu", device_id: int = 0) -> None:
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
-        self.outputs = [o.name for o in session.get_outputs()]
+        names = [o.name for o in session.get_outputs()]
+        #: Cache inputs a ``GroupQueryAttention`` writes through its present output (``cache.3.0`` ->
+        #: ``present.3.0``): bound to the input's own memory, the graph writes the new keys/values in place.
+        self.presents = {"cache." + n.removeprefix("present."): n for n in names if n.startswith("present.")}
+        self.outputs = [n for n in names if not n.startswith("present.")]
+        #: Whether the last :meth:`run` wrote the new keys/values into the cache it was fed.
+        self.wrote_cache = False
         self.io_binding = io_binding
         self.device = device
         self.device_id = device_id
@@ -73,22 +82,28 @@ class OrtGraph:
         # An exporter drops an input the graph never reads (a decoder given ``cross_kv`` may not
         # read ``encoder_states``), so only the graph's own inputs are fed.
         feeds = {name: value for name, value in feeds.items() if name in self._input_set}
-        if not self.io_binding:
+        self.wrote_cache = False
+        if not self.io_binding:  # present outputs, if any, go to buffers of ONNX Runtime's own
             return self.session.run(self.outputs, _per_layer(feeds, self.layered))
         import onnxruntime as ort
 
         binding = self.session.io_binding()
+        shared: list[tuple[str, Any]] = []  # (present output, the cache input's memory) to bind last
         for name, value in feeds.items():
             if isinstance(value, ort.OrtValue):
                 if name in self.layered:
-                    _bind_layers(binding, name, value)
+                    shared += _bind_layers(binding, name, value, self.presents)
                 else:
                     binding.bind_ortvalue_input(name, value)
             elif name in self.layered:
+                in_place = value.flags.c_contiguous  # a copy would take the writes, not the caller's cache
                 value = np.ascontiguousarray(value)
                 for i in range(self.layered[name]):
                     for j in range(2):
-                        binding.bind_cpu_input(f"{name}.{i}.{j}", value[i, j])
+                        layer = f"{name}.{i}.{j}"
+                        binding.bind_cpu_input(layer, value[i, j])
+                        if in_place and layer in self.presents:
+                            shared.append((self.presents[layer], value[i, j]))
             else:
                 binding.bind_cpu_input(name, np.ascontiguousarray(value))
         host: dict[str, np.ndarray] = {}
@@ -104,7 +119,13 @@ class OrtGraph:
                 host[name] = buffer
             else:
                 binding.bind_output(name, self.device, self.device_id)
+        for name, memory in shared:  # after the outputs the caller reads, which keep their order first
+            if isinstance(memory, np.ndarray):
+                binding.bind_output(name, "cpu", 0, memory.dtype, list(memory.shape), memory.ctypes.data)
+            else:
+                binding.bind_output(name, *memory)
         self.session.run_with_iobinding(binding)
+        self.wrote_cache = bool(shared) and len(shared) == len(self.presents)
         values = binding.get_outputs()
         return [host.get(name, value) if self.device != "cpu" or name in host else value.numpy() for name, value in zip(self.outputs, values)]
 
@@ -194,7 +215,9 @@ class OnnxRunner(StepRunner):
             "logits_index": self._slots(width - 1, 1),
         }
         logits, new_kv = graph.run(feeds, self._shapes(graph, rows, width, 1))
-        return _CausalState(self.ops.write(cache, new_kv, 0), slot_mask, width), logits
+        if not graph.wrote_cache:
+            cache = self.ops.write(cache, new_kv, 0)
+        return _CausalState(cache, slot_mask, width), logits
 
     def _prefill_seq2seq(self, ids: np.ndarray, mask: np.ndarray, capacity: int) -> tuple[_Seq2SeqState, Any]:
         (states,) = self.graphs["encoder"].run({"input_ids": ids, "attention_mask": mask})
@@ -240,7 +263,8 @@ class OnnxRunner(StepRunner):
                 "logits_index": self._first,
             }
         logits, new_kv = graph.run(feeds, self._shapes(graph, rows, 1, 1))
-        state.cache = self.ops.write(state.cache, new_kv, state.length)
+        if not graph.wrote_cache:
+            state.cache = self.ops.write(state.cache, new_kv, state.length)
         state.length += 1
         return state, logits
 
@@ -361,9 +385,10 @@ def _per_layer(feeds: Mapping[str, Any], layered: Mapping[str, int]) -> dict[str
     return out
 
 
-def _bind_layers(binding: Any, name: str, value: Any) -> None:
+def _bind_layers(binding: Any, name: str, value: Any, presents: Mapping[str, str]) -> list[tuple[str, Any]]:
     """Bind each layer's keys and values of a contiguous ``[layers, 2, ...]`` ``OrtValue`` (CPU or CUDA) as
-    inputs of their own, by address: no copy."""
+    inputs of their own, by address: no copy. Returns ``(present output, bind_output arguments)`` for
+    the layers a present output writes in place."""
     shape = list(value.shape())
     part = shape[2:]
     dtype = _ELEMENT_TYPES[value.element_type()]
@@ -371,9 +396,14 @@ def _bind_layers(binding: Any, name: str, value: Any) -> None:
     base = value.data_ptr()
     device = value.device_name().lower()
     device_id = int(value.__dlpack_device__()[1]) if device != "cpu" else 0
+    shared: list[tuple[str, Any]] = []
     for i in range(shape[0]):
         for j in range(2):
-            binding.bind_input(f"{name}.{i}.{j}", device, device_id, dtype, part, base + (2 * i + j) * step)
+            layer, address = f"{name}.{i}.{j}", base + (2 * i + j) * step
+            binding.bind_input(layer, device, device_id, dtype, part, address)
+            if layer in presents:
+                shared.append((presents[layer], (device, device_id, dtype, part, address)))
+    return shared
 
 
 _ELEMENT_TYPES = {1: np.float32, 10: np.float16}  # OrtValue.element_type(): ONNX TensorProto codes

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from llmos_hub.attention import cache_attention
+
 __all__ = ["NativeGPT2", "NativeLlama", "NativeT5Decoder", "native_causal_lm", "native_decoder"]
 
 
@@ -32,49 +34,8 @@ def _exporting() -> bool:
 
 def _write(cache: Tensor, cache_position: Tensor, new: Tensor) -> Tensor:
     """``cache [..., capacity, head_dim]`` with ``new`` written in place into slots ``cache_position``
-    (eager only: traced, the modules take :func:`_split_attention` and write nothing)."""
+    (eager only: traced, the modules take :func:`llmos_hub.attention.cache_attention` and write nothing)."""
     return cache.index_copy_(cache.dim() - 2, cache_position, new.to(cache.dtype))
-
-
-def _split_attention(
-    q: Tensor, cached: Tensor, k: Tensor, v: Tensor, cache_position: Tensor, mask: Tensor, scale: float
-) -> Tensor:
-    """Attention of the new tokens over a cache they are *not* written into, for exported graphs.
-
-    An exported graph cannot write its input in place: writing the new keys into the cache becomes a
-    copy of the whole layer cache (ONNX Runtime: ``Transpose`` -> ``ScatterND`` -> ``Transpose``) at
-    every step, about a fifth of a batch-8 step at GPT-2-small size. So the graph reads the cache as
-    it is (the slots before the first new token; the new tokens' own slots still hold stale values)
-    and the new tokens' keys/values separately: two score blocks joined by one softmax, the same
-    attention as over the written cache. The runner writes ``new_kv`` into the cache afterwards.
-
-    ``q [batch, heads, new, d]``; ``cached``: keys and values ``[batch, kv_heads, capacity, d]`` (grouped-query heads:
-    query head ``h`` reads kv head ``h // (heads / kv_heads)``); ``k``/``v [batch, kv_heads, new, d]``;
-    ``mask [batch or 1, heads or 1, new, capacity]``, boolean (True = may attend) or additive.
-    Returns ``[batch, heads, new, d]``.
-    """
-    batch, heads, new, dim = q.shape
-    kv_heads, capacity = cached[0].shape[1], cached[0].shape[2]
-    groups = heads // kv_heads
-    if mask.dtype == torch.bool:
-        mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(~mask, torch.finfo(q.dtype).min)
-    lowest = torch.finfo(q.dtype).min
-    key = torch.arange(capacity, device=q.device)
-    before = (key < cache_position[:1])[None, None, None, :]  # slots written before this call
-    mask_cached = torch.where(before, mask, lowest)
-    mask_new = mask.index_select(3, cache_position)
-    if groups > 1 or mask.shape[1] > 1:  # one query block per kv head: [batch, kv_heads, groups * new, ...]
-        mask_cached = mask_cached.expand(-1, heads, -1, -1).reshape(mask_cached.shape[0], kv_heads, groups * new, capacity)
-        mask_new = mask_new.expand(-1, heads, -1, -1).reshape(mask_new.shape[0], kv_heads, groups * new, new)
-    q = q.reshape(batch, kv_heads, groups * new, dim)
-    scores = torch.cat(
-        (torch.matmul(q, cached[0].transpose(-1, -2)) * scale + mask_cached,
-         torch.matmul(q, k.transpose(-1, -2)) * scale + mask_new),
-        dim=-1,
-    )
-    weights = torch.softmax(scores, dim=-1)
-    out = torch.matmul(weights[..., :capacity], cached[1]) + torch.matmul(weights[..., capacity:], v)
-    return out.reshape(batch, heads, new, dim)
 
 
 def _visible(cache: Any, cache_position: Tensor) -> Any:
@@ -99,10 +60,10 @@ def _self_attention(
 
     Eager, the new keys/values are written into their slots in place and the slots the mask covers
     (:func:`_visible`) are attended (``attend(keys, values)``, or one SDPA call); under export,
-    :func:`_split_attention` reads the cache and writes nothing. ``scale=None``: SDPA's default.
+    :func:`llmos_hub.attention.cache_attention` reads the cache and writes nothing. ``scale=None``: SDPA's default.
     """
     if _exporting():
-        return _split_attention(q, layer, k, v, cache_position, mask, q.shape[-1] ** -0.5 if scale is None else scale)
+        return cache_attention(q, layer, k, v, cache_position, mask, scale)
     visible = mask.shape[-1]
     keys = _write(layer[0], cache_position, k)[..., :visible, :]
     values = _write(layer[1], cache_position, v)[..., :visible, :]

@@ -233,7 +233,10 @@ def test_onnxruntime_exports_the_modules_and_agrees_with_pytorch(kind, loaded, t
             names = [f"cache.{i}.{j}" for i in range(layers) for j in (0, 1)]
             assert names == [n for n in inputs if n.startswith("cache.")]
             readers = {node.op_type for node in graph.node if set(node.input) & set(names)}
-            assert readers <= {"MatMul", "Transpose", "Shape"}, readers  # read in attention, never copied apart
+            # read (and written in place) by ONNX Runtime's attention kernel, never copied apart
+            assert ort.describe()["attention"] == "group-query"
+            assert readers <= {"GroupQueryAttention", "Shape"}, readers
+            assert [o.name for o in graph.output if o.name.startswith("present.")] == [n.replace("cache.", "present.") for n in names]
             assert not {"ScatterND", "ScatterElements"} & {node.op_type for node in graph.node}
         if kind == "t5":
             names = [f"cross_kv.{i}.{j}" for i in range(layers) for j in (0, 1)]

@@ -1,0 +1,163 @@
+"""Self-attention over the cache as ONNX Runtime's ``GroupQueryAttention``, writing the runner's cache in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+from llmos_hub import GenerationConfig
+from llmos_hub.attention import cache_attention
+from llmos_hub_onnxruntime import _gqa
+from llmos_hub_onnxruntime.export import _lowered, default_attention
+
+BATCH, HEADS, CAPACITY = 2, 4, 16
+
+
+class _Layer(torch.nn.Module):
+    def forward(self, q, k, v, cache, slots, mask):
+        return cache_attention(q, cache[0], k, v, slots, mask, None)
+
+
+def _case(kv_heads: int, dim: int, start: int, new: int):
+    g = torch.Generator().manual_seed(kv_heads * 100 + start * 10 + new)
+    q = torch.randn(BATCH, HEADS, new, dim, generator=g)
+    k, v = (torch.randn(BATCH, kv_heads, new, dim, generator=g) for _ in range(2))
+    keys, values = (torch.randn(BATCH, kv_heads, CAPACITY, dim, generator=g) for _ in range(2))
+    slots = torch.arange(start, start + new)
+    slot = torch.arange(CAPACITY)
+    mask = (slot[None, :] <= slots[:, None])[None, None].repeat(BATCH, 1, 1, 1)
+    mask[0, :, :, :2] = False  # row 0 left padded by two
+    mask[0, :, torch.arange(new), slots] = True
+    return q, k, v, keys, values, slots, mask
+
+
+def _export(tmp_path: Path, kv_heads: int, dim: int) -> Path:
+    """The one-layer module exported as the backend exports a model (lowered, translated, exposed)."""
+    q, k, v, keys, values, slots, mask = _case(kv_heads, dim, 5, 3)
+    path = tmp_path / "layer.onnx"
+    batch, new, capacity = torch.export.Dim("batch"), torch.export.Dim("new"), torch.export.Dim("capacity")
+    with _lowered(True):
+        program = torch.onnx.export(
+            _Layer(), (q, k, v, [(keys, values)], slots, mask), None, dynamo=True, opset_version=23,
+            input_names=["q", "k", "v", "cache.0.0", "cache.0.1", "slots", "mask"],
+            dynamic_shapes=({0: batch, 2: new}, {0: batch, 2: new}, {0: batch, 2: new},
+                            [({0: batch, 2: capacity}, {0: batch, 2: capacity})], {0: new}, {0: batch, 2: new, 3: capacity}),
+            custom_translation_table=_gqa.translation_table(),
+        )
+    program.save(str(path))
+    _gqa.expose_cache_writes(path)
+    return path
+
+
+def _run_sharing(path: Path, case) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run with each present output bound to its cache input's memory; returns output, keys, values."""
+    q, k, v, keys, values, slots, mask = case
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    keys_np, values_np = keys.numpy().copy(), values.numpy().copy()
+    binding = session.io_binding()
+    for name, value in (("q", q), ("k", k), ("v", v), ("slots", slots), ("mask", mask)):
+        binding.bind_cpu_input(name, np.ascontiguousarray(value.numpy()))
+    out = np.zeros(q.shape, np.float32)
+    binding.bind_output(session.get_outputs()[0].name, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
+    outputs = {o.name for o in session.get_outputs()}
+    for name, buffer in (("cache.0.0", keys_np), ("cache.0.1", values_np)):
+        binding.bind_cpu_input(name, buffer)
+        present = name.replace("cache.", "present.")
+        if present in outputs:
+            binding.bind_output(present, "cpu", 0, np.float32, list(buffer.shape), buffer.ctypes.data)
+    session.run_with_iobinding(binding)
+    return out, keys_np, values_np
+
+
+def test_the_installed_onnxruntime_has_the_kernel():
+    assert _gqa.runtime_has_gqa()
+    assert default_attention("dynamo", "cpu") == "group-query"
+    assert default_attention("dynamo", "cuda") == "decomposed"  # its CUDA kernel takes half precision only
+    assert default_attention("torchscript", "cpu") == "decomposed"
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+@pytest.mark.parametrize(("start", "new"), [(0, 5), (7, 1)])  # a prefill from slot 0, a step over a filled cache
+def test_the_kernel_answers_as_torch_and_writes_exactly_the_new_slots(tmp_path, kv_heads, start, new):
+    path = _export(tmp_path, kv_heads, 8)
+    graph = onnx.load(str(path), load_external_data=False).graph
+    assert [n.op_type for n in graph.node].count("GroupQueryAttention") == 1
+    assert [o.name for o in graph.output][1:] == ["present.0.0", "present.0.1"]
+    case = _case(kv_heads, 8, start, new)
+    q, k, v, keys, values, slots, mask = case
+    out, keys_after, values_after = _run_sharing(path, case)
+    expected = _Layer()(q, k, v, [(keys, values)], slots, mask)
+    np.testing.assert_allclose(out, expected.numpy(), atol=1e-5, rtol=1e-5)
+    written = np.zeros(CAPACITY, bool)
+    written[start : start + new] = True
+    np.testing.assert_array_equal(keys_after[:, :, written], k.numpy())
+    np.testing.assert_array_equal(values_after[:, :, written], v.numpy())
+    np.testing.assert_array_equal(keys_after[:, :, ~written], keys.numpy()[:, :, ~written])
+    np.testing.assert_array_equal(values_after[:, :, ~written], values.numpy()[:, :, ~written])
+
+
+def test_a_head_size_the_kernel_refuses_is_exported_decomposed(tmp_path):
+    path = _export(tmp_path, 2, 4)  # ONNX Runtime's CPU kernel wants head sizes in multiples of 8
+    graph = onnx.load(str(path), load_external_data=False).graph
+    assert "GroupQueryAttention" not in {n.op_type for n in graph.node}
+    assert [o.name for o in graph.output if o.name.startswith("present.")] == []
+    case = _case(2, 4, 7, 1)
+    out, keys_after, _ = _run_sharing(path, case)
+    q, k, v, keys, values, slots, mask = case
+    np.testing.assert_allclose(out, _Layer()(q, k, v, [(keys, values)], slots, mask).numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(keys_after, keys.numpy())  # a decomposed graph writes nothing
+
+
+# -- through the backend, on the transformers family's tiny models ---------------------------------------
+PROMPTS = ["This License", "The GNU General Public License is a free, copyleft license", "You can apply it"]
+
+
+@pytest.fixture(scope="module")
+def hf_models(tmp_path_factory):
+    tiny = pytest.importorskip("llmos_hub_transformers.tiny")
+    from llmos_hub_transformers.family import HFFamily
+
+    root = tmp_path_factory.mktemp("hf-tiny-gqa")
+    family = HFFamily()
+    return {kind: family.load(str(tiny.save_tiny(kind, root / kind))) for kind in ("gpt2", "llama", "t5")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5"])
+def test_group_query_graphs_decode_as_pytorch_with_and_without_io_binding(kind, hf_models, ort_cache, monkeypatch):
+    from llmos_hub_onnxruntime import backend as ort_backend
+    from llmos_hub_pytorch.backend import TorchBackend
+
+    model = hf_models[kind]
+    torch_runner = TorchBackend().prepare(model, options={"threads": 1})
+    runners = {
+        binding: ort_backend.OnnxRuntimeBackend().prepare(
+            model, options={"cache_dir": str(ort_cache), "threads": 1, "io_binding": binding})
+        for binding in (True, False)
+    }
+    monkeypatch.setattr(ort_backend._export, "default_attention", lambda exporter, kind: "decomposed")
+    runners["decomposed"] = ort_backend.OnnxRuntimeBackend().prepare(model, options={"cache_dir": str(ort_cache), "threads": 1})
+    try:
+        assert [runners[b].describe()["attention"] for b in (True, False)] == ["group-query"] * 2
+        assert runners["decomposed"].describe()["attention"] == "decomposed"
+        assert runners["decomposed"].describe()["export"]["key"] != runners[True].describe()["export"]["key"]
+        for config in (GenerationConfig(max_new_tokens=8), GenerationConfig(max_new_tokens=6, num_beams=3)):
+            want = [g.token_ids for g in torch_runner.generate(PROMPTS, config)]
+            for name, runner in runners.items():
+                assert [g.token_ids for g in runner.generate(PROMPTS, config)] == want, (name, config)
+        pairs = [(p, " and more") for p in PROMPTS]
+        want_ll = [r.logprob for r in torch_runner.loglikelihood(pairs)]
+        for runner in runners.values():
+            np.testing.assert_allclose([r.logprob for r in runner.loglikelihood(pairs)], want_ll, atol=1e-4, rtol=1e-5)
+        role = "decoder" if kind == "t5" else "causal_lm"
+        assert runners[True].graphs[role].wrote_cache  # the kernel wrote the cache; the runner did not
+        assert not runners[False].graphs[role].wrote_cache  # without binding, the runner writes new_kv
+        assert not runners["decomposed"].graphs[role].presents
+    finally:
+        for runner in runners.values():
+            runner.close()
