@@ -137,7 +137,8 @@ class LoadedModel:
       ``[batch, kept, vocab]`` and ``new_kv`` ``[layers, 2, batch, heads, new, head_dim]`` holds the new
       tokens' keys/values. The module attends over all ``capacity`` slots with the new keys/values in
       theirs; an eager PyTorch module writes them into ``cache`` in place (no copy), an exported graph
-      cannot, so its runner writes ``new_kv`` itself. Positions are derived from the mask, so left
+      cannot, so its runner writes ``new_kv`` itself (unless the backend lowers
+      :func:`llmos_hub.attention.cache_attention` to a kernel that writes in place: onnxruntime on the CPU). Positions are derived from the mask, so left
       padding is exact. ``cache``/``cache_position``/``logits_index`` may be ``None`` (training,
       whole-sequence scoring): the call then covers the whole sequence, slots ``0..new-1``. A module
       that also accepts ``cache`` (or ``cross_kv``) as a sequence of per-layer ``(keys, values)``

@@ -19,6 +19,8 @@ Example, in a module's forward (``q [batch, heads, new, d]``, ``layer`` the laye
 
     if torch.compiler.is_exporting():
         y = cache_attention(q, layer, k, v, cache_position, mask, scale)
+
+This module imports torch (the rest of the core SDK does not): import it from torch modules only.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from llmos_hub.attention import cache_attention, cache_attention_lowered, lowered_cache_attention
+torch = pytest.importorskip("torch")  # llmos_hub.attention is for torch modules; the core SDK runs without it
+
+from llmos_hub.attention import cache_attention, cache_attention_lowered, lowered_cache_attention  # noqa: E402
 
 BATCH, HEADS, DIM, CAPACITY = 2, 4, 8, 12
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
-__all__ = ["expand_attention_masks", "runtime_has_attention_op"]
+__all__ = ["expand_attention_masks", "one_node_session", "runtime_has_attention_op"]
 
 
 def expand_attention_masks(path: Path) -> int:
@@ -57,26 +58,34 @@ def runtime_has_attention_op() -> bool:
     """
     try:
         import numpy as np
-        import onnx
-        import onnxruntime
         from onnx import TensorProto, helper
 
         inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 3, 4]) for n in ("q", "k", "v")]
         mask = helper.make_tensor_value_info("mask", TensorProto.BOOL, [1, 1, 3, 3])
-        graph = helper.make_graph(
-            [helper.make_node("Attention", ["q", "k", "v", "mask"], ["y"])],
-            "probe",
+        session = one_node_session(
+            helper.make_node("Attention", ["q", "k", "v", "mask"], ["y"]),
             [*inputs, mask],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 4])],
+            {"": 23},
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
-        model.ir_version = min(model.ir_version, 10)
-        onnx.checker.check_model(model)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 4
-        session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         x = np.ones((1, 2, 3, 4), dtype=np.float32)
         session.run(None, {"q": x, "k": x, "v": x, "mask": np.ones((1, 1, 3, 3), dtype=bool)})
         return True
     except Exception:
         return False
+
+
+def one_node_session(node: Any, inputs: list[Any], outputs: list[Any], opsets: dict[str, int]) -> Any:
+    """A CPU ``InferenceSession`` over a graph of one ``node`` (a probe of what the runtime supports)."""
+    import onnx
+    import onnxruntime
+    from onnx import helper
+
+    graph = helper.make_graph([node], "probe", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(domain, version) for domain, version in opsets.items()])
+    model.ir_version = min(model.ir_version, 10)
+    if all(domain in ("", "ai.onnx") for domain in opsets):
+        onnx.checker.check_model(model)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4
+    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

@@ -138,43 +138,44 @@ def expose_cache_writes(path: Path) -> int:
 
 @functools.cache
 def runtime_has_gqa() -> bool:
-    """Whether the installed ONNX Runtime runs ``GroupQueryAttention`` on the CPU with the cache shared
-    between its past inputs and present outputs (probed once per process on a one-node graph)."""
+    """Whether the installed ONNX Runtime runs ``GroupQueryAttention`` on the CPU as exports call it
+    (separate query/key/value, an ``attention_bias``) and writes the new keys/values into the cache
+    shared between its past inputs and present outputs (probed once per process on a one-node graph)."""
     try:
         import numpy as np
-        import onnx
-        import onnxruntime
         from onnx import TensorProto, helper
 
-        batch, heads, capacity, dim = 1, 2, 4, 8
+        from ._attention import one_node_session
+
+        batch, heads, capacity, dim = 2, 2, 4, 8
         cache_type = [batch, heads, capacity, dim]
-        graph = helper.make_graph(
-            [helper.make_node("GroupQueryAttention", ["qkv", "", "", "k", "v", "seqlens", "total"], ["y", "pk", "pv"],
-                              domain="com.microsoft", num_heads=heads, kv_num_heads=heads)],
-            "probe",
-            [helper.make_tensor_value_info("qkv", TensorProto.FLOAT, [batch, 1, 3 * heads * dim]),
-             helper.make_tensor_value_info("k", TensorProto.FLOAT, cache_type),
-             helper.make_tensor_value_info("v", TensorProto.FLOAT, cache_type),
-             helper.make_tensor_value_info("seqlens", TensorProto.INT32, [batch]),
-             helper.make_tensor_value_info("total", TensorProto.INT32, [])],
-            [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in
-             (("y", [batch, 1, heads * dim]), ("pk", cache_type), ("pv", cache_type))],
+
+        def tensor(name: str, kind: int, shape: list[int]) -> Any:
+            return helper.make_tensor_value_info(name, kind, shape)
+
+        session = one_node_session(
+            helper.make_node("GroupQueryAttention", ["q", "k", "v", "pk", "pv", "seqlens", "total", "", "", "", "bias"],
+                             ["y", "present_k", "present_v"], domain="com.microsoft", num_heads=heads, kv_num_heads=heads),
+            [*(tensor(n, TensorProto.FLOAT, [batch, 1, heads * dim]) for n in ("q", "k", "v")),
+             tensor("pk", TensorProto.FLOAT, cache_type), tensor("pv", TensorProto.FLOAT, cache_type),
+             tensor("seqlens", TensorProto.INT32, [batch]), tensor("total", TensorProto.INT32, []),
+             tensor("bias", TensorProto.FLOAT, [batch, 1, 1, 2])],
+            [tensor("y", TensorProto.FLOAT, [batch, 1, heads * dim]), tensor("present_k", TensorProto.FLOAT, cache_type),
+             tensor("present_v", TensorProto.FLOAT, cache_type)],
+            {"": 18, "com.microsoft": 1},
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
-        model.ir_version = min(model.ir_version, 10)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 4
-        session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         keys, values = np.zeros(cache_type, np.float32), np.zeros(cache_type, np.float32)
         binding = session.io_binding()
-        binding.bind_cpu_input("qkv", np.ones((batch, 1, 3 * heads * dim), np.float32))
-        binding.bind_cpu_input("seqlens", np.array([1], np.int32))
+        for name in ("q", "k", "v"):
+            binding.bind_cpu_input(name, np.ones((batch, 1, heads * dim), np.float32))
+        binding.bind_cpu_input("seqlens", np.full(batch, 1, np.int32))
         binding.bind_cpu_input("total", np.array(2, np.int32))
-        for name, out, buffer in (("k", "pk", keys), ("v", "pv", values)):
+        binding.bind_cpu_input("bias", np.zeros((batch, 1, 1, 2), np.float32))
+        for name, out, buffer in (("pk", "present_k", keys), ("pv", "present_v", values)):
             binding.bind_cpu_input(name, buffer)
             binding.bind_output(out, "cpu", 0, np.float32, cache_type, buffer.ctypes.data)
         binding.bind_output("y", "cpu")
         session.run_with_iobinding(binding)
-        return bool(keys[0, :, 1].all() and not keys[0, :, 0].any() and not keys[0, :, 2:].any())
+        return bool(keys[:, :, 1].all() and not keys[:, :, 0].any() and not keys[:, :, 2:].any())
     except Exception:  # noqa: BLE001 - any failure means: not available, decompose instead
         return False

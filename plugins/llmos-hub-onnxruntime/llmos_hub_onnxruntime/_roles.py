@@ -9,7 +9,8 @@ and cache capacity.
 The causal LM and the decoder are exported as **one** graph each that takes the preallocated cache
 and the slots of the new tokens and returns the logits and the new tokens' keys/values
 (``new_kv``); prefill and decode share one session and one set of weights in memory. An exported
-graph cannot write into its input, so the runner writes ``new_kv`` into its cache buffer itself. A
+graph cannot write into its input, so the runner writes ``new_kv`` into its cache buffer itself
+(except where ONNX Runtime's ``GroupQueryAttention`` writes it in place, :mod:`._gqa`). A
 module that lists ``cache``/``cross_kv`` in ``per_layer_inputs`` is exported with one input per
 layer's keys and values (``cache.0.0``, ``cache.0.1``, ...; :func:`.export.per_layer_inputs`).
 

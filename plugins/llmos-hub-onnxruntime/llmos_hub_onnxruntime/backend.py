@@ -98,14 +98,14 @@ class OnnxRuntimeBackend(Backend):
             raise UsageError(f"unknown ONNX exporter {exporter!r}; use one of: {', '.join(_export.EXPORTERS)}")
         opset = int(options.get("opset") or _export.default_opset(exporter))
 
-        attention = _export.default_attention(exporter, kind)
+        io_binding = _as_bool(options.get("io_binding", True))
+        attention = _export.default_attention(exporter, kind, io_binding)
         exported = _exported(model, ExportCache(options.get("cache_dir")), exporter=exporter, opset=opset, dtype=dtype,
                              attention=attention)
         plan = plan_threads(options.get("threads"), num_parameters=model.provenance.num_parameters,
                             device_kind=kind, session_config=options.get("session_config"))
         threads, threads_source, session_config = plan.threads, plan.source, plan.session_config
         optimization = str(options.get("optimization", "all"))
-        io_binding = _as_bool(options.get("io_binding", True))
         graphs = {
             role: OrtGraph(
                 make_session(
@@ -136,7 +136,8 @@ class OnnxRuntimeBackend(Backend):
             "quantization": exported.quantization,
             "exporter": exporter,
             "opset": opset,
-            "attention": attention,
+            # what the graphs hold: a module that does not attend through cache_attention stays decomposed
+            "attention": "group-query" if any(graph.presents for graph in graphs.values()) else "decomposed",
             "export": {"key": exported.key, "cache_hit": exported.cache_hit, "seconds": round(exported.seconds, 3)},
         }
         runner = OnnxRunner(model, graphs, device=facts["device"], dtype=dtype, facts=facts)

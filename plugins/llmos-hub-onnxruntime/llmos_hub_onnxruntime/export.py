@@ -25,7 +25,7 @@ from . import _gqa
 from ._attention import expand_attention_masks, runtime_has_attention_op
 from ._roles import ROLES, example_inputs
 
-__all__ = ["ATTENTION", "DEFAULT_OPSET", "EXPORTERS", "ExportError", "default_opset", "export_model", "export_module", "externalize"]
+__all__ = ["ATTENTION", "DEFAULT_OPSET", "EXPORTERS", "ExportError", "default_attention", "default_opset", "export_model", "export_module", "externalize"]
 
 EXPORTERS = ("dynamo", "torchscript")
 #: Opset per exporter. At opset 23 the dynamo exporter writes ``scaled_dot_product_attention`` as one
@@ -43,15 +43,19 @@ def default_opset(exporter: str) -> int:
     if exporter == "dynamo" and not runtime_has_attention_op():
         return _FALLBACK_OPSET[exporter]
     return DEFAULT_OPSET[exporter]
+
+
 #: How a module's self-attention over its cache is exported: ``decomposed`` (standard ONNX operators; the
 #: runner writes the new keys/values) or ``group-query`` (ONNX Runtime's ``GroupQueryAttention``, which
 #: writes them itself; CPU, dynamo exporter; see :mod:`._gqa`).
 ATTENTION = ("decomposed", "group-query")
 
 
-def default_attention(exporter: str, device_kind: str) -> str:
-    """``group-query`` for a dynamo export run on the CPU by an ONNX Runtime that has the kernel."""
-    if exporter == "dynamo" and device_kind == "cpu" and _gqa.runtime_has_gqa():
+def default_attention(exporter: str, device_kind: str, io_binding: bool = True) -> str:
+    """``group-query`` for a dynamo export run on the CPU, through IO binding, by an ONNX Runtime that
+    has the kernel. Without IO binding its present outputs cannot share the cache's memory, so each step
+    would copy the whole cache into buffers of ONNX Runtime's own: the decomposed graph is cheaper."""
+    if exporter == "dynamo" and device_kind == "cpu" and io_binding and _gqa.runtime_has_gqa():
         return "group-query"
     return "decomposed"
 
@@ -79,8 +83,10 @@ def export_model(
 ) -> dict[str, Any]:
     """Write ``<role>.onnx`` into ``folder`` for every module of ``model``; returns what was written.
 
-    The answer maps each role to its file name, input and output names, and records the exporter
-    and opset used (it becomes part of the cache manifest).
+    The answer maps each role to its file name, input and output names, and records the exporter,
+    opset and attention export asked for (it becomes part of the cache manifest). ``attention``: see
+    :data:`ATTENTION`; a module that does not attend through :func:`llmos_hub.attention.cache_attention`
+    (or whose calls the kernel refuses) is exported decomposed either way.
     """
     import torch
 

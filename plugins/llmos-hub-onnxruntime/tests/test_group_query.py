@@ -79,6 +79,13 @@ def test_the_installed_onnxruntime_has_the_kernel():
     assert default_attention("dynamo", "cpu") == "group-query"
     assert default_attention("dynamo", "cuda") == "decomposed"  # its CUDA kernel takes half precision only
     assert default_attention("torchscript", "cpu") == "decomposed"
+    assert default_attention("dynamo", "cpu", io_binding=False) == "decomposed"  # presents could not share the cache
+
+
+def test_the_record_says_decomposed_for_a_model_that_does_not_attend_through_cache_attention(nano_causal):
+    _model, _torch_runner, ort_runner = nano_causal[0]
+    assert ort_runner.describe()["attention"] == "decomposed"  # nano modules keep their own attention
+    assert not ort_runner.graphs["causal_lm"].presents
 
 
 @pytest.mark.parametrize("kv_heads", [4, 2])
@@ -127,25 +134,36 @@ def hf_models(tmp_path_factory):
     return {kind: family.load(str(tiny.save_tiny(kind, root / kind))) for kind in ("gpt2", "llama", "t5")}
 
 
+def _prepare(model, cache: Path, attention: str | None = None, **options):
+    """An onnxruntime runner of ``model``; ``attention`` forces the export's attention (else the default)."""
+    from llmos_hub_onnxruntime import backend as ort_backend
+
+    original = ort_backend._export.default_attention
+    if attention is not None:
+        ort_backend._export.default_attention = lambda *args, **kwargs: attention
+    try:
+        return ort_backend.OnnxRuntimeBackend().prepare(model, options={"cache_dir": str(cache), "threads": 1, **options})
+    finally:
+        ort_backend._export.default_attention = original
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["gpt2", "llama", "t5"])
-def test_group_query_graphs_decode_as_pytorch_with_and_without_io_binding(kind, hf_models, ort_cache, monkeypatch):
-    from llmos_hub_onnxruntime import backend as ort_backend
+def test_group_query_graphs_decode_as_pytorch_and_as_decomposed_graphs(kind, hf_models, ort_cache):
     from llmos_hub_pytorch.backend import TorchBackend
 
     model = hf_models[kind]
     torch_runner = TorchBackend().prepare(model, options={"threads": 1})
     runners = {
-        binding: ort_backend.OnnxRuntimeBackend().prepare(
-            model, options={"cache_dir": str(ort_cache), "threads": 1, "io_binding": binding})
-        for binding in (True, False)
+        "group-query": _prepare(model, ort_cache),
+        "no binding": _prepare(model, ort_cache, io_binding=False),  # the default then: decomposed
+        # a group-query graph run without binding: its presents go to ORT's buffers, the runner writes
+        "group-query, no binding": _prepare(model, ort_cache, "group-query", io_binding=False),
     }
-    monkeypatch.setattr(ort_backend._export, "default_attention", lambda exporter, kind: "decomposed")
-    runners["decomposed"] = ort_backend.OnnxRuntimeBackend().prepare(model, options={"cache_dir": str(ort_cache), "threads": 1})
     try:
-        assert [runners[b].describe()["attention"] for b in (True, False)] == ["group-query"] * 2
-        assert runners["decomposed"].describe()["attention"] == "decomposed"
-        assert runners["decomposed"].describe()["export"]["key"] != runners[True].describe()["export"]["key"]
+        facts = {name: runner.describe() for name, runner in runners.items()}
+        assert [facts[n]["attention"] for n in runners] == ["group-query", "decomposed", "group-query"]
+        assert facts["no binding"]["export"]["key"] != facts["group-query"]["export"]["key"]
         for config in (GenerationConfig(max_new_tokens=8), GenerationConfig(max_new_tokens=6, num_beams=3)):
             want = [g.token_ids for g in torch_runner.generate(PROMPTS, config)]
             for name, runner in runners.items():
@@ -155,9 +173,32 @@ def test_group_query_graphs_decode_as_pytorch_with_and_without_io_binding(kind, 
         for runner in runners.values():
             np.testing.assert_allclose([r.logprob for r in runner.loglikelihood(pairs)], want_ll, atol=1e-4, rtol=1e-5)
         role = "decoder" if kind == "t5" else "causal_lm"
-        assert runners[True].graphs[role].wrote_cache  # the kernel wrote the cache; the runner did not
-        assert not runners[False].graphs[role].wrote_cache  # without binding, the runner writes new_kv
-        assert not runners["decomposed"].graphs[role].presents
+        assert runners["group-query"].graphs[role].wrote_cache  # the kernel wrote the cache; the runner did not
+        assert not runners["group-query, no binding"].graphs[role].wrote_cache  # the runner wrote new_kv
+        assert not runners["no binding"].graphs[role].presents
     finally:
         for runner in runners.values():
             runner.close()
+
+
+@pytest.mark.slow
+def test_a_cache_that_is_not_one_buffer_is_written_by_the_runner_not_through_a_copy(hf_models, ort_cache):
+    """Bound through a contiguous copy, the kernel's writes would land in the copy and be lost: such a
+    cache is only read, and the graph says it did not write, so the runner writes ``new_kv``."""
+    runner = _prepare(hf_models["gpt2"], ort_cache)
+    try:
+        graph = runner.graphs["causal_lm"]
+        layers, heads, dim = graph.cache_dims
+        wide = np.random.default_rng(0).standard_normal((layers, 2, 1, heads, 12, dim)).astype(np.float32)
+        cache = wide[..., :8, :]  # a view of a wider buffer: not C-contiguous
+        before = cache.copy()
+        feeds = {"input_ids": np.array([[5]]), "attention_mask": np.ones((1, 8), np.int64), "cache": cache,
+                 "cache_position": np.array([4]), "logits_index": np.zeros(1, np.int64)}
+        logits, new_kv = graph.run(feeds, {"logits": (1, 1, graph.vocab), "new_kv": (layers, 2, 1, heads, 1, dim)})
+        assert not graph.wrote_cache
+        np.testing.assert_array_equal(cache, before)
+        graph.run({**feeds, "cache": np.ascontiguousarray(cache)})  # the same call on one buffer is written
+        assert graph.wrote_cache
+        assert np.isfinite(logits).all() and new_kv.shape == (layers, 2, 1, heads, 1, dim)
+    finally:
+        runner.close()
