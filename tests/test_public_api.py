@@ -24,4 +24,4 @@ def test_only_public_modules_have_public_names():
 
     public = {m.name for m in pkgutil.iter_modules(llmos_hub.__path__) if not m.name.startswith("_")}
     # Public modules are the documented entry points; everything else is private (_name).
-    assert public <= {"bench", "builtins", "cli", "compare", "decoding", "errors", "hookspecs", "hub", "leaderboard", "metrics", "stats", "tasks", "testing"}
+    assert public <= {"attention", "bench", "builtins", "cli", "compare", "decoding", "errors", "hookspecs", "hub", "leaderboard", "metrics", "stats", "tasks", "testing"}
