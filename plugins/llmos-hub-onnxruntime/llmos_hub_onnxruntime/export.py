@@ -25,7 +25,10 @@ from . import _gqa
 from ._attention import expand_attention_masks, runtime_has_attention_op
 from ._roles import ROLES, example_inputs
 
-__all__ = ["ATTENTION", "DEFAULT_OPSET", "EXPORTERS", "ExportError", "default_attention", "default_opset", "export_model", "export_module", "externalize"]
+__all__ = [
+    "ATTENTION", "DEFAULT_OPSET", "EXPORTERS", "ExportError", "default_attention", "default_opset", "export_model",
+    "export_module", "externalize",
+]
 
 EXPORTERS = ("dynamo", "torchscript")
 #: Opset per exporter. At opset 23 the dynamo exporter writes ``scaled_dot_product_attention`` as one
