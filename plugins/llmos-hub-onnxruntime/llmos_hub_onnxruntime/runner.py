@@ -47,7 +47,10 @@ class OrtGraph:
     whose shapes the caller states (``shapes``) are written into one numpy buffer per output, grown to
     the largest call, so a decode step allocates nothing and batches of new prompt widths do not pile
     up buffers (a returned array is overwritten by the next call: read it before calling again);
-    on CUDA outputs stay ``OrtValue``s on the device.
+    on CUDA outputs stay ``OrtValue``s on the device. On the CPU the binding itself is kept while the
+    memory it names stays the same (a decode step: the same cache, mask and output buffers; the new
+    token ids and slot are copied into small buffers of the graph's own), so a step binds nothing anew:
+    at GPT-2-small, 2 threads, building the binding was ~0.5 ms of a ~11.8 ms step.
     """
 
     def __init__(self, session: Any, *, io_binding: bool = False, device: str = "cpu", device_id: int = 0) -> None:
@@ -77,6 +80,8 @@ class OrtGraph:
         logits = out_shapes.get("logits")
         self.vocab = int(logits[-1]) if logits is not None and isinstance(logits[-1], int) else None
         self._out_buffers: dict[str, np.ndarray] = {}
+        self._staged: dict[str, np.ndarray] = {}  # small inputs copied into buffers of stable address
+        self._bound: tuple[Any, Any, bool] | None = None  # (what it names, the binding, writes the cache)
 
     def run(self, feeds: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]] | None = None) -> list[Any]:
         # An exporter drops an input the graph never reads (a decoder given ``cross_kv`` may not
@@ -85,6 +90,9 @@ class OrtGraph:
         self.wrote_cache = False
         if not self.io_binding:  # present outputs, if any, go to buffers of ONNX Runtime's own
             return self.session.run(self.outputs, _per_layer(feeds, self.layered))
+        if (self.device == "cpu" and shapes is not None and all(name in shapes for name in self.outputs)
+                and all(isinstance(value, np.ndarray) and value.flags.c_contiguous for value in feeds.values())):
+            return self._run_host(feeds, shapes)
         import onnxruntime as ort
 
         binding = self.session.io_binding()
@@ -97,37 +105,72 @@ class OrtGraph:
                     binding.bind_ortvalue_input(name, value)
             elif name in self.layered:
                 in_place = value.flags.c_contiguous  # a copy would take the writes, not the caller's cache
-                value = np.ascontiguousarray(value)
-                for i in range(self.layered[name]):
-                    for j in range(2):
-                        layer = f"{name}.{i}.{j}"
-                        binding.bind_cpu_input(layer, value[i, j])
-                        if in_place and layer in self.presents:
-                            shared.append((self.presents[layer], value[i, j]))
+                shared += self._bind_host_layers(binding, name, np.ascontiguousarray(value), in_place)
             else:
                 binding.bind_cpu_input(name, np.ascontiguousarray(value))
         host: dict[str, np.ndarray] = {}
         for name in self.outputs:
             shape = (shapes or {}).get(name)
             if self.device == "cpu" and shape is not None:
-                size = int(np.prod(shape))
-                flat = self._out_buffers.get(name)
-                if flat is None or flat.size < size:  # one buffer per output, grown to the largest call
-                    flat = self._out_buffers[name] = np.empty(size, dtype=np.float32)
-                buffer = flat[:size].reshape(shape)
+                buffer = self._out_buffer(name, shape)
                 binding.bind_output(name, "cpu", 0, np.float32, list(shape), buffer.ctypes.data)
                 host[name] = buffer
             else:
                 binding.bind_output(name, self.device, self.device_id)
-        for name, memory in shared:  # after the outputs the caller reads, which keep their order first
-            if isinstance(memory, np.ndarray):
-                binding.bind_output(name, "cpu", 0, memory.dtype, list(memory.shape), memory.ctypes.data)
-            else:
-                binding.bind_output(name, *memory)
+        self.wrote_cache = _bind_shared(binding, shared, self.presents)
         self.session.run_with_iobinding(binding)
-        self.wrote_cache = bool(shared) and len(shared) == len(self.presents)
         values = binding.get_outputs()
         return [host.get(name, value) if self.device != "cpu" or name in host else value.numpy() for name, value in zip(self.outputs, values)]
+
+    def _run_host(self, feeds: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]]) -> list[Any]:
+        """The CPU call with every input a C-contiguous numpy array and every output's shape known,
+        through a binding kept across calls while the memory it names is the same."""
+        arrays: dict[str, np.ndarray] = {}
+        for name, value in feeds.items():
+            if name in self.layered or value.nbytes > _STAGED_BYTES:
+                arrays[name] = value  # bound where it is: the cache (written in place), masks, states
+                continue
+            staged = self._staged.get(name)
+            if staged is None or staged.shape != value.shape or staged.dtype != value.dtype:
+                staged = self._staged[name] = np.empty_like(value)
+            np.copyto(staged, value)
+            arrays[name] = staged
+        outputs = {name: self._out_buffer(name, shapes[name]) for name in self.outputs}
+        named = tuple((name, a.ctypes.data, a.shape, a.dtype.str) for name, a in (*arrays.items(), *outputs.items()))
+        if self._bound is None or self._bound[0] != named:
+            binding = self.session.io_binding()
+            shared: list[tuple[str, Any]] = []
+            for name, value in arrays.items():
+                if name in self.layered:
+                    shared += self._bind_host_layers(binding, name, value, True)
+                else:
+                    binding.bind_cpu_input(name, value)
+            for name, buffer in outputs.items():
+                binding.bind_output(name, "cpu", 0, buffer.dtype, list(buffer.shape), buffer.ctypes.data)
+            self._bound = (named, binding, _bind_shared(binding, shared, self.presents))
+        _, binding, self.wrote_cache = self._bound
+        self.session.run_with_iobinding(binding)
+        return [outputs[name] for name in self.outputs]
+
+    def _out_buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Output ``name``'s buffer for ``shape``: one per output, grown to the largest call."""
+        size = int(np.prod(shape))
+        flat = self._out_buffers.get(name)
+        if flat is None or flat.size < size:
+            flat = self._out_buffers[name] = np.empty(size, dtype=np.float32)
+        return flat[:size].reshape(shape)
+
+    def _bind_host_layers(self, binding: Any, name: str, value: np.ndarray, in_place: bool) -> list[tuple[str, Any]]:
+        """Bind each layer's keys and values of ``[layers, 2, ...]`` host ``value`` (no copy); returns the
+        present outputs to bind to the same memory when ``in_place``."""
+        shared: list[tuple[str, Any]] = []
+        for i in range(self.layered[name]):
+            for j in range(2):
+                layer = f"{name}.{i}.{j}"
+                binding.bind_cpu_input(layer, value[i, j])
+                if in_place and layer in self.presents:
+                    shared.append((self.presents[layer], value[i, j]))
+        return shared
 
 
 @dataclass
@@ -383,6 +426,22 @@ def _per_layer(feeds: Mapping[str, Any], layered: Mapping[str, int]) -> dict[str
         else:
             out[name] = value
     return out
+
+
+#: Inputs up to this size (token ids, slots, small masks) are copied into buffers of the graph's own, so
+#: a new array each call does not make a new binding; larger ones are bound where they are.
+_STAGED_BYTES = 64 * 1024
+
+
+def _bind_shared(binding: Any, shared: list[tuple[str, Any]], presents: Mapping[str, str]) -> bool:
+    """Bind each present output to its cache input's memory (after the outputs the caller reads, which
+    keep their order first); whether every present is, i.e. the graph writes the cache itself."""
+    for name, memory in shared:
+        if isinstance(memory, np.ndarray):
+            binding.bind_output(name, "cpu", 0, memory.dtype, list(memory.shape), memory.ctypes.data)
+        else:
+            binding.bind_output(name, *memory)
+    return bool(shared) and len(shared) == len(presents)
 
 
 def _bind_layers(binding: Any, name: str, value: Any, presents: Mapping[str, str]) -> list[tuple[str, Any]]:

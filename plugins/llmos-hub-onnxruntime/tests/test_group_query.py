@@ -202,3 +202,29 @@ def test_a_cache_that_is_not_one_buffer_is_written_by_the_runner_not_through_a_c
         assert np.isfinite(logits).all() and new_kv.shape == (layers, 2, 1, heads, 1, dim)
     finally:
         runner.close()
+
+
+def test_a_decode_step_reuses_the_binding_of_the_step_before(nano_causal, monkeypatch):
+    """A step names the same cache, mask and output buffers as the step before (token ids and slot go
+    through buffers of the graph's own), so only the prefill and the first step bind; the tokens are
+    those of runs that bind every call."""
+    from llmos_hub.decoding import Batch, greedy_search
+
+    _model, _torch_runner, runner = nano_causal[0]
+    graph = runner.graphs["causal_lm"]
+    batch = Batch([[5, 6, 7, 8], [0, 0, 9, 10]], [[1, 1, 1, 1], [0, 0, 1, 1]])
+    bindings = []
+    original = graph.session.io_binding
+    monkeypatch.setattr(graph.session, "io_binding", lambda: bindings.append(1) or original())
+    reused = greedy_search(runner, batch, max_new_tokens=12, eos_id=None)
+    assert len(bindings) == 2  # prefill, first step; the other 11 steps reuse it
+    run = graph._run_host
+
+    def unbound(feeds, shapes):  # drop the kept binding before every call: each call binds anew
+        graph._bound = None
+        return run(feeds, shapes)
+
+    monkeypatch.setattr(graph, "_run_host", unbound)
+    fresh = greedy_search(runner, batch, max_new_tokens=12, eos_id=None)
+    assert len(bindings) == 2 + 12
+    assert reused == fresh
