@@ -110,7 +110,6 @@ def expose_cache_writes(path: Path) -> int:
     model = onnx.load(str(path), load_external_data=False)
     graph = model.graph
     inputs = {i.name: i for i in graph.input}
-    renamed: dict[str, str] = {}
     exposed = 0
     for node in graph.node:
         if node.op_type != "GroupQueryAttention" or node.domain != "com.microsoft":
@@ -120,18 +119,13 @@ def expose_cache_writes(path: Path) -> int:
             if past not in inputs or not past.startswith("cache.") or len(node.output) <= slot:
                 raise ValueError(f"GroupQueryAttention reads {past!r}, not a per-layer cache input")
             name = "present." + past.removeprefix("cache.")
-            renamed[node.output[slot]] = name
-            node.output[slot] = name
+            node.output[slot] = name  # the translation reads only the attention output: nothing else names it
             value = onnx.ValueInfoProto()
             value.CopyFrom(inputs[past])
             value.name = name
             graph.output.append(value)
         exposed += 1
-    if renamed:
-        for node in graph.node:  # nothing reads the presents; rename defensively
-            for i, name in enumerate(node.input):
-                if name in renamed:
-                    node.input[i] = renamed[name]
+    if exposed:
         onnx.save(model, str(path))
     return exposed
 
