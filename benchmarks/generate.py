@@ -4,9 +4,11 @@ Greedy decoding (EOS ignored, so every contender generates exactly ``--new-token
 left-padded prompts by:
 
 - ``hf_generate``: ``model.generate`` of the ``transformers`` model itself (its ``DynamicCache``);
-- ``engine_pytorch``: :func:`llmos_hub.decoding.greedy_search` over the ``pytorch`` backend;
-- ``engine_pytorch_prepack``: the same with the ``pytorch`` backend's ``prepack`` option (linear
-  weights packed once by oneDNN; ``--no-prepack`` leaves it out);
+- ``engine_pytorch``: :func:`llmos_hub.decoding.greedy_search` over the ``pytorch`` backend with its
+  defaults (``prepack=auto``: linear weights packed once by oneDNN with 2 threads or more at these
+  sizes; ``describe.engine_pytorch.prepack_source`` in the JSON says what it chose);
+- ``engine_pytorch_prepack`` / ``engine_pytorch_dense``: the same with the other ``prepack`` choice
+  (``true`` where the default does not pack, ``false`` where it does; ``--no-prepack`` leaves it out);
 - ``engine_pytorch_compiled``: the same with the ``compile`` option (the step through
   ``torch.compile``, compiled while the runner is prepared: ``compiled_prepare_seconds`` in the JSON;
   ``--no-compile`` leaves it out);
@@ -73,7 +75,7 @@ from llmos_hub.decoding import greedy_search, pad_left
 
 OUT = Path(__file__).resolve().parent / "out" / "generate.json"
 #: engine tokens/s over ``generate``'s, asked for by issue 14 on the CPU (both geometries, batch 1 and 8).
-TARGETS = {"engine_pytorch": 1.2, "engine_pytorch_prepack": 1.2, "engine_pytorch_compiled": 1.2, "engine_onnxruntime": 2.0,
+TARGETS = {"engine_pytorch": 1.2, "engine_pytorch_prepack": 1.2, "engine_pytorch_dense": 1.2, "engine_pytorch_compiled": 1.2, "engine_onnxruntime": 2.0,
            "peak_memory_over_generate_max": 0.10}
 MODELS = ("tiny-gpt2", "tiny-t5", "gpt2-small", "t5-small")
 
@@ -193,10 +195,11 @@ def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
     backend_options = {"threads": args.threads}
     runners = {"engine_pytorch": host.get("backends", "pytorch").prepare(
         model, device=args.device, options=backend_options)}
+    default_packs = runners["engine_pytorch"].prepacked > 0
     if not args.no_prepack and args.device == "cpu":
-        packed = host.get("models", "hf").load(str(folder))  # its own modules: the packed ones only
-        runners["engine_pytorch_prepack"] = host.get("backends", "pytorch").prepare(
-            packed, device=args.device, options={**backend_options, "prepack": True})
+        other = host.get("models", "hf").load(str(folder))  # its own modules
+        runners["engine_pytorch_dense" if default_packs else "engine_pytorch_prepack"] = host.get(
+            "backends", "pytorch").prepare(other, device=args.device, options={**backend_options, "prepack": not default_packs})
     compile_seconds = None
     if not args.no_compile:
         compiled = host.get("models", "hf").load(str(folder))  # its own modules: compiling wraps them
@@ -223,10 +226,10 @@ def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
         "describe": {k: dict(r.describe()) for k, r in runners.items()},
         "batches": {},
     }
+    dense, own_dense = _dense_runner(host, folder, runners, args) if args.device == "cpu" else (None, False)
     for size in args.batches:
         batch = pad_left(prompts[:size], model.tokenizer.pad_id)
-        floor = (_matmul_floor(runners["engine_pytorch"], batch, args.new_tokens, args.rounds, args.threads)
-                 if args.device == "cpu" else None)
+        floor = _matmul_floor(dense, batch, args.new_tokens, args.rounds, args.threads) if dense else None
         contenders = {"hf_generate": _hf_generate(hf, batch, args.new_tokens, seq2seq, device)}
         contenders.update({k: _engine(r, batch, args.new_tokens) for k, r in runners.items()})
         best, outputs, memory = _best(contenders, args.rounds)
@@ -263,9 +266,20 @@ def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
             if bad:
                 raise SystemExit(f"error: {', '.join(bad)} generated other tokens than transformers' generate on "
                                  f"{name} batch {size}; the comparison means nothing")
-    for runner in runners.values():
+    for runner in [*runners.values(), *([dense] if own_dense else [])]:
         runner.close()
     return results
+
+
+def _dense_runner(host, folder: Path, runners: dict[str, Any], args) -> tuple[Any, bool]:
+    """A pytorch runner with dense weights for the matmul floor: a contender's if one is, else one
+    prepared for it (second value: whether the caller closes it)."""
+    for name in ("engine_pytorch", "engine_pytorch_dense"):
+        if name in runners and runners[name].prepacked == 0:
+            return runners[name], False
+    model = host.get("models", "hf").load(str(folder))
+    return host.get("backends", "pytorch").prepare(
+        model, device=args.device, options={"threads": args.threads, "prepack": False}), True
 
 
 def _matmul_floor(runner, batch, new_tokens: int, rounds: int, threads: int | None) -> dict[str, Any]:
@@ -384,8 +398,8 @@ def _child(args) -> int:
     else:
         options: dict[str, Any] = {"threads": args.threads}
         backend = "onnxruntime" if contender == "engine_onnxruntime" else "pytorch"
-        if contender == "engine_pytorch_prepack":
-            options["prepack"] = True
+        if contender in ("engine_pytorch_prepack", "engine_pytorch_dense"):
+            options["prepack"] = contender == "engine_pytorch_prepack"
         if contender == "engine_pytorch_compiled":
             options["compile"] = True
         if backend == "onnxruntime" and args.cache_dir:

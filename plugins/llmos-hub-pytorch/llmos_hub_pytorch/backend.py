@@ -15,11 +15,12 @@ Options: ``use_cache`` (default true; false recomputes the whole sequence at eve
 baseline the KV cache is measured against), ``threads`` (CPU intra-op threads; default
 :func:`llmos_hub.decoding.default_threads`: ``$LLMOS_HUB_THREADS``, else ``$OMP_NUM_THREADS`` as Ray
 sets it, else one core left free so a shared machine does not stall),
-``prepack`` (default false; CPU float32 only: linear weights packed once by oneDNN, faster batched
-decoding, see :mod:`.prepack`), ``compile`` (default false: the decoding step through ``torch.compile``,
+``prepack`` (``auto``, the default: on the CPU in float32 with 2 threads or more for models of
+>= 10 M parameters; ``true`` / ``false`` to choose: linear weights packed once by oneDNN, faster
+decoding, see :mod:`.prepack`; the record's ``prepack_source`` says which), ``compile`` (default false: the decoding step through ``torch.compile``,
 see :mod:`.compiled`).
 
-Modules: on CPU in float32 without ``prepack`` the runner runs the model's shared modules as they
+Modules: on CPU in float32 without packing the runner runs the model's shared modules as they
 are; any transformation (device, dtype, packing) happens on the runner's own copy
 (:meth:`LoadedModel.own_modules`), so other backends in the process keep the originals.
 """
@@ -41,7 +42,7 @@ from .device import DTYPES, resolve_device, resolve_dtype
 from .compiled import CompiledStep, check_compile
 from .kvcache import CachePool
 from .prepack import available as prepack_available
-from .prepack import pack_modules
+from .prepack import pack_modules, plan_prepack
 
 __all__ = ["TorchBackend", "TorchRunner"]
 
@@ -69,7 +70,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         dtype: torch.dtype,
         use_cache: bool = True,
         threads: int | None = None,
-        prepack: bool = False,
+        prepack: bool | str | None = None,
         compile: bool = False,
     ) -> None:
         super().__init__(model)
@@ -83,6 +84,10 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         if device.type == "cpu":
             torch.set_num_threads(self.threads)
         self.prepacked = 0
+        prepack, self.prepack_source = plan_prepack(
+            prepack, device=device, dtype=dtype, threads=self.threads if device.type == "cpu" else 0,
+            num_parameters=int(model.provenance.num_parameters), compile=compile and use_cache,
+        )
         if device.type != "cpu" or dtype != torch.float32 or prepack:
             modules = model.own_modules()  # leave the shared float32 CPU modules untouched
         else:
@@ -304,6 +309,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             "threads_source": self.threads_source,
             "kv_cache": self.use_cache,
             "prepacked_linears": self.prepacked,
+            "prepack_source": self.prepack_source,
             "compiled_step": self._compiled is not None,
         }
         if self.torch_device.type == "cuda":
@@ -349,11 +355,11 @@ class TorchBackend(Backend):
         super().check(device, dtype, options)
         target = torch.device("cpu" if device == "auto" and not torch.cuda.is_available() else
                               ("cuda" if device == "auto" else device))
-        if _as_bool(options.get("prepack", False)):
+        prepack = _prepack_option(options)
+        if prepack is True:
             _check_prepack(target, DTYPES.get(dtype, torch.float32))
         if _as_bool(options.get("compile", False)):
-            check_compile(target, prepack=_as_bool(options.get("prepack", False)),
-                          use_cache=_as_bool(options.get("use_cache", True)))
+            check_compile(target, prepack=prepack is True, use_cache=_as_bool(options.get("use_cache", True)))
 
     def prepare(
         self,
@@ -371,13 +377,13 @@ class TorchBackend(Backend):
             raise UsageError(
                 f"unknown option(s) {', '.join(unknown)} for backend pytorch; known: use_cache, threads, prepack, compile"
             )
-        prepack = _as_bool(options.get("prepack", False))
-        if prepack:
+        prepack = _prepack_option(options)
+        if prepack is True:
             _check_prepack(torch_device, torch_dtype)
         use_cache = _as_bool(options.get("use_cache", True))
         compile_step = _as_bool(options.get("compile", False))
         if compile_step:
-            check_compile(torch_device, prepack=prepack, use_cache=use_cache)
+            check_compile(torch_device, prepack=prepack is True, use_cache=use_cache)
         return TorchRunner(
             model,
             device=torch_device,
@@ -401,6 +407,14 @@ def _check_prepack(device: torch.device, dtype: torch.dtype) -> None:
         )
     if not prepack_available():
         raise UsageError("option prepack of backend pytorch needs a torch build with oneDNN; drop the option")
+
+
+def _prepack_option(options: Mapping[str, Any]) -> bool | None:
+    """The ``prepack`` option: ``None`` for the default (absent or ``auto``), else a boolean."""
+    value = options.get("prepack")
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    return _as_bool(value)
 
 
 def _as_bool(value: Any) -> bool:

@@ -1,13 +1,16 @@
-"""Linear layers with their weights packed once by oneDNN, for CPU decoding at batch > 1.
+"""Linear layers with their weights packed once by oneDNN, for CPU decoding.
 
 A decoding step multiplies a few rows (the batch) by every weight matrix of the model; PyTorch's
 default CPU matmul re-reads the weight in its stored layout at every call. oneDNN can reorder a
 weight once into the blocked layout its small-``M`` kernels stream best (what ``torch.compile``'s
 CPU backend does after "freezing"); measured on GPT-2-small geometry at 8 rows, 1 thread, the
-model's matmuls take about 0.7 of the time (``benchmarks/generate.py``). At one row the step is
-bound by reading the weights from memory and the packed layout does not help (GPT-2's ``Conv1D``,
-stored ``[in, out]``, is even ~10% slower packed), and a long prefill runs at about the same speed,
-so packing is an option (``--backend-option pytorch.prepack=true``), not the default.
+model's matmuls take about 0.7 of the time (``benchmarks/generate.py``). At one row on one thread
+the step is bound by reading the weights from memory and the packed layout does not help (GPT-2's
+``Conv1D``, stored ``[in, out]``, is even ~10% slower packed), so there packing is an option
+(``--backend-option pytorch.prepack=true``). With two threads or more the packed kernel also wins at
+one row (PyTorch's dense one-row product runs on one thread; the packed one uses them all: 27 against
+20 GB/s of weights on this project's 2-core machines), so there it is the default for models of real
+size: :func:`plan_prepack`.
 
 Results are float32 matmuls in another summation order: logits differ from the unpacked ones in
 the last bits (well under 1e-4 on the tested models), greedy tokens are the same on every model the
@@ -26,12 +29,42 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PackedLinear", "available", "pack_linears", "pack_modules"]
+from .mapped import FileMapping, file_mappings, release, trim_heap
+
+__all__ = ["AUTO_MIN_PARAMETERS", "PackedLinear", "available", "pack_linears", "pack_modules", "plan_prepack"]
+
+#: ``prepack=auto`` packs models of at least this many parameters (on tiny models a packed call's
+#: fixed cost outweighs what it saves; the onnxruntime backend draws its all-cores line at the same size).
+AUTO_MIN_PARAMETERS = 10_000_000
 
 
 def available() -> bool:
     """Whether this torch build has oneDNN's packed linear kernels."""
     return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def plan_prepack(
+    option: object, *, device: torch.device, dtype: torch.dtype, threads: int, num_parameters: int,
+    compile: bool = False,
+) -> tuple[bool, str]:
+    """Whether a runner packs its linear weights, and why (the record's ``prepack_source``).
+
+    ``option``: the ``prepack`` option as given, ``None`` or ``"auto"`` for the default; anything else
+    is a boolean the caller has checked. The default packs on the CPU in float32 with 2 threads or
+    more, for models of :data:`AUTO_MIN_PARAMETERS` parameters or more, unless the step is compiled:
+    at GPT-2-small and T5-small geometry on 2 threads packed products win at one row and at eight
+    (PyTorch's dense kernel does not spread a one-row product over the threads; oneDNN's packed one
+    does), while on one thread they lose ~10% at one row (docs/decisions.md, "eighth round").
+    """
+    if option is None or (isinstance(option, str) and option.strip().lower() == "auto"):
+        if device.type != "cpu" or dtype != torch.float32 or compile or not available():
+            return False, "default: off (CPU float32 without compile only)"
+        if threads < 2:
+            return False, "default: off on one thread (packed products lose at one row there)"
+        if num_parameters < AUTO_MIN_PARAMETERS:
+            return False, f"default: off below {AUTO_MIN_PARAMETERS:,} parameters"
+        return True, f"default: {threads} threads and >= {AUTO_MIN_PARAMETERS:,} parameters"
+    return bool(option), "option"
 
 
 class PackedLinear(nn.Module):
@@ -42,14 +75,17 @@ class PackedLinear(nn.Module):
         self.in_features = int(weight.shape[1])
         self.out_features = int(weight.shape[0])
         # ``weight`` stays an attribute of that name: model code reads ``layer.weight.dtype``.
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), batch_hint)
+        dense = weight.detach()
+        if not (dense.is_contiguous() or dense.t().is_contiguous()):  # oneDNN reads either order in place
+            dense = dense.contiguous()
+        packed = torch.ops.mkldnn._reorder_linear_weight(dense, batch_hint)
         self.weight = nn.Parameter(packed, requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias.detach().contiguous(), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = x.reshape(-1, self.in_features)
-        y = torch.ops.mkldnn._linear_pointwise(rows, self.weight, self.bias, "none", [], "")
-        return y.view(*x.shape[:-1], self.out_features)
+        # The kernel takes any leading dimensions (and strides) itself; a reshape and a view around it
+        # cost ~10 us a call, which at one row is a tenth of a 512 x 512 product.
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed"
@@ -89,19 +125,22 @@ def pack_linears(module: nn.Module, *, batch_hint: int = 8) -> int:
 def pack_modules(modules: Iterable[nn.Module], *, batch_hint: int = 8) -> int:
     """:func:`pack_linears` over ``modules``, then one copy of what is left dense across all of them.
 
-    Each layer's dense weight is released as soon as its packed copy exists, so weights held in
-    ordinary memory peak at one layer over the model's size. A memory-mapped checkpoint stays resident
-    until packing ends (see :func:`_own_dense_tensors`), so there the peak is the mapping plus the
-    packed weights plus the tensors left dense.
+    Each layer's dense weight is released as soon as its packed copy exists: in ordinary memory by
+    dropping the last reference, on a memory-mapped checkpoint by giving its pages back
+    (:func:`.mapped.release`). So resident weights peak at about one layer over the model's size
+    (GPT-2-small geometry: 1,172 MiB before, at the unpacked runner's ~740 after), and the heap's
+    freed pieces are returned at the end.
     """
     modules = list(modules)
-    count = sum(_pack(module, batch_hint) for module in modules)
+    mappings = file_mappings()
+    count = sum(_pack(module, batch_hint, mappings) for module in modules)
     if count:
         _own_dense_tensors(modules)
+        trim_heap()
     return count
 
 
-def _pack(module: nn.Module, batch_hint: int) -> int:
+def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping]) -> int:
     tied = _shared_storages([module])
     done: dict[int, PackedLinear] = {}  # one layer reached from two parents stays one layer
     count = 0
@@ -121,6 +160,8 @@ def _pack(module: nn.Module, batch_hint: int) -> int:
                 continue
             packed = done[id(child)] = PackedLinear(weight, child.bias, batch_hint=batch_hint)
             setattr(parent, name, packed)
+            release(child.weight, mappings)  # its mapped pages, read once: see :mod:`.mapped`
+            trim_heap()  # and what oneDNN's reorder freed, before the next layer's packing grows the heap
             count += 1
     return count
 

@@ -4,6 +4,10 @@ line where it cannot work."""
 
 from __future__ import annotations
 
+import mmap
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +15,8 @@ from llmos_hub import GenerationConfig, UsageError
 from llmos_hub_nano.family import NanoFamily
 from llmos_hub_nano.tiny import random_checkpoint
 from llmos_hub_pytorch.backend import TorchBackend
-from llmos_hub_pytorch.prepack import PackedLinear, available, pack_linears, pack_modules
+from llmos_hub_pytorch.mapped import file_mappings, release
+from llmos_hub_pytorch.prepack import AUTO_MIN_PARAMETERS, PackedLinear, available, pack_linears, pack_modules, plan_prepack
 
 pytestmark = pytest.mark.skipif(not available(), reason="this torch build has no oneDNN packed linear kernels")
 
@@ -122,3 +127,120 @@ def test_a_weight_tied_across_roles_stays_one_copy():
     assert pack_modules([encoder, decoder]) == 2
     assert encoder["embed"].weight is not decoder["embed"].weight
     assert encoder["embed"].weight.data_ptr() == decoder["embed"].weight.data_ptr()
+
+
+# -- the default: packed where it wins ---------------------------------------------------------------------
+CPU, F32 = torch.device("cpu"), torch.float32
+BIG = AUTO_MIN_PARAMETERS
+
+
+@pytest.mark.parametrize(("option", "device", "dtype", "threads", "params", "compile", "packs", "why"), [
+    (None, CPU, F32, 2, BIG, False, True, "default: 2 threads"),
+    ("auto", CPU, F32, 4, BIG, False, True, "default: 4 threads"),
+    (None, CPU, F32, 1, BIG, False, False, "default: off on one thread"),
+    (None, CPU, F32, 2, BIG - 1, False, False, "default: off below"),
+    (None, CPU, torch.bfloat16, 2, BIG, False, False, "default: off (CPU float32"),
+    (None, torch.device("cuda"), F32, 0, BIG, False, False, "default: off (CPU float32"),
+    (None, CPU, F32, 2, BIG, True, False, "default: off (CPU float32 without compile"),
+    (True, CPU, F32, 1, 10, False, True, "option"),
+    (False, CPU, F32, 2, BIG, False, False, "option"),
+])
+def test_plan_prepack(option, device, dtype, threads, params, compile, packs, why):
+    got, source = plan_prepack(option, device=device, dtype=dtype, threads=threads, num_parameters=params,
+                               compile=compile)
+    assert got is packs and source.startswith(why)
+
+
+def test_the_default_packs_a_model_of_real_size_with_two_threads(root, monkeypatch):
+    monkeypatch.setattr("llmos_hub_pytorch.prepack.AUTO_MIN_PARAMETERS", 1)  # the nano model stands in for one
+    before = torch.get_num_threads()
+    try:
+        two = TorchBackend().prepare(_load(root, "causal-lm"), options={"threads": 2})
+        one = TorchBackend().prepare(_load(root, "causal-lm"), options={"threads": 1})
+        chosen = TorchBackend().prepare(_load(root, "causal-lm"), options={"threads": 2, "prepack": "false"})
+    finally:
+        torch.set_num_threads(before)
+    assert two.prepacked > 0 and two.describe()["prepack_source"] == "default: 2 threads and >= 1 parameters"
+    assert one.prepacked == 0 and one.describe()["prepack_source"].startswith("default: off on one thread")
+    assert chosen.prepacked == 0 and chosen.describe()["prepack_source"] == "option"
+    config = GenerationConfig(max_new_tokens=8)
+    assert [g.text for g in two.generate(PROMPTS, config)] == [g.text for g in one.generate(PROMPTS, config)]
+
+
+def test_auto_is_never_refused():
+    """``prepack=auto`` (the default) decides per run; only an explicit ``true`` can be refused."""
+    TorchBackend().check("cpu", "bfloat16", {"prepack": "auto"})
+    TorchBackend().check("cpu", "bfloat16", {})
+    with pytest.raises(UsageError):
+        TorchBackend().check("cpu", "bfloat16", {"prepack": "true"})
+
+
+# -- a memory-mapped checkpoint's pages go back as packing goes ---------------------------------------------
+def _mapped(path, array):
+    """``array`` written to ``path`` and read back as a private, writable file mapping, the way
+    ``transformers`` maps a safetensors checkpoint (``rw-p``)."""
+    array.tofile(path)
+    return np.memmap(path, dtype=array.dtype, mode="c", shape=array.shape)
+
+
+def _resident(path) -> int:
+    """Bytes of ``path``'s mappings resident in this process (``/proc/self/smaps``)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and ":" not in fields[0]:
+            inside = len(fields) > 5 and fields[5] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1]) * 1024
+    return total
+
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc/self/smaps")
+
+
+@linux_only
+def test_release_gives_back_an_unwritten_mapping_and_keeps_its_values(tmp_path):
+    values = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)  # 4 MiB
+    path = tmp_path / "weights.bin"
+    tensor = torch.from_numpy(_mapped(path, values))
+    assert float(tensor.sum()) == pytest.approx(float(values.sum()), rel=1e-4)  # every page read: resident
+    held = _resident(path)
+    assert held >= values.nbytes - 2 * mmap.PAGESIZE
+    released = release(tensor, file_mappings())
+    assert released >= values.nbytes - 2 * mmap.PAGESIZE
+    assert _resident(path) <= held - released
+    assert torch.equal(tensor, torch.from_numpy(values))  # read back from the file
+
+
+@linux_only
+def test_release_leaves_written_and_anonymous_memory_alone(tmp_path):
+    anonymous = torch.randn(1 << 20)
+    kept = anonymous.clone()
+    assert release(anonymous, file_mappings()) == 0 and torch.equal(anonymous, kept)
+    values = np.arange(1 << 20, dtype=np.float32)
+    tensor = torch.from_numpy(_mapped(tmp_path / "written.bin", values))
+    tensor[5] = -1.0  # a private mapping's written page exists only in this process: never drop it
+    assert release(tensor, file_mappings()) == 0
+    assert float(tensor[5]) == -1.0 and float(tensor[6]) == 6.0
+
+
+@linux_only
+def test_packing_a_mapped_checkpoint_gives_its_pages_back(tmp_path):
+    """The weights live in a file mapping (the biases elsewhere: the kernel may map a whole folio back
+    in when a neighbour is read, which would blur what packing itself left resident)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(*[torch.nn.Linear(512, 512) for _ in range(4)])
+    weights = [layer.weight for layer in net]
+    path = tmp_path / "checkpoint.bin"
+    file = torch.from_numpy(_mapped(path, torch.cat([w.detach().reshape(-1) for w in weights]).numpy()))
+    at = 0
+    for w in weights:
+        w.data = file[at : at + w.numel()].view_as(w)
+        at += w.numel()
+    x = torch.randn(3, 512)
+    before = net(x)
+    held = _resident(path)
+    assert held >= file.numel() * 4 - 2 * mmap.PAGESIZE  # the weights, all read
+    assert pack_linears(net) == 4
+    assert _resident(path) <= 2 * mmap.PAGESIZE
+    assert torch.allclose(net(x), before, atol=1e-5)
