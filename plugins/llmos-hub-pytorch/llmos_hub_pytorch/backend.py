@@ -42,7 +42,7 @@ from .device import DTYPES, resolve_device, resolve_dtype
 from .compiled import CompiledStep, check_compile
 from .kvcache import CachePool
 from .prepack import available as prepack_available
-from .prepack import pack_modules, plan_prepack
+from .prepack import fuse_projections, pack_modules, plan_prepack
 
 __all__ = ["TorchBackend", "TorchRunner"]
 
@@ -95,8 +95,11 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         if not modules:
             raise UsageError(f"model {model.name} has no torch modules for backend pytorch to run")
         self.modules = {role: m.to(device=device, dtype=dtype).eval() for role, m in modules.items()}
+        self.fused = 0
         if prepack:
-            self.prepacked = pack_modules(m for m in self.modules.values() if isinstance(m, torch.nn.Module))
+            own = [m for m in self.modules.values() if isinstance(m, torch.nn.Module)]
+            self.fused = fuse_projections(own)
+            self.prepacked = pack_modules(own)
         self._seq2seq = model.supports(Capability.SEQ2SEQ)
         role = "decoder" if self._seq2seq else "causal_lm"
         self._cache_dims = model.cache_geometry(role, self.modules[role]) if role in self.modules else None
@@ -310,6 +313,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             "kv_cache": self.use_cache,
             "prepacked_linears": self.prepacked,
             "prepack_source": self.prepack_source,
+            "fused_projection_tensors": self.fused,
             "compiled_step": self._compiled is not None,
         }
         if self.torch_device.type == "cuda":

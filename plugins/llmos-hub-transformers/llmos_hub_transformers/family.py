@@ -389,13 +389,13 @@ def _modules(model: Any, capability: Capability, tokenizer: Any) -> tuple[dict[s
     layers, heads, head_dim = _cache_geometry(model, capability, tokenizer)
     # Backends size the cache from these keys: n_heads are key/value heads.
     geometry: dict[str, Any] = {"n_layers": layers, "n_heads": heads, "head_dim": head_dim, "d_model": heads * head_dim}
-    from .native import native_causal_lm, native_decoder
+    from .native import native_causal_lm, native_cross_kv, native_decoder
 
     if capability is Capability.SEQ2SEQ:
         geometry["n_decoder_layers"] = layers
         return {
             "encoder": HFEncoder(model),
-            "cross_kv": HFCrossKV(model),
+            "cross_kv": native_cross_kv(model) or HFCrossKV(model),
             "decoder": native_decoder(model, (layers, heads, head_dim)) or HFDecoder(model, (layers, heads, head_dim)),
         }, geometry
 

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from llmos_hub.attention import cache_attention
 
-__all__ = ["NativeGPT2", "NativeLlama", "NativeT5Decoder", "native_causal_lm", "native_decoder"]
+__all__ = ["NativeGPT2", "NativeLlama", "NativeT5CrossKV", "NativeT5Decoder", "native_causal_lm", "native_cross_kv",
+           "native_decoder"]
 
 
 def _exporting() -> bool:
@@ -150,6 +151,43 @@ class NativeGPT2(nn.Module):
         return self.model.lm_head(x), torch.stack(news)
 
 
+def _fused(layers: list[nn.Module]) -> nn.Linear | None:
+    """One ``nn.Linear`` whose output is ``layers``' outputs side by side (weights concatenated), or
+    ``None`` when they cannot be joined (not all ``nn.Linear``, other inputs, devices or dtypes, or
+    biases on some only)."""
+    if not layers or not all(type(layer) is nn.Linear for layer in layers):
+        return None
+    weights = [layer.weight for layer in layers]
+    biases = [layer.bias for layer in layers]
+    first = weights[0]
+    if any(w.shape[1] != first.shape[1] or w.dtype != first.dtype or w.device != first.device for w in weights):
+        return None
+    if any(b is None for b in biases) and not all(b is None for b in biases):
+        return None
+    joined = nn.Linear(first.shape[1], sum(w.shape[0] for w in weights), bias=biases[0] is not None,
+                       device="meta")
+    joined.weight = nn.Parameter(torch.cat([w.detach() for w in weights]), requires_grad=False)
+    if biases[0] is not None:
+        joined.bias = nn.Parameter(torch.cat([b.detach() for b in biases if b is not None]), requires_grad=False)
+    return joined
+
+
+def _fuse_groups(groups: list[tuple[nn.Module, tuple[str, ...]]]) -> tuple[nn.ModuleList, list[Tensor]] | None:
+    """:func:`_fused` over each ``(owner, names)`` group; the joined layers replace nothing in the
+    owners, which lose the named layers (set to ``None``). Returns the joined layers in order and the
+    weights and biases they replaced, or ``None`` (nothing changed) when any group cannot be joined."""
+    joined = [_fused([getattr(owner, name) for name in names]) for owner, names in groups]
+    if not groups or any(layer is None for layer in joined):
+        return None
+    replaced: list[Tensor] = []
+    for owner, names in groups:
+        for name in names:
+            layer = getattr(owner, name)
+            replaced += [layer.weight] + ([layer.bias] if layer.bias is not None else [])
+            setattr(owner, name, None)
+    return nn.ModuleList(joined), replaced
+
+
 def _t5_supported(model: nn.Module) -> bool:
     config = getattr(model, "config", None)
     return (
@@ -181,6 +219,24 @@ class NativeT5Decoder(nn.Module):
         self.scale_output = bool(getattr(config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", True)))
         self.model_dim = int(config.d_model)
         self.cache_geometry = cache_geometry
+        self.inner_dim = self.n_heads * self.head_dim
+        self.fused_qkv: nn.ModuleList | None = None
+
+    def fuse_projections(self) -> list[Tensor]:
+        """Join each self-attention's ``q``, ``k`` and ``v`` into one linear layer: one product a step
+        where there were three (at T5-small one row, ~60 us saved a layer with packed weights).
+
+        For a backend that owns this module (:meth:`llmos_hub.LoadedModel.own_modules`): the model's
+        ``q``/``k``/``v`` layers are removed (``transformers``' own forward no longer runs on it).
+        Returns the tensors replaced, for the caller to give their memory back."""
+        if self.fused_qkv is not None:
+            return []
+        attentions = [block.layer[0].SelfAttention for block in self.model.decoder.block]
+        done = _fuse_groups([(attention, ("q", "k", "v")) for attention in attentions])
+        if done is None:
+            return []
+        self.fused_qkv, replaced = done
+        return replaced
 
     def _heads(self, x: Tensor) -> Tensor:
         return x.view(x.shape[0], x.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
@@ -219,7 +275,10 @@ class NativeT5Decoder(nn.Module):
         for i, block in enumerate(decoder.block):
             attention = block.layer[0].SelfAttention
             h = block.layer[0].layer_norm(x)
-            q, k, v = self._heads(attention.q(h)), self._heads(attention.k(h)), self._heads(attention.v(h))
+            if self.fused_qkv is not None:
+                q, k, v = (self._heads(t) for t in self.fused_qkv[i](h).split(self.inner_dim, dim=-1))
+            else:
+                q, k, v = self._heads(attention.q(h)), self._heads(attention.k(h)), self._heads(attention.v(h))
             y = _self_attention(q, cache[i], k, v, cache_position, self_mask, 1.0)
             x = x + attention.o(y.transpose(1, 2).reshape(batch, new, -1))
             cross = block.layer[1].EncDecAttention
@@ -238,6 +297,37 @@ class NativeT5Decoder(nn.Module):
         if self.scale_output:
             x = x * (self.model_dim**-0.5)
         return self.model.lm_head(x), torch.stack(news)
+
+
+class NativeT5CrossKV(nn.Module):
+    """``encoder_states -> cross_kv [layers, 2, batch, heads, src, head_dim]`` of a T5 decoder: each
+    layer's cross-attention ``k`` and ``v`` projections of the source, as ``transformers``' T5 attention
+    computes them. :class:`~.modules.HFCrossKV` gets the same by running the whole decoder once on a
+    placeholder token, which costs a decoding step per batch and reads the self-attention layers
+    (which :meth:`NativeT5Decoder.fuse_projections` may have joined)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.n_heads = int(model.config.num_heads)
+        self.head_dim = int(model.config.d_kv)
+
+    def forward(self, encoder_states: Tensor) -> Tensor:
+        batch, src = encoder_states.shape[:2]
+
+        def heads(x: Tensor) -> Tensor:
+            return x.view(batch, src, self.n_heads, self.head_dim).transpose(1, 2)
+
+        layers = []
+        for block in self.model.decoder.block:
+            cross = block.layer[1].EncDecAttention
+            layers.append(torch.stack((heads(cross.k(encoder_states)), heads(cross.v(encoder_states)))))
+        return torch.stack(layers)
+
+
+def native_cross_kv(model: nn.Module) -> nn.Module | None:
+    """The lean ``cross_kv`` module for ``model`` when covered (T5/mT5), else ``None``."""
+    return NativeT5CrossKV(model) if _t5_supported(model) else None
 
 
 def native_decoder(model: nn.Module, cache_geometry: tuple[int, int, int]) -> nn.Module | None:
@@ -286,6 +376,34 @@ class NativeLlama(nn.Module):
         self.cache_geometry = cache_geometry
         self._rotate = sys.modules[type(model).__module__].apply_rotary_pos_emb
         self._attend = sdpa_attention_forward
+        self.fused_qkv: nn.ModuleList | None = None
+        self.fused_gate_up: nn.ModuleList | None = None
+
+    def _layers(self) -> Any:
+        return self.model.model.layers[: self.model.config.num_hidden_layers]
+
+    def fuse_projections(self) -> list[Tensor]:
+        """Join each layer's ``q_proj``/``k_proj``/``v_proj`` and its MLP's ``gate_proj``/``up_proj``
+        into one linear layer each (see :meth:`NativeT5Decoder.fuse_projections`): two products a
+        layer fewer. Only when the MLP is ``transformers``' gated one (``gate_proj``, ``up_proj``,
+        ``down_proj``, ``act_fn``)."""
+        if self.fused_qkv is not None:
+            return []
+        layers = list(self._layers())
+        if not all(all(hasattr(layer.mlp, name) for name in ("gate_proj", "up_proj", "down_proj", "act_fn"))
+                   for layer in layers):
+            return []
+        qkv = [_fused([layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj]) for layer in layers]
+        gate_up = [_fused([layer.mlp.gate_proj, layer.mlp.up_proj]) for layer in layers]
+        if any(joined is None for joined in qkv + gate_up):
+            return []
+        done = _fuse_groups([(layer.self_attn, ("q_proj", "k_proj", "v_proj")) for layer in layers])
+        assert done is not None  # every group was checked above
+        self.fused_qkv, replaced = done
+        done = _fuse_groups([(layer.mlp, ("gate_proj", "up_proj")) for layer in layers])
+        assert done is not None
+        self.fused_gate_up, more = done
+        return replaced + more
 
     def forward(
         self,
@@ -304,19 +422,29 @@ class NativeLlama(nn.Module):
         cos, sin = inner.rotary_emb(x, position_ids=positions)
         allowed = _causal_allowed(attention_mask, cache_position, _visible(cache, cache_position))
         news = []
-        for i, layer in enumerate(inner.layers[: self.model.config.num_hidden_layers]):
+        for i, layer in enumerate(self._layers()):
             attention = layer.self_attn
             h = layer.input_layernorm(x)
-            q = attention.q_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
-            k = attention.k_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
-            v = attention.v_proj(h).view(batch, new, -1, head_dim).transpose(1, 2)
+            if self.fused_qkv is not None:
+                heads, kv_heads = int(self.model.config.num_attention_heads), self.cache_geometry[1]
+                q, k, v = self.fused_qkv[i](h).split((heads * head_dim, kv_heads * head_dim, kv_heads * head_dim), dim=-1)
+            else:
+                q, k, v = attention.q_proj(h), attention.k_proj(h), attention.v_proj(h)
+            q = q.view(batch, new, -1, head_dim).transpose(1, 2)
+            k = k.view(batch, new, -1, head_dim).transpose(1, 2)
+            v = v.view(batch, new, -1, head_dim).transpose(1, 2)
             q, k = self._rotate(q, k, cos, sin)
             def attend(keys: Tensor, values: Tensor, q: Tensor = q, attention: Any = attention) -> Tensor:
                 return self._attend(attention, q, keys, values, allowed, dropout=0.0, scaling=attention.scaling)[0].transpose(1, 2)
 
             y = _self_attention(q, cache[i], k, v, cache_position, allowed, attention.scaling, attend).transpose(1, 2)
             x = x + attention.o_proj(y.reshape(batch, new, -1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            h = layer.post_attention_layernorm(x)
+            if self.fused_gate_up is not None:
+                gate, up = self.fused_gate_up[i](h).chunk(2, dim=-1)
+                x = x + layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
+            else:
+                x = x + layer.mlp(h)
             news.append(torch.stack((k, v)))
         x = inner.norm(x)
         if logits_index is not None:

@@ -8,7 +8,15 @@ import torch
 import transformers as tf
 
 from llmos_hub_transformers.modules import HFCausalLM, HFCrossKV, HFDecoder, HFEncoder
-from llmos_hub_transformers.native import NativeGPT2, NativeLlama, NativeT5Decoder, native_causal_lm, native_decoder
+from llmos_hub_transformers.native import (
+    NativeGPT2,
+    NativeLlama,
+    NativeT5CrossKV,
+    NativeT5Decoder,
+    native_causal_lm,
+    native_cross_kv,
+    native_decoder,
+)
 
 IDS = torch.tensor([[0, 0, 5, 17, 42, 9, 33], [11, 12, 13, 14, 15, 16, 17]])
 MASK = torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]])
@@ -105,6 +113,63 @@ def test_t5_native_decoder_equals_transformers_forward(options):
         assert torch.allclose(run(native)[-1], b[:, -1], atol=1e-5)
 
 
+@pytest.mark.parametrize("options", [{}, {"feed_forward_proj": "gated-gelu"}])
+def test_t5_native_cross_kv_is_transformers_cross_attention_cache(options):
+    model = _t5(**options)
+    with torch.inference_mode():
+        states = HFEncoder(model)(IDS, MASK)
+        assert torch.equal(NativeT5CrossKV(model)(states), HFCrossKV(model)(states))
+
+
+def _fused_copy(build, module_for):
+    """A module over a fresh model of ``build`` with its projections joined, and one without."""
+    plain = module_for(build())
+    fused = module_for(build())
+    replaced = fused.fuse_projections()
+    return plain, fused, replaced
+
+
+@pytest.mark.parametrize("options", [{}, {"feed_forward_proj": "gated-gelu"}])
+def test_t5_joined_projections_answer_as_the_separate_ones(options):
+    plain, fused, replaced = _fused_copy(lambda: _t5(**options), lambda m: NativeT5Decoder(m, (2, 4, 8)))
+    assert len(replaced) == 2 * 3 and fused.fuse_projections() == []  # q, k, v of two layers; once
+    assert all(block.layer[0].SelfAttention.q is None for block in fused.model.decoder.block)
+    assert [tuple(layer.weight.shape) for layer in fused.fused_qkv] == [(96, 32)] * 2
+    with torch.inference_mode():
+        states = HFEncoder(plain.model)(IDS, MASK)
+        cross = NativeT5CrossKV(plain.model)(states)
+        decoder_ids = torch.tensor([[0, 9, 4, 30], [0, 2, 2, 5]])
+
+        def run(module):
+            cache = torch.zeros(2, 2, 2, 4, 4, 8)
+            first = lambda c, slots: (decoder_ids[:, :1], states, MASK, cross, c, slots)  # noqa: E731
+            nexts = [lambda c, slots, i=i: (decoder_ids[:, i : i + 1], states, MASK, cross, c, slots) for i in (1, 2, 3)]
+            return _steps(module, first, nexts, cache, 1)
+
+        torch.testing.assert_close(run(fused), run(plain), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("kind", "options"), [("llama", {}), ("llama", {"attention_bias": True, "mlp_bias": True}),
+                                               ("qwen2", {})])
+def test_llama_joined_projections_answer_as_the_separate_ones(kind, options):
+    plain, fused, replaced = _fused_copy(lambda: _llama(kind, **options), lambda m: NativeLlama(m, (2, 2, 8)))
+    biases = {"llama": 0, "qwen2": 3}[kind] if not options else 3 + 2
+    assert len(replaced) == 2 * (5 + biases)  # q, k, v, gate, up weights (and biases) of two layers
+    layer = fused.model.model.layers[0]
+    assert layer.self_attn.q_proj is None and layer.mlp.gate_proj is None
+    assert tuple(fused.fused_qkv[0].weight.shape) == (4 * 8 + 2 * 2 * 8, 32)  # 4 query heads, 2 kv heads
+    with torch.inference_mode():
+        torch.testing.assert_close(_decode(fused, heads=2), _decode(plain, heads=2), atol=1e-5, rtol=0)
+
+
+def test_projections_that_cannot_be_joined_are_left_alone():
+    model = _llama("llama")
+    model.model.layers[1].self_attn.k_proj = torch.nn.Identity()  # not a linear layer: nothing changes anywhere
+    module = NativeLlama(model, (2, 2, 8))
+    assert module.fuse_projections() == [] and module.fused_qkv is None
+    assert isinstance(model.model.layers[0].self_attn.q_proj, torch.nn.Linear)
+
+
 def test_only_covered_configurations_get_a_native_module():
     assert isinstance(native_causal_lm(_gpt2()), NativeGPT2)
     assert native_causal_lm(_gpt2(scale_attn_by_inverse_layer_idx=True)) is None
@@ -114,10 +179,11 @@ def test_only_covered_configurations_get_a_native_module():
     assert native_causal_lm(_llama("qwen2", use_sliding_window=True, sliding_window=4), (2, 2, 8)) is None
     assert native_causal_lm(_llama("llama", pretraining_tp=2), (2, 2, 8)) is None
     assert isinstance(native_decoder(_t5(), (2, 4, 8)), NativeT5Decoder)
+    assert isinstance(native_cross_kv(_t5()), NativeT5CrossKV)
     bart = tf.BartForConditionalGeneration(tf.BartConfig(vocab_size=64, d_model=32, encoder_layers=1, decoder_layers=1,
                                                          encoder_attention_heads=4, decoder_attention_heads=4,
                                                          encoder_ffn_dim=64, decoder_ffn_dim=64))
-    assert native_decoder(bart, (1, 4, 8)) is None
+    assert native_decoder(bart, (1, 4, 8)) is None and native_cross_kv(bart) is None
 
 
 @pytest.mark.parametrize(("kind", "role", "cls"), [("gpt2", "causal_lm", NativeGPT2), ("t5", "decoder", NativeT5Decoder),

@@ -127,6 +127,7 @@ def _greedy_equals_generate(model, hf, prompts, new_tokens=10, options=None):
             expected = expected[:expected.index(model.tokenizer.eos_id)]
         assert list(generation.token_ids) == expected, prompt
         assert generation.text == model.tokenizer.decode(expected)
+    return runner
 
 
 @pytest.mark.parametrize("kind,auto", [("gpt2", transformers.AutoModelForCausalLM),
@@ -135,6 +136,25 @@ def _greedy_equals_generate(model, hf, prompts, new_tokens=10, options=None):
                                        ("bart", transformers.AutoModelForSeq2SeqLM)])
 def test_greedy_generation_through_pytorch_equals_hf_generate(kind, auto, folders, loaded):
     _greedy_equals_generate(loaded(kind), _hf(folders[kind], auto), PROMPTS)
+
+
+@pytest.mark.parametrize("kind,auto,per_layer", [("gpt2", transformers.AutoModelForCausalLM, 0),  # c_attn: one already
+                                                 ("llama", transformers.AutoModelForCausalLM, 5),  # q k v, gate up
+                                                 ("t5", transformers.AutoModelForSeq2SeqLM, 3),  # q k v
+                                                 ("bart", transformers.AutoModelForSeq2SeqLM, 0)])  # generic wrapper
+def test_packed_runners_join_projections_and_equal_hf_generate(kind, auto, per_layer, folders, family, loaded):
+    """``prepack=true``: the runner's own modules have their query/key/value (and Llama's gate/up)
+    layers joined, then packed; tokens stay ``generate``'s, and the model's shared modules are untouched."""
+    model = family.load(str(folders[kind]))
+    runner = _greedy_equals_generate(model, _hf(folders[kind], auto), PROMPTS, options={"prepack": True})
+    assert runner.describe()["fused_projection_tensors"] == per_layer * model.config["n_layers"]
+    assert runner.prepacked > 0
+    if per_layer:
+        shared = model.modules["causal_lm" if kind == "llama" else "decoder"]
+        assert getattr(shared, "fused_qkv", None) is None
+    beams = GenerationConfig(max_new_tokens=6, num_beams=3)
+    dense = TorchBackend().prepare(loaded(kind), options={"prepack": False})
+    assert [g.token_ids for g in runner.generate(PROMPTS, beams)] == [g.token_ids for g in dense.generate(PROMPTS, beams)]
 
 
 @pytest.mark.slow
