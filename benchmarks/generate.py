@@ -75,8 +75,9 @@ from llmos_hub.decoding import greedy_search, pad_left
 
 OUT = Path(__file__).resolve().parent / "out" / "generate.json"
 #: engine tokens/s over ``generate``'s, asked for by issue 14 on the CPU (both geometries, batch 1 and 8).
-TARGETS = {"engine_pytorch": 1.2, "engine_pytorch_prepack": 1.2, "engine_pytorch_dense": 1.2, "engine_pytorch_compiled": 1.2, "engine_onnxruntime": 2.0,
-           "peak_memory_over_generate_max": 0.10}
+#: Only the backends' defaults are held to them; the other contenders (``prepack``'s other choice,
+#: ``compile``) are there for comparison and report ratios only.
+TARGETS = {"engine_pytorch": 1.2, "engine_onnxruntime": 2.0, "peak_memory_over_generate_max": 0.10}
 MODELS = ("tiny-gpt2", "tiny-t5", "gpt2-small", "t5-small")
 
 
@@ -462,13 +463,14 @@ def _targets(report: dict[str, Any]) -> dict[str, bool]:
     for name in ("gpt2-small", "t5-small"):
         for size, entry in report["models"].get(name, {}).get("batches", {}).items():
             for contender, ratio in entry["ratio_over_generate"].items():
-                met[f"{name}/batch{size}/{contender}"] = ratio >= TARGETS[contender]
+                if contender in TARGETS:
+                    met[f"{name}/batch{size}/{contender}"] = ratio >= TARGETS[contender]
             memory = entry["peak_working_memory_bytes"]
             process = entry.get("peak_process_memory_bytes")
             if process:  # the whole-process peaks of --memory are what the target compares
                 limit = process["hf_generate"] * (1 + TARGETS["peak_memory_over_generate_max"])
                 for contender, peak in process.items():
-                    if contender != "hf_generate":
+                    if contender in TARGETS:
                         met[f"{name}/batch{size}/{contender}/memory"] = peak <= limit
     return met
 

@@ -70,7 +70,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         dtype: torch.dtype,
         use_cache: bool = True,
         threads: int | None = None,
-        prepack: bool | str | None = None,
+        prepack: bool | None = None,
         compile: bool = False,
     ) -> None:
         super().__init__(model)
@@ -87,6 +87,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         prepack, self.prepack_source = plan_prepack(
             prepack, device=device, dtype=dtype, threads=self.threads if device.type == "cpu" else 0,
             num_parameters=int(model.provenance.num_parameters), compile=compile and use_cache,
+            generates=model.supports(Capability.CAUSAL_LM) or model.supports(Capability.SEQ2SEQ),
         )
         if device.type != "cpu" or dtype != torch.float32 or prepack:
             modules = model.own_modules()  # leave the shared float32 CPU modules untouched

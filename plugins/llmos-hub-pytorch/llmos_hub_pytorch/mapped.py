@@ -12,8 +12,8 @@ needs 740.
 That is safe only for pages that still equal the file: the kernel reads them back from the file
 if anything touches them again (a bias sharing the weight's first page, say). So a range is
 released only when it lies inside one file-backed mapping of which no page was ever written
-(``Anonymous: 0 kB`` in ``/proc/self/smaps``: a private mapping's written pages are anonymous
-copies, and dropping them would lose the writes). Anything else (anonymous memory, a written
+(``Anonymous: 0 kB`` and ``Swap: 0 kB`` in ``/proc/self/smaps``: a private mapping's written pages are
+anonymous copies, in memory or swapped out, and dropping them would lose the writes). Anything else (anonymous memory, a written
 mapping, a platform without ``/proc`` or ``madvise``) is left alone: :func:`release` returns 0.
 """
 
@@ -22,9 +22,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import mmap
+import os
+import stat
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from torch import Tensor
 
@@ -44,27 +47,45 @@ class FileMapping:
 
 
 def file_mappings() -> list[FileMapping]:
-    """This process's file-backed mappings (``/proc/self/smaps``); empty where there is none to read."""
+    """This process's mappings of regular files (``/proc/self/smaps``); empty where there is none to read.
+
+    A mapping counts as unwritten only when smaps shows it holds no written page, in memory or on swap
+    (``Anonymous: 0 kB``, ``Swap: 0 kB``) and no huge pages; a missing line counts as written."""
     try:
         with open("/proc/self/smaps", encoding="utf-8", errors="replace") as handle:
             lines = handle.read().splitlines()
     except OSError:
         return []
     found: list[FileMapping] = []
-    current: list[object] | None = None  # [start, end, path, anonymous kB]
+    current: dict[str, Any] | None = None
+
+    def close() -> None:
+        if current is not None:
+            clean = current.get("Anonymous") == 0 and current.get("Swap") == 0 and \
+                current.get("Private_Hugetlb", 0) == 0 and current.get("Shared_Hugetlb", 0) == 0
+            found.append(FileMapping(current["start"], current["end"], current["path"], not clean))
+
     for line in lines:
         fields = line.split()
-        if fields and "-" in fields[0] and len(fields) >= 5 and ":" not in fields[0]:
-            if current is not None:
-                found.append(FileMapping(int(current[0]), int(current[1]), str(current[2]), bool(current[3])))
+        if fields and "-" in fields[0] and ":" not in fields[0] and len(fields) >= 5:
+            close()
             start, end = (int(part, 16) for part in fields[0].split("-"))
             path = " ".join(fields[5:]) if len(fields) > 5 else ""
-            current = [start, end, path, 0] if path.startswith("/") and not path.endswith("(deleted)") else None
-        elif current is not None and fields and fields[0] == "Anonymous:":
-            current[3] = int(fields[1]) > 0
-    if current is not None:
-        found.append(FileMapping(int(current[0]), int(current[1]), str(current[2]), bool(current[3])))
+            current = {"start": start, "end": end, "path": path} if _regular_file(path) else None
+        elif current is not None and len(fields) >= 2 and fields[0].endswith(":") and fields[1].isdigit():
+            current[fields[0][:-1]] = int(fields[1])
+    close()
     return found
+
+
+def _regular_file(path: str) -> bool:
+    """A mapped path that names a regular file (not a device, not deleted, not anonymous)."""
+    if not path.startswith("/") or path.endswith("(deleted)"):
+        return False
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 @lru_cache(maxsize=1)
@@ -104,8 +125,9 @@ def release(tensor: Tensor, mappings: list[FileMapping]) -> int:
 def trim_heap() -> None:
     """Return the C heap's free memory to the system (glibc ``malloc_trim``; nothing elsewhere).
 
-    Packing frees what it read in pieces the heap keeps for reuse; trimming once at the end keeps
-    them from counting as resident for the rest of the run."""
+    oneDNN's reorder allocates and frees a scratch copy of each weight it packs, and the heap keeps
+    those pieces for reuse; trimming after each layer keeps them from adding up (~110 MiB over
+    GPT-2-small) and from counting as resident for the rest of the run."""
     libc = _libc()
     trim = getattr(libc, "malloc_trim", None) if libc is not None else None
     if trim is not None:

@@ -45,27 +45,35 @@ def available() -> bool:
 
 
 def plan_prepack(
-    option: object, *, device: torch.device, dtype: torch.dtype, threads: int, num_parameters: int,
-    compile: bool = False,
+    option: bool | None, *, device: torch.device, dtype: torch.dtype, threads: int, num_parameters: int,
+    generates: bool = True, compile: bool = False,
 ) -> tuple[bool, str]:
     """Whether a runner packs its linear weights, and why (the record's ``prepack_source``).
 
-    ``option``: the ``prepack`` option as given, ``None`` or ``"auto"`` for the default; anything else
-    is a boolean the caller has checked. The default packs on the CPU in float32 with 2 threads or
-    more, for models of :data:`AUTO_MIN_PARAMETERS` parameters or more, unless the step is compiled:
-    at GPT-2-small and T5-small geometry on 2 threads packed products win at one row and at eight
-    (PyTorch's dense kernel does not spread a one-row product over the threads; oneDNN's packed one
-    does), while on one thread they lose ~10% at one row (docs/decisions.md, "eighth round").
+    ``option``: ``True``/``False`` as the user chose, ``None`` for the default (``auto``). The default
+    packs on the CPU in float32 with 2 threads or more, for models that generate (a classifier's
+    products are all many-rowed, where packing gains nothing) of :data:`AUTO_MIN_PARAMETERS`
+    parameters or more, unless the step is compiled: on 2 threads packed products win at one row and
+    at eight (PyTorch's dense kernel does not spread a one-row product over the threads; oneDNN's
+    packed one does), while on one thread they lose ~10% at one row (docs/decisions.md, "eighth round").
     """
-    if option is None or (isinstance(option, str) and option.strip().lower() == "auto"):
-        if device.type != "cpu" or dtype != torch.float32 or compile or not available():
-            return False, "default: off (CPU float32 without compile only)"
-        if threads < 2:
-            return False, "default: off on one thread (packed products lose at one row there)"
-        if num_parameters < AUTO_MIN_PARAMETERS:
-            return False, f"default: off below {AUTO_MIN_PARAMETERS:,} parameters"
-        return True, f"default: {threads} threads and >= {AUTO_MIN_PARAMETERS:,} parameters"
-    return bool(option), "option"
+    if option is not None:
+        return bool(option), "option"
+    if device.type != "cpu" or dtype != torch.float32 or compile or not available():
+        return False, "default: off (CPU float32 without compile only)"
+    if threads < 2:
+        return False, "default: off on one thread (packed products lose at one row there)"
+    if not generates:
+        return False, "default: off for a model that does not generate"
+    if num_parameters < AUTO_MIN_PARAMETERS:
+        return False, f"default: off below {AUTO_MIN_PARAMETERS:,} parameters"
+    return True, f"default: {threads} threads and >= {AUTO_MIN_PARAMETERS:,} parameters"
+
+
+#: Products of at least this many rows (a long prefill, scoring, a classifier's batch) unpack the weight
+#: for the call and run the dense kernel: there the packed one is 8-19% slower (GPT-2-small geometry,
+#: 2 threads; a 1,024-row product), and unpacking a layer costs ~1 ms. Below it the packed one wins or ties.
+DENSE_ROWS = 512
 
 
 class PackedLinear(nn.Module):
@@ -84,6 +92,8 @@ class PackedLinear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.detach().contiguous(), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.numel() >= DENSE_ROWS * self.in_features:
+            return torch.nn.functional.linear(x, self.weight.to_dense(), self.bias)
         # The kernel takes any leading dimensions (and strides) itself; a reshape and a view around it
         # cost ~10 us a call, which at one row is a tenth of a 512 x 512 product.
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
@@ -124,7 +134,6 @@ def fuse_projections(modules: Iterable[nn.Module]) -> int:
     2-core machines), so one product of three layers' width saves two of them. The method is an
     optional part of a module's calling convention (:class:`llmos_hub.LoadedModel`); a runner calls it
     on modules it owns only, before packing, which then packs the joined layers."""
-    mappings = file_mappings()
     replaced = 0
     seen: set[int] = set()
     for root in modules:
@@ -134,6 +143,7 @@ def fuse_projections(modules: Iterable[nn.Module]) -> int:
                 continue
             seen.add(id(module))
             tensors = fuse()
+            mappings = file_mappings()  # read after the module's own work, whatever it touched
             for tensor in tensors:
                 release(tensor, mappings)
             replaced += len(tensors)
@@ -153,9 +163,9 @@ def pack_modules(modules: Iterable[nn.Module], *, batch_hint: int = 8) -> int:
 
     Each layer's dense weight is released as soon as its packed copy exists: in ordinary memory by
     dropping the last reference, on a memory-mapped checkpoint by giving its pages back
-    (:func:`.mapped.release`). So resident weights peak at about one layer over the model's size
-    (GPT-2-small geometry: 1,172 MiB before, at the unpacked runner's ~740 after), and the heap's
-    freed pieces are returned at the end.
+    (:func:`.mapped.release`), and the heap's freed pieces are returned after each layer. So resident
+    weights peak at about one layer over the model's size (GPT-2-small geometry: 1,172 MiB before,
+    746 after, where the unpacked runner peaks at 744).
     """
     modules = list(modules)
     mappings = file_mappings()
@@ -196,11 +206,12 @@ def _own_dense_tensors(modules: Iterable[nn.Module]) -> None:
     """Give the parameters and buffers left dense (biases, norms, embeddings) memory of their own.
 
     A checkpoint loaded by ``transformers`` is memory-mapped: every tensor is a view of the file's
-    mapping, and the mapping stays resident while any view lives. After packing, the packed weights
-    are copies, so a few small views left on the mapping (a bias, a layer norm) would keep the whole
-    checkpoint resident next to them: measured on GPT-2-small geometry, a packed runner held 1,199 MiB
-    resident after prepare, 858 MiB once the rest is copied. Tensors that share memory (tied weights,
-    also across roles) stay shared: each block of memory is copied once.
+    mapping, and the mapping stays while any view lives. Packing gives the weights' pages back as it
+    goes (:func:`.mapped.release`), but views left on the mapping (a bias, a layer norm, where pages
+    could not be given back) would keep the mapping and what it still holds resident: before pages
+    were given back, a packed GPT-2-small runner held 1,199 MiB after prepare, 858 MiB once the rest was
+    copied. Tensors that share memory (tied weights, also across roles) stay shared: each block of
+    memory is copied once.
     """
     # Every tensor is collected (each object once: a module shared by two roles is reached twice) and
     # every copy made before any tensor is replaced. Replacing as we go would free originals whose

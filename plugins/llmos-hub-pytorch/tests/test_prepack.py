@@ -16,7 +16,15 @@ from llmos_hub_nano.family import NanoFamily
 from llmos_hub_nano.tiny import random_checkpoint
 from llmos_hub_pytorch.backend import TorchBackend
 from llmos_hub_pytorch.mapped import file_mappings, release
-from llmos_hub_pytorch.prepack import AUTO_MIN_PARAMETERS, PackedLinear, available, pack_linears, pack_modules, plan_prepack
+from llmos_hub_pytorch.prepack import (
+    AUTO_MIN_PARAMETERS,
+    DENSE_ROWS,
+    PackedLinear,
+    available,
+    pack_linears,
+    pack_modules,
+    plan_prepack,
+)
 
 pytestmark = pytest.mark.skipif(not available(), reason="this torch build has no oneDNN packed linear kernels")
 
@@ -134,20 +142,21 @@ CPU, F32 = torch.device("cpu"), torch.float32
 BIG = AUTO_MIN_PARAMETERS
 
 
-@pytest.mark.parametrize(("option", "device", "dtype", "threads", "params", "compile", "packs", "why"), [
-    (None, CPU, F32, 2, BIG, False, True, "default: 2 threads"),
-    ("auto", CPU, F32, 4, BIG, False, True, "default: 4 threads"),
-    (None, CPU, F32, 1, BIG, False, False, "default: off on one thread"),
-    (None, CPU, F32, 2, BIG - 1, False, False, "default: off below"),
-    (None, CPU, torch.bfloat16, 2, BIG, False, False, "default: off (CPU float32"),
-    (None, torch.device("cuda"), F32, 0, BIG, False, False, "default: off (CPU float32"),
-    (None, CPU, F32, 2, BIG, True, False, "default: off (CPU float32 without compile"),
-    (True, CPU, F32, 1, 10, False, True, "option"),
-    (False, CPU, F32, 2, BIG, False, False, "option"),
+@pytest.mark.parametrize(("option", "device", "dtype", "threads", "params", "generates", "compile", "packs", "why"), [
+    (None, CPU, F32, 2, BIG, True, False, True, "default: 2 threads"),
+    (None, CPU, F32, 4, BIG, True, False, True, "default: 4 threads"),
+    (None, CPU, F32, 1, BIG, True, False, False, "default: off on one thread"),
+    (None, CPU, F32, 2, BIG - 1, True, False, False, "default: off below"),
+    (None, CPU, F32, 2, BIG, False, False, False, "default: off for a model that does not generate"),
+    (None, CPU, torch.bfloat16, 2, BIG, True, False, False, "default: off (CPU float32"),
+    (None, torch.device("cuda"), F32, 0, BIG, True, False, False, "default: off (CPU float32"),
+    (None, CPU, F32, 2, BIG, True, True, False, "default: off (CPU float32 without compile"),
+    (True, CPU, F32, 1, 10, False, False, True, "option"),
+    (False, CPU, F32, 2, BIG, True, False, False, "option"),
 ])
-def test_plan_prepack(option, device, dtype, threads, params, compile, packs, why):
+def test_plan_prepack(option, device, dtype, threads, params, generates, compile, packs, why):
     got, source = plan_prepack(option, device=device, dtype=dtype, threads=threads, num_parameters=params,
-                               compile=compile)
+                               generates=generates, compile=compile)
     assert got is packs and source.startswith(why)
 
 
@@ -160,11 +169,27 @@ def test_the_default_packs_a_model_of_real_size_with_two_threads(root, monkeypat
         chosen = TorchBackend().prepare(_load(root, "causal-lm"), options={"threads": 2, "prepack": "false"})
     finally:
         torch.set_num_threads(before)
+    classifier = TorchBackend().prepare(_load(root, "classifier"), options={"threads": 2})
+    torch.set_num_threads(before)
     assert two.prepacked > 0 and two.describe()["prepack_source"] == "default: 2 threads and >= 1 parameters"
+    assert classifier.prepacked == 0 and "does not generate" in classifier.describe()["prepack_source"]
     assert one.prepacked == 0 and one.describe()["prepack_source"].startswith("default: off on one thread")
     assert chosen.prepacked == 0 and chosen.describe()["prepack_source"] == "option"
     config = GenerationConfig(max_new_tokens=8)
     assert [g.text for g in two.generate(PROMPTS, config)] == [g.text for g in one.generate(PROMPTS, config)]
+
+
+def test_many_rows_take_the_dense_kernel_on_the_unpacked_weight():
+    """A long prefill or a scoring batch: the packed kernel loses there, so the layer unpacks its weight
+    for the call; the dense kernel on the same weight gives the dense layer's exact numbers."""
+    torch.manual_seed(0)
+    weight, bias = torch.randn(40, 24), torch.randn(40)
+    layer = PackedLinear(weight, bias)
+    with torch.inference_mode():
+        many = torch.randn(2, DENSE_ROWS // 2, 24)
+        assert torch.equal(layer(many), torch.nn.functional.linear(many, weight, bias))
+        few = torch.randn(3, 24)
+        torch.testing.assert_close(layer(few), torch.nn.functional.linear(few, weight, bias), atol=1e-5, rtol=0)
 
 
 def test_auto_is_never_refused():

@@ -172,13 +172,20 @@ def _fused(layers: list[nn.Module]) -> nn.Linear | None:
     return joined
 
 
-def _fuse_groups(groups: list[tuple[nn.Module, tuple[str, ...]]]) -> tuple[nn.ModuleList, list[Tensor]] | None:
-    """:func:`_fused` over each ``(owner, names)`` group; the joined layers replace nothing in the
-    owners, which lose the named layers (set to ``None``). Returns the joined layers in order and the
-    weights and biases they replaced, or ``None`` (nothing changed) when any group cannot be joined."""
+Groups = list[tuple[nn.Module, tuple[str, ...]]]
+
+
+def _join(groups: Groups) -> list[nn.Linear] | None:
+    """:func:`_fused` over each ``(owner, names)`` group, or ``None`` when any cannot be joined."""
     joined = [_fused([getattr(owner, name) for name in names]) for owner, names in groups]
     if not groups or any(layer is None for layer in joined):
         return None
+    return [layer for layer in joined if layer is not None]
+
+
+def _replace(groups: Groups, joined: list[nn.Linear]) -> tuple[nn.ModuleList, list[Tensor]]:
+    """Remove each group's named layers from their owner (set to ``None``); returns the joined layers
+    as one list and the weights and biases they replaced."""
     replaced: list[Tensor] = []
     for owner, names in groups:
         for name in names:
@@ -231,11 +238,11 @@ class NativeT5Decoder(nn.Module):
         Returns the tensors replaced, for the caller to give their memory back."""
         if self.fused_qkv is not None:
             return []
-        attentions = [block.layer[0].SelfAttention for block in self.model.decoder.block]
-        done = _fuse_groups([(attention, ("q", "k", "v")) for attention in attentions])
-        if done is None:
+        groups: Groups = [(block.layer[0].SelfAttention, ("q", "k", "v")) for block in self.model.decoder.block]
+        joined = _join(groups)
+        if joined is None:
             return []
-        self.fused_qkv, replaced = done
+        self.fused_qkv, replaced = _replace(groups, joined)
         return replaced
 
     def _heads(self, x: Tensor) -> Tensor:
@@ -378,6 +385,7 @@ class NativeLlama(nn.Module):
         self._attend = sdpa_attention_forward
         self.fused_qkv: nn.ModuleList | None = None
         self.fused_gate_up: nn.ModuleList | None = None
+        self._qkv_sizes: tuple[int, ...] = ()
 
     def _layers(self) -> Any:
         return self.model.model.layers[: self.model.config.num_hidden_layers]
@@ -393,16 +401,15 @@ class NativeLlama(nn.Module):
         if not all(all(hasattr(layer.mlp, name) for name in ("gate_proj", "up_proj", "down_proj", "act_fn"))
                    for layer in layers):
             return []
-        qkv = [_fused([layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj]) for layer in layers]
-        gate_up = [_fused([layer.mlp.gate_proj, layer.mlp.up_proj]) for layer in layers]
-        if any(joined is None for joined in qkv + gate_up):
+        attention_groups: Groups = [(layer.self_attn, ("q_proj", "k_proj", "v_proj")) for layer in layers]
+        mlp_groups: Groups = [(layer.mlp, ("gate_proj", "up_proj")) for layer in layers]
+        qkv, gate_up = _join(attention_groups), _join(mlp_groups)
+        if qkv is None or gate_up is None:  # both or neither: nothing is changed before both are joined
             return []
-        done = _fuse_groups([(layer.self_attn, ("q_proj", "k_proj", "v_proj")) for layer in layers])
-        assert done is not None  # every group was checked above
-        self.fused_qkv, replaced = done
-        done = _fuse_groups([(layer.mlp, ("gate_proj", "up_proj")) for layer in layers])
-        assert done is not None
-        self.fused_gate_up, more = done
+        first = layers[0].self_attn
+        self._qkv_sizes = tuple(int(getattr(first, name).weight.shape[0]) for name in ("q_proj", "k_proj", "v_proj"))
+        self.fused_qkv, replaced = _replace(attention_groups, qkv)
+        self.fused_gate_up, more = _replace(mlp_groups, gate_up)
         return replaced + more
 
     def forward(
@@ -426,8 +433,7 @@ class NativeLlama(nn.Module):
             attention = layer.self_attn
             h = layer.input_layernorm(x)
             if self.fused_qkv is not None:
-                heads, kv_heads = int(self.model.config.num_attention_heads), self.cache_geometry[1]
-                q, k, v = self.fused_qkv[i](h).split((heads * head_dim, kv_heads * head_dim, kv_heads * head_dim), dim=-1)
+                q, k, v = self.fused_qkv[i](h).split(self._qkv_sizes, dim=-1)
             else:
                 q, k, v = attention.q_proj(h), attention.k_proj(h), attention.v_proj(h)
             q = q.view(batch, new, -1, head_dim).transpose(1, 2)

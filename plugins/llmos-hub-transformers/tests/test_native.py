@@ -30,8 +30,9 @@ def _gpt2(**options):
 
 def _t5(**options):
     torch.manual_seed(0)
+    options = {"num_heads": 4, **options}
     config = tf.T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
-                         num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **options)
+                         decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **options)
     return tf.T5ForConditionalGeneration(config).eval()
 
 
@@ -129,19 +130,20 @@ def _fused_copy(build, module_for):
     return plain, fused, replaced
 
 
-@pytest.mark.parametrize("options", [{}, {"feed_forward_proj": "gated-gelu"}])
-def test_t5_joined_projections_answer_as_the_separate_ones(options):
-    plain, fused, replaced = _fused_copy(lambda: _t5(**options), lambda m: NativeT5Decoder(m, (2, 4, 8)))
+@pytest.mark.parametrize(("options", "heads"), [({}, 4), ({"feed_forward_proj": "gated-gelu"}, 4),
+                                              ({"num_heads": 2}, 2)])  # 2 x 8 = 16 wide attention in a 32 wide model
+def test_t5_joined_projections_answer_as_the_separate_ones(options, heads):
+    plain, fused, replaced = _fused_copy(lambda: _t5(**options), lambda m: NativeT5Decoder(m, (2, heads, 8)))
     assert len(replaced) == 2 * 3 and fused.fuse_projections() == []  # q, k, v of two layers; once
     assert all(block.layer[0].SelfAttention.q is None for block in fused.model.decoder.block)
-    assert [tuple(layer.weight.shape) for layer in fused.fused_qkv] == [(96, 32)] * 2
+    assert [tuple(layer.weight.shape) for layer in fused.fused_qkv] == [(3 * heads * 8, 32)] * 2
     with torch.inference_mode():
         states = HFEncoder(plain.model)(IDS, MASK)
         cross = NativeT5CrossKV(plain.model)(states)
         decoder_ids = torch.tensor([[0, 9, 4, 30], [0, 2, 2, 5]])
 
         def run(module):
-            cache = torch.zeros(2, 2, 2, 4, 4, 8)
+            cache = torch.zeros(2, 2, 2, heads, 4, 8)
             first = lambda c, slots: (decoder_ids[:, :1], states, MASK, cross, c, slots)  # noqa: E731
             nexts = [lambda c, slots, i=i: (decoder_ids[:, i : i + 1], states, MASK, cross, c, slots) for i in (1, 2, 3)]
             return _steps(module, first, nexts, cache, 1)

@@ -146,12 +146,14 @@ def test_packed_runners_join_projections_and_equal_hf_generate(kind, auto, per_l
     """``prepack=true``: the runner's own modules have their query/key/value (and Llama's gate/up)
     layers joined, then packed; tokens stay ``generate``'s, and the model's shared modules are untouched."""
     model = family.load(str(folders[kind]))
+    shared = model.modules["causal_lm" if kind in ("gpt2", "llama") else "decoder"]  # built before the runner
+    linears = [m for m in shared.modules() if isinstance(m, torch.nn.Linear)]
     runner = _greedy_equals_generate(model, _hf(folders[kind], auto), PROMPTS, options={"prepack": True})
     assert runner.describe()["fused_projection_tensors"] == per_layer * model.config["n_layers"]
     assert runner.prepacked > 0
-    if per_layer:
-        shared = model.modules["causal_lm" if kind == "llama" else "decoder"]
-        assert getattr(shared, "fused_qkv", None) is None
+    assert getattr(shared, "fused_qkv", None) is None  # the shared modules: neither joined nor packed
+    assert [m for m in shared.modules() if isinstance(m, torch.nn.Linear)] == linears
+    _greedy_equals_generate(model, _hf(folders[kind], auto), PROMPTS, options={"prepack": False})
     beams = GenerationConfig(max_new_tokens=6, num_beams=3)
     dense = TorchBackend().prepare(loaded(kind), options={"prepack": False})
     assert [g.token_ids for g in runner.generate(PROMPTS, beams)] == [g.token_ids for g in dense.generate(PROMPTS, beams)]
