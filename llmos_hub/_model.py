@@ -144,9 +144,10 @@ class LoadedModel:
       that also accepts ``cache`` (or ``cross_kv``) as a sequence of per-layer ``(keys, values)``
       pairs lists it in its ``per_layer_inputs`` attribute; an exporter then makes each layer's keys
       and values a graph input of its own, read in place (ONNX Runtime, docs/decisions.md). A module
-      may also offer ``fuse_projections() -> list[Tensor]``: join the linear layers that read the same
-      input (query/key/value) into one, in place, returning the tensors it replaced; a backend calls
-      it only on modules it owns (:meth:`own_modules`), e.g. before packing weights.
+      may also offer ``fuse_projections(release) -> int``: join the linear layers that read the same
+      input (query/key/value) into one, in place, handing each tensor it replaces to ``release(tensor)``
+      at once (to give its memory back) and returning how many; a backend calls it only on modules it
+      owns (:meth:`own_modules`), e.g. before packing weights.
     - ``"encoder"``: ``(input_ids, attention_mask) -> encoder_states [batch, src, d_model]``.
     - ``"cross_kv"``: ``(encoder_states) -> cross_kv [layers, 2, batch, heads, src, head_dim]``, every
       decoder layer's cross-attention keys/values, computed once per source.

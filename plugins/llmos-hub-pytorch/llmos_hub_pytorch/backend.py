@@ -15,8 +15,8 @@ Options: ``use_cache`` (default true; false recomputes the whole sequence at eve
 baseline the KV cache is measured against), ``threads`` (CPU intra-op threads; default
 :func:`llmos_hub.decoding.default_threads`: ``$LLMOS_HUB_THREADS``, else ``$OMP_NUM_THREADS`` as Ray
 sets it, else one core left free so a shared machine does not stall),
-``prepack`` (``auto``, the default: on the CPU in float32 with 2 threads or more for models of
->= 10 M parameters; ``true`` / ``false`` to choose: linear weights packed once by oneDNN, faster
+``prepack`` (``auto``, the default: on the CPU in float32 with 2 threads or more for models that
+generate, of >= 10 M parameters; ``true`` / ``false`` to choose: linear weights packed once by oneDNN, faster
 decoding, see :mod:`.prepack`; the record's ``prepack_source`` says which), ``compile`` (default false: the decoding step through ``torch.compile``,
 see :mod:`.compiled`).
 

@@ -25,13 +25,14 @@ import mmap
 import os
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from torch import Tensor
 
-__all__ = ["FileMapping", "file_mappings", "release", "trim_heap"]
+__all__ = ["FileMapping", "file_mappings", "parse_smaps", "release", "trim_heap"]
 
 _MADV_DONTNEED = 4  # Linux
 
@@ -56,6 +57,13 @@ def file_mappings() -> list[FileMapping]:
             lines = handle.read().splitlines()
     except OSError:
         return []
+    return parse_smaps(lines)
+
+
+def parse_smaps(lines: list[str], regular: Callable[[str], bool] | None = None) -> list[FileMapping]:
+    """:func:`file_mappings` from the lines of an smaps file; ``regular(path)`` says whether a mapped
+    path is a regular file (default: ``os.stat``)."""
+    regular = regular or _regular_file
     found: list[FileMapping] = []
     current: dict[str, Any] | None = None
 
@@ -71,7 +79,7 @@ def file_mappings() -> list[FileMapping]:
             close()
             start, end = (int(part, 16) for part in fields[0].split("-"))
             path = " ".join(fields[5:]) if len(fields) > 5 else ""
-            current = {"start": start, "end": end, "path": path} if _regular_file(path) else None
+            current = {"start": start, "end": end, "path": path} if regular(path) else None
         elif current is not None and len(fields) >= 2 and fields[0].endswith(":") and fields[1].isdigit():
             current[fields[0][:-1]] = int(fields[1])
     close()

@@ -71,8 +71,9 @@ def plan_prepack(
 
 
 #: Products of at least this many rows (a long prefill, scoring, a classifier's batch) unpack the weight
-#: for the call and run the dense kernel: there the packed one is 8-19% slower (GPT-2-small geometry,
-#: 2 threads; a 1,024-row product), and unpacking a layer costs ~1 ms. Below it the packed one wins or ties.
+#: for the call and run the dense kernel: there the packed one is slower (GPT-2-small geometry, 2 threads:
+#: 8% for 1,024-row products replayed alone, 19% inside a scoring call of ~800 rows), and unpacking a
+#: layer costs ~1 ms and one layer's dense copy for the call. Below it the packed one wins or ties.
 DENSE_ROWS = 512
 
 
@@ -126,9 +127,10 @@ def _shared_storages(modules: Iterable[nn.Module]) -> set[int]:
 
 
 def fuse_projections(modules: Iterable[nn.Module]) -> int:
-    """Let every module under ``modules`` that offers ``fuse_projections()`` join the linear layers that
-    read the same input (a transformer layer's query, key and value projections) into one, and give
-    back the mapped pages of the weights it replaced. Returns how many tensors were replaced.
+    """Let every module under ``modules`` that offers ``fuse_projections(release)`` join the linear
+    layers that read the same input (a transformer layer's query, key and value projections) into
+    one; the mapped pages of each weight it replaces are given back as it goes. Returns how many
+    tensors were replaced.
 
     Packed products have a fixed cost per call (at one row, ~60 us a 512-wide layer on this project's
     2-core machines), so one product of three layers' width saves two of them. The method is an
@@ -142,11 +144,8 @@ def fuse_projections(modules: Iterable[nn.Module]) -> int:
             if id(module) in seen or not callable(fuse):
                 continue
             seen.add(id(module))
-            tensors = fuse()
-            mappings = file_mappings()  # read after the module's own work, whatever it touched
-            for tensor in tensors:
-                release(tensor, mappings)
-            replaced += len(tensors)
+            mappings = file_mappings()
+            replaced += int(fuse(lambda tensor: release(tensor, mappings)))
     return replaced
 
 
@@ -180,9 +179,11 @@ def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping]) -> in
     tied = _shared_storages([module])
     done: dict[int, PackedLinear] = {}  # one layer reached from two parents stays one layer
     count = 0
-    # Only modules with children: holding the leaves here would keep every dense weight alive to the end.
+    # Only modules with children, and only their children's names: holding the leaves here (a list of a
+    # ModuleList's layers, say) would keep their dense weights alive until all of them are packed.
     for parent in [m for m in module.modules() if next(m.children(), None) is not None]:
-        for name, child in list(parent.named_children()):
+        for name in [name for name, _ in parent.named_children()]:
+            child = getattr(parent, name)
             if id(child) in done:
                 setattr(parent, name, done[id(child)])
                 continue
@@ -197,6 +198,7 @@ def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping]) -> in
             packed = done[id(child)] = PackedLinear(weight, child.bias, batch_hint=batch_hint)
             setattr(parent, name, packed)
             release(child.weight, mappings)  # its mapped pages, read once: see :mod:`.mapped`
+            del child, weight  # the last references to a dense layer in memory of its own: freed now
             trim_heap()  # and what oneDNN's reorder freed, before the next layer's packing grows the heap
             count += 1
     return count

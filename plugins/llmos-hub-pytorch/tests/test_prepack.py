@@ -15,7 +15,7 @@ from llmos_hub import GenerationConfig, UsageError
 from llmos_hub_nano.family import NanoFamily
 from llmos_hub_nano.tiny import random_checkpoint
 from llmos_hub_pytorch.backend import TorchBackend
-from llmos_hub_pytorch.mapped import file_mappings, release
+from llmos_hub_pytorch.mapped import file_mappings, parse_smaps, release
 from llmos_hub_pytorch.prepack import (
     AUTO_MIN_PARAMETERS,
     DENSE_ROWS,
@@ -179,17 +179,34 @@ def test_the_default_packs_a_model_of_real_size_with_two_threads(root, monkeypat
     assert [g.text for g in two.generate(PROMPTS, config)] == [g.text for g in one.generate(PROMPTS, config)]
 
 
-def test_many_rows_take_the_dense_kernel_on_the_unpacked_weight():
+def _kernels(layer, x):
+    """``layer(x)`` and the names of the operators it ran."""
+    with torch.profiler.profile() as profile:
+        y = layer(x)
+    return y, {event.key for event in profile.key_averages()}
+
+
+@pytest.mark.parametrize("conv1d", [False, True])
+def test_many_rows_take_the_dense_kernel_on_the_unpacked_weight(conv1d):
     """A long prefill or a scoring batch: the packed kernel loses there, so the layer unpacks its weight
     for the call; the dense kernel on the same weight gives the dense layer's exact numbers."""
     torch.manual_seed(0)
-    weight, bias = torch.randn(40, 24), torch.randn(40)
-    layer = PackedLinear(weight, bias)
+    stored, bias = torch.randn(768, 768), torch.randn(768)  # wide enough that the two kernels' bits differ
+    layer = PackedLinear(stored.t() if conv1d else stored, bias)  # transformers' Conv1D stores [in, out]
+
+    def dense(x):
+        return torch.addmm(bias, x.reshape(-1, 768), stored).view_as(x) if conv1d else \
+            torch.nn.functional.linear(x, stored, bias)
+
     with torch.inference_mode():
-        many = torch.randn(2, DENSE_ROWS // 2, 24)
-        assert torch.equal(layer(many), torch.nn.functional.linear(many, weight, bias))
-        few = torch.randn(3, 24)
-        torch.testing.assert_close(layer(few), torch.nn.functional.linear(few, weight, bias), atol=1e-5, rtol=0)
+        many = torch.randn(2, DENSE_ROWS // 2, 768)
+        got, ran = _kernels(layer, many)
+        assert "mkldnn::_linear_pointwise" not in ran
+        assert torch.equal(got, dense(many))
+        few = torch.randn(DENSE_ROWS - 1, 768)
+        got, ran = _kernels(layer, few)
+        assert "mkldnn::_linear_pointwise" in ran
+        torch.testing.assert_close(got, dense(few), atol=1e-4, rtol=1e-5)  # float32 sums in another order
 
 
 def test_auto_is_never_refused():
@@ -269,3 +286,66 @@ def test_packing_a_mapped_checkpoint_gives_its_pages_back(tmp_path):
     assert pack_linears(net) == 4
     assert _resident(path) <= 2 * mmap.PAGESIZE
     assert torch.allclose(net(x), before, atol=1e-5)
+
+
+SMAPS = """\
+7f0000000000-7f0000400000 rw-p 00000000 fe:00 11 /models/clean.safetensors
+Size:               4096 kB
+Rss:                4096 kB
+Anonymous:             0 kB
+Swap:                  0 kB
+Private_Hugetlb:       0 kB
+THPeligible:           0
+VmFlags: rd wr mr mw me ac
+7f0000400000-7f0000800000 rw-p 00000000 fe:00 12 /models/swapped.safetensors
+Anonymous:             0 kB
+Swap:                  8 kB
+7f0000800000-7f0000c00000 rw-p 00000000 fe:00 13 /models/written.safetensors
+Anonymous:             4 kB
+Swap:                  0 kB
+7f0000c00000-7f0001000000 rw-p 00000000 fe:00 14 /models/unknown.safetensors
+Rss:                4096 kB
+7f0001000000-7f0001400000 rw-p 00000000 00:0f 15 /hugepages/weights
+Anonymous:             0 kB
+Swap:                  0 kB
+Private_Hugetlb:    2048 kB
+7f0001400000-7f0001800000 rw-p 00000000 00:05 16 /dev/zero
+Anonymous:             0 kB
+Swap:                  0 kB
+7f0001800000-7f0001c00000 rw-p 00000000 00:00 0
+Anonymous:          4096 kB
+"""
+
+
+def test_only_mappings_that_smaps_shows_unwritten_count_as_unwritten():
+    """Fail closed: written pages on swap, a missing line or huge pages make a mapping "written", and
+    only regular files are file mappings at all."""
+    found = parse_smaps(SMAPS.splitlines(), regular=lambda path: path.startswith("/models/") or path.startswith("/huge"))
+    by_path = {m.path.rsplit("/", 1)[1]: m for m in found}
+    assert set(by_path) == {"clean.safetensors", "swapped.safetensors", "written.safetensors", "unknown.safetensors",
+                            "weights"}
+    assert not by_path["clean.safetensors"].written
+    assert (by_path["clean.safetensors"].start, by_path["clean.safetensors"].end) == (0x7F0000000000, 0x7F0000400000)
+    assert all(by_path[name].written for name in ("swapped.safetensors", "written.safetensors", "unknown.safetensors",
+                                                  "weights"))
+
+
+def test_each_dense_weight_is_freed_as_soon_as_its_layer_is_packed(monkeypatch):
+    """Layers in memory of their own (a list of joined layers, say): packing the next must not wait for
+    the whole list, or the process holds the dense and packed copies of all of them at once."""
+    import gc
+    import weakref
+
+    net = torch.nn.ModuleDict({"layers": torch.nn.ModuleList([torch.nn.Linear(64, 64) for _ in range(3)])})
+    alive = [weakref.ref(layer.weight) for layer in net["layers"]]
+    seen = []
+
+    def watch(tensor, mappings):
+        gc.collect()
+        seen.append([ref() is not None for ref in alive])
+        return 0
+
+    monkeypatch.setattr("llmos_hub_pytorch.prepack.release", watch)
+    assert pack_linears(net) == 3
+    # At each layer's release the layers packed before it are gone; it and those after it are not yet.
+    assert seen == [[True, True, True], [False, True, True], [False, False, True]]

@@ -18,6 +18,7 @@ greedy tokens with ``transformers``' on tiny models of each option.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -151,48 +152,58 @@ class NativeGPT2(nn.Module):
         return self.model.lm_head(x), torch.stack(news)
 
 
-def _fused(layers: list[nn.Module]) -> nn.Linear | None:
-    """One ``nn.Linear`` whose output is ``layers``' outputs side by side (weights concatenated), or
-    ``None`` when they cannot be joined (not all ``nn.Linear``, other inputs, devices or dtypes, or
-    biases on some only)."""
+def _joinable(layers: list[nn.Module]) -> bool:
+    """Whether ``layers`` can be one ``nn.Linear`` (all ``nn.Linear`` of one input width, device and
+    dtype, with biases on all or none); allocates nothing."""
     if not layers or not all(type(layer) is nn.Linear for layer in layers):
-        return None
-    weights = [layer.weight for layer in layers]
-    biases = [layer.bias for layer in layers]
-    first = weights[0]
-    if any(w.shape[1] != first.shape[1] or w.dtype != first.dtype or w.device != first.device for w in weights):
-        return None
-    if any(b is None for b in biases) and not all(b is None for b in biases):
-        return None
-    joined = nn.Linear(first.shape[1], sum(w.shape[0] for w in weights), bias=biases[0] is not None,
+        return False
+    first = layers[0].weight
+    if any(layer.weight.shape[1] != first.shape[1] or layer.weight.dtype != first.dtype
+           or layer.weight.device != first.device for layer in layers):
+        return False
+    return len({layer.bias is None for layer in layers}) == 1
+
+
+def _joined(layers: list[nn.Module]) -> nn.Linear:
+    """One ``nn.Linear`` whose output is ``layers``' outputs side by side (weights concatenated)."""
+    weights = [layer.weight.detach() for layer in layers]
+    joined = nn.Linear(weights[0].shape[1], sum(w.shape[0] for w in weights), bias=layers[0].bias is not None,
                        device="meta")
-    joined.weight = nn.Parameter(torch.cat([w.detach() for w in weights]), requires_grad=False)
-    if biases[0] is not None:
-        joined.bias = nn.Parameter(torch.cat([b.detach() for b in biases if b is not None]), requires_grad=False)
+    joined.weight = nn.Parameter(torch.cat(weights), requires_grad=False)
+    if layers[0].bias is not None:
+        joined.bias = nn.Parameter(torch.cat([layer.bias.detach() for layer in layers]), requires_grad=False)
     return joined
 
 
 Groups = list[tuple[nn.Module, tuple[str, ...]]]
+Release = Callable[[Tensor], object]
 
 
-def _join(groups: Groups) -> list[nn.Linear] | None:
-    """:func:`_fused` over each ``(owner, names)`` group, or ``None`` when any cannot be joined."""
-    joined = [_fused([getattr(owner, name) for name in names]) for owner, names in groups]
-    if not groups or any(layer is None for layer in joined):
-        return None
-    return [layer for layer in joined if layer is not None]
+def _all_joinable(groups: Groups) -> bool:
+    return bool(groups) and all(_joinable([getattr(owner, name) for name in names]) for owner, names in groups)
 
 
-def _replace(groups: Groups, joined: list[nn.Linear]) -> tuple[nn.ModuleList, list[Tensor]]:
-    """Remove each group's named layers from their owner (set to ``None``); returns the joined layers
-    as one list and the weights and biases they replaced."""
-    replaced: list[Tensor] = []
+def _fuse(groups: Groups, release: Release | None) -> tuple[nn.ModuleList, int]:
+    """Join each ``(owner, names)`` group (all checked by :func:`_all_joinable`), one group at a time:
+    build the joined layer, remove the named layers from their owner (set to ``None``) and hand each
+    weight and bias they held to ``release`` before the next group is built, so a caller that gives
+    their memory back holds one group's copy at most. Returns the joined layers and how many tensors
+    were replaced."""
+    joined: list[nn.Linear] = []
+    count = 0
     for owner, names in groups:
+        layers = [getattr(owner, name) for name in names]
+        joined.append(_joined(layers))
         for name in names:
-            layer = getattr(owner, name)
-            replaced += [layer.weight] + ([layer.bias] if layer.bias is not None else [])
             setattr(owner, name, None)
-    return nn.ModuleList(joined), replaced
+        for layer in layers:
+            for tensor in (layer.weight, layer.bias):
+                if tensor is not None:
+                    count += 1
+                    if release is not None:
+                        release(tensor)
+        del layers
+    return nn.ModuleList(joined), count
 
 
 def _t5_supported(model: nn.Module) -> bool:
@@ -229,21 +240,19 @@ class NativeT5Decoder(nn.Module):
         self.inner_dim = self.n_heads * self.head_dim
         self.fused_qkv: nn.ModuleList | None = None
 
-    def fuse_projections(self) -> list[Tensor]:
+    def fuse_projections(self, release: Release | None = None) -> int:
         """Join each self-attention's ``q``, ``k`` and ``v`` into one linear layer: one product a step
         where there were three (at T5-small one row, ~60 us saved a layer with packed weights).
 
         For a backend that owns this module (:meth:`llmos_hub.LoadedModel.own_modules`): the model's
-        ``q``/``k``/``v`` layers are removed (``transformers``' own forward no longer runs on it).
-        Returns the tensors replaced, for the caller to give their memory back."""
-        if self.fused_qkv is not None:
-            return []
+        ``q``/``k``/``v`` layers are removed (``transformers``' own forward no longer runs on it), layer
+        by layer, each replaced tensor handed to ``release`` at once (to give its memory back). Returns
+        how many tensors were replaced (0: nothing changed)."""
         groups: Groups = [(block.layer[0].SelfAttention, ("q", "k", "v")) for block in self.model.decoder.block]
-        joined = _join(groups)
-        if joined is None:
-            return []
-        self.fused_qkv, replaced = _replace(groups, joined)
-        return replaced
+        if self.fused_qkv is not None or not _all_joinable(groups):
+            return 0
+        self.fused_qkv, count = _fuse(groups, release)
+        return count
 
     def _heads(self, x: Tensor) -> Tensor:
         return x.view(x.shape[0], x.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
@@ -390,27 +399,25 @@ class NativeLlama(nn.Module):
     def _layers(self) -> Any:
         return self.model.model.layers[: self.model.config.num_hidden_layers]
 
-    def fuse_projections(self) -> list[Tensor]:
+    def fuse_projections(self, release: Release | None = None) -> int:
         """Join each layer's ``q_proj``/``k_proj``/``v_proj`` and its MLP's ``gate_proj``/``up_proj``
         into one linear layer each (see :meth:`NativeT5Decoder.fuse_projections`): two products a
         layer fewer. Only when the MLP is ``transformers``' gated one (``gate_proj``, ``up_proj``,
-        ``down_proj``, ``act_fn``)."""
-        if self.fused_qkv is not None:
-            return []
+        ``down_proj``, ``act_fn``) and every group can be joined: both kinds or neither."""
         layers = list(self._layers())
-        if not all(all(hasattr(layer.mlp, name) for name in ("gate_proj", "up_proj", "down_proj", "act_fn"))
-                   for layer in layers):
-            return []
+        if self.fused_qkv is not None or not all(
+            all(hasattr(layer.mlp, name) for name in ("gate_proj", "up_proj", "down_proj", "act_fn")) for layer in layers
+        ):
+            return 0
         attention_groups: Groups = [(layer.self_attn, ("q_proj", "k_proj", "v_proj")) for layer in layers]
         mlp_groups: Groups = [(layer.mlp, ("gate_proj", "up_proj")) for layer in layers]
-        qkv, gate_up = _join(attention_groups), _join(mlp_groups)
-        if qkv is None or gate_up is None:  # both or neither: nothing is changed before both are joined
-            return []
+        if not (_all_joinable(attention_groups) and _all_joinable(mlp_groups)):
+            return 0
         first = layers[0].self_attn
         self._qkv_sizes = tuple(int(getattr(first, name).weight.shape[0]) for name in ("q_proj", "k_proj", "v_proj"))
-        self.fused_qkv, replaced = _replace(attention_groups, qkv)
-        self.fused_gate_up, more = _replace(mlp_groups, gate_up)
-        return replaced + more
+        self.fused_qkv, count = _fuse(attention_groups, release)
+        self.fused_gate_up, more = _fuse(mlp_groups, release)
+        return count + more
 
     def forward(
         self,

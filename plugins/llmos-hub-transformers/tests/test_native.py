@@ -134,7 +134,7 @@ def _fused_copy(build, module_for):
                                               ({"num_heads": 2}, 2)])  # 2 x 8 = 16 wide attention in a 32 wide model
 def test_t5_joined_projections_answer_as_the_separate_ones(options, heads):
     plain, fused, replaced = _fused_copy(lambda: _t5(**options), lambda m: NativeT5Decoder(m, (2, heads, 8)))
-    assert len(replaced) == 2 * 3 and fused.fuse_projections() == []  # q, k, v of two layers; once
+    assert replaced == 2 * 3 and fused.fuse_projections() == 0  # q, k, v of two layers; once
     assert all(block.layer[0].SelfAttention.q is None for block in fused.model.decoder.block)
     assert [tuple(layer.weight.shape) for layer in fused.fused_qkv] == [(3 * heads * 8, 32)] * 2
     with torch.inference_mode():
@@ -156,7 +156,7 @@ def test_t5_joined_projections_answer_as_the_separate_ones(options, heads):
 def test_llama_joined_projections_answer_as_the_separate_ones(kind, options):
     plain, fused, replaced = _fused_copy(lambda: _llama(kind, **options), lambda m: NativeLlama(m, (2, 2, 8)))
     biases = {"llama": 0, "qwen2": 3}[kind] if not options else 3 + 2
-    assert len(replaced) == 2 * (5 + biases)  # q, k, v, gate, up weights (and biases) of two layers
+    assert replaced == 2 * (5 + biases)  # q, k, v, gate, up weights (and biases) of two layers
     layer = fused.model.model.layers[0]
     assert layer.self_attn.q_proj is None and layer.mlp.gate_proj is None
     assert tuple(fused.fused_qkv[0].weight.shape) == (4 * 8 + 2 * 2 * 8, 32)  # 4 query heads, 2 kv heads
@@ -164,11 +164,25 @@ def test_llama_joined_projections_answer_as_the_separate_ones(kind, options):
         torch.testing.assert_close(_decode(fused, heads=2), _decode(plain, heads=2), atol=1e-5, rtol=0)
 
 
+def test_joined_layers_hand_back_what_they_replaced_layer_by_layer():
+    """Each replaced tensor goes to ``release`` before the next layer is joined, so a caller that gives
+    memory back holds one layer's copy at most (a whole model's joined copies at once would peak at
+    two thirds of the weights again, for Llama)."""
+    model = _llama("llama")
+    layers = model.model.layers
+    seen = []
+    module = NativeLlama(model, (2, 2, 8))
+    count = module.fuse_projections(lambda t: seen.append((t.shape, layers[1].self_attn.q_proj is not None)))
+    assert count == len(seen) == 2 * 5
+    assert [later for _, later in seen[:3]] == [True] * 3  # layer 0's q, k, v released while layer 1 was intact
+    assert [shape for shape, _ in seen[:3]] == [(32, 32), (16, 32), (16, 32)]
+
+
 def test_projections_that_cannot_be_joined_are_left_alone():
     model = _llama("llama")
     model.model.layers[1].self_attn.k_proj = torch.nn.Identity()  # not a linear layer: nothing changes anywhere
     module = NativeLlama(model, (2, 2, 8))
-    assert module.fuse_projections() == [] and module.fused_qkv is None
+    assert module.fuse_projections() == 0 and module.fused_qkv is None
     assert isinstance(model.model.layers[0].self_attn.q_proj, torch.nn.Linear)
 
 
