@@ -136,16 +136,12 @@ def fuse_projections(modules: Iterable[nn.Module]) -> int:
     2-core machines), so one product of three layers' width saves two of them. The method is an
     optional part of a module's calling convention (:class:`llmos_hub.LoadedModel`); a runner calls it
     on modules it owns only, before packing, which then packs the joined layers."""
+    # Found first, called after: joining changes the module trees being walked.
+    offering = {id(m): m for root in modules for m in root.modules() if callable(getattr(m, "fuse_projections", None))}
     replaced = 0
-    seen: set[int] = set()
-    for root in modules:
-        for module in root.modules():
-            fuse = getattr(module, "fuse_projections", None)
-            if id(module) in seen or not callable(fuse):
-                continue
-            seen.add(id(module))
-            mappings = file_mappings()
-            replaced += int(fuse(lambda tensor: release(tensor, mappings)))
+    for module in offering.values():
+        mappings = file_mappings()
+        replaced += int(module.fuse_projections(lambda tensor, mappings=mappings: release(tensor, mappings)))
     return replaced
 
 
