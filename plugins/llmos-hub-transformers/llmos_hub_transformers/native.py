@@ -10,8 +10,9 @@ same layers (the same parameter tensors, the same activation module, the same
 ``logits_index``).
 
 Covered: GPT-2 and the Llama family (Llama, Mistral and Qwen2 without sliding windows; ``causal_lm``)
-and T5/mT5 (``decoder``; any feed-forward variant, run as its own
-module). Only configurations these modules reproduce exactly are taken (:func:`native_causal_lm` returns ``None``
+and T5/mT5 (``decoder`` and ``cross_kv``; any feed-forward variant, run as its own
+module). T5's and Llama's modules can join their query/key/value (and Llama's gate/up) layers for a
+backend that owns them (``fuse_projections``). Only configurations these modules reproduce exactly are taken (:func:`native_causal_lm` returns ``None``
 otherwise, and the family falls back to :class:`~.modules.HFCausalLM`); tests compare its logits and
 greedy tokens with ``transformers``' on tiny models of each option.
 """
