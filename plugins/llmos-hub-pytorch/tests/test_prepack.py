@@ -167,10 +167,9 @@ def test_the_default_packs_a_model_of_real_size_with_two_threads(root, monkeypat
         two = TorchBackend().prepare(_load(root, "causal-lm"), options={"threads": 2})
         one = TorchBackend().prepare(_load(root, "causal-lm"), options={"threads": 1})
         chosen = TorchBackend().prepare(_load(root, "causal-lm"), options={"threads": 2, "prepack": "false"})
+        classifier = TorchBackend().prepare(_load(root, "classifier"), options={"threads": 2})
     finally:
         torch.set_num_threads(before)
-    classifier = TorchBackend().prepare(_load(root, "classifier"), options={"threads": 2})
-    torch.set_num_threads(before)
     assert two.prepacked > 0 and two.describe()["prepack_source"] == "default: 2 threads and >= 1 parameters"
     assert classifier.prepacked == 0 and "does not generate" in classifier.describe()["prepack_source"]
     assert one.prepacked == 0 and one.describe()["prepack_source"].startswith("default: off on one thread")
