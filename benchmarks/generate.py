@@ -22,7 +22,9 @@ on models built inside this script with random weights (no download) from ``tran
 - ``t5-small``: T5-small's geometry (6 + 6 layers x 512, 8 heads, d_ff 2048, relative positions);
 
 each at batch 1 and batch 8. The vocabulary is a byte-level BPE of ``--vocab`` pieces trained on the
-GPL-3 text (the real GPT-2 / T5 vocabularies would need a download); it is stated in the JSON.
+GPL-3 text (the real GPT-2 / T5 vocabularies would need a download), padded with placeholder tokens
+where the text yields fewer pieces (``--vocab 50257`` gives GPT-2's real output-matrix size); it is
+stated in the JSON.
 Every contender must produce the same tokens as ``hf_generate`` (asserted; ``--no-assert`` only
 reports). A BERT-base geometry classifier (12 x 768) compares examples/s of the backends'
 ``classify`` path against the plain ``transformers`` forward on the same padded batch.
@@ -109,6 +111,9 @@ def _build(name: str, folder: Path, vocab: int) -> Path:
     if name.startswith("tiny-"):
         return save_tiny(name.removeprefix("tiny-"), folder)
     tokenizer = tiny_tokenizer(vocab)
+    # The GPL-3 text yields ~2,260 BPE pieces; a real vocabulary (50,257 for GPT-2) is reached with
+    # placeholder tokens, so the embedding and output matrices have their real sizes.
+    tokenizer.add_tokens([f"<unused_{i}>" for i in range(vocab - len(tokenizer))])
     torch.manual_seed(0)
     config = _config(name, len(tokenizer))
     cls = {"gpt2-small": tf.GPT2LMHeadModel, "t5-small": tf.T5ForConditionalGeneration,

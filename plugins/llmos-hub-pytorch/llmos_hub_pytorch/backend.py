@@ -42,7 +42,7 @@ from .device import DTYPES, resolve_device, resolve_dtype
 from .compiled import CompiledStep, check_compile
 from .kvcache import CachePool
 from .prepack import available as prepack_available
-from .prepack import fuse_projections, pack_modules, plan_prepack
+from .prepack import SharedWeightLinear, fuse_projections, pack_modules, plan_prepack
 
 __all__ = ["TorchBackend", "TorchRunner"]
 
@@ -96,11 +96,12 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         if not modules:
             raise UsageError(f"model {model.name} has no torch modules for backend pytorch to run")
         self.modules = {role: m.to(device=device, dtype=dtype).eval() for role, m in modules.items()}
-        self.fused = 0
+        self.fused = self.shared_linears = 0
         if prepack:
             own = [m for m in self.modules.values() if isinstance(m, torch.nn.Module)]
             self.fused = fuse_projections(own)
             self.prepacked = pack_modules(own)
+            self.shared_linears = len({id(m) for root in own for m in root.modules() if isinstance(m, SharedWeightLinear)})
         self._seq2seq = model.supports(Capability.SEQ2SEQ)
         role = "decoder" if self._seq2seq else "causal_lm"
         self._cache_dims = model.cache_geometry(role, self.modules[role]) if role in self.modules else None
@@ -315,6 +316,7 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             "prepacked_linears": self.prepacked,
             "prepack_source": self.prepack_source,
             "fused_projection_tensors": self.fused,
+            "shared_weight_linears": self.shared_linears,
             "compiled_step": self._compiled is not None,
         }
         if self.torch_device.type == "cuda":

@@ -19,7 +19,10 @@ tests and benchmarks run.
 Packing replaces ``nn.Linear`` and ``transformers``' ``Conv1D`` (recognised by name and shape, so
 this plugin does not import ``transformers``) in modules the runner owns (:meth:`LoadedModel.own_modules`),
 never in the model's shared modules. A layer whose weight is shared with another parameter (a tied
-output embedding) is left as it is: packing it would keep a second copy.
+output embedding) is not packed: that would keep a second copy. It becomes a :class:`SharedWeightLinear`,
+which multiplies the same tensor in its stored layout with oneDNN's kernel: PyTorch's dense one-row
+product runs on one thread, oneDNN's spreads over all of them even on an unpacked weight (GPT-2's
+50,257 x 768 output embedding, 2 threads: 9.3 ms dense, 5.0 ms so; docs/decisions.md, "ninth round").
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from torch import Tensor, nn
 
 from .mapped import FileMapping, file_mappings, release, trim_heap
 
-__all__ = ["AUTO_MIN_PARAMETERS", "PackedLinear", "available", "fuse_projections", "pack_linears", "pack_modules",
-           "plan_prepack"]
+__all__ = ["AUTO_MIN_PARAMETERS", "PackedLinear", "SharedWeightLinear", "available", "fuse_projections",
+           "pack_linears", "pack_modules", "plan_prepack"]
 
 #: ``prepack=auto`` packs models of at least this many parameters (on tiny models a packed call's
 #: fixed cost outweighs what it saves; the onnxruntime backend draws its all-cores line at the same size).
@@ -103,6 +106,32 @@ class PackedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed"
 
 
+class SharedWeightLinear(nn.Module):
+    """``y = x W^T + b`` on a weight shared with another parameter (a tied output embedding), unpacked.
+
+    The module holds the very ``Parameter`` objects of the layer it replaces, so the tie holds and no
+    copy is made. Below :data:`DENSE_ROWS` rows oneDNN's kernel reads the weight in its stored layout
+    and, unlike PyTorch's dense one-row product, uses every thread (50,257 x 768, 2 threads: 5.0 ms
+    against 9.3 at one row, 11.9 against 27.8 at eight); from there on the dense kernel, with the
+    dense layer's exact numbers.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
+        super().__init__()
+        self.in_features = int(weight.shape[1])
+        self.out_features = int(weight.shape[0])
+        self.weight = weight
+        self.bias = bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.numel() >= DENSE_ROWS * self.in_features:
+            return torch.nn.functional.linear(x, self.weight, self.bias)
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, shared"
+
+
 def _is_conv1d(module: nn.Module) -> bool:
     """``transformers.pytorch_utils.Conv1D``: a linear layer whose weight is stored ``[in, out]``."""
     weight = getattr(module, "weight", None)
@@ -166,14 +195,14 @@ def pack_modules(modules: Iterable[nn.Module], *, batch_hint: int = 8) -> int:
     mappings = file_mappings()
     count = sum(_pack(module, batch_hint, mappings) for module in modules)
     if count:
-        _own_dense_tensors(modules)
+        _own_dense_tensors(modules, file_mappings())
         trim_heap()
     return count
 
 
 def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping]) -> int:
     tied = _shared_storages([module])
-    done: dict[int, PackedLinear] = {}  # one layer reached from two parents stays one layer
+    done: dict[int, nn.Module] = {}  # one layer reached from two parents stays one layer
     count = 0
     # Only modules with children, and only their children's names: holding the leaves here (a list of a
     # ModuleList's layers, say) would keep their dense weights alive until all of them are packed.
@@ -189,7 +218,11 @@ def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping]) -> in
                 weight = child.weight.t()
             else:
                 continue
-            if weight.device.type != "cpu" or weight.dtype != torch.float32 or child.weight.data_ptr() in tied:
+            if weight.device.type != "cpu" or weight.dtype != torch.float32:
+                continue
+            if child.weight.data_ptr() in tied:
+                if isinstance(child, nn.Linear) and child.weight.is_contiguous():
+                    setattr(parent, name, done.setdefault(id(child), SharedWeightLinear(child.weight, child.bias)))
                 continue
             packed = done[id(child)] = PackedLinear(weight, child.bias, batch_hint=batch_hint)
             setattr(parent, name, packed)
@@ -200,7 +233,7 @@ def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping]) -> in
     return count
 
 
-def _own_dense_tensors(modules: Iterable[nn.Module]) -> None:
+def _own_dense_tensors(modules: Iterable[nn.Module], mappings: list[FileMapping]) -> None:
     """Give the parameters and buffers left dense (biases, norms, embeddings) memory of their own.
 
     A checkpoint loaded by ``transformers`` is memory-mapped: every tensor is a view of the file's
@@ -209,7 +242,8 @@ def _own_dense_tensors(modules: Iterable[nn.Module]) -> None:
     could not be given back) would keep the mapping and what it still holds resident: before pages
     were given back, a packed GPT-2-small runner held 1,199 MiB after prepare, 858 MiB once the rest was
     copied. Tensors that share memory (tied weights, also across roles) stay shared: each block of
-    memory is copied once.
+    memory is copied once, piece by piece, each piece's mapped pages given back as soon as it is copied
+    (:func:`_copy_releasing`).
     """
     # Every tensor is collected (each object once: a module shared by two roles is reached twice) and
     # every copy made before any tensor is replaced. Replacing as we go would free originals whose
@@ -225,6 +259,28 @@ def _own_dense_tensors(modules: Iterable[nn.Module]) -> None:
     copies: dict[tuple[int, torch.dtype, tuple[int, ...], tuple[int, ...]], Tensor] = {}
     for tensor in found.values():
         if memory(tensor) not in copies:
-            copies[memory(tensor)] = tensor.detach().clone()
+            copies[memory(tensor)] = _copy_releasing(tensor.detach(), mappings)
     for tensor in found.values():
         tensor.data = copies[memory(tensor)]
+
+
+#: :func:`_copy_releasing` copies this much at a time.
+COPY_PIECE_BYTES = 16 << 20
+
+
+def _copy_releasing(tensor: Tensor, mappings: list[FileMapping]) -> Tensor:
+    """A copy of ``tensor`` in memory of its own, made :data:`COPY_PIECE_BYTES` at a time, each piece's
+    mapped pages given back (:func:`.mapped.release`) once copied: the file's pages and the copy are
+    never both resident beyond one piece. A whole clone held both: a tied 50,257 x 768 output embedding
+    (147 MiB) raised a packed GPT-2-small's peak from 923 to 1,054 MiB. Pages given back are read from
+    the file again if touched before the copy replaces the tensor."""
+    if not tensor.is_contiguous() or tensor.numel() * tensor.element_size() <= COPY_PIECE_BYTES:
+        copy = tensor.clone()
+        release(tensor, mappings)
+        return copy
+    flat, copy = tensor.view(-1), torch.empty_like(tensor).view(-1)
+    step = COPY_PIECE_BYTES // tensor.element_size()
+    for at in range(0, flat.numel(), step):
+        copy[at : at + step].copy_(flat[at : at + step])
+        release(flat[at : at + step], mappings)
+    return copy.view_as(tensor)

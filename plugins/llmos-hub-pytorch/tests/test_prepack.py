@@ -15,11 +15,13 @@ from llmos_hub import GenerationConfig, UsageError
 from llmos_hub_nano.family import NanoFamily
 from llmos_hub_nano.tiny import random_checkpoint
 from llmos_hub_pytorch.backend import TorchBackend
+from llmos_hub_pytorch import prepack
 from llmos_hub_pytorch.mapped import file_mappings, parse_smaps, release
 from llmos_hub_pytorch.prepack import (
     AUTO_MIN_PARAMETERS,
     DENSE_ROWS,
     PackedLinear,
+    SharedWeightLinear,
     available,
     pack_linears,
     pack_modules,
@@ -86,7 +88,7 @@ def test_pack_linears_equals_linear_and_conv1d_and_leaves_tied_weights():
     before = {k: net[k](x) for k in ("a", "b", "head")}
     assert pack_linears(net) == 2
     assert isinstance(net["a"], PackedLinear) and isinstance(net["b"], PackedLinear)
-    assert net["head"].weight is net["embed"].weight
+    assert isinstance(net["head"], SharedWeightLinear) and net["head"].weight is net["embed"].weight
     for k in ("a", "b", "head"):
         assert torch.allclose(net[k](x), before[k], atol=1e-5)
 
@@ -208,6 +210,29 @@ def test_many_rows_take_the_dense_kernel_on_the_unpacked_weight(conv1d):
         torch.testing.assert_close(got, dense(few), atol=1e-4, rtol=1e-5)  # float32 sums in another order
 
 
+def test_a_tied_output_layer_multiplies_the_embeddings_own_tensor_with_onednn():
+    """A tied output layer is not packed (that would hold a second copy of the embedding): it keeps the
+    embedding's very tensor, multiplied by oneDNN's kernel for few rows (PyTorch's dense one-row product
+    runs on one thread) and by the dense kernel, with its exact numbers, for many."""
+    torch.manual_seed(0)
+    embed = torch.nn.Embedding(1000, 768)
+    head = torch.nn.Linear(768, 1000, bias=False)
+    head.weight = embed.weight
+    net = torch.nn.ModuleDict({"embed": embed, "head": head, "proj": torch.nn.Linear(768, 768)})
+    assert pack_linears(net) == 1
+    shared = net["head"]
+    assert isinstance(shared, SharedWeightLinear) and shared.weight is net["embed"].weight
+    with torch.inference_mode():
+        for rows, onednn in ((1, True), (8, True), (DENSE_ROWS - 1, True), (DENSE_ROWS, False)):
+            x = torch.randn(rows, 768)
+            got, ran = _kernels(shared, x)
+            assert ("mkldnn::_linear_pointwise" in ran) is onednn, rows
+            if onednn:
+                torch.testing.assert_close(got, torch.nn.functional.linear(x, embed.weight), atol=1e-4, rtol=1e-5)
+            else:
+                assert torch.equal(got, torch.nn.functional.linear(x, embed.weight))
+
+
 def test_auto_is_never_refused():
     """``prepack=auto`` (the default) decides per run; only an explicit ``true`` can be refused."""
     TorchBackend().check("cpu", "bfloat16", {"prepack": "auto"})
@@ -287,6 +312,34 @@ def test_packing_a_mapped_checkpoint_gives_its_pages_back(tmp_path):
     assert torch.allclose(net(x), before, atol=1e-5)
 
 
+@linux_only
+def test_a_dense_tensor_leaves_its_mapping_piece_by_piece(tmp_path, monkeypatch):
+    """What packing leaves dense is copied off the checkpoint's mapping a piece at a time, each piece's
+    pages given back before the next is copied: a tied output embedding (147 MiB for GPT-2's vocabulary)
+    copied whole was resident twice at the peak."""
+    piece = 1 << 20
+    monkeypatch.setattr(prepack, "COPY_PIECE_BYTES", piece)
+    values = np.random.default_rng(1).standard_normal(1 << 22).astype(np.float32)  # 16 MiB: 16 pieces
+    path = tmp_path / "embedding.bin"
+    tensor = torch.from_numpy(_mapped(path, values)).view(2048, 2048)
+    assert float(tensor.sum()) == pytest.approx(float(values.sum()), rel=1e-4)  # read: all resident
+    held = []
+    real = prepack.release
+
+    def watch(t, mappings):
+        held.append(_resident(path))  # before this piece's pages go
+        return real(t, mappings)
+
+    monkeypatch.setattr(prepack, "release", watch)
+    copy = prepack._copy_releasing(tensor, file_mappings())
+    assert copy.data_ptr() != tensor.data_ptr() and torch.equal(copy, torch.from_numpy(values).view(2048, 2048))
+    assert len(held) == 16
+    # Half-way, half the file is gone (the page cache may hand pages back in 2 MiB folios).
+    assert held[0] >= values.nbytes - 2 * mmap.PAGESIZE and held[8] <= values.nbytes // 2 + (2 << 20)
+    assert _resident(path) <= 2 * mmap.PAGESIZE
+    assert torch.equal(tensor, copy)  # the original reads its values back from the file
+
+
 SMAPS = """\
 7f0000000000-7f0000400000 rw-p 00000000 fe:00 11 /models/clean.safetensors
 Size:               4096 kB
@@ -347,4 +400,4 @@ def test_each_dense_weight_is_freed_as_soon_as_its_layer_is_packed(monkeypatch):
     monkeypatch.setattr("llmos_hub_pytorch.prepack.release", watch)
     assert pack_linears(net) == 3
     # At each layer's release the layers packed before it are gone; it and those after it are not yet.
-    assert seen == [[True, True, True], [False, True, True], [False, False, True]]
+    assert seen[:3] == [[True, True, True], [False, True, True], [False, False, True]]  # then the biases

@@ -151,6 +151,8 @@ def test_packed_runners_join_projections_and_equal_hf_generate(kind, auto, per_l
     runner = _greedy_equals_generate(model, _hf(folders[kind], auto), PROMPTS, options={"prepack": True})
     assert runner.describe()["fused_projection_tensors"] == per_layer * model.config["n_layers"]
     assert runner.prepacked > 0
+    tied = bool(_hf(folders[kind], auto).config.tie_word_embeddings)  # the tiny Llama's head is its own
+    assert runner.describe()["shared_weight_linears"] == int(tied) and tied is (kind != "llama")
     assert getattr(shared, "fused_qkv", None) is None  # the shared modules: neither joined nor packed
     assert [m for m in shared.modules() if isinstance(m, torch.nn.Linear)] == linears
     _greedy_equals_generate(model, _hf(folders[kind], auto), PROMPTS, options={"prepack": False})
