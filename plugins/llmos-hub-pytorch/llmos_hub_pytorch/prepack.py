@@ -19,14 +19,17 @@ tests and benchmarks run.
 Packing replaces ``nn.Linear`` and ``transformers``' ``Conv1D`` (recognised by name and shape, so
 this plugin does not import ``transformers``) in modules the runner owns (:meth:`LoadedModel.own_modules`),
 never in the model's shared modules. A layer whose weight is shared with another parameter (a tied
-output embedding) is not packed: that would keep a second copy. It becomes a :class:`SharedWeightLinear`,
-which multiplies the same tensor in its stored layout with oneDNN's kernel: PyTorch's dense one-row
-product runs on one thread, oneDNN's spreads over all of them even on an unpacked weight (GPT-2's
-50,257 x 768 output embedding, 2 threads: 9.3 ms dense, 5.0 ms so; docs/decisions.md, "ninth round").
+output embedding) is not packed: that would keep a second copy. A tied float32 ``nn.Linear`` (contiguous
+weight and bias) becomes a :class:`SharedWeightLinear`, which multiplies the same tensor in its stored
+layout with oneDNN's kernel below :data:`DENSE_ROWS` rows: PyTorch's dense one-row product runs on one
+thread, oneDNN's spreads over all of them even on an unpacked weight (GPT-2's 50,257 x 768 output
+embedding, 2 threads: 9.3 ms dense, 5.0 ms so; docs/decisions.md, "ninth round"). Other tied layers stay
+as they are.
 """
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterable
 
 import torch
@@ -112,19 +115,25 @@ class SharedWeightLinear(nn.Module):
     The module holds the very ``Parameter`` objects of the layer it replaces, so the tie holds and no
     copy is made. Below :data:`DENSE_ROWS` rows oneDNN's kernel reads the weight in its stored layout
     and, unlike PyTorch's dense one-row product, uses every thread (50,257 x 768, 2 threads: 5.0 ms
-    against 9.3 at one row, 11.9 against 27.8 at eight); from there on the dense kernel, with the
-    dense layer's exact numbers.
+    against 9.3 at one row, 11.9 against 27.8 at eight); from there on the dense kernel, as
+    :class:`PackedLinear` does, so that scoring long sequences keeps the dense layer's exact numbers
+    (oneDNN would still be ~1.2x faster at 512 rows). For inference: oneDNN's call has no backward, so
+    with gradients wanted the dense kernel runs.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
         super().__init__()
+        # oneDNN reads the weight in its stored order and the bias as one packed row: other strides
+        # would be read wrongly (a strided bias gives wrong sums), so they are refused here.
+        if weight.dim() != 2 or not weight.is_contiguous() or (bias is not None and not bias.is_contiguous()):
+            raise ValueError("SharedWeightLinear needs a contiguous 2-D weight and a contiguous bias (or none)")
         self.in_features = int(weight.shape[1])
         self.out_features = int(weight.shape[0])
         self.weight = weight
         self.bias = bias
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.numel() >= DENSE_ROWS * self.in_features:
+        if x.numel() >= DENSE_ROWS * self.in_features or (torch.is_grad_enabled() and self.weight.requires_grad):
             return torch.nn.functional.linear(x, self.weight, self.bias)
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
@@ -144,14 +153,16 @@ def _is_conv1d(module: nn.Module) -> bool:
 
 
 def _shared_storages(modules: Iterable[nn.Module]) -> set[int]:
-    """Data pointers held by more than one parameter (tied weights)."""
+    """Data pointers held by more than one parameter (tied weights), across all of ``modules`` (a
+    runner's roles: an embedding in one and the output layer in another are tied too). A module reached
+    from two roles is counted once."""
     seen: dict[int, int] = {}
-    for module in modules:
-        for sub in module.modules():
-            if isinstance(sub, PackedLinear):  # opaque oneDNN storage, and never tied
-                continue
-            for _, p in sub.named_parameters(recurse=False, remove_duplicate=False):
-                seen[p.data_ptr()] = seen.get(p.data_ptr(), 0) + 1
+    subs = {id(sub): sub for module in modules for sub in module.modules()}
+    for sub in subs.values():
+        if isinstance(sub, PackedLinear):  # opaque oneDNN storage, and never tied
+            continue
+        for _, p in sub.named_parameters(recurse=False, remove_duplicate=False):
+            seen[p.data_ptr()] = seen.get(p.data_ptr(), 0) + 1
     return {ptr for ptr, n in seen.items() if n > 1}
 
 
@@ -193,15 +204,15 @@ def pack_modules(modules: Iterable[nn.Module], *, batch_hint: int = 8) -> int:
     """
     modules = list(modules)
     mappings = file_mappings()
-    count = sum(_pack(module, batch_hint, mappings) for module in modules)
+    tied = _shared_storages(modules)
+    count = sum(_pack(module, batch_hint, mappings, tied) for module in modules)
     if count:
         _own_dense_tensors(modules, file_mappings())
         trim_heap()
     return count
 
 
-def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping]) -> int:
-    tied = _shared_storages([module])
+def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping], tied: set[int]) -> int:
     done: dict[int, nn.Module] = {}  # one layer reached from two parents stays one layer
     count = 0
     # Only modules with children, and only their children's names: holding the leaves here (a list of a
@@ -221,8 +232,10 @@ def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping]) -> in
             if weight.device.type != "cpu" or weight.dtype != torch.float32:
                 continue
             if child.weight.data_ptr() in tied:
-                if isinstance(child, nn.Linear) and child.weight.is_contiguous():
-                    setattr(parent, name, done.setdefault(id(child), SharedWeightLinear(child.weight, child.bias)))
+                bias = child.bias
+                if isinstance(child, nn.Linear) and child.weight.is_contiguous() and (bias is None or bias.is_contiguous()):
+                    shared = done[id(child)] = SharedWeightLinear(child.weight, bias)
+                    setattr(parent, name, shared)
                 continue
             packed = done[id(child)] = PackedLinear(weight, child.bias, batch_hint=batch_hint)
             setattr(parent, name, packed)
@@ -279,8 +292,11 @@ def _copy_releasing(tensor: Tensor, mappings: list[FileMapping]) -> Tensor:
         release(tensor, mappings)
         return copy
     flat, copy = tensor.view(-1), torch.empty_like(tensor).view(-1)
-    step = COPY_PIECE_BYTES // tensor.element_size()
-    for at in range(0, flat.numel(), step):
-        copy[at : at + step].copy_(flat[at : at + step])
-        release(flat[at : at + step], mappings)
+    start, size, page = tensor.data_ptr(), tensor.element_size(), mmap.PAGESIZE
+    at = 0
+    while at < flat.numel():  # pieces end on page boundaries: a page split between two is never released
+        end = min(flat.numel(), max(at + 1, ((start + at * size + COPY_PIECE_BYTES) // page * page - start) // size))
+        copy[at:end].copy_(flat[at:end])
+        release(flat[at:end], mappings)
+        at = end
     return copy.view_as(tensor)

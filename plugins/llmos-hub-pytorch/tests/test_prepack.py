@@ -14,8 +14,8 @@ import torch
 from llmos_hub import GenerationConfig, UsageError
 from llmos_hub_nano.family import NanoFamily
 from llmos_hub_nano.tiny import random_checkpoint
-from llmos_hub_pytorch.backend import TorchBackend
 from llmos_hub_pytorch import prepack
+from llmos_hub_pytorch.backend import TorchBackend
 from llmos_hub_pytorch.mapped import file_mappings, parse_smaps, release
 from llmos_hub_pytorch.prepack import (
     AUTO_MIN_PARAMETERS,
@@ -216,21 +216,39 @@ def test_a_tied_output_layer_multiplies_the_embeddings_own_tensor_with_onednn():
     runs on one thread) and by the dense kernel, with its exact numbers, for many."""
     torch.manual_seed(0)
     embed = torch.nn.Embedding(1000, 768)
-    head = torch.nn.Linear(768, 1000, bias=False)
+    head = torch.nn.Linear(768, 1000)
     head.weight = embed.weight
     net = torch.nn.ModuleDict({"embed": embed, "head": head, "proj": torch.nn.Linear(768, 768)})
     assert pack_linears(net) == 1
     shared = net["head"]
     assert isinstance(shared, SharedWeightLinear) and shared.weight is net["embed"].weight
     with torch.inference_mode():
-        for rows, onednn in ((1, True), (8, True), (DENSE_ROWS - 1, True), (DENSE_ROWS, False)):
-            x = torch.randn(rows, 768)
+        for shape, onednn in (((1, 768), True), ((2, 4, 768), True), ((DENSE_ROWS - 1, 768), True),
+                              ((2, DENSE_ROWS // 2, 768), False)):
+            x = torch.randn(*shape)
+            want = torch.nn.functional.linear(x, embed.weight, shared.bias)
             got, ran = _kernels(shared, x)
-            assert ("mkldnn::_linear_pointwise" in ran) is onednn, rows
+            assert ("mkldnn::_linear_pointwise" in ran) is onednn, shape
             if onednn:
-                torch.testing.assert_close(got, torch.nn.functional.linear(x, embed.weight), atol=1e-4, rtol=1e-5)
+                torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
             else:
-                assert torch.equal(got, torch.nn.functional.linear(x, embed.weight))
+                assert torch.equal(got, want)
+    got, ran = _kernels(shared, torch.randn(3, 768))  # gradients wanted: oneDNN's call has no backward
+    assert "mkldnn::_linear_pointwise" not in ran and got.requires_grad
+    with pytest.raises(ValueError, match="contiguous"):  # oneDNN would misread a strided bias
+        SharedWeightLinear(embed.weight, torch.randn(2000)[::2])
+
+
+def test_an_output_layer_tied_to_another_roles_embedding_is_not_packed():
+    """Ties are found across a runner's roles: packing the output layer of one role would hold a second
+    copy of the embedding another role reads."""
+    embed = torch.nn.Embedding(100, 32)
+    head = torch.nn.Linear(32, 100, bias=False)
+    head.weight = embed.weight
+    encoder = torch.nn.ModuleDict({"embed": embed, "proj": torch.nn.Linear(32, 32)})
+    decoder = torch.nn.ModuleDict({"proj": torch.nn.Linear(32, 32), "head": head})
+    assert pack_modules([encoder, decoder]) == 2
+    assert isinstance(decoder["head"], SharedWeightLinear) and decoder["head"].weight is encoder["embed"].weight
 
 
 def test_auto_is_never_refused():
@@ -316,24 +334,26 @@ def test_packing_a_mapped_checkpoint_gives_its_pages_back(tmp_path):
 def test_a_dense_tensor_leaves_its_mapping_piece_by_piece(tmp_path, monkeypatch):
     """What packing leaves dense is copied off the checkpoint's mapping a piece at a time, each piece's
     pages given back before the next is copied: a tied output embedding (147 MiB for GPT-2's vocabulary)
-    copied whole was resident twice at the peak."""
+    copied whole was resident twice at the peak. The tensor starts inside a page, as safetensors'
+    tensors do: pieces end on page boundaries, or the page split between two pieces would stay."""
     piece = 1 << 20
     monkeypatch.setattr(prepack, "COPY_PIECE_BYTES", piece)
     values = np.random.default_rng(1).standard_normal(1 << 22).astype(np.float32)  # 16 MiB: 16 pieces
     path = tmp_path / "embedding.bin"
-    tensor = torch.from_numpy(_mapped(path, values)).view(2048, 2048)
-    assert float(tensor.sum()) == pytest.approx(float(values.sum()), rel=1e-4)  # read: all resident
-    held = []
+    tensor = torch.from_numpy(_mapped(path, values))[6:]
+    assert float(tensor.sum()) == pytest.approx(float(values[6:].sum()), rel=1e-4)  # read: all resident
+    held, ends = [], []
     real = prepack.release
 
     def watch(t, mappings):
         held.append(_resident(path))  # before this piece's pages go
+        ends.append(t.data_ptr() + t.numel() * t.element_size())
         return real(t, mappings)
 
     monkeypatch.setattr(prepack, "release", watch)
     copy = prepack._copy_releasing(tensor, file_mappings())
-    assert copy.data_ptr() != tensor.data_ptr() and torch.equal(copy, torch.from_numpy(values).view(2048, 2048))
-    assert len(held) == 16
+    assert copy.data_ptr() != tensor.data_ptr() and torch.equal(copy, torch.from_numpy(values)[6:])
+    assert len(held) == 16 and all(end % mmap.PAGESIZE == 0 for end in ends[:-1])
     # Half-way, half the file is gone (the page cache may hand pages back in 2 MiB folios).
     assert held[0] >= values.nbytes - 2 * mmap.PAGESIZE and held[8] <= values.nbytes // 2 + (2 << 20)
     assert _resident(path) <= 2 * mmap.PAGESIZE
@@ -400,4 +420,5 @@ def test_each_dense_weight_is_freed_as_soon_as_its_layer_is_packed(monkeypatch):
     monkeypatch.setattr("llmos_hub_pytorch.prepack.release", watch)
     assert pack_linears(net) == 3
     # At each layer's release the layers packed before it are gone; it and those after it are not yet.
-    assert seen[:3] == [[True, True, True], [False, True, True], [False, False, True]]  # then the biases
+    # (The calls after these three give back the biases, as they are copied off the file.)
+    assert seen[:3] == [[True, True, True], [False, True, True], [False, False, True]]
