@@ -17,12 +17,16 @@ baseline the KV cache is measured against), ``threads`` (CPU intra-op threads; d
 sets it, else one core left free so a shared machine does not stall),
 ``prepack`` (``auto``, the default: on the CPU in float32 with 2 threads or more for models that
 generate, of >= 10 M parameters; ``true`` / ``false`` to choose: linear weights packed once by oneDNN, faster
-decoding, see :mod:`.prepack`; the record's ``prepack_source`` says which), ``compile`` (default false: the decoding step through ``torch.compile``,
+decoding, see :mod:`.prepack`; the record's ``prepack_source`` says which; where ``auto`` does not
+pack a model of that size, on one thread, the output layer alone still runs on oneDNN's kernel, on its
+weight as stored: ``shared_weight_linears`` in the record), ``compile`` (default false: the decoding step through ``torch.compile``,
 see :mod:`.compiled`).
 
 Modules: on CPU in float32 without packing the runner runs the model's shared modules as they
-are; any transformation (device, dtype, packing) happens on the runner's own copy
-(:meth:`LoadedModel.own_modules`), so other backends in the process keep the originals.
+are; any transformation (device, dtype, packing, the output layer's kernel) happens on the runner's
+own copy (:meth:`LoadedModel.own_modules`), so other backends in the process keep the originals. The
+output layer alone is changed only while the model's modules are unbuilt (the runner's own then cost
+no second copy); once another user has built them, the runner shares them as they are.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ from .device import DTYPES, resolve_device, resolve_dtype
 from .compiled import CompiledStep, check_compile
 from .kvcache import CachePool
 from .prepack import available as prepack_available
-from .prepack import SharedWeightLinear, fuse_projections, pack_modules, plan_prepack
+from .prepack import (SharedWeightLinear, fuse_projections, pack_modules, plan_output_layer, plan_prepack,
+                      unpacked_output_layers)
 
 __all__ = ["TorchBackend", "TorchRunner"]
 
@@ -84,12 +89,15 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         if device.type == "cpu":
             torch.set_num_threads(self.threads)
         self.prepacked = 0
-        prepack, self.prepack_source = plan_prepack(
-            prepack, device=device, dtype=dtype, threads=self.threads if device.type == "cpu" else 0,
-            num_parameters=int(model.provenance.num_parameters), compile=compile and use_cache,
-            generates=model.supports(Capability.CAUSAL_LM) or model.supports(Capability.SEQ2SEQ),
-        )
-        if device.type != "cpu" or dtype != torch.float32 or prepack:
+        option = prepack
+        facts = {"device": device, "dtype": dtype, "num_parameters": int(model.provenance.num_parameters),
+                 "compile": compile and use_cache,
+                 "generates": model.supports(Capability.CAUSAL_LM) or model.supports(Capability.SEQ2SEQ)}
+        prepack, self.prepack_source = plan_prepack(option, threads=self.threads if device.type == "cpu" else 0, **facts)
+        # Only on modules of the runner's own, and only where owning them costs no copy: the model's
+        # modules not built yet, so the family builds the runner's and nobody else holds a second set.
+        output_layer = plan_output_layer(option, packs=prepack, **facts) and not model.modules_built
+        if device.type != "cpu" or dtype != torch.float32 or prepack or output_layer:
             modules = model.own_modules()  # leave the shared float32 CPU modules untouched
         else:
             modules = dict(model.modules)
@@ -97,11 +105,13 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             raise UsageError(f"model {model.name} has no torch modules for backend pytorch to run")
         self.modules = {role: m.to(device=device, dtype=dtype).eval() for role, m in modules.items()}
         self.fused = self.shared_linears = 0
+        own = [m for m in self.modules.values() if isinstance(m, torch.nn.Module)]
         if prepack:
-            own = [m for m in self.modules.values() if isinstance(m, torch.nn.Module)]
             self.fused = fuse_projections(own)
             self.prepacked = pack_modules(own)
             self.shared_linears = len({id(m) for root in own for m in root.modules() if isinstance(m, SharedWeightLinear)})
+        elif output_layer:
+            self.shared_linears = unpacked_output_layers(own)
         self._seq2seq = model.supports(Capability.SEQ2SEQ)
         role = "decoder" if self._seq2seq else "causal_lm"
         self._cache_dims = model.cache_geometry(role, self.modules[role]) if role in self.modules else None

@@ -24,7 +24,8 @@ weight and bias) becomes a :class:`SharedWeightLinear`, which multiplies the sam
 layout with oneDNN's kernel below :data:`DENSE_ROWS` rows: PyTorch's dense one-row product runs on one
 thread, oneDNN's spreads over all of them even on an unpacked weight (GPT-2's 50,257 x 768 output
 embedding, 2 threads: 9.3 ms dense, 5.0 ms so; docs/decisions.md, "ninth round"). Other tied layers stay
-as they are.
+as they are. Where the default does not pack (one thread), the output layer alone becomes one
+(:func:`plan_output_layer`): on one thread too oneDNN reads a vocabulary-sized weight faster.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from torch import Tensor, nn
 from .mapped import FileMapping, file_mappings, release, trim_heap
 
 __all__ = ["AUTO_MIN_PARAMETERS", "PackedLinear", "SharedWeightLinear", "available", "fuse_projections",
-           "pack_linears", "pack_modules", "plan_prepack"]
+           "pack_linears", "pack_modules", "plan_output_layer", "plan_prepack", "unpacked_output_layers"]
 
 #: ``prepack=auto`` packs models of at least this many parameters (on tiny models a packed call's
 #: fixed cost outweighs what it saves; the onnxruntime backend draws its all-cores line at the same size).
@@ -76,6 +77,24 @@ def plan_prepack(
     return True, f"default: {threads} threads and >= {AUTO_MIN_PARAMETERS:,} parameters"
 
 
+def plan_output_layer(
+    option: bool | None, *, packs: bool, device: torch.device, dtype: torch.dtype, num_parameters: int,
+    generates: bool = True, compile: bool = False,
+) -> bool:
+    """Whether a runner that does not pack still runs its output layer on oneDNN's kernel, on the
+    weight as stored (:func:`unpacked_output_layers`).
+
+    Only under the default (``prepack=auto``: ``false`` keeps every product on the dense kernel), on
+    the CPU in float32 without compile, for models of real size that generate; in practice on one
+    thread, where the default does not pack. The output layer is the step's largest product (GPT-2's
+    50,257 x 768 is a third of its weights), and there oneDNN's kernel reads it faster than PyTorch's
+    dense one also on one thread, unlike the other layers (docs/decisions.md, "tenth round": one
+    thread, whole greedy generations 1.05x faster at one row, 1.06-1.16x at eight).
+    """
+    return (option is None and not packs and device.type == "cpu" and dtype == torch.float32 and not compile
+            and generates and num_parameters >= AUTO_MIN_PARAMETERS and available())
+
+
 #: Products of at least this many rows (a long prefill, scoring, a classifier's batch) unpack the weight
 #: for the call and run the dense kernel: there the packed one is slower (GPT-2-small geometry, 2 threads:
 #: 8% for 1,024-row products replayed alone, 19% inside a scoring call of ~800 rows), and unpacking a
@@ -110,9 +129,10 @@ class PackedLinear(nn.Module):
 
 
 class SharedWeightLinear(nn.Module):
-    """``y = x W^T + b`` on a weight shared with another parameter (a tied output embedding), unpacked.
+    """``y = x W^T + b`` on the weight of the layer it replaces, shared and unpacked: a tied output
+    embedding where the runner packs, the output layer where it does not (:func:`unpacked_output_layers`).
 
-    The module holds the very ``Parameter`` objects of the layer it replaces, so the tie holds and no
+    The module holds the very ``Parameter`` objects of the layer it replaces, so a tie holds and no
     copy is made. Below :data:`DENSE_ROWS` rows oneDNN's kernel reads the weight in its stored layout
     and, unlike PyTorch's dense one-row product, uses every thread (50,257 x 768, 2 threads: 5.0 ms
     against 9.3 at one row, 11.9 against 27.8 at eight); from there on the dense kernel, as
@@ -232,9 +252,8 @@ def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping], tied:
             if weight.device.type != "cpu" or weight.dtype != torch.float32:
                 continue
             if child.weight.data_ptr() in tied:
-                bias = child.bias
-                if isinstance(child, nn.Linear) and child.weight.is_contiguous() and (bias is None or bias.is_contiguous()):
-                    shared = done[id(child)] = SharedWeightLinear(child.weight, bias)
+                if _runs_unpacked(child):
+                    shared = done[id(child)] = SharedWeightLinear(child.weight, child.bias)
                     setattr(parent, name, shared)
                 continue
             packed = done[id(child)] = PackedLinear(weight, child.bias, batch_hint=batch_hint)
@@ -244,6 +263,43 @@ def _pack(module: nn.Module, batch_hint: int, mappings: list[FileMapping], tied:
             trim_heap()  # and what oneDNN's reorder freed, before the next layer's packing grows the heap
             count += 1
     return count
+
+
+def _runs_unpacked(layer: nn.Module) -> bool:
+    """Whether ``layer`` can become a :class:`SharedWeightLinear`: a float32 CPU ``nn.Linear`` whose
+    weight and bias (if any) are contiguous."""
+    if not isinstance(layer, nn.Linear):
+        return False
+    weight, bias = layer.weight, layer.bias
+    return (weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.is_contiguous()
+            and (bias is None or bias.is_contiguous()))
+
+
+def unpacked_output_layers(modules: Iterable[nn.Module]) -> int:
+    """Replace the output layer of each model under ``modules`` by a :class:`SharedWeightLinear` on the
+    same parameters; returns how many layers were replaced.
+
+    The output layer is what a module's ``get_output_embeddings()`` (``transformers``' accessor, so
+    this plugin need not import it) returns, tied to the input embedding or not; only one that
+    :func:`_runs_unpacked` accepts. Like packing, for modules the runner owns only: the model's shared
+    modules stay as they are, for the other backends in the process (an ONNX export cannot trace
+    oneDNN's call). A layer reached from two roles becomes one replacement.
+    """
+    subs = list({id(m): m for root in modules for m in root.modules()}.values())
+    heads: set[int] = set()
+    for sub in subs:
+        getter = getattr(sub, "get_output_embeddings", None)
+        head = getter() if callable(getter) else None
+        if isinstance(head, nn.Module) and _runs_unpacked(head):
+            heads.add(id(head))
+    done: dict[int, SharedWeightLinear] = {}
+    for parent in subs:
+        for name, child in list(parent.named_children()):
+            if id(child) in heads:
+                if id(child) not in done:
+                    done[id(child)] = SharedWeightLinear(child.weight, child.bias)
+                setattr(parent, name, done[id(child)])
+    return len(done)
 
 
 def _own_dense_tensors(modules: Iterable[nn.Module], mappings: list[FileMapping]) -> None:

@@ -25,7 +25,9 @@ from llmos_hub_pytorch.prepack import (
     available,
     pack_linears,
     pack_modules,
+    plan_output_layer,
     plan_prepack,
+    unpacked_output_layers,
 )
 
 pytestmark = pytest.mark.skipif(not available(), reason="this torch build has no oneDNN packed linear kernels")
@@ -249,6 +251,74 @@ def test_an_output_layer_tied_to_another_roles_embedding_is_not_packed():
     decoder = torch.nn.ModuleDict({"proj": torch.nn.Linear(32, 32), "head": head})
     assert pack_modules([encoder, decoder]) == 2
     assert isinstance(decoder["head"], SharedWeightLinear) and decoder["head"].weight is encoder["embed"].weight
+
+
+class _WithHead(torch.nn.Module):
+    """A model with ``transformers``' accessor for its output layer, tied to the embedding or not."""
+
+    def __init__(self, tied: bool, bias: bool = False) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(1000, 64)
+        self.proj = torch.nn.Linear(64, 64)
+        self.lm_head = torch.nn.Linear(64, 1000, bias=bias)
+        if tied:
+            self.lm_head.weight = self.embed.weight
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.lm_head
+
+
+class _Role(torch.nn.Module):
+    """A runner's role wrapping the model, as the ``hf`` family's modules do."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_the_output_layer_alone_runs_on_onednn_with_its_own_parameters(tied):
+    """Where a runner does not pack, the output layer (``get_output_embeddings()``) becomes a
+    :class:`SharedWeightLinear` holding the same parameters, tied or not; every other layer stays
+    dense, and a layer reached from two roles becomes one replacement."""
+    torch.manual_seed(0)
+    model = _WithHead(tied, bias=not tied)
+    weight, bias, proj = model.lm_head.weight, model.lm_head.bias, model.proj
+    want = torch.nn.functional.linear(torch.ones(2, 64), weight, bias)
+    assert unpacked_output_layers([_Role(model), _Role(model)]) == 1
+    head = model.lm_head
+    assert isinstance(head, SharedWeightLinear) and head.weight is weight and head.bias is bias
+    assert model.proj is proj and (head.weight is model.embed.weight) is tied
+    with torch.inference_mode():
+        got, ran = _kernels(head, torch.ones(2, 64))
+    assert "mkldnn::_linear_pointwise" in ran
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+
+
+def test_an_output_layer_onednn_cannot_read_stays_as_it_is():
+    """Half precision, a strided weight or a model without the accessor: nothing is replaced."""
+    half = _WithHead(tied=False).to(torch.bfloat16)
+    strided = _WithHead(tied=False)
+    strided.lm_head.weight = torch.nn.Parameter(torch.randn(64, 1000).t())
+    plain = torch.nn.ModuleDict({"lm_head": torch.nn.Linear(64, 1000)})
+    assert unpacked_output_layers([half, strided, plain]) == 0
+    assert all(type(m.lm_head) is torch.nn.Linear for m in (half, strided))
+    assert type(plain["lm_head"]) is torch.nn.Linear
+
+
+@pytest.mark.parametrize(("option", "packs", "device", "dtype", "params", "generates", "compile", "expected"), [
+    (None, False, CPU, F32, BIG, True, False, True),
+    (None, True, CPU, F32, BIG, True, False, False),  # packing handles the output layer itself
+    (False, False, CPU, F32, BIG, True, False, False),  # prepack=false: every product dense
+    (None, False, CPU, F32, BIG - 1, True, False, False),
+    (None, False, CPU, F32, BIG, False, False, False),
+    (None, False, CPU, F32, BIG, True, True, False),
+    (None, False, CPU, torch.bfloat16, BIG, True, False, False),
+    (None, False, torch.device("cuda"), F32, BIG, True, False, False),
+])
+def test_plan_output_layer(option, packs, device, dtype, params, generates, compile, expected):
+    assert plan_output_layer(option, packs=packs, device=device, dtype=dtype, num_parameters=params,
+                             generates=generates, compile=compile) is expected
 
 
 def test_auto_is_never_refused():

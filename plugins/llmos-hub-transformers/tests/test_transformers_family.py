@@ -161,6 +161,27 @@ def test_packed_runners_join_projections_and_equal_hf_generate(kind, auto, per_l
     assert [g.token_ids for g in runner.generate(PROMPTS, beams)] == [g.token_ids for g in dense.generate(PROMPTS, beams)]
 
 
+@pytest.mark.parametrize("kind,auto", [("gpt2", transformers.AutoModelForCausalLM),
+                                       ("llama", transformers.AutoModelForCausalLM),  # its head is its own
+                                       ("t5", transformers.AutoModelForSeq2SeqLM),
+                                       ("bart", transformers.AutoModelForSeq2SeqLM)])
+def test_on_one_thread_the_default_runs_the_output_layer_on_onednn(kind, auto, folders, family, monkeypatch):
+    """Where ``prepack=auto`` does not pack (one thread), a model of real size still has its output
+    layer run by oneDNN on its own, unbuilt-until-then modules; tokens stay ``generate``'s. A model whose
+    modules another user already built keeps them shared and dense (owning would cost a second copy)."""
+    monkeypatch.setattr("llmos_hub_pytorch.prepack.AUTO_MIN_PARAMETERS", 1)  # the tiny model stands in for one
+    model = family.load(str(folders[kind]))
+    runner = _greedy_equals_generate(model, _hf(folders[kind], auto), PROMPTS, options={"threads": 1})
+    facts = runner.describe()
+    assert facts["shared_weight_linears"] == 1 and facts["prepacked_linears"] == 0
+    assert not model.modules_built  # the runner's modules are the only ones built
+    built = family.load(str(folders[kind]))
+    assert built.modules
+    shared = TorchBackend().prepare(built, options={"threads": 1})
+    role = "decoder" if kind in ("t5", "bart") else "causal_lm"
+    assert shared.describe()["shared_weight_linears"] == 0 and shared.modules[role] is built.modules[role]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(_cpp_compiler() is None, reason="no C++ compiler for torch.compile's CPU code")
 @pytest.mark.parametrize("kind,auto", [("gpt2", transformers.AutoModelForCausalLM),
