@@ -40,7 +40,8 @@ generates once; its whole-process peak (``VmHWM``) is what the memory target com
 
 The matmul floor: hooks record the weight matrices one decoding step multiplies (and with how many
 rows); replaying exactly those products, nothing else, gives the least time a step built on PyTorch's
-CPU matmul kernels needs on this machine (best of the dense and the oneDNN-packed ones).
+CPU matmul kernels needs on this machine (each product at its best of the dense kernel and oneDNN's on
+the weight as stored or packed, timed inside whole replays of the step).
 ``generate``'s time over (new tokens x that floor) is the *ceiling* of the pytorch engine's speed-up:
 at batch 1 every step reads every weight from memory once, and ``generate`` is already close to it.
 ONNX Runtime's own kernels (MLAS) can beat that floor, so the same products are also replayed as one
@@ -203,7 +204,7 @@ def _bench_model(host, name: str, args, root: Path) -> dict[str, Any]:
 
     folder = _build(name, root / name, args.vocab)
     model = host.get("models", "hf").load(str(folder))
-    seq2seq = "decoder" in model.modules
+    seq2seq = model.supports("seq2seq")  # not ``model.modules``: built here, the runner could not own its own
     cls = tf.AutoModelForSeq2SeqLM if seq2seq else tf.AutoModelForCausalLM
     device = torch.device(args.device)
     hf = cls.from_pretrained(folder).eval().to(device)
@@ -290,7 +291,7 @@ def _dense_runner(host, folder: Path, runners: dict[str, Any], args) -> tuple[An
     """A pytorch runner with dense weights for the matmul floor: a contender's if one is, else one
     prepared for it (second value: whether the caller closes it)."""
     for name in ("engine_pytorch", "engine_pytorch_dense"):
-        if name in runners and runners[name].prepacked == 0:
+        if name in runners and runners[name].prepacked == 0 and runners[name].shared_linears == 0:
             return runners[name], False
     model = host.get("models", "hf").load(str(folder))
     return host.get("backends", "pytorch").prepare(
@@ -301,10 +302,14 @@ def _matmul_floor(runner, batch, new_tokens: int, rounds: int, threads: int | No
     """The weight products of one decoding step, replayed alone: the least time a float32 step takes.
 
     Forward hooks on every ``nn.Linear``/``Conv1D`` of the runner's modules record the products of the
-    last step of a real generation (weight, bias, rows); they are replayed with the kernels the model
-    uses (dense), with oneDNN-packed weights, and as one ONNX Runtime graph of ``Gemm`` nodes (MLAS,
-    what the onnxruntime backend's graphs run), interleaved, best of ``rounds``. ``step_seconds`` is
-    the best of PyTorch's kernels (it bounds the pytorch engine); ``mlas`` bounds onnxruntime.
+    last step of a real generation (weight, bias, rows). The whole sequence is replayed with each of
+    PyTorch's CPU kernels: the one the model uses (``dense``), oneDNN's on the weight as stored
+    (``onednn``) and on the weight packed (``packed``); and as one ONNX Runtime graph of ``Gemm`` nodes
+    (``mlas``, what the onnxruntime backend's graphs run). Kinds are interleaved, best of ``rounds``.
+    Each product is timed inside its kind's whole replay (so the caches hold what they hold in a real
+    step), and ``step_seconds``, which bounds the pytorch engine, adds up each product's best kernel:
+    the engine may mix them (dense layers with a oneDNN output layer, on one thread). ``mlas`` bounds
+    onnxruntime.
     """
     from llmos_hub_pytorch.prepack import PackedLinear, available
 
@@ -328,33 +333,41 @@ def _matmul_floor(runner, batch, new_tokens: int, rounds: int, threads: int | No
         for hook in hooks:
             hook.remove()
     step_calls = list(calls)
-    dense, packed = [], []
+    kinds: dict[str, list[Callable[[], Any]]] = {"dense": [], **({"onednn": [], "packed": []} if available() else {})}
     for mod, rows in step_calls:
         conv = type(mod).__name__ == "Conv1D"
-        weight = mod.weight.t() if conv else mod.weight
+        weight = mod.weight.t() if conv else mod.weight  # [out, in]
         x = torch.randn(rows, weight.shape[1])
         if conv:
-            dense.append(lambda x=x, w=mod.weight, b=mod.bias: torch.addmm(b, x, w))
+            kinds["dense"].append(lambda x=x, w=mod.weight, b=mod.bias: torch.addmm(b, x, w))
         else:
-            dense.append(lambda x=x, w=mod.weight, b=mod.bias: torch.nn.functional.linear(x, w, b))
+            kinds["dense"].append(lambda x=x, w=mod.weight, b=mod.bias: torch.nn.functional.linear(x, w, b))
         if available():
+            stored = weight.contiguous()  # a Conv1D's [in, out] weight transposed once, as packing does
+            kinds["onednn"].append(lambda x=x, w=stored, b=mod.bias: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], ""))
             layer = PackedLinear(weight, mod.bias)
-            packed.append(lambda x=x, layer=layer: layer(x))
-    kinds = {"dense": dense, **({"packed": packed} if packed else {})}
+            kinds["packed"].append(lambda x=x, layer=layer: layer(x))
     mlas = _mlas_products(step_calls, threads)
-    if mlas is not None:
-        kinds["mlas"] = [mlas]
+    each: dict[str, list[float]] = {kind: [float("inf")] * len(products) for kind, products in kinds.items()}
     best: dict[str, float] = {}
+    clock = time.perf_counter
     with torch.inference_mode():
         for _ in range(max(rounds, 2) + 1):
             for kind, products in kinds.items():
-                start = time.perf_counter()
-                for product in products:
+                times = each[kind]
+                start = clock()
+                for i, product in enumerate(products):
+                    began = clock()
                     product()
-                best[kind] = min(best.get(kind, float("inf")), time.perf_counter() - start)
+                    times[i] = min(times[i], clock() - began)
+                best[kind] = min(best.get(kind, float("inf")), clock() - start)
+            if mlas is not None:
+                start = clock()
+                mlas()
+                best["mlas"] = min(best.get("mlas", float("inf")), clock() - start)
     weights = sum(mod.weight.numel() for mod, _ in step_calls)
-    torch_best = min(v for k, v in best.items() if k != "mlas")
-    return {"products": len(step_calls), "weights": weights, "seconds": best, "step_seconds": torch_best}
+    mixed = sum(min(times[i] for times in each.values()) for i in range(len(step_calls)))
+    return {"products": len(step_calls), "weights": weights, "seconds": best, "step_seconds": mixed}
 
 
 def _mlas_products(step_calls: list[tuple[Any, int]], threads: int | None) -> Callable[[], Any] | None:
