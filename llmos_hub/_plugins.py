@@ -29,9 +29,9 @@ from ._model import ModelFamily
 from ._registry import KINDS, Entry, Owner, Registry, Suite
 from ._task import Task, TaskKind
 from ._version import __version__
-from .errors import PluginError
+from .errors import PluginError, UsageError, close_matches
 
-__all__ = ["BUILTIN_PLUGINS", "PluginHost", "PluginInfo", "load_plugins"]
+__all__ = ["BUILTIN_PLUGINS", "PluginHost", "PluginInfo", "check_disabled_names", "load_plugins"]
 
 #: Modules of the core that register through the same hooks as external plugins.
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -220,6 +220,19 @@ class PluginHost:
         """The model family, task, backend, metric, suite or task kind called ``name``, typed by ``kind``."""
         return self.registry.get(kind, name)
 
+    def known_names(self) -> list[str]:
+        """Every name ``disabled`` can match: entry-point and distribution names, loaded or not.
+
+        Entry points are listed even when autoload is off, so naming an installed plugin is never
+        mistaken for a typo.
+        """
+        names = [n for p in self.plugins for n in (p.name, p.distribution)]
+        for ep in _entry_points():
+            names.append(ep.name)
+            if ep.dist is not None:
+                names.append(ep.dist.name)
+        return sorted(dict.fromkeys(names))
+
     def plugin_versions(self) -> dict[str, str]:
         """Every loaded distribution and its version, for a result's provenance."""
         return {p.distribution: p.version for p in self.plugins if p.status == "ok"}
@@ -279,6 +292,22 @@ def load_plugins(
         autoload=(not _env_flag(AUTOLOAD_ENV)) if autoload is None else autoload,
         extra=extra,
     ).load()
+
+
+def check_disabled_names(host: PluginHost, names: Iterable[str], option: str = "--disable-plugin") -> None:
+    """Refuse a name in ``names`` that matches no installed plugin (a typo disables nothing, silently).
+
+    Only for names the user just typed (the CLI option); ``LLMOS_HUB_DISABLE_PLUGINS`` may list plugins
+    installed in other environments, so it is not checked.
+    """
+    known = host.known_names()
+    normalized = {_normalize(k) for k in known}
+    for name in names:
+        if name and _normalize(name) not in normalized:
+            matches = close_matches(name, known)
+            hint = f"did you mean {' or '.join(repr(m) for m in matches)}?" if matches else \
+                "`llmos-hub plugins` lists the installed ones"
+            raise UsageError(f"{option} {name}: no installed plugin or distribution is called {name!r}; {hint}")
 
 
 _DEFAULT_HOST: PluginHost | None = None

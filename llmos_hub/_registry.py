@@ -15,7 +15,7 @@ from ._backend import Backend
 from ._metric import Metric
 from ._model import ModelFamily
 from ._task import Task, TaskKind
-from .errors import PluginError, UnknownNameError
+from .errors import PluginError, UnknownNameError, UsageError
 
 #: A suite: task names (or ``{"task": NAME, "model": REF}`` entries), or ``{"tasks": [...], "backend": NAME}``.
 Suite = Union[Sequence[Union[str, Mapping[str, str]]], Mapping[str, Any]]
@@ -49,6 +49,14 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "suites": (_is_suite, "a list of task names"),
     "task_kinds": (lambda v: isinstance(v, TaskKind), "a llmos_hub.TaskKind"),
 }
+
+
+class NameConflictError(PluginError, UsageError):
+    """A name two installed plugins register: the user fixes it (uninstall or disable one), so exit 2.
+
+    Still a :class:`PluginError` (callers catching plugin trouble keep catching it); the exit status
+    comes from :class:`UsageError` through the method resolution order.
+    """
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ class Registry:
         if not candidates:
             raise UnknownNameError(KINDS[kind], name, self._entries[kind])
         if len(candidates) > 1:
-            raise PluginError(conflict_message(candidates))
+            raise NameConflictError(conflict_message(candidates))
         return candidates[0]
 
     @overload
@@ -148,8 +156,11 @@ def conflict_message(entries: list[Entry]) -> str:
     """One line naming every distribution that claims the same name, and how to disable one."""
     first = entries[0]
     owners = " and ".join(str(e.owner) for e in entries)
-    plugins = ",".join(e.owner.plugin for e in entries[1:])
+    later = entries[1:]  # built-ins load first, so these are installed distributions a user can remove
+    plugins = ",".join(e.owner.plugin for e in later)
+    removable = [e.owner.distribution for e in later if e.owner.distribution != "llmos-hub"]
+    uninstall = f"uninstall one (pip uninstall {' '.join(dict.fromkeys(removable))}) or " if removable else ""
     return (
         f"{KINDS[first.kind]} {first.name!r} is registered by both {owners}; "
-        f"disable one, e.g. LLMOS_HUB_DISABLE_PLUGINS={plugins}"
+        f"{uninstall}disable one, e.g. --disable-plugin {later[0].owner.plugin} or LLMOS_HUB_DISABLE_PLUGINS={plugins}"
     )

@@ -12,10 +12,12 @@ Templates are text files with ``${name}``-style placeholders (:class:`string.Tem
 
 from __future__ import annotations
 
+import importlib.metadata as importlib_metadata
 import json
 import re
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from ._fileio import atomic_write
 from .errors import UsageError
@@ -36,6 +38,8 @@ _LAYOUT: dict[str, dict[str, str]] = {
     "metric": {"plugin.py": "PKG/plugin.py", "metric.py": "PKG/metric.py", "example.yaml": "examples/NAME-example.yaml",
                "test_plugin.py": "tests/test_plugin.py"},
 }
+#: kind -> the registry table its plugin registers into (the name must be free there).
+_REGISTRY_KIND = {"task": "tasks", "backend": "backends", "model": "models", "metric": "metrics"}
 _DEPENDENCIES = {"task": [], "backend": ["torch"], "model": ["torch", "safetensors", "numpy"], "metric": []}
 _TEST_DEPENDENCIES = {
     "task": [],
@@ -72,6 +76,7 @@ def render(kind: str, name: str) -> dict[str, str]:
         "api_version": API_VERSION,
         "dependencies": json.dumps(["llmos-hub>=0.1,<0.2", *_DEPENDENCIES[kind]]),
         "test_dependencies": json.dumps(["pytest>=8", *_TEST_DEPENDENCIES[kind]]),
+        "package_data": json.dumps(_package_data()),
     }
     values["try_it"] = Template(_TRY_IT[kind]).substitute(values)
 
@@ -92,12 +97,55 @@ def render(kind: str, name: str) -> dict[str, str]:
     return files
 
 
-def scaffold(kind: str, name: str, dest: str | Path = ".") -> list[Path]:
-    """Write the ``kind`` plugin called ``name`` under ``dest/llmos-hub-<name>``; returns the files."""
+def _package_data() -> list[str]:
+    """The files the wheel ships beside the code: task YAMLs and data in every format a task reads.
+
+    Derived from the task loader's own suffix table, so a task whose data a newcomer converts to CSV,
+    TSV or Parquet (as CONTRIBUTING.md allows) is still in the installed wheel, in subfolders too.
+    """
+    from .tasks._spec import FILE_SUFFIXES
+
+    return ["*.yaml", *(f"data/**/*{suffix}" for suffix in FILE_SUFFIXES)]
+
+
+def _refuse_taken_name(kind: str, name: str, host: Any = None) -> None:
+    """Refuse a name an installed plugin already uses, before any file is written.
+
+    A second registration of the same name makes every use of it ambiguous ("registered by both"),
+    and a distribution named like an installed one (``llmos-hub-nano``) would replace it on
+    ``pip install -e .``. Every installed plugin counts, disabled ones included: disabling is temporary.
+    """
+    from ._registry import KINDS as LABELS
+
+    if host is None:
+        from ._plugins import PluginHost
+
+        host = PluginHost().load()  # no --disable-plugin, no autoload switch: everything installed
+    table = _REGISTRY_KIND[kind]
+    owners = sorted({e.owner.distribution for e in host.registry.entries(table) if e.name == name})
+    if owners:
+        raise UsageError(f"a {LABELS[table]} named {name!r} is already registered by {' and '.join(owners)}; "
+                         "choose another name")
+    dist = f"llmos-hub-{name}"
+    try:
+        version = importlib_metadata.version(dist)
+    except importlib_metadata.PackageNotFoundError:
+        return
+    raise UsageError(f"a distribution named {dist} is already installed ({version}); choose another name "
+                     "(installing yours would replace it)")
+
+
+def scaffold(kind: str, name: str, dest: str | Path = ".", *, host: Any = None) -> list[Path]:
+    """Write the ``kind`` plugin called ``name`` under ``dest/llmos-hub-<name>``; returns the files.
+
+    ``host`` is the plugin host whose registrations the name must not collide with (default: every
+    installed plugin).
+    """
     if kind not in KINDS:
         raise UsageError(f"cannot scaffold {kind!r}; choose one of {', '.join(KINDS)}")
     if not _NAME.match(name):
         raise UsageError(f"plugin name {name!r} must be lowercase letters, digits and '-' (e.g. my-task)")
+    _refuse_taken_name(kind, name, host)
     root = Path(dest) / f"llmos-hub-{name}"
     if root.exists():
         raise UsageError(f"{root} already exists; choose another name or remove it")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._result import ResultRecord
+from .errors import UsageError
 from .stats._paired import DEFAULT_ALPHA, Arm, Difference, compare_metric
 
 __all__ = ["Comparison", "Difference", "Parity", "compare_records", "pair_by_backend"]
@@ -91,12 +92,37 @@ def _parity(a: Arm, b: Arm, scores: list[Difference]) -> Parity | None:
     return Parity(n, identical, gap, any(tested) if tested else None)
 
 
+def _task_label(record: ResultRecord) -> str:
+    task = record.data["task"]
+    return f"{task['name']} v{task['version']}"
+
+
+def _same_task(a: ResultRecord, b: ResultRecord) -> bool:
+    """Whether two records scored the same task at the same version (their scores mean the same thing)."""
+    ta, tb = a.data["task"], b.data["task"]
+    return bool(ta["name"] == tb["name"] and ta["version"] == tb["version"])
+
+
 def compare_records(
-    a: ResultRecord, b: ResultRecord, *, alpha: float = DEFAULT_ALPHA, seed: int = 0, resamples: int = 1000
+    a: ResultRecord,
+    b: ResultRecord,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = 0,
+    resamples: int = 1000,
+    allow_different_tasks: bool = False,
 ) -> Comparison:
-    """Every score of B against A, tested pair by pair where the records allow it."""
+    """Every score of B against A, tested pair by pair where the records allow it.
+
+    Records of different tasks or task versions are refused (:class:`~llmos_hub.errors.UsageError`):
+    their scores measure different things, so a table of deltas would only mislead. Library callers that
+    want the side-by-side anyway (speeds, untested scores) pass ``allow_different_tasks=True``.
+    """
     da, db = a.data, b.data
-    same_task = da["task"]["name"] == db["task"]["name"] and da["task"]["version"] == db["task"]["version"]
+    same_task = _same_task(a, b)
+    if not same_task and not allow_different_tasks:
+        raise UsageError(f"cannot compare records of different tasks or versions: A is {_task_label(a)}, "
+                         f"B is {_task_label(b)}; compare two runs of the same task and version")
     same_data = same_task and da["task"]["dataset_fingerprint"] == db["task"]["dataset_fingerprint"]
     if same_data:
         note = "same task, version and examples"

@@ -84,7 +84,9 @@ def test_leaderboard_to_an_unwritable_path_is_one_line(monkeypatch, tmp_path, fa
 
     from llmos_hub.cli import main
 
-    (tmp_path / "results").mkdir()
+    from ._records import make_record
+
+    make_record().save(tmp_path / "results")  # a board with a row: an empty one is refused before writing
     fail_writes(tmp_path / "ro", errno.EROFS)
     target = tmp_path / "ro" / "board.md"
     result = CliRunner().invoke(main, ["leaderboard", str(tmp_path / "results"), "--format", "markdown",

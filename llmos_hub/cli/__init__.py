@@ -147,9 +147,11 @@ def get_host(ctx: click.Context) -> Any:
     root.ensure_object(dict)
     host = root.obj.get("host")
     if host is None:
-        from .._plugins import load_plugins, set_default_host
+        from .._plugins import check_disabled_names, load_plugins, set_default_host
 
-        host = load_plugins(disabled=root.obj.get("disabled", ()), strict=root.obj.get("strict"))
+        disabled = root.obj.get("disabled", ())
+        host = load_plugins(disabled=disabled, strict=root.obj.get("strict"))
+        check_disabled_names(host, disabled)
         set_default_host(host)
         root.obj["host"] = host
     return host
