@@ -168,3 +168,98 @@ def test_backend_options_are_part_of_the_configuration(host, tmp_path):
     assert plain.hash != tuned.hash
     report = run_bench(_plan(host, models=["fake:upper"], tasks=["upper"], backend_options={"threads": 1}), host=host, output_dir=tmp_path, command="x")
     assert reproduce_command(report.written[0][1]).endswith("--backend-option threads=1")
+
+
+# ------------------------------------------------------------------ review fixes
+
+
+class _Seen:
+    """Events that keep what the harness said (skipped / rerunning), for asserting the resume decision."""
+
+    def __init__(self):
+        self.said = []
+
+    def started(self, run, total): pass
+    def advanced(self, run, done, total): pass
+    def finished(self, run, record, path): self.said.append(("finished", run.spec.task))
+    def failed(self, run, message): self.said.append(("failed", message))
+    def skipped(self, run, path): self.said.append(("skipped", run.spec.task))
+    def rerunning(self, run, path, why): self.said.append(("rerunning", why))
+
+
+def test_resume_with_log_samples_reruns_a_record_that_has_no_samples(host, tmp_path):
+    plan = _plan(host, models=["fake:upper"], tasks=["upper"])
+    first = run_bench(plan, host=host, output_dir=tmp_path, command="x")
+    assert not list(tmp_path.glob("*.samples.jsonl"))
+    seen = _Seen()
+    again = run_bench(plan, host=host, output_dir=tmp_path, command="x", resume=True, log_samples=True, events=seen)
+    assert len(again.written) == 1 and not again.reused
+    assert seen.said[0] == ("rerunning", "its record has no samples file; running it again for --log-samples")
+    (path, record), = again.written
+    assert path == first.written[0][0]  # the same configuration's record, replaced, now with its samples
+    assert (tmp_path / record.data["samples_file"]).is_file()
+    # With the samples there, the next --resume --log-samples reuses it; without --log-samples it always did.
+    third = run_bench(plan, host=host, output_dir=tmp_path, command="x", resume=True, log_samples=True, events=seen)
+    assert len(third.reused) == 1 and not third.written and seen.said[-1] == ("skipped", "upper")
+
+
+def _fake_cli(monkeypatch):
+    import llmos_hub._plugins as plugins
+
+    real = plugins.load_plugins
+    monkeypatch.setattr(plugins, "load_plugins", lambda **kw: real(
+        autoload=False, extra=[("fake-plugin", FakePlugin())], **{k: v for k, v in kw.items() if k not in {"autoload", "extra"}}))
+
+
+def test_progress_and_refused_lines_stay_one_line_on_a_narrow_captured_stderr(tmp_path, monkeypatch):
+    _fake_cli(monkeypatch)
+    monkeypatch.setenv("COLUMNS", "40")
+    out = tmp_path / "a-rather-long-output-folder-name-so-lines-pass-forty-columns"
+    args = ["bench", "--model", "fake:upper", "--task", "upper", "--backend", "fake", "--dtype", "float32",
+            "--dtype", "int8", "--output-dir", str(out)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    lines = first.stderr.splitlines()
+    assert "refused: backend fake does not support dtype int8; it supports float32" in lines
+    [done] = [line for line in lines if line.startswith("done  ")]
+    assert done.startswith("done  fake:upper") and done.endswith("ex/s")
+    again = CliRunner().invoke(main, [*args, "--resume", "--log-samples"])
+    [rerun] = [line for line in again.stderr.splitlines() if line.startswith("rerun ")]
+    assert "running it again for --log-samples" in rerun and rerun.endswith(".json)")
+
+
+def test_batch_size_zero_names_the_option(tmp_path, monkeypatch):
+    _fake_cli(monkeypatch)
+    FakeFamily.loads = 0
+    result = CliRunner().invoke(main, ["bench", "--model", "fake:upper", "--task", "upper", "--backend", "fake",
+                                       "--batch-size", "0", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Invalid value for '--batch-size': '0' is not a positive integer or 'auto'" in result.stderr
+    assert FakeFamily.loads == 0 and not list(tmp_path.glob("*.json"))
+
+
+def _misnamed_task(tmp_path):
+    folder = tmp_path / "tasks"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "test.jsonl").write_text('{"id": "a", "en": "hi", "de": "hallo"}\n', encoding="utf-8")
+    path = folder / "badfield.yaml"
+    path.write_text("name: badfield\nkind: translation\ndata: data/test.jsonl\n"
+                    "fields: {input: english, target: de}\n", encoding="utf-8")
+    return path
+
+
+def test_a_misnamed_field_names_the_setting_the_data_fields_and_findable_paths(host, tmp_path, monkeypatch):
+    task = _misnamed_task(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as info:
+        _plan(host, models=["fake:upper"], tasks=[str(task)])
+    assert str(info.value) == (
+        "tasks/data/test.jsonl:1: missing field 'english' (fields.input: 'english' in tasks/badfield.yaml); "
+        "the data has fields id, en, de; set fields.input to the data's name for it")
+    _fake_cli(monkeypatch)
+    monkeypatch.chdir(tmp_path / "tasks")
+    result = CliRunner().invoke(main, ["bench", "--model", "fake:upper", "--backend", "fake", "--task", "badfield.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: data/test.jsonl:1: missing field 'english' (fields.input: 'english' in badfield.yaml); "
+        "the data has fields id, en, de; set fields.input to the data's name for it"]

@@ -80,3 +80,19 @@ def test_a_causal_lm_is_planned_on_every_bundled_task_with_the_fitting_formulati
     assert got == {"lm-sample": "rolling", "classification-sample": "loglikelihood", "translation-sample": "prompt",
                    "summarization-sample": "prompt", "multiple-choice-sample": "loglikelihood"}
     assert not plan.refused
+
+
+def test_num_fewshot_is_refused_where_the_formulation_takes_no_demonstrations(host):
+    """Demonstrations a formulation ignores would change only the configuration hash (a split leaderboard row)."""
+    from llmos_hub import UsageError
+
+    with pytest.raises(UsageError, match=r"^--num-fewshot 2: task lm-sample \(rolling\) takes no demonstrations.*"
+                                         r"drop --num-fewshot$"):
+        make_plan(host, tasks=["lm-sample"], limit=3, num_fewshot=2)
+    with pytest.raises(UsageError, match=r"task classification-sample as logits takes no demonstrations.*"
+                                         r"--formulation loglikelihood"):
+        make_plan(host, tasks=["classification-sample"], limit=3, num_fewshot=2)
+    # Where the formulation takes them (a causal LM scoring the labels), they apply; 0 is always allowed.
+    (run,) = make_plan(host, models=["nano:lm-sample"], tasks=["classification-sample"], limit=3, num_fewshot=2).runs
+    assert run.spec.formulation == "loglikelihood" and run.task.describe()["num_fewshot"] == 2
+    assert make_plan(host, tasks=["lm-sample"], limit=3, num_fewshot=0).runs

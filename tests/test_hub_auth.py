@@ -43,3 +43,19 @@ def test_the_token_is_not_in_repr_and_is_redacted_from_messages():
     auth = resolve_auth("http://127.0.0.1:2", TOKEN)
     assert TOKEN not in repr(auth)
     assert auth.redact(f"GET /x Authorization: Bearer {TOKEN}") == "GET /x Authorization: Bearer ***"
+
+
+def test_a_commands_flags_count_as_flags_for_every_hub_read_in_its_scope(monkeypatch, saved_login):
+    """``bench --endpoint/--token`` reach loaders that take no endpoint (hf: tasks, Hub models)."""
+    from llmos_hub.hub import hub_flags
+
+    monkeypatch.setenv("HF_TOKEN", "hf_environment_token")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:1/")
+    with hub_flags("http://127.0.0.1:2", TOKEN):
+        auth = resolve_auth()
+        assert (auth.endpoint, auth.token, auth.token_source) == ("http://127.0.0.1:2", TOKEN, "--token")
+        assert resolve_auth("http://127.0.0.1:3").endpoint == "http://127.0.0.1:3"  # an explicit argument wins
+    with hub_flags("http://127.0.0.1:2", None):  # no --token: the environment's, as before
+        assert resolve_auth().token_source == "HF_TOKEN"
+    auth = resolve_auth()  # out of scope: the environment again
+    assert (auth.endpoint, auth.token_source) == ("http://127.0.0.1:1", "HF_TOKEN")

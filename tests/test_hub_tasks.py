@@ -398,3 +398,26 @@ def test_bench_push_to_hub_with_log_samples_sends_the_samples_in_the_same_commit
     latest = hub.history("me/results")[0]
     assert latest.files[f"records/{samples.name}"] == samples.read_bytes()
     assert latest.parent == hub.history("me/results")[1].oid and len(hub.history("me/results")) == 2
+
+
+def test_bench_reads_a_hub_task_from_the_endpoint_flag(hub, tmp_path, monkeypatch):
+    """--endpoint reaches the hf: task (not only --push-to-hub); an unreachable one is exit 2, one line."""
+    import socket
+
+    published = publish_task(BUILTIN, repo="me/translation-sample", endpoint=hub.url)
+    monkeypatch.delenv("HF_ENDPOINT")  # only the flag names the loopback Hub
+    _fake_cli_host(monkeypatch)
+    out = tmp_path / "results"
+    result = CliRunner().invoke(main, [*_bench_args(out), "--endpoint", hub.url, "--json"])
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    assert record["task"]["source"].startswith(f"hf://datasets/me/translation-sample@{published.revision}/")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    failed = CliRunner().invoke(main, ["bench", "--task", "hf:me/elsewhere", "--model", "fake:upper", "--backend",
+                                       "fake", "--endpoint", closed, "--output-dir", str(tmp_path / "none")])
+    assert failed.exit_code == 2, failed.output
+    [line] = failed.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot reach the Hub at {closed} (") and "check --endpoint" in line

@@ -78,3 +78,53 @@ def test_shards_are_whole_batches_of_the_schedule_in_order(host):
 def test_shards_below_one_is_a_usage_error(host, tmp_path):
     with pytest.raises(UsageError, match="--shards must be at least 1"):
         run_bench(make_plan(host, tasks=["lm-sample"], limit=2), host=host, output_dir=tmp_path, command="t", shards=0)
+
+
+def _shard(positions, starts, latencies, n_examples=4):
+    """A synthetic shard's answers: ``positions`` answered in batches starting (wall clock) at ``starts``."""
+    from llmos_hub.bench._execute import Answered, RunAnswers
+
+    answers = [[None] for _ in range(n_examples)]
+    for i, j in positions:
+        answers[i][j] = f"answer {i}"
+    return RunAnswers(
+        answered=Answered(answers, [[None] for _ in range(n_examples)], list(latencies), 0.01, list(starts)),
+        positions=sorted(positions), formulation="f", started="2024-01-01T00:00:00Z", load_seconds=1.0,
+        prepare_seconds=0.5, prompt_tokens=10 * len(positions), generated_tokens=0, peak_memory_bytes=None,
+        peak_memory_kind="none", device="cpu", details={}, model={}, labels=None, environment={},
+        window=(starts[0], starts[-1] + latencies[-1] + 0.001), eval_seconds=sum(latencies))
+
+
+def test_merged_speed_is_the_shards_work_not_the_span_between_them():
+    """On Ray, shard 1 may start seconds after shard 0 (queueing, the worker's other runs): not work."""
+    from llmos_hub.bench._shards import busy_seconds, merge
+
+    early = _shard([(0, 0), (1, 0)], starts=[100.0, 100.05], latencies=[0.05, 0.06])
+    late = _shard([(2, 0), (3, 0)], starts=[106.5, 106.55], latencies=[0.04, 0.05])
+    merged = merge([early, late])
+    assert merged.eval_seconds == pytest.approx(0.2)  # 0.11 + 0.09: each shard's own batch time
+    assert merged.wall_seconds == pytest.approx(106.601 - 100.0)  # the span, kept apart
+    assert [s["eval_seconds"] for s in merged.shards] == [0.11, 0.09]
+    assert merged.answered.latencies == [0.05, 0.06, 0.04, 0.05]  # latency percentiles: every batch
+    # Side by side (two workers at once), overlapping time counts once.
+    parallel = merge([early, _shard([(2, 0), (3, 0)], starts=[100.02, 100.07], latencies=[0.05, 0.05])])
+    assert parallel.eval_seconds == pytest.approx(busy_seconds([(100.0, 100.11), (100.02, 100.12)]))
+    assert parallel.eval_seconds == pytest.approx(0.12)
+    assert busy_seconds([]) == 0.0 and busy_seconds([(1.0, 2.0), (3.0, 3.5), (1.5, 2.5)]) == pytest.approx(2.0)
+
+
+def test_a_sharded_record_derives_its_speed_from_the_busy_time(tmp_path):
+    """In process, shards run one after another: eval_seconds is their batch time, wall_seconds the span."""
+    from llmos_hub import load_record
+
+    from ._fakes import FakePlugin
+
+    fake = load_plugins(autoload=False, extra=[("fake-plugin", FakePlugin())])
+    plan = make_plan(fake, models=["fake:upper"], tasks=["upper"], backends=["fake"], batch_size=2)
+    report = run_bench(plan, host=fake, output_dir=tmp_path, command="t", shards=3)
+    (path, record), = report.written
+    speed = load_record(path).data["speed"]  # valid against the schema, wall_seconds included
+    assert speed["eval_seconds"] == pytest.approx(sum(s["eval_seconds"] for s in speed["shards"]), abs=1e-5)
+    assert speed["wall_seconds"] >= speed["eval_seconds"] - 1e-5  # the span holds the batches (µs rounding)
+    n = record.data["task"]["num_examples"]
+    assert n / speed["examples_per_second"] == pytest.approx(speed["eval_seconds"], abs=1e-6)  # stored rounded

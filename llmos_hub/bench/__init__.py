@@ -2,7 +2,8 @@
 
 ``run_bench`` is what ``llmos-hub bench`` calls. Each run's record is written atomically the moment it is
 done, so an interrupt or a crash in a later run never loses a finished one; a failing run is reported and
-the others go on; ``resume=True`` skips runs whose record (same configuration hash) already exists.
+the others go on; ``resume=True`` skips runs whose record (same configuration hash) already exists
+(with ``log_samples=True``, only if its samples file is there too; see :func:`reusable_record`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ __all__ = ["BenchEvents", "BenchReport", "Plan", "PlannedRun", "RunSpec", "make_
 
 
 class BenchEvents(Protocol):
-    """What the harness reports while it works (the CLI draws progress bars from these)."""
+    """What the harness reports while it works (the CLI draws progress bars from these).
+
+    Optional: ``rerunning(run, path, why)``, called when ``--resume`` finds a record it cannot reuse
+    (see :func:`reusable_record`); an events object without it is simply not told.
+    """
 
     def started(self, run: PlannedRun, total: int) -> None: ...
     def advanced(self, run: PlannedRun, done: int, total: int) -> None: ...
@@ -67,6 +72,34 @@ def existing_record(output_dir: Path, spec: RunSpec) -> tuple[Path, ResultRecord
     return None
 
 
+def has_samples(path: Path, record: ResultRecord) -> bool:
+    """Whether ``record`` (read from ``path``) names a samples file and that file is next to it."""
+    name = record.data.get("samples_file")
+    return bool(name) and (path.parent / str(name)).is_file()
+
+
+def reusable_record(output_dir: Path, run: PlannedRun, *, log_samples: bool,
+                    events: BenchEvents | None) -> tuple[Path, ResultRecord] | None:
+    """The finished record ``--resume`` reuses for ``run`` (and says so), or ``None`` to run it.
+
+    With ``--log-samples``, a record whose samples file is not next to it is not reused: reusing it would
+    end the bench with no samples and exit 0. That run is run again (its record is replaced by one of the
+    same configuration, now with samples) and the progress line says why.
+    """
+    found = existing_record(output_dir, run.spec)
+    if found is None:
+        return None
+    path, record = found
+    if log_samples and not has_samples(path, record):
+        rerunning = getattr(events, "rerunning", None)
+        if rerunning is not None:
+            rerunning(run, path, "its record has no samples file; running it again for --log-samples")
+        return None
+    if events:
+        events.skipped(run, path)
+    return found
+
+
 def run_bench(
     plan: Plan,
     *,
@@ -106,11 +139,9 @@ def run_bench(
     try:
         for run in plan.runs:
             if resume:
-                found = existing_record(out, run.spec)
+                found = reusable_record(out, run, log_samples=log_samples, events=events)
                 if found is not None:
                     report.reused.append(found)
-                    if events:
-                        events.skipped(run, found[0])
                     continue
             total = len(run.data.examples)
             if events:

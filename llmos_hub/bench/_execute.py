@@ -102,6 +102,9 @@ class Answered:
     requests: list[list[Request]]
     latencies: list[float]
     warmup_seconds: float
+    #: Wall-clock (``time.time()``) start of each timed batch, in ``latencies`` order: with the latencies,
+    #: the intervals the runner was busy, which a sharded run's merge unites (see ``_shards.busy_seconds``).
+    batch_starts: list[float] = field(default_factory=list)
 
 
 Position = tuple[int, int]  # (example index, request index within the example)
@@ -146,12 +149,14 @@ def answer_all(runner: Runner, per_example: Sequence[Sequence[Request]], batch_s
 
     answers: list[list[Any]] = [[None] * len(reqs) for reqs in per_example]
     latencies: list[float] = []
+    starts: list[float] = []
     total = sum(len(b) for b in schedule)
     runner.reset_peak_memory()
     if progress is not None:
         progress(0, total)  # timing starts now: loading, export and warm-up are done
     done = 0
     for batch in schedule:
+        starts.append(time.time())
         t0 = time.perf_counter()
         got = runner.answer([per_example[i][j] for i, j in batch])
         latencies.append(time.perf_counter() - t0)
@@ -162,7 +167,7 @@ def answer_all(runner: Runner, per_example: Sequence[Sequence[Request]], batch_s
         done += len(batch)
         if progress is not None:
             progress(done, total)
-    return Answered(answers, [list(r) for r in per_example], latencies, warmup_seconds)
+    return Answered(answers, [list(r) for r in per_example], latencies, warmup_seconds, starts)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -199,10 +204,14 @@ class RunAnswers:
     model: dict[str, Any]
     labels: Sequence[str] | None
     environment: dict[str, Any]
-    #: Wall-clock (``time.time()``) start and end of the timed batches.
+    #: Wall-clock (``time.time()``) start of the first timed batch (warm-up done) and end of the last.
     window: tuple[float, float] = (0.0, 0.0)
-    #: Seconds the examples/s figure is over: the timed batches' sum, or a sharded run's wall time.
+    #: Seconds the examples/s figure is over: the timed batches' sum; for a sharded run, the time some
+    #: shard was answering a batch (the union of the shards' batch intervals, see ``_shards.merge``).
     eval_seconds: float = 0.0
+    #: A sharded run only: from the first shard's first timed batch to the last shard's last one, across
+    #: workers, including time shards waited or their workers did other runs (``speed.wall_seconds``).
+    wall_seconds: float | None = None
     #: A sharded run's per-shard figures (see :mod:`llmos_hub.bench._shards`).
     shards: list[dict[str, Any]] | None = None
     #: Examples cut to fit the model's window of ``max_length`` tokens: id -> tokens cut (see ``_window``).
@@ -249,7 +258,7 @@ def answer(
     truncated = fit_to_window(model, task.name, [ex.id for ex in data.examples], per_example, mine)
     window_start = time.time()
     answered = answer_all(runner, per_example, spec.batch_size, progress, batches)
-    window = (window_start, time.time())
+    window = (answered.batch_starts[0] if answered.batch_starts else window_start, time.time())  # after warm-up
     if batches is not None:
         positions = sorted((i, j) for batch in batches for i, j in batch)
     else:
@@ -352,6 +361,8 @@ def finish(
         "peak_memory_bytes": got.peak_memory_bytes,
         "peak_memory_kind": got.peak_memory_kind,
     }
+    if got.wall_seconds is not None:
+        speed["wall_seconds"] = round(got.wall_seconds, 6)
     if got.shards is not None:
         speed["shards"] = got.shards
     definition = dict(task.describe())

@@ -79,7 +79,7 @@ def declared_models(host: Any) -> dict[str, str]:
 def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
     """Task names, suite names and task files → tasks with their declared default model, in order."""
     from ..tasks import task_from_file
-    from ..tasks._hub_source import is_hub_ref, load_hub_task
+    from ..tasks._hub_source import is_hub_ref
 
     if not names and DEFAULT_SUITE not in host.registry.names("suites"):
         raise UsageError("no default suite is installed (the llmos-hub-nano plugin provides it); "
@@ -99,12 +99,12 @@ def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
     for name in wanted:
         if name in host.registry.names("suites"):
             for task_name, model in _suite_entries(host, name):
-                add(task_name, load_hub_task(task_name) if is_hub_ref(task_name) else host.get("tasks", task_name),
+                add(task_name, _hub_task(task_name) if is_hub_ref(task_name) else host.get("tasks", task_name),
                     model)
         elif name in host.registry.names("tasks"):
             add(name, host.get("tasks", name), None)
         elif is_hub_ref(name):  # hf:NS/NAME[@REV], a task repo on the Hub
-            add(name, load_hub_task(name), None)
+            add(name, _hub_task(name), None)
         elif not _looks_like_file(name):
             known = [*host.registry.names("tasks"), *host.registry.names("suites")]
             raise UnknownNameError("task or suite", name, known)
@@ -114,6 +114,29 @@ def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
                 raise UsageError(f"task file {name} does not exist")
             add(str(path), task_from_file(path), None)
     return result
+
+
+#: Hub failures reading a ``hf:`` task that the user fixes (endpoint, name, token): usage errors, exit 2.
+_USER_HUB_FAILURES = ("unreachable", "missing", "auth", "forbidden")
+
+
+def _hub_task(name: str) -> Task:
+    """The task of ``hf:NS/NAME[@REV]``, read from the Hub ``--endpoint``/``--token`` name (see ``hub_flags``).
+
+    A Hub that cannot be reached, a repo that does not exist or a refused token is the user's to fix
+    (``--endpoint``, the name, ``--token``), found before any model loads: exit status 2, like an unknown
+    task name. A Hub that fails (5xx, timeout) stays a :class:`~llmos_hub.hub.HubError` (exit 1).
+    """
+    from ..hub import HubError
+    from ..tasks._hub_source import load_hub_task
+
+    try:
+        task: Task = load_hub_task(name)
+    except HubError as exc:
+        if exc.kind in _USER_HUB_FAILURES:
+            raise UsageError(str(exc)) from None
+        raise
+    return task
 
 
 def default_backend(host: Any) -> str:
@@ -205,6 +228,9 @@ def make_plan(
         raise UsageError(f"--num-fewshot must be 0 or more, not {num_fewshot}")
     _checks.check_seed(seed)
     resolved = resolve_tasks(host, tasks)
+    if num_fewshot:
+        for r in resolved:
+            _check_fewshot(r.task, None, num_fewshot, formulation)
     if num_fewshot is not None:
         resolved = [_Resolved(r.argument, _with_fewshot(r.task, num_fewshot), r.default_model) for r in resolved]
     if formulation is not None:
@@ -268,6 +294,8 @@ def make_plan(
                 if form is None:
                     refused.append(f"{model} cannot run {task.name} on {backend_name}: {why}")
                     continue
+                if num_fewshot:
+                    _check_fewshot(task, form, num_fewshot, formulation)
                 spec = RunSpec(
                     model=f"{family}:{ref}",
                     revision=revision,
@@ -292,6 +320,27 @@ def make_plan(
         reason = refused[0] if refused else "nothing to run"
         raise UsageError(reason + ("" if len(refused) < 2 else f" (and {len(refused) - 1} more pairs refused)"))
     return Plan(runs, refused)
+
+
+def _check_fewshot(task: Task, form: Formulation | None, num_fewshot: int, wanted: str | None) -> None:
+    """Refuse ``--num-fewshot N`` (N > 0) where demonstrations are ignored (``Formulation.fewshot`` false).
+
+    Such a run scores exactly as without them, yet the flag changes the task's description and so the
+    configuration hash: a second leaderboard row for the same numbers. ``form`` is the formulation the plan
+    chose for one model (``None``: check the task as a whole, or the ``--formulation`` asked for).
+    """
+    forms = list(task.formulations())
+    if form is None and wanted is not None:
+        form = task.formulation(wanted)
+    takers = [f.name for f in forms if f.fewshot]
+    if form is not None and form.fewshot or form is None and takers:
+        return
+    what = f"task {task.name} as {form.name}" if form is not None else f"task {task.name} ({', '.join(f.name for f in forms)})"
+    fix = "drop --num-fewshot"
+    if takers:
+        fix += f", or pick a formulation that takes them: --formulation {' / '.join(takers)} (with a model that can run it)"
+    raise UsageError(f"--num-fewshot {num_fewshot}: {what} takes no demonstrations, so they would change nothing "
+                     f"but the configuration; {fix}")
 
 
 def _with_fewshot(task: Task, num_fewshot: int) -> Task:

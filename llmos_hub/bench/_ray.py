@@ -145,6 +145,9 @@ class Job:
     autoload: bool
     batches: tuple[tuple[tuple[int, int], ...], ...] | None = None
     debug: bool = False
+    #: ``bench --endpoint/--token`` (``None``: the worker's environment), for a Hub model the worker loads.
+    hub_endpoint: str | None = None
+    hub_token: str | None = field(default=None, repr=False)
 
 
 def where_am_i() -> dict[str, Any]:
@@ -176,23 +179,30 @@ def failure_message(exc: BaseException, spec: RunSpec) -> str:
 def run_job(job: Job, where: dict[str, Any], session: Any, progress: Any) -> dict[str, Any]:
     """The body of one run on a worker (:class:`~llmos_hub.bench._raypool.RunWorker`): run (or answer
     one shard of) ``job`` and return plain data for the driver; ``session()`` gives the worker's session."""
+    from ..hub._auth import hub_flags
+
     try:
-        session = session()
-        if job.batches is not None:
-            from ._shards import answer_shard
-
-            shard = answer_shard(job.spec, session=session, task=job.task, data=job.data,
-                                 batches=[list(b) for b in job.batches], progress=progress)
-            return {"ok": True, "shard": shard, "where": where}
-        from ._execute import execute
-
-        samples_path = Path(job.samples_name) if job.samples_name else None  # only its name is used
-        record = execute(job.spec, session=session, task=job.task, data=job.data, command=job.command,
-                         task_argument=job.task_argument, samples_path=samples_path, progress=progress)
-        return {"ok": True, "record": with_placement(record.data, where), "samples": record.samples, "where": where}
+        with hub_flags(job.hub_endpoint, job.hub_token):
+            return _run_job(job, where, session(), progress)
     except Exception as exc:  # reported on the driver as this run's failure; the others go on
         return {"ok": False, "message": failure_message(exc, job.spec), "where": where,
                 "traceback": traceback.format_exc() if job.debug else None}
+
+
+def _run_job(job: Job, where: dict[str, Any], session: Any, progress: Any) -> dict[str, Any]:
+    """:func:`run_job`'s work, within the bench's Hub flags: a shard's answers, or a whole run's record."""
+    if job.batches is not None:
+        from ._shards import answer_shard
+
+        shard = answer_shard(job.spec, session=session, task=job.task, data=job.data,
+                             batches=[list(b) for b in job.batches], progress=progress)
+        return {"ok": True, "shard": shard, "where": where}
+    from ._execute import execute
+
+    samples_path = Path(job.samples_name) if job.samples_name else None  # only its name is used
+    record = execute(job.spec, session=session, task=job.task, data=job.data, command=job.command,
+                     task_argument=job.task_argument, samples_path=samples_path, progress=progress)
+    return {"ok": True, "record": with_placement(record.data, where), "samples": record.samples, "where": where}
 
 
 def with_placement(record: Mapping[str, Any], where: Mapping[str, Any]) -> dict[str, Any]:
@@ -347,7 +357,7 @@ def run_on_ray(
     shards: int = 1,
 ) -> Any:
     """Run ``plan`` on Ray, filling ``report`` (a :class:`~llmos_hub.bench.BenchReport`) as records arrive."""
-    from . import existing_record
+    from . import reusable_record
     from ._execute import requests_of
     from ._raypool import MAX_START_FAILURES, WorkerPool, estimated_cost, keep_workers, kept_workers, slots
     from ._shards import ShardMerger, shard_batches
@@ -356,16 +366,17 @@ def run_on_ray(
     retries = int(overrides.get("max_retries", DEFAULT_MAX_RETRIES))
     todo: list[tuple[int, Any]] = []
     for index, run in enumerate(plan.runs):
-        found = existing_record(output_dir, run.spec) if resume else None
+        found = reusable_record(output_dir, run, log_samples=log_samples, events=events) if resume else None
         if found is not None:
             report.reused.append(found)
-            if events:
-                events.skipped(run, found[0])
         else:
             todo.append((index, run))
     if not todo:
         return report
 
+    from ..hub._auth import current_flags
+
+    hub_endpoint, hub_token = current_flags()  # bench --endpoint/--token, for Hub models loaded on workers
     disabled = tuple(sorted(getattr(host, "disabled", ()) or ()))
     autoload = bool(getattr(host, "autoload", True))
     owns_connection = not _import_ray().is_initialized()
@@ -383,7 +394,7 @@ def run_on_ray(
                 task_argument=run.task_argument, samples_name=_samples_name(run) if log_samples else None,
                 disabled=disabled, autoload=autoload,
                 batches=tuple(tuple((int(i), int(j)) for i, j in b) for b in batches) if batches is not None else None,
-                debug=debug,
+                debug=debug, hub_endpoint=hub_endpoint, hub_token=hub_token,
             )
 
         for index, run in todo:

@@ -14,6 +14,15 @@ longest requests together, so requests would share a padded batch with different
 unsharded; float sums over a padded batch depend on its shape, and on the bundled models 33 of 150
 rolling log-likelihoods and 46 of 150 classifier logit rows differed in the last bits that way (batch 8
 and 32) — close, not equal. The record's speed section says how the work was split.
+
+Speed of a sharded run is the speed of its work, not of the queue around it: ``eval_seconds`` is the time
+during which at least one shard was answering a timed batch (:func:`busy_seconds`, the union of every
+batch's interval). Shards that ran one after another, even with a worker's other runs between them,
+count their batches' own time (the unsharded figure); shards that ran side by side count the overlap
+once (what the split achieved together). The span from the first shard's first batch to the last shard's
+last is kept apart as ``wall_seconds``. Intervals are ``time.time()`` on each worker's node, so clock
+skew between nodes can shift the overlap, never push ``eval_seconds`` above the shards' summed batch
+time.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from ..errors import LlmosHubError, UsageError
 from ._execute import Position, Progress, RunAnswers, Session, answer, batch_schedule, finish, requests_of
 from ._spec import RunSpec
 
-__all__ = ["ShardMerger", "answer_shard", "execute_sharded", "merge", "shard_batches"]
+__all__ = ["ShardMerger", "answer_shard", "busy_seconds", "execute_sharded", "merge", "shard_batches"]
 
 Batches = list[list[Position]]
 
@@ -61,13 +70,44 @@ def answer_shard(
     return answer(spec, session=session, task=task, data=data, batches=batches, progress=progress)
 
 
-def merge(parts: Sequence[RunAnswers], *, where: Sequence[dict[str, Any] | None] | None = None) -> RunAnswers:
-    """The shards' answers as one run's: every answer in its place; speed over the wall time of all shards.
+def busy_seconds(intervals: Sequence[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of ``intervals`` (``(start, end)`` pairs): overlaps count once."""
+    total = 0.0
+    current: tuple[float, float] | None = None
+    for start, end in sorted((s, max(s, e)) for s, e in intervals):
+        if current is None or start > current[1]:
+            if current is not None:
+                total += current[1] - current[0]
+            current = (start, end)
+        else:
+            current = (current[0], max(current[1], end))
+    if current is not None:
+        total += current[1] - current[0]
+    return total
 
-    ``eval_seconds`` is the time from the first shard's first timed batch to the last shard's last one
-    (so examples/s is what the split achieved together); ``shards`` keeps each shard's requests, examples,
-    batches, seconds, tokens and, on Ray, where it ran. Load, preparation and warm-up are the slowest
-    shard's; peak memory the largest; latency percentiles are over every batch of every shard.
+
+def _batch_intervals(part: RunAnswers) -> list[tuple[float, float]]:
+    """When a shard's runner was busy: each timed batch's wall-clock start plus its measured latency.
+
+    A shard without per-batch starts (answered by an older worker) counts as one interval of its summed
+    batch time from its window's start.
+    """
+    latencies = part.answered.latencies
+    starts = part.answered.batch_starts
+    if len(starts) != len(latencies):
+        return [(part.window[0], part.window[0] + sum(latencies))]
+    return [(s, s + t) for s, t in zip(starts, latencies)]
+
+
+def merge(parts: Sequence[RunAnswers], *, where: Sequence[dict[str, Any] | None] | None = None) -> RunAnswers:
+    """The shards' answers as one run's: every answer in its place; speed over the time the shards worked.
+
+    ``eval_seconds`` is :func:`busy_seconds` of every shard's timed batches (so examples/s and tokens/s
+    count neither queueing nor a worker's other runs; shards side by side overlap once); ``wall_seconds``
+    is the span from the first shard's first timed batch to the last shard's last one. ``shards`` keeps
+    each shard's requests, examples, batches, seconds, tokens and, on Ray, where it ran. Load, preparation
+    and warm-up are the slowest shard's; peak memory the largest; latency percentiles are over every batch
+    of every shard.
     """
     if not parts:
         raise LlmosHubError("no shard answered")
@@ -104,6 +144,7 @@ def merge(parts: Sequence[RunAnswers], *, where: Sequence[dict[str, Any] | None]
         first.answered,
         answers=answers,
         latencies=[t for p in parts for t in p.answered.latencies],
+        batch_starts=[s for p in parts for s in p.answered.batch_starts],
         warmup_seconds=max(p.answered.warmup_seconds for p in parts),
     )
     return replace(
@@ -117,7 +158,8 @@ def merge(parts: Sequence[RunAnswers], *, where: Sequence[dict[str, Any] | None]
         generated_tokens=sum(p.generated_tokens for p in parts),
         peak_memory_bytes=max(peaks) if peaks else None,
         window=(start, end),
-        eval_seconds=max(end - start, 0.0),
+        eval_seconds=busy_seconds([iv for p in parts for iv in _batch_intervals(p)]),
+        wall_seconds=max(end - start, 0.0),
         shards=split,
         truncated={ex: n for p in parts for ex, n in p.truncated.items()},
     )

@@ -59,7 +59,7 @@ class _RichEvents:
             from rich.text import Text
 
             target = self.progress.console if self.progress is not None else err_console()
-            target.print(Text(text, style=style))
+            target.print(Text(text, style=style), soft_wrap=True)  # one line in a CI log, whatever its width
 
     def started(self, run: Any, total: int) -> None:
         if self.progress is not None:
@@ -91,10 +91,15 @@ class _RichEvents:
     def skipped(self, run: Any, path: Path) -> None:
         self._line(f"skip  {run.spec.label}: record exists ({path})", "yellow")
 
+    def rerunning(self, run: Any, path: Path, why: str) -> None:
+        """--resume found ``path`` but cannot reuse it (e.g. no samples file with --log-samples)."""
+        self._line(f"rerun {run.spec.label}: {why} ({path})", "yellow")
+
     def failed(self, run: Any, message: str) -> None:
         if self.progress is not None and self.task_id is not None:
             self.progress.update(self.task_id, rate="failed")
-        err_console().print(f"[red]failed[/] {esc(run.spec.label)}: ", end="", markup=True, highlight=False)
+        err_console().print(f"[red]failed[/] {esc(run.spec.label)}: ", end="", markup=True, highlight=False,
+                            soft_wrap=True)
         from rich.text import Text
 
         err_console().print(Text(message), soft_wrap=True)
@@ -130,15 +135,16 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _batch_size(value: str) -> int | str:
+def _batch_size(ctx: click.Context | None, param: click.Parameter | None, value: str) -> int | str:
+    """``--batch-size``: a positive integer or ``auto``, checked by click so the error names the option."""
     if value == "auto":
         return value
     try:
         size = int(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a positive integer or 'auto'") from None
+        raise click.BadParameter(f"{value!r} is not a positive integer or 'auto'", ctx, param) from None
     if size < 1:
-        raise click.BadParameter(f"{value!r} is not a positive integer or 'auto'")
+        raise click.BadParameter(f"{value!r} is not a positive integer or 'auto'", ctx, param)
     return size
 
 
@@ -152,7 +158,7 @@ def _batch_size(value: str) -> int | str:
 @click.option("--allow-path", "allow_paths", multiple=True, type=click.Path(path_type=Path), metavar="DIR", help="Let task files read data under DIR, outside their own folder; repeatable.")
 @click.option("--formulation", default=None, metavar="NAME", help="Force a task formulation (e.g. loglikelihood, prompt, logits); default: the first the model and backend can answer.")
 @click.option("--num-fewshot", type=int, default=None, metavar="N", help="Few-shot demonstrations per example, drawn from the task's train split (overrides the task file).")
-@click.option("--batch-size", default="auto", show_default=True, help="Requests per batch, or 'auto'.")
+@click.option("--batch-size", default="auto", show_default=True, callback=_batch_size, help="Requests per batch, or 'auto'.")
 @click.option("--split", default=None, metavar="NAME", help="Data split to score, e.g. validation. Default: each task's default split (test).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use a seeded subsample of N examples per task (all of them if N is larger).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and bootstrap standard errors.")
@@ -166,8 +172,8 @@ def _batch_size(value: str) -> int | str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of a table.")
 @click.option("--push-to-hub", "push_repo", metavar="NAMESPACE/NAME", default=None, help="Publish the records to this Hub dataset repo afterwards.")
-@click.option("--endpoint", default=None, help="Hub endpoint for --push-to-hub (default: HF_ENDPOINT or huggingface.co).")
-@click.option("--token", default=None, help="Hub token for --push-to-hub (default: HF_TOKEN or the saved login).")
+@click.option("--endpoint", default=None, help="Hub endpoint for hf: tasks, Hub models and --push-to-hub (default: HF_ENDPOINT or huggingface.co).")
+@click.option("--token", default=None, help="Hub token for hf: tasks, Hub models and --push-to-hub (default: HF_TOKEN or the saved login).")
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -180,7 +186,7 @@ def bench(
     allow_paths: tuple[Path, ...],
     formulation: str | None,
     num_fewshot: int | None,
-    batch_size: str,
+    batch_size: int | str,
     split: str | None,
     limit: int | None,
     seed: int,
@@ -203,24 +209,25 @@ def bench(
     declares for it (the bundled nano models) with the default backend (pytorch) on CPU.
     """
     from ..bench import make_plan, run_bench
+    from ..hub._auth import hub_flags
     from ..leaderboard._text import summary_table
 
     host = get_host(ctx)
-    size = _batch_size(batch_size)
     ray_settings = _ray_settings(executor, ray_address, ray_options)
     from ..tasks import allow_data_paths
 
-    with allow_data_paths(allow_paths):
+    # --endpoint/--token reach every Hub read of the bench (hf: tasks, Hub models), not only --push-to-hub.
+    with allow_data_paths(allow_paths), hub_flags(endpoint, token):
         plan = make_plan(
             host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
-            batch_size=size, limit=limit, seed=seed, backend_options=_options(backend_options),
+            batch_size=batch_size, limit=limit, seed=seed, backend_options=_options(backend_options),
             formulation=formulation, num_fewshot=num_fewshot, split=split,
         )
     for reason in plan.refused:
-        err_console().print(f"[yellow]refused[/] {esc(reason)}", markup=True, highlight=False)
+        err_console().print(f"[yellow]refused:[/] {esc(reason)}", markup=True, highlight=False, soft_wrap=True)
     interactive = sys.stderr.isatty() and not as_json
     _stop_on_sigterm()
-    with _RichEvents(interactive=interactive, quiet=quiet or as_json) as events:
+    with _RichEvents(interactive=interactive, quiet=quiet or as_json) as events, hub_flags(endpoint, token):
         report = run_bench(
             plan, host=host, output_dir=output_dir, command=_command_line(ctx), resume=resume,
             log_samples=log_samples, events=events, debug=bool(ctx.find_root().obj.get("debug")),

@@ -10,7 +10,7 @@ Everything goes through ``HfApi(endpoint=..., token=...)`` methods, so ``--endpo
 honoured; the token is never printed, logged or written. Importing this package does not import ``huggingface_hub``.
 """
 
-from ._auth import HubAuth, resolve_auth
+from ._auth import HubAuth, hub_flags, resolve_auth
 from ._errors import ConflictError, HubError, ServerError, hub_call
 from ._fetch import fetch_records
 from ._publish import PublishResult, publish, retry_command
@@ -28,6 +28,7 @@ __all__ = [
     "hub_call",
     "hub_call_retried",
     "hub_deadline",
+    "hub_flags",
     "publish",
     "publish_task",
     "resolve_auth",

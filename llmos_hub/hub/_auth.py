@@ -4,14 +4,22 @@ The order is the one every Hugging Face tool uses: an explicit flag, then the en
 (``HF_ENDPOINT`` / ``HF_TOKEN``), then the login saved by ``hf auth login``. We remember the token's
 *source* so that a 401/403 can say which credential to fix ("the token from HF_TOKEN was refused")
 without ever printing the token itself.
+
+A command whose ``--endpoint``/``--token`` must reach Hub reads it does not make itself (``bench``: a
+``hf:`` task, a model plugin downloading a Hub model) sets them with :func:`hub_flags` for the scope of
+the command; :func:`resolve_auth` then treats them as flags (ahead of the environment), so no plugin API
+needs an endpoint argument.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-__all__ = ["HubAuth", "resolve_auth"]
+__all__ = ["HubAuth", "hub_flags", "resolve_auth"]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -20,6 +28,29 @@ SOURCE_FLAG = "--token"
 SOURCE_ENV = "HF_TOKEN"
 SOURCE_LOGIN = "the saved login (hf auth login)"
 SOURCE_NONE = "none"
+
+#: ``(endpoint, token)`` a command's flags set for every Hub read in its scope (see :func:`hub_flags`).
+_FLAGS: ContextVar[tuple[str | None, str | None]] = ContextVar("llmos_hub_hub_flags", default=(None, None))
+
+
+@contextmanager
+def hub_flags(endpoint: str | None, token: str | None) -> Iterator[None]:
+    """Within this scope, :func:`resolve_auth` without arguments uses ``endpoint``/``token`` as flags.
+
+    So ``bench --endpoint URL`` reaches the same Hub for a ``hf:`` task and a Hub model as for
+    ``--push-to-hub``, though the task and model loaders take no endpoint. ``None`` leaves that one to the
+    environment, as before.
+    """
+    reset = _FLAGS.set((endpoint or None, token or None))
+    try:
+        yield
+    finally:
+        _FLAGS.reset(reset)
+
+
+def current_flags() -> tuple[str | None, str | None]:
+    """The ``(endpoint, token)`` :func:`hub_flags` set here (``(None, None)`` outside any)."""
+    return _FLAGS.get()
 
 
 @dataclass(frozen=True)
@@ -48,7 +79,13 @@ class HubAuth:
 
 
 def resolve_auth(endpoint: str | None = None, token: str | None = None) -> HubAuth:
-    """Resolve endpoint and token: flags, then ``HF_ENDPOINT``/``HF_TOKEN``, then the saved login."""
+    """Resolve endpoint and token: flags, then ``HF_ENDPOINT``/``HF_TOKEN``, then the saved login.
+
+    Flags are the arguments, else what :func:`hub_flags` set for the current command.
+    """
+    scoped_endpoint, scoped_token = _FLAGS.get()
+    endpoint = endpoint or scoped_endpoint
+    token = token or scoped_token
     resolved_endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or _library_endpoint()).rstrip("/")
     if token:
         return HubAuth(resolved_endpoint, token, SOURCE_FLAG)
