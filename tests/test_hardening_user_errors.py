@@ -126,6 +126,15 @@ def test_disable_plugin_refuses_an_unknown_name_with_a_suggestion(tmp_path, monk
     assert ok.exit_code == 0 and "echo" not in [row["name"] for row in json.loads(ok.stdout)]
 
 
+def test_bench_without_a_task_says_the_default_suites_plugin_is_disabled_not_missing():
+    """The default suite's plugin is installed but disabled: the line says so and how to undo it."""
+    result = _invoke(["--disable-plugin", "nano", "bench"])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result.stderr) == [
+        "error: no default suite: the llmos-hub-nano plugin that provides it is disabled (--disable-plugin or "
+        "LLMOS_HUB_DISABLE_PLUGINS); enable it or name a task with --task"]
+
+
 # -- leaderboard -----------------------------------------------------------------------------------
 
 

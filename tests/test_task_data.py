@@ -173,7 +173,8 @@ GOOD = json.dumps({"en": "Hello there.", "de": "Hallo."})
 @pytest.mark.parametrize(
     ("bad_line", "expected"),
     [
-        (json.dumps({"en": "Hello."}), "x.jsonl:3: missing field 'de'"),
+        (json.dumps({"en": "Hello."}),
+         "x.jsonl:3: missing field 'de'; the rows before it have it, so add it or remove this row"),
         (json.dumps({"de": "Hallo."}), "x.jsonl:3: missing field 'en'"),
         (json.dumps({"en": "Hello.", "de": "  "}), "x.jsonl:3: empty field 'de'"),
         (json.dumps({"en": "Hello.", "de": None}), "x.jsonl:3: missing field 'de'"),
@@ -240,7 +241,9 @@ def test_csv_missing_column_is_reported_on_the_header_line(tmp_path: Path) -> No
     (tmp_path / "x.csv").write_text("text,topic\nhello,net\n", encoding="utf-8")
     with pytest.raises(DataError) as excinfo:
         task_from_file(_classification_yaml(tmp_path, "x.csv")).load()
-    assert "x.csv:1: missing field 'label' (columns: text, topic)" in _one_line_error(excinfo)
+    message = _one_line_error(excinfo)
+    assert "x.csv:1: missing field 'label' (fields.target: 'label' in " in message
+    assert message.endswith("task.yaml); the data has fields text, topic; set fields.target to the data's name for it")
 
 
 def test_csv_short_row_and_empty_file(tmp_path: Path) -> None:

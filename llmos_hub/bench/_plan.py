@@ -76,14 +76,23 @@ def declared_models(host: Any) -> dict[str, str]:
     return out
 
 
+def _no_default_suite(host: Any) -> str:
+    """Why ``bench`` without ``--task`` has nothing to run: the plugin that ships the default suite is
+    disabled (say so, and how to undo it) or not installed."""
+    disabled = [p for p in getattr(host, "plugins", ()) if p.status == "disabled" and p.distribution == "llmos-hub-nano"]
+    if disabled:
+        return (f"no default suite: the {disabled[0].distribution} plugin that provides it is disabled "
+                "(--disable-plugin or LLMOS_HUB_DISABLE_PLUGINS); enable it or name a task with --task")
+    return "no default suite is installed (the llmos-hub-nano plugin provides it); name a task with --task"
+
+
 def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
     """Task names, suite names and task files → tasks with their declared default model, in order."""
     from ..tasks import task_from_file
     from ..tasks._hub_source import is_hub_ref
 
     if not names and DEFAULT_SUITE not in host.registry.names("suites"):
-        raise UsageError("no default suite is installed (the llmos-hub-nano plugin provides it); "
-                         "name a task with --task")
+        raise UsageError(_no_default_suite(host))
     wanted = list(names) or [DEFAULT_SUITE]
     defaults = declared_models(host)
     result: list[_Resolved] = []

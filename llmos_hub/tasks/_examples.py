@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from .._task import Example
 from ..errors import DataError, UsageError
@@ -54,11 +56,39 @@ def _check_columns(source: SplitSource, spec: TaskSpec, columns: list[str]) -> N
         raise DataError(f"{where}: empty, no header and no examples")
     for name in _wanted_fields(spec):
         if name not in columns:
-            raise DataError(f"{where}: missing field {name!r} (columns: {', '.join(map(str, columns))})")
+            raise _missing_field(spec, where, name, columns)
 
 
-def _text(row: Row, name: str, *, role: str) -> str:
+def _missing_field(spec: TaskSpec, where: str, name: str, present: Sequence[object] | None) -> DataError:
+    """A data file without a field the task file names: the error says which setting names it, what the
+    data has (``present``: the header's columns or the first row's fields) and what to change. A later
+    row missing it (``present`` None) is that row's fault, not the setting's: the line says only where."""
+    if present is None:
+        return DataError(f"{where}: missing field {name!r}; the rows before it have it, so add it or remove this row")
+    has = f"; the data has fields {', '.join(map(str, present)) or 'none'}"
+    role = next((r for r in ("input", "target", "id", "choices") if getattr(spec, f"{r}_field") == name), None)
+    if role is not None:
+        named, fix = f"fields.{role}: {name!r}", f"set fields.{role} to the data's name for it"
+    elif name in spec.prompt_fields:
+        named, fix = f"placeholder {{{name}}} in the prompt", f"rename the placeholder {{{name}}} to a field the data has"
+    else:
+        return DataError(f"{where}: missing field {name!r}{has}")
+    return DataError(f"{where}: missing field {name!r} ({named} in {_shown_path(spec.file)}){has}; {fix}")
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` as the user finds it from the working folder: relative to it when inside it, else absolute."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(Path(path).resolve())
+    return str(Path(path).resolve()) if relative.startswith("..") else relative
+
+
+def _text(row: Row, name: str, *, role: str, spec: TaskSpec | None = None, first: bool = False) -> str:
     if name not in row.values or row.values[name] is None:
+        if spec is not None:
+            raise _missing_field(spec, row.where, name, list(row.values) if first else None)
         raise DataError(f"{row.where}: missing field {name!r}")
     value = row.values[name]
     if role in ("id", "label") and isinstance(value, int) and not isinstance(value, bool):
@@ -103,7 +133,8 @@ def _gold_index(row: Row, name: str, choices: Sequence[str]) -> int:
 
 
 def _to_example(spec: TaskSpec, row: Row, index: int) -> Example:
-    text = _text(row, spec.input_field, role="input")
+    first = index == 0
+    text = _text(row, spec.input_field, role="input", spec=spec, first=first)
     extra: dict[str, object] = {}
     target: object
     if spec.choices_field is not None:
@@ -115,12 +146,13 @@ def _to_example(spec: TaskSpec, row: Row, index: int) -> Example:
     elif spec.kind.generates and isinstance(row.values.get(spec.target_field), (list, tuple)):
         target = _texts(row, spec.target_field, at_least=1)  # several references
     else:
-        target = _text(row, spec.target_field, role="label" if spec.labels is not None else "target")
+        target = _text(row, spec.target_field, role="label" if spec.labels is not None else "target", spec=spec,
+                       first=first)
         if spec.labels is not None and target not in spec.labels:
             raise DataError(f"{row.where}: unknown label {target!r} in field {spec.target_field!r}; "
                             f"the task's labels: {', '.join(spec.labels)}")
-    example_id = _text(row, spec.id_field, role="id") if spec.id_field is not None else str(index)
-    extra.update({name: _text(row, name, role="prompt") for name in spec.prompt_fields})
+    example_id = _text(row, spec.id_field, role="id", spec=spec, first=first) if spec.id_field is not None else str(index)
+    extra.update({name: _text(row, name, role="prompt", spec=spec, first=first) for name in spec.prompt_fields})
     return Example(id=example_id, input=text, target=target, extra=extra)
 
 
