@@ -65,10 +65,14 @@ def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]
     """The candidates that look like ``name``, best first (for "did you mean" hints).
 
     A candidate that ``name`` begins (``onnx`` → ``onnxruntime``, ``translation`` →
-    ``translation-sample``) comes first, whatever its length; then difflib's close matches (typos).
+    ``translation-sample``) comes first, whatever its length; then difflib's close matches (typos), only
+    those within 0.1 of the closest one's similarity.
     """
     pool = list(dict.fromkeys(candidates))
     folded = name.casefold()
     prefixed = [c for c in pool if len(folded) >= 2 and c.casefold().startswith(folded) and c != name]
     similar = difflib.get_close_matches(name, pool, n=n, cutoff=0.6)
+    if similar:  # keep the typos about as close as the closest: `transaltion-sample` has one answer, not three
+        ratio = {c: difflib.SequenceMatcher(None, name, c).ratio() for c in similar}
+        similar = [c for c in similar if ratio[c] >= ratio[similar[0]] - 0.1]
     return list(dict.fromkeys([*sorted(prefixed, key=len), *similar]))[:n]

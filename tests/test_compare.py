@@ -140,3 +140,12 @@ def test_backend_parity_counts_identical_outputs_and_loglikelihood_gap():
     assert (c.parity.identical_outputs, c.parity.examples) == (3, 4)
     assert c.parity.max_loglikelihood_difference == pytest.approx(0.25)
     assert "identical outputs 3/4" in c.parity.summary()
+
+
+def test_compare_shows_the_backends_own_start_beside_the_models_load():
+    """An ONNX export or packing happens in the backend's prepare, not in the model's load: a comparison
+    of load times alone read x1.00 for a 15.7 s export."""
+    a, b = make_record(backend="pytorch"), make_record(backend="onnxruntime")
+    a.data["speed"]["prepare_seconds"], b.data["speed"]["prepare_seconds"] = 0.1, 15.7
+    speed = {key: (va, vb) for key, va, vb in compare_records(a, b).speed}
+    assert speed["load_seconds"] == (0.5, 0.5) and speed["prepare_seconds"] == (0.1, 15.7)

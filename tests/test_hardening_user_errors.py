@@ -135,6 +135,26 @@ def test_bench_without_a_task_says_the_default_suites_plugin_is_disabled_not_mis
         "LLMOS_HUB_DISABLE_PLUGINS); enable it or name a task with --task"]
 
 
+@pytest.mark.parametrize(("model", "hint"), [
+    ("translation-sample", "did you mean nano:translation-sample?"),  # a shipped model's name
+    ("my-team/my-model", "did you mean hf:my-team/my-model?"),  # a Hub id
+    ("nothing", "for example nano:lm-sample (`llmos-hub list models` lists the shipped ones)"),
+])
+def test_a_model_without_its_family_gets_the_likely_fix(model, hint):
+    result = _invoke(["bench", "--model", model, "--task", "translation-sample"])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result.stderr) == [f"error: model {model!r} must be written family:ref; {hint}"]
+
+
+def test_a_typo_close_to_one_name_suggests_that_name_alone():
+    from llmos_hub.errors import close_matches
+
+    tasks = ["translation-sample", "summarization-sample", "classification-sample", "lm-sample"]
+    assert close_matches("transaltion-sample", tasks) == ["translation-sample"]  # was all three *-sample
+    assert close_matches("translation", tasks) == ["translation-sample"]  # a prefix still comes first
+    assert set(close_matches("sample-x", ["sample-a", "sample-b"])) == {"sample-a", "sample-b"}  # equally close: both
+
+
 # -- leaderboard -----------------------------------------------------------------------------------
 
 

@@ -42,9 +42,11 @@ def test_bench_table_says_what_plus_minus_and_the_arrows_mean(tmp_path):
     assert "± one standard error" in flat and "↑ higher is better, ↓ lower is better" in flat
     assert "nll ↓" in text and "exact ↑" in text and "accuracy ↑" in text
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.strip().startswith(("parity", "upper", "text"))}
+    # Columns end ... prompt tok/s, gen tok/s, load s, prepare s (the backend's own start, beside the model's load).
+    assert "prepare" in header and all(float(row[-1]) >= 0 and float(row[-2]) >= 0 for row in rows.values())
     # The classifier generates nothing: its gen tok/s is '-', its prompt tok/s a number.
-    assert rows["parity"][-2] == "-" and rows["parity"][-3].replace(",", "").replace(".", "").isdigit()
-    assert rows["upper"][-2] != "-"
+    assert rows["parity"][-3] == "-" and rows["parity"][-4].replace(",", "").replace(".", "").isdigit()
+    assert rows["upper"][-3] != "-"
 
 
 # -- --limit and --split ------------------------------------------------------------------------------

@@ -86,6 +86,26 @@ def _no_default_suite(host: Any) -> str:
     return "no default suite is installed (the llmos-hub-nano plugin provides it); name a task with --task"
 
 
+def _without_family(host: Any, text: str) -> str:
+    """The error for a ``--model`` written without its family, with the likely fix: the shipped model of
+    that name (``translation-sample`` -> ``nano:translation-sample``), else ``hf:`` for a folder or a
+    Hub id, else an example."""
+    shipped = []
+    for name in host.registry.names("models"):
+        try:
+            refs = host.get("models", name).available()
+        except Exception:  # a broken family is `llmos-hub plugins`' to show; the hint just lacks it
+            continue
+        shipped += [f"{name}:{ref}" for ref in refs if ref == text]
+    if shipped:
+        hint = f"did you mean {' or '.join(shipped)}?"
+    elif "hf" in host.registry.names("models") and ("/" in text or Path(text).is_dir()):
+        hint = f"did you mean hf:{text}?"
+    else:
+        hint = "for example nano:lm-sample (`llmos-hub list models` lists the shipped ones)"
+    return f"model {text!r} must be written family:ref; {hint}"
+
+
 def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
     """Task names, suite names and task files → tasks with their declared default model, in order."""
     from ..tasks import task_from_file
@@ -264,6 +284,9 @@ def make_plan(
     if not variants:
         raise UsageError(refused[0])
     model_args = list(dict.fromkeys(models))
+    for model in model_args:
+        if ":" not in model:
+            raise UsageError(_without_family(host, model))
     _checks.check_models([parse_model_ref(model) for model in model_args])
     for r in resolved:
         _checks.check_task_metrics(host, r.task)

@@ -174,7 +174,8 @@ def direction(higher_is_better: bool | None) -> str:
 def summary_table(records: Sequence[Any]) -> Any:
     """One compact table for the records of a bench run: what ran, its main score, its speed.
 
-    The score names its metric and direction (``accuracy ↑`` over ``0.81 ± 0.03``); prompt and generated token
+    ``prepare s`` is the backend's own start (an ONNX export, packed weights) after ``load s``, the
+    model's. The score names its metric and direction (``accuracy ↑`` over ``0.81 ± 0.03``); prompt and generated token
     rates have their own columns, since a classification run reads tokens and generates none. The
     caption says what ± and the arrows mean.
     """
@@ -187,7 +188,7 @@ def summary_table(records: Sequence[Any]) -> Any:
     for col in ("task", "model", "backend"):
         table.add_column(col, no_wrap=True)
     table.add_column("metric\nscore", overflow="fold")
-    for col in ("ex/s", "prompt\ntok/s", "gen\ntok/s", "load s"):
+    for col in ("ex/s", "prompt\ntok/s", "gen\ntok/s", "load s", "prepare s"):
         table.add_column(col, justify="right", no_wrap=True)
     for record in sorted(records, key=lambda r: (r.task, r.model, r.backend)):
         d = record.data
@@ -202,6 +203,7 @@ def summary_table(records: Sequence[Any]) -> Any:
             d["task"]["name"], d["model"]["ref"], backend,
             f"{metric} {direction(score.get('higher_is_better'))}".strip() + "\n" + text, fmt_number(speed["examples_per_second"]), fmt_number(speed.get("prompt_tokens_per_second")),
             fmt_number(speed.get("generated_tokens_per_second")), f"{speed['load_seconds']:.2f}",
+            f"{speed['prepare_seconds']:.2f}" if speed.get("prepare_seconds") is not None else "-",
         )
         table.add_row(*(Text(c) for c in cells))
     return table
