@@ -162,5 +162,5 @@ def conflict_message(entries: list[Entry]) -> str:
     uninstall = f"uninstall one (pip uninstall {' '.join(dict.fromkeys(removable))}) or " if removable else ""
     return (
         f"{KINDS[first.kind]} {first.name!r} is registered by both {owners}; "
-        f"{uninstall}disable one, e.g. --disable-plugin {later[0].owner.plugin} or LLMOS_HUB_DISABLE_PLUGINS={plugins}"
+        f"{uninstall}disable one, e.g. llmos-hub --disable-plugin {later[0].owner.plugin} ... or LLMOS_HUB_DISABLE_PLUGINS={plugins}"
     )

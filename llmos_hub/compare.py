@@ -148,12 +148,14 @@ def compare_records(
 
 
 def pair_by_backend(records: Iterable[ResultRecord], backend_a: str, backend_b: str) -> list[tuple[ResultRecord, ResultRecord]]:
-    """Pairs of records that differ only in backend (same model, task, data, batch size, seed, limit)."""
+    """Pairs of records that differ only in backend (same model, task and version, data, batch size, seed, limit)."""
 
     def key(r: ResultRecord) -> tuple[Any, ...]:
         d = r.data
         c = d["config"]
-        return (d["model"]["ref"], d["model"].get("revision"), d["task"]["name"], d["task"]["dataset_fingerprint"], c["batch_size"], c["seed"], c["limit"])
+        task = d["task"]  # the version too: records of two versions are not a pair (compare_records refuses them)
+        return (d["model"]["ref"], d["model"].get("revision"), task["name"], task["version"], task["dataset_fingerprint"],
+                c["batch_size"], c["seed"], c["limit"])
 
     by_a: dict[tuple[Any, ...], ResultRecord] = {}
     by_b: dict[tuple[Any, ...], ResultRecord] = {}

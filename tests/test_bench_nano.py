@@ -96,3 +96,17 @@ def test_num_fewshot_is_refused_where_the_formulation_takes_no_demonstrations(ho
     (run,) = make_plan(host, models=["nano:lm-sample"], tasks=["classification-sample"], limit=3, num_fewshot=2).runs
     assert run.spec.formulation == "loglikelihood" and run.task.describe()["num_fewshot"] == 2
     assert make_plan(host, tasks=["lm-sample"], limit=3, num_fewshot=0).runs
+
+
+def test_num_fewshot_refuses_only_the_runs_that_ignore_it(host):
+    """A bench mixing runs that take demonstrations and runs that do not runs the first and refuses the
+    others, as for a backend that cannot run a model; it is not refused as a whole."""
+    plan = make_plan(host, models=["nano:lm-sample", "nano:classification-sample"],
+                     tasks=["classification-sample", "lm-sample"], limit=3, num_fewshot=2)
+    assert [(r.spec.model, r.spec.task, r.spec.formulation) for r in plan.runs] == [
+        ("nano:lm-sample", "classification-sample", "loglikelihood")]
+    assert any(line.startswith("--num-fewshot 2: task lm-sample (rolling)") for line in plan.refused)
+    assert any(line.startswith("nano:classification-sample on pytorch: --num-fewshot 2: task classification-sample "
+                               "as logits") for line in plan.refused)
+    default = make_plan(host, limit=3, num_fewshot=2)  # the default suite: its lm-sample run is refused
+    assert default.runs and "lm-sample" not in {r.spec.task for r in default.runs}

@@ -149,3 +149,17 @@ def test_compare_shows_the_backends_own_start_beside_the_models_load():
     a.data["speed"]["prepare_seconds"], b.data["speed"]["prepare_seconds"] = 0.1, 15.7
     speed = {key: (va, vb) for key, va, vb in compare_records(a, b).speed}
     assert speed["load_seconds"] == (0.5, 0.5) and speed["prepare_seconds"] == (0.1, 15.7)
+
+
+def test_records_of_two_task_versions_are_not_a_backend_pair():
+    """``compare A B --dir``: a v1/v2 pair would stop the whole comparison (different versions are refused);
+    such records are simply not paired, and the pairs of one version still are."""
+    a1, b1 = make_record(backend="pytorch"), make_record(backend="onnxruntime")
+    a2 = make_record(backend="pytorch")
+    a2.data["task"]["version"] = "2"
+    b2 = make_record(backend="onnxruntime", seed=1)
+    b2.data["task"]["version"] = "2"
+    odd = make_record(backend="onnxruntime", seed=1)  # v1, paired with nothing of its version and seed
+    pairs = pair_by_backend([a1, b1, a2, odd], "pytorch", "onnxruntime")
+    assert [(a.data["task"]["version"], b.data["task"]["version"]) for a, b in pairs] == [("1", "1")]
+    assert not pair_by_backend([a2, b1], "pytorch", "onnxruntime")

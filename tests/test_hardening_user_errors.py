@@ -101,7 +101,7 @@ def test_a_name_two_plugins_register_is_a_usage_error_naming_the_fix(tmp_path, m
     first, second = (e.owner for e in host.registry._entries["backends"]["echo"])  # discovery order
     assert str(err.value) == (
         f"backend 'echo' is registered by both {first} and {second}; uninstall one "
-        f"(pip uninstall {second.distribution}) or disable one, e.g. --disable-plugin {second.plugin} or "
+        f"(pip uninstall {second.distribution}) or disable one, e.g. llmos-hub --disable-plugin {second.plugin} ... or "
         f"LLMOS_HUB_DISABLE_PLUGINS={second.plugin}")
     assert {first.distribution, second.distribution} == {"fake-echo", "fake-echo-two"}
 

@@ -54,7 +54,9 @@ def test_a_commands_flags_count_as_flags_for_every_hub_read_in_its_scope(monkeyp
     with hub_flags("http://127.0.0.1:2", TOKEN):
         auth = resolve_auth()
         assert (auth.endpoint, auth.token, auth.token_source) == ("http://127.0.0.1:2", TOKEN, "--token")
-        assert resolve_auth("http://127.0.0.1:3").endpoint == "http://127.0.0.1:3"  # an explicit argument wins
+        other = resolve_auth("http://127.0.0.1:3")  # an explicit argument wins, and the --token stays home
+        assert (other.endpoint, other.token, other.token_source) == ("http://127.0.0.1:3", "hf_environment_token", "HF_TOKEN")
+        assert resolve_auth("http://127.0.0.1:2/").token == TOKEN  # the Hub the command named keeps it
     with hub_flags("http://127.0.0.1:2", None):  # no --token: the environment's, as before
         assert resolve_auth().token_source == "HF_TOKEN"
     auth = resolve_auth()  # out of scope: the environment again

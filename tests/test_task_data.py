@@ -177,7 +177,7 @@ GOOD = json.dumps({"en": "Hello there.", "de": "Hallo."})
          "x.jsonl:3: missing field 'de'; the rows before it have it, so add it or remove this row"),
         (json.dumps({"de": "Hallo."}), "x.jsonl:3: missing field 'en'"),
         (json.dumps({"en": "Hello.", "de": "  "}), "x.jsonl:3: empty field 'de'"),
-        (json.dumps({"en": "Hello.", "de": None}), "x.jsonl:3: missing field 'de'"),
+        (json.dumps({"en": "Hello.", "de": None}), "x.jsonl:3: field 'de' has no value; give it one or remove this row"),
         (json.dumps({"en": ["Hello."], "de": "Hallo."}), "x.jsonl:3: field 'en' must be text, not list"),
         ('{"en": "Hello.", "de": "Hallo."', "x.jsonl:3: not valid JSON"),
         ('["Hello.", "Hallo."]', "x.jsonl:3: each line must be a JSON object, not list"),
@@ -250,7 +250,7 @@ def test_csv_short_row_and_empty_file(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text('text,label\n"two\nlines",net\nshort\n', encoding="utf-8")
     with pytest.raises(DataError) as excinfo:
         task_from_file(_classification_yaml(tmp_path, "x.csv")).load()
-    assert "x.csv:4: missing field 'label'" in _one_line_error(excinfo)
+    assert "x.csv:4: field 'label' has no value; give it one or remove this row" in _one_line_error(excinfo)
     (tmp_path / "x.csv").write_text("", encoding="utf-8")
     with pytest.raises(DataError) as excinfo:
         task_from_file(_classification_yaml(tmp_path, "x.csv")).load()

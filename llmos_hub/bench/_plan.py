@@ -257,11 +257,17 @@ def make_plan(
         raise UsageError(f"--num-fewshot must be 0 or more, not {num_fewshot}")
     _checks.check_seed(seed)
     resolved = resolve_tasks(host, tasks)
+    # Tasks no formulation of which takes demonstrations: their runs are refused, like a backend's, and
+    # the other tasks of the bench still run.
+    no_fewshot: dict[str, str] = {}
     if num_fewshot:
         for r in resolved:
-            _check_fewshot(r.task, None, num_fewshot, formulation)
+            why = _fewshot_refusal(r.task, None, num_fewshot, formulation)
+            if why:
+                no_fewshot[r.task.name] = why
     if num_fewshot is not None:
-        resolved = [_Resolved(r.argument, _with_fewshot(r.task, num_fewshot), r.default_model) for r in resolved]
+        resolved = [r if r.task.name in no_fewshot else _Resolved(r.argument, _with_fewshot(r.task, num_fewshot), r.default_model)
+                    for r in resolved]
     if formulation is not None:
         for r in resolved:
             r.task.formulation(formulation)  # an unknown formulation is a one-line error now
@@ -269,7 +275,7 @@ def make_plan(
     dtypes = [dtype] if isinstance(dtype, str) else list(dict.fromkeys(dtype)) or ["float32"]
     # (backend, dtype) pairs the backends accept; the others are refused with their reason.
     variants: list[tuple[str, Backend, str]] = []
-    refused: list[str] = []
+    refused: list[str] = list(no_fewshot.values())
     options_for = _checks.backend_options({n: host.get("backends", n) for n in backend_names}, backend_options,
                                           host.registry.names("backends"))
     for name in backend_names:
@@ -302,6 +308,8 @@ def make_plan(
     runs: list[PlannedRun] = []
     for r in resolved:
         task = r.task
+        if task.name in no_fewshot:
+            continue
         candidates = model_args or ([r.default_model] if r.default_model else [])
         if not candidates:
             raise UsageError(f"task {task.name} has no default model; name one with --model")
@@ -326,8 +334,10 @@ def make_plan(
                 if form is None:
                     refused.append(f"{model} cannot run {task.name} on {backend_name}: {why}")
                     continue
-                if num_fewshot:
-                    _check_fewshot(task, form, num_fewshot, formulation)
+                why = _fewshot_refusal(task, form, num_fewshot, formulation) if num_fewshot else None
+                if why:
+                    refused.append(f"{model} on {backend_name}: {why}")
+                    continue
                 spec = RunSpec(
                     model=f"{family}:{ref}",
                     revision=revision,
@@ -354,25 +364,27 @@ def make_plan(
     return Plan(runs, refused)
 
 
-def _check_fewshot(task: Task, form: Formulation | None, num_fewshot: int, wanted: str | None) -> None:
-    """Refuse ``--num-fewshot N`` (N > 0) where demonstrations are ignored (``Formulation.fewshot`` false).
+def _fewshot_refusal(task: Task, form: Formulation | None, num_fewshot: int, wanted: str | None) -> str | None:
+    """Why ``--num-fewshot N`` (N > 0) is refused for a run, or ``None``: demonstrations are ignored there
+    (``Formulation.fewshot`` false).
 
     Such a run scores exactly as without them, yet the flag changes the task's description and so the
     configuration hash: a second leaderboard row for the same numbers. ``form`` is the formulation the plan
-    chose for one model (``None``: check the task as a whole, or the ``--formulation`` asked for).
+    chose for one model (``None``: check the task as a whole, or the ``--formulation`` asked for). The
+    plan refuses such runs and keeps the others; only a bench with nothing left exits 2.
     """
     forms = list(task.formulations())
     if form is None and wanted is not None:
         form = task.formulation(wanted)
     takers = [f.name for f in forms if f.fewshot]
     if form is not None and form.fewshot or form is None and takers:
-        return
+        return None
     what = f"task {task.name} as {form.name}" if form is not None else f"task {task.name} ({', '.join(f.name for f in forms)})"
     fix = "drop --num-fewshot"
     if takers:
         fix += f", or pick a formulation that takes them: --formulation {' / '.join(takers)} (with a model that can run it)"
-    raise UsageError(f"--num-fewshot {num_fewshot}: {what} takes no demonstrations, so they would change nothing "
-                     f"but the configuration; {fix}")
+    return (f"--num-fewshot {num_fewshot}: {what} takes no demonstrations, so they would change nothing "
+            f"but the configuration; {fix}")
 
 
 def _with_fewshot(task: Task, num_fewshot: int) -> Task:

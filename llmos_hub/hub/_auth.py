@@ -84,6 +84,8 @@ def resolve_auth(endpoint: str | None = None, token: str | None = None) -> HubAu
     Flags are the arguments, else what :func:`hub_flags` set for the current command.
     """
     scoped_endpoint, scoped_token = _FLAGS.get()
+    if endpoint and scoped_endpoint and endpoint.rstrip("/") != scoped_endpoint.rstrip("/"):
+        scoped_token = None  # a command's --token goes only to the Hub the command named
     endpoint = endpoint or scoped_endpoint
     token = token or scoped_token
     resolved_endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or _library_endpoint()).rstrip("/")

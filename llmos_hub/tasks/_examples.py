@@ -86,6 +86,8 @@ def _shown_path(path: Path) -> str:
 
 
 def _text(row: Row, name: str, *, role: str, spec: TaskSpec | None = None, first: bool = False) -> str:
+    if name in row.values and row.values[name] is None and spec is not None:
+        raise DataError(f"{row.where}: field {name!r} has no value; give it one or remove this row")
     if name not in row.values or row.values[name] is None:
         if spec is not None:
             raise _missing_field(spec, row.where, name, list(row.values) if first else None)

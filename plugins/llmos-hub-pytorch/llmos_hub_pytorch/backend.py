@@ -96,7 +96,12 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
         prepack, self.prepack_source = plan_prepack(option, threads=self.threads if device.type == "cpu" else 0, **facts)
         # Only on modules of the runner's own, and only where owning them costs no copy: the model's
         # modules not built yet, so the family builds the runner's and nobody else holds a second set.
-        output_layer = plan_output_layer(option, packs=prepack, **facts) and not model.modules_built
+        output_layer = plan_output_layer(option, packs=prepack, **facts)
+        if output_layer and model.modules_built:  # said in the record: the same run spec, another kernel
+            output_layer = False
+            self.prepack_source += "; output layer dense: the model's modules were built before this runner"
+        elif output_layer:
+            self.prepack_source += "; output layer on oneDNN"
         if device.type != "cpu" or dtype != torch.float32 or prepack or output_layer:
             modules = model.own_modules()  # leave the shared float32 CPU modules untouched
         else:

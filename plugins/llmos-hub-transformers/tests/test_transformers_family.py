@@ -174,12 +174,14 @@ def test_on_one_thread_the_default_runs_the_output_layer_on_onednn(kind, auto, f
     runner = _greedy_equals_generate(model, _hf(folders[kind], auto), PROMPTS, options={"threads": 1})
     facts = runner.describe()
     assert facts["shared_weight_linears"] == 1 and facts["prepacked_linears"] == 0
+    assert facts["prepack_source"].endswith("; output layer on oneDNN")
     assert not model.modules_built  # the runner's modules are the only ones built
     built = family.load(str(folders[kind]))
     assert built.modules
     shared = TorchBackend().prepare(built, options={"threads": 1})
     role = "decoder" if kind in ("t5", "bart") else "causal_lm"
     assert shared.describe()["shared_weight_linears"] == 0 and shared.modules[role] is built.modules[role]
+    assert shared.describe()["prepack_source"].endswith("output layer dense: the model's modules were built before this runner")
 
 
 @pytest.mark.slow
