@@ -149,7 +149,14 @@ def test_cli_bench_end_to_end_with_fakes(tmp_path, monkeypatch):
     assert "exact ↑" in result.output and "1.00 ± 0" in result.output  # metric and direction over value ± stderr
     again = CliRunner().invoke(main, [*args[:-4], "--backend", "fake", "--output-dir", str(out), "--resume", "--json"])
     assert again.exit_code == 0, again.output
-    assert len(json.loads(again.output[again.output.index("["):])) == 2
+    reused = json.loads(again.output[again.output.index("["):])
+    assert len(reused) == 2
+    fresh_out = tmp_path / "fresh"
+    fresh = CliRunner().invoke(main, [*args[:-4], "--backend", "fake", "--output-dir", str(fresh_out), "--json"])
+    printed = json.loads(fresh.output[fresh.output.index("["):])
+    # Fresh and reused records print their keys in one order (the files' sorted order), nested ones too.
+    assert [list(r) for r in printed] == [list(r) for r in reused] == [sorted(r) for r in reused]
+    assert [list(r["speed"]) for r in printed] == [list(r["speed"]) for r in reused]
 
 
 def test_unsupported_dtype_pairs_are_refused_individually(host):

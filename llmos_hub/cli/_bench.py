@@ -235,7 +235,7 @@ def bench(
         )
     records = [record for _, record in report.records]
     if as_json:
-        print_json([r.data for r in records])
+        print_json([r.data for r in records], sort_keys=True)
     elif records:
         console().print(summary_table(records))
         console().print(plain(f"{len(report.written)} record(s) written, {len(report.reused)} reused, in {output_dir}/"))

@@ -43,6 +43,7 @@ def err_console() -> Console:
     return Console(stderr=True, emoji=False)
 
 
-def print_json(data: Any) -> None:
-    """Plain JSON on stdout (no colour, no wrapping), for scripts."""
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+def print_json(data: Any, *, sort_keys: bool = False) -> None:
+    """Plain JSON on stdout (no colour, no wrapping), for scripts; ``sort_keys`` for records, whose files
+    are written with sorted keys, so a record printed fresh and one read back print alike."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=False) + "\n")
