@@ -9,6 +9,7 @@ write into that folder removes such files once they are older than :data:`STALE_
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -23,6 +24,9 @@ _TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     """Write ``data`` to ``path`` atomically and durably; returns the path."""
     target = Path(path)
+    blocker = _file_in_the_way(target.parent)
+    if blocker is not None:  # mkdir would say only "File exists", which names neither the file nor the fix
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(blocker))
     target.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -42,6 +46,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     _fsync_dir(target.parent)
     clean_stale_temps(target.parent)
     return target
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing path at or above ``folder`` when it is not a folder (so ``folder`` cannot be
+    made), else ``None``."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 def clean_stale_temps(folder: str | os.PathLike[str], *, older_than: float = STALE_SECONDS) -> list[Path]:

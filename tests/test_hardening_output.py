@@ -110,3 +110,21 @@ def test_temp_files_of_a_killed_write_are_cleaned_by_the_next_write(monkeypatch,
     assert not stale.exists()
     assert fresh.exists()  # another process may still be writing it
     assert len(list(out.glob("*.json"))) == 1
+
+
+def test_leaderboard_into_a_folder_that_is_a_file_names_the_file(tmp_path, monkeypatch):
+    """``-o afile/board.html`` where ``afile`` is a file: the line names it (mkdir said only "File exists")."""
+    from click.testing import CliRunner
+
+    from llmos_hub.cli import main
+
+    from ._records import make_record
+
+    make_record().save(tmp_path / "results")
+    (tmp_path / "afile").write_text("not a folder", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["leaderboard", "results", "-o", "afile/sub/board.html"])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result.stderr) == [
+        "error: cannot write afile/sub/board.html (afile is a file, not a folder); choose a writable path with -o"]
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == "not a folder"
