@@ -22,7 +22,8 @@ from typing import Any
 
 from ..errors import DataError, UnknownNameError, UsageError
 
-__all__ = ["backend_options", "check_backend", "check_models", "check_seed", "check_task_metrics", "same_task_twice"]
+__all__ = ["backend_options", "check_backend", "check_models", "check_seed", "check_task_metrics", "same_task_twice",
+           "shipped_models"]
 
 _DEVICE = re.compile(r"^(cpu|auto|cuda)(:(\d+))?$")
 
@@ -166,3 +167,13 @@ def same_task_twice(name: str, first: str, again: str) -> None:
     if identity(first) != identity(again):
         raise UsageError(f"two tasks are named {name!r} ({first} and {again}); records are kept per task name, "
                          "so rename one (field 'name' of the task file)")
+
+
+def shipped_models(host: Any, family_name: str) -> list[str]:
+    """``family:ref`` for every model the family can load with no download (shipped checkpoints); none for
+    a family that fails to answer (``llmos-hub plugins`` shows why; a listing or a hint must not fail on it)."""
+    try:
+        family = host.get("models", family_name)
+        return [f"{family_name}:{ref}" for ref in family.available()]
+    except Exception:
+        return []

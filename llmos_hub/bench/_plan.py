@@ -90,13 +90,8 @@ def _without_family(host: Any, text: str) -> str:
     """The error for a ``--model`` written without its family, with the likely fix: the shipped model of
     that name (``translation-sample`` -> ``nano:translation-sample``), else ``hf:`` for a folder or a
     Hub id, else an example."""
-    shipped = []
-    for name in host.registry.names("models"):
-        try:
-            refs = host.get("models", name).available()
-        except Exception:  # a broken family is `llmos-hub plugins`' to show; the hint just lacks it
-            continue
-        shipped += [f"{name}:{ref}" for ref in refs if ref == text]
+    shipped = [ref for name in host.registry.names("models") for ref in _checks.shipped_models(host, name)
+               if ref.split(":", 1)[1] == text]
     if shipped:
         hint = f"did you mean {' or '.join(shipped)}?"
     elif "hf" in host.registry.names("models") and ("/" in text or Path(text).is_dir()):

@@ -58,9 +58,6 @@ def list_command(ctx: click.Context, kind: str, as_json: bool) -> None:
 
 
 def _runnable(host: Any, family_name: str) -> list[str]:
-    """``family:ref`` for every model the family can load with no download (shipped checkpoints)."""
-    try:
-        family = host.get("models", family_name)
-        return [f"{family_name}:{ref}" for ref in family.available()]
-    except Exception:  # a broken family is shown by `llmos-hub plugins`; listing must not fail on it
-        return []
+    from ..bench._checks import shipped_models
+
+    return shipped_models(host, family_name)
