@@ -145,3 +145,21 @@ def test_model_index_keeps_the_newest_record_of_a_slot_not_the_last_file_name(hu
     for order in (pairs, pairs[::-1]):
         text = merge_model_index(None, order, model_repo="team/tiny-model")
         assert "value: 30.0" in text and "value: 10.0" not in text, text
+
+
+def test_a_request_timeout_at_the_deadline_is_the_deadline():
+    """A request's read timeout is capped at what is left of the deadline, so both fire together; whichever
+    the scheduler wakes first, a timeout within the smallest request timeout of the deadline reads as the
+    deadline (it once read as "stopped answering (ReadTimeout)", failing a test by timing alone)."""
+    import requests
+
+    from llmos_hub.hub._deadline import DeadlineExceeded, bounded, deadline
+
+    def times_out() -> None:
+        raise requests.exceptions.ReadTimeout("read timed out")
+
+    bounded(lambda: None)  # the client's set-up once, so the calls below end in milliseconds
+    with deadline(0.4), pytest.raises(DeadlineExceeded):  # less left than any request timeout
+        bounded(times_out)
+    with deadline(30), pytest.raises(requests.exceptions.ReadTimeout):  # time left: the request's own timeout
+        bounded(times_out)

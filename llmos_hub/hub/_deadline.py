@@ -67,8 +67,18 @@ class DeadlineExceeded(Exception):
     """The call did not finish before the deadline (the worker thread is abandoned)."""
 
 
+#: No request timeout is set below this (seconds), so a timeout within it of the deadline is the deadline's.
+_MIN_TIMEOUT = 0.5
+
+
+def _timed_out(error: BaseException) -> bool:
+    """Whether ``error`` is a request timeout: the builtin, or the HTTP library's under ``huggingface_hub``
+    (requests' ``Timeout``, httpx's ``TimeoutException``), recognised by class so neither need be imported."""
+    return isinstance(error, TimeoutError) or any(c.__name__ in ("Timeout", "TimeoutException") for c in type(error).__mro__)
+
+
 def _timeout_hook(request: Any) -> None:
-    left = max(0.5, remaining())
+    left = max(_MIN_TIMEOUT, remaining())
     read = min(30.0, left)
     request.extensions["timeout"] = {"connect": min(10.0, left), "read": read, "write": read, "pool": min(10.0, left)}
 
@@ -161,6 +171,10 @@ def bounded(fn: Callable[[], T]) -> T:
     if worker.is_alive():
         raise DeadlineExceeded
     if "error" in outcome:
+        if _timed_out(outcome["error"]) and remaining() <= _MIN_TIMEOUT:
+            # The request's timeout was capped at the deadline and fired with it: the deadline is the
+            # cause, whichever of the two the scheduler woke first (a race that read as "stopped answering").
+            raise DeadlineExceeded from outcome["error"]
         raise outcome["error"]
     return outcome["value"]  # type: ignore[no-any-return]
 
