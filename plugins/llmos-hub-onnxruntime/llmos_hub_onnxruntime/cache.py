@@ -31,7 +31,8 @@ __all__ = ["CACHE_ENV", "CacheEntry", "ExportCache", "build_key", "default_cache
 #: (preallocated slot cache in, ``new_kv`` out, a ``cross_kv`` graph), so no v1 graph is reused.
 #: 3: per-layer cache inputs (``cache.0.0`` ...) for modules that take them, read-only in the graph.
 #: 4: weights in ``<graph>.onnx.data`` (external data), which ONNX Runtime maps instead of parsing.
-FORMAT_VERSION = 4
+#: 5: a vocabulary-sized output product read in pieces (:mod:`._output_layer`).
+FORMAT_VERSION = 5
 
 
 def default_cache_dir() -> Path:

@@ -23,6 +23,7 @@ from llmos_hub import LlmosHubError, LoadedModel, UsageError
 
 from . import _gqa
 from ._attention import expand_attention_masks, runtime_has_attention_op
+from ._output_layer import split_output_product
 from ._roles import ROLES, example_inputs
 
 __all__ = [
@@ -186,6 +187,8 @@ def export_module(
                     dynamo=False,
                 )
         externalize(path)
+        if "logits" in spec.outputs:
+            split_output_product(path)
         onnx.checker.check_model(str(path), full_check=True)
         for example in _examples(spec.inputs, args, group_query):
             _verify(path, module, example, spec.inputs, spec.outputs, layered)
