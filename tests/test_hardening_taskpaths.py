@@ -70,3 +70,24 @@ def test_allow_path_on_the_command_line_lets_the_user_name_outside_data(monkeypa
     assert result.exit_code == 0, result.output
     [record] = out.glob("*.json")
     assert json.loads(record.read_text())["scores"]["chrf"]["value"] == 100.0
+
+
+@pytest.mark.parametrize("split", ["../../secret.csv", "{secret}", "link.csv"])
+def test_a_split_file_outside_the_task_folder_is_refused_without_echoing_it(monkeypatch, tmp_path, split):
+    """``splits:`` names files inside the data folder: ``../``, an absolute path or a link that leaves
+    the task's folder is refused as ``data:`` is, before any model loads."""
+    (tmp_path / "secret.csv").write_text(SECRET)
+    folder = tmp_path / "inner" / "data"
+    folder.mkdir(parents=True)
+    (folder / "link.csv").symlink_to(tmp_path / "secret.csv")
+    task = tmp_path / "inner" / "task.yaml"
+    declared = split.format(secret=tmp_path / "secret.csv")
+    task.write_text(TASK.format(data="{path: data, format: csv}") + f"splits: {{test: '{declared}'}}\n")
+    out = tmp_path / "out"
+    result = fake_cli(monkeypatch, ["bench", "--task", str(task), "--model", "fake:clf", "--backend", "fake",
+                                    "--output-dir", str(out)])
+    assert result.exit_code == 2, result.output
+    [line] = error_lines(result.stderr)
+    assert line.startswith(f"error: {task}: field 'splits.test': ") and "outside the task file's folder" in line
+    assert "root:x" not in result.output and "daemon" not in result.output
+    assert not out.exists()

@@ -1,4 +1,4 @@
-"""Task files read only their own folder: a ``data`` path that leaves it is refused.
+"""Task files read only their own folder: a ``data`` path, or a split's file, that leaves it is refused.
 
 A task file is something a user downloads and runs; ``data: ../../../etc/passwd`` must not make
 ``llmos-hub bench`` read (and quote in an error) a file the user never meant to hand over. A data path
@@ -36,8 +36,11 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def check_data_path(task_file: Path, path: Path, declared: str) -> None:
-    """Raise a one-line :class:`DataError` if ``path`` leaves ``task_file``'s folder and is not allowed."""
+def check_data_path(task_file: Path, path: Path, declared: str, *, field: str = "data") -> None:
+    """Raise a one-line :class:`DataError` if ``path`` leaves ``task_file``'s folder and is not allowed.
+
+    ``field`` names where the task file declared it (``data``, or ``splits.test`` for a split's file
+    inside a data folder: ``../`` there leaves the folder as surely)."""
     # The task file's own folder, resolved as a folder: a task file that is itself a link (a Hub cache
     # snapshot links every file into the repo's blobs/) still reads the folder it is listed in.
     listed = Path(os.path.abspath(task_file)).parent
@@ -49,6 +52,6 @@ def check_data_path(task_file: Path, path: Path, declared: str) -> None:
     if listed.parent.name == "snapshots" and _inside(lexical, listed) and _inside(real, listed.parent.parent / "blobs"):
         return  # a file of the same Hub snapshot, stored in its repo's blobs folder
     raise DataError(
-        f"{task_file}: field 'data': {declared!r} is outside the task file's folder, and task files read only "
+        f"{task_file}: field '{field}': {declared!r} is outside the task file's folder, and task files read only "
         "their own folder; move the data next to the task file, or allow it with --allow-path DIR"
     )

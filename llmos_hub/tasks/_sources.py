@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ._confine import check_data_path
 from ._spec import FILE_SUFFIXES, TaskSpec
 
 __all__ = ["Row", "SplitSource", "open_split"]
@@ -74,6 +75,7 @@ def open_split(spec: TaskSpec, split: str) -> SplitSource:
         return SplitSource(spec, split, label, f"{data.declared}:{location}", "folder", data.path)
     else:
         path, portable = data.path / location, f"{data.declared.rstrip('/')}/{location}"
+        check_data_path(spec.file, path, location, field=f"splits.{split}")
     fmt = data.format or FILE_SUFFIXES.get(path.suffix)
     if fmt is None or fmt == "datasets":
         raise DataError(f"{_display(path)}: cannot tell the format from the name; set data.format to one of "
