@@ -39,7 +39,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -309,6 +309,13 @@ def check_metric(
     if predictions:
         row = metric.per_example(predictions[0], references[0], **options)
         assert all(isinstance(v, (int, float)) for v in row.values()), f"per_example must give numbers, got {row}"
+    declared = metric.options
+    assert declared is None or isinstance(declared, Mapping), "options must be a mapping of names to defaults, or None"
+    if declared:  # a task file may set exactly these: compute must take them, and the defaults must mean no change
+        defaults = dict(metric.compute(predictions, references, seed=seed, **{**declared, **options}))
+        assert defaults == first, f"compute with the declared options' defaults {dict(declared)} differs from without them"
+    if metric.score_keys:
+        assert set(first) <= set(metric.score_keys), f"compute returned {sorted(first)}, not among score_keys {metric.score_keys}"
     return first
 
 

@@ -231,7 +231,10 @@ class ToyMetric(Metric):
             value = random.Random(seed).random()
         if self.flaw == "out of range":
             value *= 100
-        return {"exact_match": Score(value, math.sqrt(value * (1 - value) / len(hits)) if value <= 1 else 0.0)}
+        if self.flaw == "default is not the default":  # declares scale=1.0 but behaves as 0.5 without it
+            value *= options.get("scale", 0.5)
+        key = "em" if self.flaw == "other keys" else "exact_match"
+        return {key: Score(value, math.sqrt(value * (1 - value) / len(hits)) if value <= 1 else 0.0)}
 
 
 def test_a_conforming_metric_passes():
@@ -239,7 +242,44 @@ def test_a_conforming_metric_passes():
     assert scores["exact_match"].value == pytest.approx(2 / 3)
 
 
-@pytest.mark.parametrize("flaw, message", [("drifts", "two computations"), ("seeded value", "depends on the seed"), ("out of range", "outside")])
+@pytest.mark.parametrize("flaw, message", [("drifts", "two computations"), ("seeded value", "depends on the seed"),
+                                           ("out of range", "outside"), ("default is not the default", "declared options"),
+                                           ("other keys", "not among score_keys")])
 def test_each_broken_metric_rule_fails(flaw, message):
+    metric = ToyMetric(flaw)
+    metric.options = {"scale": 1.0}
+    metric.score_keys = ("exact_match",)
     with pytest.raises(AssertionError, match=message):
-        check_metric(ToyMetric(flaw), ["a", "b", "c"], ["a", "b", "x"], value_range=(0.0, 1.0))
+        check_metric(metric, ["a", "b", "c"], ["a", "b", "x"], value_range=(0.0, 1.0))
+
+
+def test_a_plugin_metrics_declared_options_are_checked_in_a_task_file(tmp_path):
+    """``Metric.options`` is public: a plugin metric that declares its options gets a misspelt one in a task
+    file refused when the file is read (it would otherwise change nothing, silently)."""
+    from llmos_hub import DataError, hookimpl, load_plugins
+    from llmos_hub._plugins import set_default_host
+    from llmos_hub.bench._checks import check_task_metrics
+    from llmos_hub.tasks import task_from_file
+
+    (tmp_path / "rows.jsonl").write_text('{"en": "ab", "de": "AB"}\n')
+    task = tmp_path / "t.yaml"
+    task.write_text("name: tr\nkind: translation\ndata: rows.jsonl\nfields: {input: en, target: de}\n"
+                    "metrics: {toy-exact: {stirp: false}}\nprimary_metric: exact_match\n")
+    metric = ToyMetric()
+    metric.options = {"strip": True}
+
+    class ToyMetricPlugin:
+        @hookimpl
+        def register_metrics(self, register):
+            register("toy-exact", lambda: metric)
+
+    host = load_plugins(extra=[("toy-metric", ToyMetricPlugin())])
+    set_default_host(host)  # what a task file's metric names are resolved against, as the CLI does
+    try:
+        declared = task_from_file(task)
+        with pytest.raises(DataError, match=r"field 'metrics.toy-exact': unknown option 'stirp'; known: strip"):
+            check_task_metrics(host, declared)
+        metric.options = None  # undeclared: passed through to compute, as before
+        check_task_metrics(host, declared)
+    finally:
+        set_default_host(None)
