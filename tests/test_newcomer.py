@@ -49,6 +49,29 @@ def test_bench_table_says_what_plus_minus_and_the_arrows_mean(tmp_path):
     assert rows["upper"][-3] != "-"
 
 
+def test_bench_table_keeps_scores_whole_when_names_are_long(tmp_path):
+    """A model given by a long path on a 120-column pipe: the names fold, the score stays one piece
+    (it was squeezed to three characters a line)."""
+    import dataclasses
+
+    fake = load_plugins(autoload=False, extra=[("fake-plugin", FakePlugin())])
+    plan = make_plan(fake, models=["fake:clf"], tasks=["parity"], backends=["fake"])
+    report = run_bench(plan, host=fake, output_dir=tmp_path, command="llmos-hub bench")
+    [record] = [r for _, r in report.written]
+    long_ref = "hf:/home/someone/experiments/2026-12/checkpoints/a-rather-long-model-name-with-a-suffix/step-120000"
+    data = json.loads(json.dumps(record.data))
+    data["model"]["ref"] = long_ref
+    data["task"]["name"] = "a-task-with-a-long-name-too"
+    score = data["scores"][data["task"]["primary_metric"]]
+    score["value"], score["stderr"] = 0.8066666, 0.0322
+    console = Console(record=True, width=120, color_system=None)
+    console.print(summary_table([dataclasses.replace(record, data=data)]))
+    text = console.export_text()
+    assert "0.8067 ± 0.0322" in text and "accuracy ↑" in text
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert "step-120000" in "".join(text.split())  # folded, not cut
+
+
 # -- --limit and --split ------------------------------------------------------------------------------
 def test_a_limit_above_the_data_size_is_the_same_configuration(host):
     plain = _hash(make_plan(host, tasks=["classification-sample"]))

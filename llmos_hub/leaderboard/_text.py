@@ -185,25 +185,35 @@ def summary_table(records: Sequence[Any]) -> Any:
 
     table = Table(title="llmos-hub bench", title_justify="left", caption=LEGEND, caption_justify="left",
                   box=box.SIMPLE_HEAD)
-    for col in ("task", "model", "backend"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("metric\nscore", overflow="fold")
+    rows = [_bench_row(record) for record in sorted(records, key=lambda r: (r.task, r.model, r.backend))]
+    # Scores and numbers are never broken; where the table is too wide for the terminal (a model given by
+    # a long path), the names fold instead: a score squeezed to "acc / ura / cy" cannot be read.
+    table.add_column("task", overflow="fold")
+    table.add_column("model", overflow="fold")
+    table.add_column("backend", no_wrap=True)
+    widest = max((len(line) for row in rows for line in row[3].splitlines()), default=5)
+    table.add_column("metric\nscore", no_wrap=True, min_width=widest)
     for col in ("ex/s", "prompt\ntok/s", "gen\ntok/s", "load s", "prepare s"):
         table.add_column(col, justify="right", no_wrap=True)
-    for record in sorted(records, key=lambda r: (r.task, r.model, r.backend)):
-        d = record.data
-        metric = d["task"]["primary_metric"]
-        score = d["scores"].get(metric, {})
-        text = fmt_number(score.get("value"))
-        if score.get("stderr") is not None:
-            text += f" ± {fmt_number(score['stderr'])}"
-        speed = d["speed"]
-        backend = d["backend"]["name"] + ("" if d["backend"]["dtype"] == "float32" else f" {d['backend']['dtype']}")
-        cells = (
-            d["task"]["name"], d["model"]["ref"], backend,
-            f"{metric} {direction(score.get('higher_is_better'))}".strip() + "\n" + text, fmt_number(speed["examples_per_second"]), fmt_number(speed.get("prompt_tokens_per_second")),
-            fmt_number(speed.get("generated_tokens_per_second")), f"{speed['load_seconds']:.2f}",
-            f"{speed['prepare_seconds']:.2f}" if speed.get("prepare_seconds") is not None else "-",
-        )
+    for cells in rows:
         table.add_row(*(Text(c) for c in cells))
     return table
+
+
+def _bench_row(record: Any) -> tuple[str, ...]:
+    """The cells of one record's row in the bench table."""
+    d = record.data
+    metric = d["task"]["primary_metric"]
+    score = d["scores"].get(metric, {})
+    text = fmt_number(score.get("value"))
+    if score.get("stderr") is not None:
+        text += f" ± {fmt_number(score['stderr'])}"
+    speed = d["speed"]
+    backend = d["backend"]["name"] + ("" if d["backend"]["dtype"] == "float32" else f" {d['backend']['dtype']}")
+    return (
+        d["task"]["name"], d["model"]["ref"], backend,
+        f"{metric} {direction(score.get('higher_is_better'))}".strip() + "\n" + text,
+        fmt_number(speed["examples_per_second"]), fmt_number(speed.get("prompt_tokens_per_second")),
+        fmt_number(speed.get("generated_tokens_per_second")), f"{speed['load_seconds']:.2f}",
+        f"{speed['prepare_seconds']:.2f}" if speed.get("prepare_seconds") is not None else "-",
+    )
