@@ -26,6 +26,7 @@ class Score:
     higher_is_better: bool = True
 
     def to_dict(self) -> dict[str, Any]:
+        """The record's form of a score (JSON types only)."""
         return {
             "value": self.value,
             "stderr": self.stderr,

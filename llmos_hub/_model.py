@@ -45,9 +45,13 @@ class Tokenizer(Protocol):
     pad_id: int
     bos_id: int | None
 
-    def encode(self, text: str) -> list[int]: ...
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``, with no special tokens added (a task adds BOS/EOS where it means to)."""
+        ...
 
-    def decode(self, ids: Sequence[int]) -> str: ...
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids``, special tokens (EOS, padding) skipped."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Provenance:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The record's ``model.provenance`` object (JSON types only)."""
         return {
             "source": self.source,
             "revision": self.revision,
@@ -92,6 +97,7 @@ class Artifacts:
     config_file: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON types only; files by name (every one is inside ``folder``)."""
         return {
             "folder": str(self.folder),
             "layout": self.layout,
@@ -273,6 +279,7 @@ class LoadedModel:
         return f"{self.family}:{self.ref}"
 
     def supports(self, capability: Capability | str) -> bool:
+        """Whether the model has ``capability`` (``"causal-lm"``, ``Capability.SEQ2SEQ``, ...)."""
         return Capability(capability) in self.capabilities
 
     def cache_geometry(self, role: str, module: Any = None) -> tuple[int, int, int]:

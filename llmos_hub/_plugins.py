@@ -63,6 +63,7 @@ class PluginInfo:
     registers: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """What ``llmos-hub plugins --json`` prints for this plugin."""
         return {
             "name": self.name,
             "distribution": self.distribution,

@@ -56,6 +56,7 @@ class GenerationConfig:
     stop: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON types only (``stop`` as a list), as records and run hashes store it."""
         data = asdict(self)
         data["stop"] = list(self.stop)
         return data
