@@ -45,7 +45,7 @@ def validation_error(data: Any) -> str | None:
     """The first reason ``data`` is not a valid record, as one line, or ``None`` if it is valid."""
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     if not errors:
-        return _non_finite(data)
+        return _non_finite(data) or _inconsistent(data)
     err = errors[0]
     where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
     return f"{where}: {err.message}"
@@ -60,6 +60,41 @@ def _non_finite(data: Any) -> str | None:
             value = score.get(key) if isinstance(score, dict) else None
             if isinstance(value, float) and not math.isfinite(value):
                 return f"scores/{name}/{key}: {value} is not a finite number; the run's metric failed, rerun it"
+    return None
+
+
+def _inconsistent(data: Mapping[str, Any]) -> str | None:
+    """A record whose parts disagree: the schema cannot say it, and statistics over it would be wrong.
+
+    The configuration hash is the hash of the spec beside it (``--resume`` and deduplication trust it);
+    every per-example array has one entry per example id (paired tests index them together); a score
+    that is the mean of its per-example values (``binary``, ``mean``) equals that mean. A record that
+    fails is one edited by hand or written by a broken plugin, and is refused like any invalid file.
+    """
+    config = data["config"]
+    if config_hash(config["spec"]) != config["hash"]:
+        return "config/hash: is not the hash of config/spec (the record was edited); rerun the configuration"
+    per_example = data.get("per_example")
+    if not per_example:
+        return None
+    n = len(per_example["ids"])
+    arrays = {f"per_example/{key}": per_example[key] for key in ("outputs", "loglikelihoods") if key in per_example}
+    arrays.update({f"per_example/statistics/{key}": rows for key, rows in (per_example.get("statistics") or {}).items()})
+    for name, entry in per_example["scores"].items():
+        if "values" in entry:
+            arrays[f"per_example/scores/{name}/values"] = entry["values"]
+    for where, values in arrays.items():
+        if len(values) != n:
+            return f"{where}: {len(values)} entries for {n} example ids; the record was edited or cut, rerun it"
+    for name, entry in per_example["scores"].items():
+        score = data["scores"].get(name)
+        if entry["kind"] in ("binary", "mean") and n and isinstance(score, Mapping):
+            mean = sum(entry["values"]) / n
+            if abs(mean - score["value"]) > 1e-9 * max(1.0, abs(mean)):
+                return (f"scores/{name}/value: {score['value']} is not the mean of its {n} per-example values "
+                        f"({mean}); the record was edited, rerun it")
+        if entry["kind"] == "corpus" and entry["statistics"] not in (per_example.get("statistics") or {}):
+            return f"per_example/scores/{name}: names statistics {entry['statistics']!r}, which the record lacks"
     return None
 
 

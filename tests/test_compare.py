@@ -11,6 +11,7 @@ import sacrebleu
 from click.testing import CliRunner
 
 from llmos_hub import Generation, ResultRecord, load_plugins
+from llmos_hub._result import config_hash
 from llmos_hub.bench import make_plan, run_bench
 from llmos_hub.cli import main
 from llmos_hub.compare import compare_records, pair_by_backend
@@ -31,7 +32,9 @@ def _records(tmp_path):
     data["backend"]["name"] = "other"
     data["scores"]["exact"] = {"value": 0.6, "stderr": 0.1, "signature": None, "higher_is_better": True}
     data["speed"]["examples_per_second"] = record.data["speed"]["examples_per_second"] * 2
-    data["config"]["hash"] = "0" * 64
+    data["config"]["spec"]["backend"] = "other"
+    data["config"]["hash"] = config_hash(data["config"]["spec"])
+    data["id"] = data["config"]["hash"][:16]
     other = ResultRecord(data)
     return path, record, other.save(tmp_path), other
 

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmos_hub import ResultRecord, load_plugins
+from llmos_hub._result import config_hash
 from llmos_hub.bench import make_plan, run_bench
 from llmos_hub.cli import main
 from llmos_hub.leaderboard import build_boards, render, reproduce_command
@@ -41,9 +42,12 @@ def variant(record: ResultRecord, *, model: str, value: float, fingerprint: str 
         data["task"]["version"] = version
     if tps is not None:
         data["speed"]["generated_tokens_per_second"] = tps
-    h = hashlib.sha256(json.dumps([model, value, fingerprint, version]).encode()).hexdigest()
-    data["config"]["hash"] = h
+    # A consistent record: its spec says what differs (so its hash does), and a score set by hand has no
+    # per-example values behind it (records whose score is not the mean of those are refused).
+    data["config"]["spec"] = {**data["config"]["spec"], "model": model, "variant": [value, fingerprint, version]}
+    data["config"]["hash"] = h = config_hash(data["config"]["spec"])
     data["id"] = h[:16]
+    data["per_example"] = None
     return ResultRecord(data)
 
 

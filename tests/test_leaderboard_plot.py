@@ -10,6 +10,7 @@ import re
 import pytest
 
 from llmos_hub import ResultRecord, load_plugins
+from llmos_hub._result import config_hash
 from llmos_hub.bench import make_plan, run_bench
 from llmos_hub.leaderboard import build_boards, render
 from llmos_hub.leaderboard._plot import _CHAR_PX, plot_svg
@@ -42,9 +43,10 @@ def variant(record, *, model="m:a", value=None, tps=None, metric=None, options=N
         data["config"]["spec"]["backend_options"] = options
     for name, score in (extra_scores or {}).items():
         data["scores"][name] = score
-    h = hashlib.sha256(json.dumps([model, value, tps, metric, options]).encode()).hexdigest()
-    data["config"]["hash"] = h
+    data["config"]["spec"] = {**data["config"]["spec"], "model": model, "variant": [value, tps, metric]}
+    data["config"]["hash"] = h = config_hash(data["config"]["spec"])
     data["id"] = h[:16]
+    data["per_example"] = None  # scores set by hand have no per-example values behind them
     return ResultRecord(data)
 
 
