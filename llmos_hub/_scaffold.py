@@ -135,6 +135,17 @@ def _refuse_taken_name(kind: str, name: str, host: Any = None) -> None:
                      "(installing yours would replace it)")
 
 
+def _name_problem(name: str) -> str:
+    """What is wrong with a name ``_NAME`` refuses, so the message does not restate a rule it meets."""
+    if not re.fullmatch(r"[a-z0-9-]*", name):
+        return "may hold only lowercase letters, digits and '-'"
+    if len(name) < 2:
+        return "is too short"
+    if not name[0].isalpha():
+        return "must start with a letter"
+    return "must end with a letter or digit"
+
+
 def scaffold(kind: str, name: str, dest: str | Path = ".", *, host: Any = None) -> list[Path]:
     """Write the ``kind`` plugin called ``name`` under ``dest/llmos-hub-<name>``; returns the files.
 
@@ -144,7 +155,9 @@ def scaffold(kind: str, name: str, dest: str | Path = ".", *, host: Any = None) 
     if kind not in KINDS:
         raise UsageError(f"cannot scaffold {kind!r}; choose one of {', '.join(KINDS)}")
     if not _NAME.match(name):
-        raise UsageError(f"plugin name {name!r} must be lowercase letters, digits and '-' (e.g. my-task)")
+        raise UsageError(f"plugin name {name!r} {_name_problem(name)}; a name has at least 2 characters, "
+                         "lowercase letters, digits and '-', starts with a letter and ends with a letter or "
+                         "digit (e.g. my-task)")
     _refuse_taken_name(kind, name, host)
     root = Path(dest) / f"llmos-hub-{name}"
     if root.exists():

@@ -476,7 +476,12 @@ class StepRunner(Runner, Generic[StateT, OutT]):
             max_new = min(config.max_new_tokens, max_length - 1)
             prompt_ids = [self._encode_source(p)[:max_length] or [tok.eos_id] for p in prompts]
         else:
-            # The prompt keeps its end, the part the continuation follows (lm-evaluation-harness).
+            # The prompt keeps its end, the part the continuation follows (lm-evaluation-harness), so
+            # max_new_tokens must leave it at least one token: else every example is generated from nothing.
+            if config.max_new_tokens >= max_length:
+                raise UsageError(f"generation.max_new_tokens {config.max_new_tokens} leaves no room for the prompt "
+                                 f"in {self.model.family}:{self.model.ref}'s window of {max_length} tokens; set it "
+                                 f"below {max_length} in the task file")
             max_new = min(config.max_new_tokens, max_length - 1)
             keep = max_length - max_new
             prompt_ids = [(self._encode(p) or [self._start_token()])[-keep:] for p in prompts]

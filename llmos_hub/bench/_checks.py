@@ -10,7 +10,9 @@ of surfacing as failed runs after minutes of loading:
   backend's declared :attr:`~llmos_hub.Backend.option_schema` (a JSON Schema per option), so an option
   meant for one backend never breaks another in a comparison;
 * a negative ``--seed``; ``@revision`` on a local folder;
-* metric names and metric options in a task file; two different tasks with one name.
+* metric names and metric options in a task file; two different tasks with one name;
+* ``generation.max_new_tokens`` that leaves a causal model's window no room for the prompt (once the plan
+  knows the window: :func:`check_generation_window`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 
 from ..errors import DataError, UnknownNameError, UsageError
 
-__all__ = ["backend_options", "check_backend", "check_models", "check_seed", "check_task_metrics", "same_task_twice",
-           "shipped_models"]
+__all__ = ["backend_options", "check_backend", "check_generation_window", "check_models", "check_seed",
+           "check_task_metrics", "same_task_twice", "shipped_models"]
 
 _DEVICE = re.compile(r"^(cpu|auto|cuda)(:(\d+))?$")
 
@@ -153,6 +155,21 @@ def check_task_metrics(host: Any, task: Any) -> None:
                     isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
                 raise DataError(f"{spec.file}: field 'metrics.{name}.{key}': must be {type(default).__name__}, "
                                 f"not {value!r}")
+
+
+def check_generation_window(task: Any, model: str, max_length: int | None) -> None:
+    """A causal LM generates inside its window of ``max_length`` tokens, prompt included: ``max_new_tokens``
+    at or above it leaves no token for the prompt, so every example would be generated from nothing (the
+    engine keeps the prompt's last ``max_length - max_new_tokens`` tokens; lm-evaluation-harness refuses
+    this too). ``max_length`` ``None`` (not known before loading) checks nothing."""
+    config = getattr(task, "generation", None)
+    wanted = getattr(config, "max_new_tokens", None)
+    if not max_length or not isinstance(wanted, int) or wanted < max_length:
+        return
+    where = getattr(getattr(task, "spec", None), "file", None)
+    raise UsageError(f"task {task.name}: generation.max_new_tokens {wanted} leaves no room for the prompt in "
+                     f"{model}'s window of {max_length} tokens; set it below {max_length} (e.g. "
+                     f"{min(256, max_length // 4) or 1}){f' in {where}' if where else ''}")
 
 
 def same_task_twice(name: str, first: str, again: str) -> None:

@@ -8,6 +8,7 @@ file exactly like a built-in one).
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from .._metric import Metric, Score
 from .._requests import Loglikelihood, Request
 from .._task import Example, Formulation, Task, TaskData
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 from ._examples import fingerprint, read_examples, subsample
 from ._sources import open_split
 from ._spec import TaskSpec
@@ -57,8 +58,9 @@ class DeclaredTask(Task):
         if num_fewshot == self.spec.num_fewshot:
             return self
         if num_fewshot and self.spec.fewshot_split is None:
-            raise UsageError(f"task {self.name} has no 'train' split (or 'fewshot_split') to draw "
-                             "few-shot examples from")
+            raise UsageError(f"--num-fewshot {num_fewshot}: task {self.name} has no 'train' split to draw "
+                             f"demonstrations from; add one to 'splits' or name another with 'fewshot_split' "
+                             f"in {self.spec.file}, or drop --num-fewshot")
         return DeclaredTask(replace(self.spec, num_fewshot=num_fewshot))
 
     # -- data --------------------------------------------------------------------------------------
@@ -68,8 +70,42 @@ class DeclaredTask(Task):
     def load(self, *, split: str | None = None, limit: int | None = None, seed: int = 0) -> TaskData:
         source = open_split(self.spec, split or self.spec.default_split)
         examples = subsample(read_examples(source), limit, seed)
+        self._check_fewshot_pool(examples)
         return TaskData(examples=examples, fingerprint=fingerprint(examples), source=source.portable,
                         split=source.split)
+
+    def _shot_examples(self) -> list[Example]:
+        """Every example of the few-shot split, read once."""
+        split = str(self.spec.fewshot_split)
+        if split not in self._shots:
+            self._shots[split] = read_examples(open_split(self.spec, split))
+        return self._shots[split]
+
+    def _check_fewshot_pool(self, examples: Sequence[Example]) -> None:
+        """Enough demonstrations for every example, checked when the data loads (before any model does), so
+        a too-large ``num_fewshot`` is a one-line error naming the fix rather than a failed run.
+
+        Counted, not listed per example (a large split times a large pool would be slow): an example's
+        pool is the split less the shots with its id or its input, as :meth:`fewshot_prefix` draws it.
+        """
+        if not self.spec.num_fewshot or self.spec.fewshot_split is None:
+            return
+        shots = self._shot_examples()
+        same_input = Counter(s.input for s in shots)
+        input_of = {s.id: s.input for s in shots}
+
+        def pool_size(ex: Example) -> int:
+            own = ex.id in input_of and input_of[ex.id] != ex.input  # same id, another input
+            return len(shots) - same_input[ex.input] - int(own)
+
+        smallest = min(pool_size(ex) for ex in examples)
+        if smallest < self.spec.num_fewshot:
+            raise DataError(self._too_few_shots(smallest))
+
+    def _too_few_shots(self, available: int) -> str:
+        return (f"task {self.name}: num_fewshot {self.spec.num_fewshot} but split {self.spec.fewshot_split!r} has "
+                f"only {available} other examples; lower --num-fewshot (or 'num_fewshot' in {self.spec.file}) "
+                f"to at most {available}")
 
     # -- requests ----------------------------------------------------------------------------------
     def prompt(self, example: Example) -> str:
@@ -90,13 +126,9 @@ class DeclaredTask(Task):
         count = self.spec.num_fewshot
         if not count or not formulation.fewshot:
             return ""
-        split = str(self.spec.fewshot_split)
-        if split not in self._shots:
-            self._shots[split] = read_examples(open_split(self.spec, split))
-        pool = [ex for ex in self._shots[split] if ex.id != example.id and ex.input != example.input]
+        pool = [ex for ex in self._shot_examples() if ex.id != example.id and ex.input != example.input]
         if len(pool) < count:
-            raise UsageError(f"task {self.name}: num_fewshot {count} but split {split!r} has only "
-                             f"{len(pool)} other examples")
+            raise DataError(self._too_few_shots(len(pool)))
         rng = random.Random(f"{seed}:{example.id}")
         shots = rng.sample(pool, count)
         delimiter = self.spec.fewshot_delimiter

@@ -30,16 +30,37 @@ def read_examples(source: SplitSource) -> list[Example]:
         _check_columns(source, spec, columns)
     examples: list[Example] = []
     first_seen: dict[str, str] = {}
+    same_count = _same_reference_count(spec)
+    references: tuple[int, str] | None = None  # the first row's number of references, and where it is
     for index, row in enumerate(rows):
         example = _to_example(spec, row, index)
         if example.id in first_seen:
             raise DataError(f"{row.where}: duplicate id {example.id!r} in field {spec.id_field!r} "
                             f"(first at {first_seen[example.id]})")
         first_seen[example.id] = row.where
+        if same_count:
+            count = len(example.target) if isinstance(example.target, tuple) else 1
+            references = references or (count, row.where)
+            if count != references[0]:
+                raise DataError(f"{row.where}: field {spec.target_field!r} has {count} reference(s), the row at "
+                                f"{references[1]} has {references[0]}; metric {same_count!r} needs the same "
+                                "number in every row, so give every row as many")
         examples.append(example)
     if not examples:
         raise DataError(f"{source.label}: empty, no examples in split {source.split!r} of task {spec.name!r}")
     return examples
+
+
+#: Built-in metrics that score with sacrebleu, whose corpus score needs as many references for every example.
+_SACREBLEU_METRICS = ("bleu", "chrf")
+
+
+def _same_reference_count(spec: TaskSpec) -> str | None:
+    """The task's first metric that needs every row to have the same number of references (else ``None``),
+    so a row that differs is named when the data is read, not found by the metric after the model ran."""
+    if not spec.kind.generates:
+        return None
+    return next((name for name in spec.metrics if name in _SACREBLEU_METRICS), None)
 
 
 def _wanted_fields(spec: TaskSpec) -> list[str]:
@@ -108,30 +129,73 @@ def _text(row: Row, name: str, *, role: str, spec: TaskSpec | None = None, first
 
 
 def _texts(row: Row, name: str, *, at_least: int) -> tuple[str, ...]:
-    """A list-valued field (choices, several references): non-empty strings, at least ``at_least``."""
+    """A list-valued field (choices, several references): non-empty strings, at least ``at_least``.
+
+    A plain string is refused rather than read as one entry: ``choices: "abcd"`` is a mistake for
+    ``["a", "b", "c", "d"]``, never a one-choice question.
+    """
     value = row.values.get(name)
-    if isinstance(value, str):
-        value = [value]
     if hasattr(value, "tolist"):  # a parquet/arrow list arrives as a numpy array
         value = getattr(value, "tolist")()
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise DataError(f"{row.where}: field {name!r} must be a list of non-empty strings")
+        got = ("text" if isinstance(value, str) else "null" if value is None
+               else "a list with an empty or non-text entry" if isinstance(value, (list, tuple))
+               else type(value).__name__)
+        raise DataError(f"{row.where}: field {name!r} must be a list of non-empty strings, not {got}; "
+                        f"write it as a JSON list, e.g. [\"first\", \"second\"]")
     if len(value) < at_least:
         raise DataError(f"{row.where}: field {name!r} needs at least {at_least} entries, it has {len(value)}")
     return tuple(value)
 
 
+def _choices(row: Row, name: str, num_choices: int | None) -> tuple[str, ...]:
+    """A multiple-choice row's choices: at least two, distinct, and ``num_choices`` of them when the task's
+    ``multiple_choice`` metric sets that option (else the metric would refuse the run after the model ran).
+
+    Duplicates are refused because the gold could never win: equal texts get equal log-likelihoods and a
+    tie goes to the first, so a gold that is the second copy is always scored wrong.
+    """
+    choices = _texts(row, name, at_least=2)
+    if num_choices is not None and len(choices) != num_choices:
+        raise DataError(f"{row.where}: field {name!r} has {len(choices)} choices, but the task's metric "
+                        f"'multiple_choice' sets num_choices: {num_choices}; give this row {num_choices} "
+                        "choices or remove it")
+    for j, choice in enumerate(choices):
+        first = choices.index(choice)
+        if first != j:
+            raise DataError(f"{row.where}: field {name!r} has {choice[:60]!r} twice (choices {first} and {j}); "
+                            "a tie goes to the first, so make the choices distinct")
+    return choices
+
+
 def _gold_index(row: Row, name: str, choices: Sequence[str]) -> int:
-    """A multiple-choice target: the gold choice's index, or its text."""
+    """A multiple-choice target: the gold choice's index (a number, or digits as text) or its text.
+
+    Text that is both a valid index and another choice's text (``"1"`` with choices ``["3", "2", "1",
+    "0"]``) is refused: which one was meant cannot be told, and guessing would silently score the wrong
+    choice as gold. A number (not text) is always an index.
+    """
     value = row.values.get(name)
+    as_index = int(value) if isinstance(value, str) and value.strip().isdecimal() else None
     if isinstance(value, str) and value in choices:
-        return choices.index(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+        text_index = choices.index(value)
+        if as_index is not None and as_index < len(choices) and as_index != text_index:
+            raise DataError(f"{row.where}: field {name!r} is {value!r}, both the text of choice {text_index} and "
+                            f"the index of choice {as_index}; write the gold index as a number instead: {text_index} for "
+                            f"the choice {value!r}, {as_index} for the choice {choices[as_index]!r}")
+        return text_index
+    if as_index is not None:
+        value = as_index
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(choices):
         raise DataError(f"{row.where}: field {name!r} must be the gold choice's index (0 to {len(choices) - 1}) "
                         f"or its text, not {value!r}")
     return value
+
+
+def _num_choices(spec: TaskSpec) -> int | None:
+    """The ``num_choices`` option of the task's ``multiple_choice`` metric (checked by ``parse_spec``)."""
+    value = spec.metrics.get("multiple_choice", {}).get("num_choices")
+    return value if isinstance(value, int) else None
 
 
 def _to_example(spec: TaskSpec, row: Row, index: int) -> Example:
@@ -140,7 +204,7 @@ def _to_example(spec: TaskSpec, row: Row, index: int) -> Example:
     extra: dict[str, object] = {}
     target: object
     if spec.choices_field is not None:
-        choices = _texts(row, spec.choices_field, at_least=2)
+        choices = _choices(row, spec.choices_field, _num_choices(spec))
         extra["choices"] = choices
         target = _gold_index(row, str(spec.target_field), choices)
     elif spec.target_field is None:

@@ -17,6 +17,7 @@ multiple-choice         ``loglikelihood`` (one request per choice; acc and acc_n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,7 +35,7 @@ from .._requests import (
     RollingRequest,
 )
 from .._task import Example, Formulation, TaskKind
-from ..errors import UsageError
+from ..errors import LlmosHubError, UsageError
 
 __all__ = [
     "BUILTIN_KINDS",
@@ -50,6 +51,23 @@ _LL = frozenset({RequestType.LOGLIKELIHOOD})
 def _argmax(values: Sequence[float]) -> int:
     """The first index of the largest value (as ``numpy.argmax``)."""
     return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+def _logprobs(task: Any, example: Example, answers: Sequence[Answer], names: Sequence[str], what: str) -> list[float]:
+    """One log-likelihood per label or choice (``names``), each a number or -inf.
+
+    NaN (or +inf) comes from the model (an overflow, a broken checkpoint), never from the data, so the
+    error names the example and says so instead of leaving the metric to reject it after scoring.
+    """
+    if len(answers) != len(names) or not all(isinstance(a, Loglikelihood) for a in answers):
+        raise UsageError(f"task {task.name!r} expects one log-likelihood per {what}")
+    values = [a.logprob for a in answers if isinstance(a, Loglikelihood)]
+    for j, value in enumerate(values):
+        if value != value or value == math.inf:  # NaN or +inf (anything else not a number: the metric says)
+            raise LlmosHubError(f"task {task.name!r}, example {example.id!r}: the model gave log-likelihood "
+                                f"{value} for {what} {j} ({names[j][:40]!r}); a model must not produce NaN: "
+                                "check its weights, or try --dtype float32")
+    return values
 
 
 def _one(answers: Sequence[Answer], kind: type, task: Any) -> Any:
@@ -91,9 +109,8 @@ class ClassificationKind(TaskKind):
                 raise UsageError(f"task {task.name!r}: a classifier output has {len(logits)} logits "
                                  f"for {len(labels)} labels")
             return labels[_argmax(logits)]
-        if len(answers) != len(task.spec.labels) or not all(isinstance(a, Loglikelihood) for a in answers):
-            raise UsageError(f"task {task.name!r} expects one log-likelihood per label")
-        return task.spec.labels[_argmax([a.logprob for a in answers if isinstance(a, Loglikelihood)])]
+        labels = task.spec.labels
+        return labels[_argmax(_logprobs(task, example, answers, labels, "label"))]
 
     def shot(self, task: Any, example: Example) -> str:
         return task.lm_prompt(example) + task.spec.target_delimiter + task.verbalize(example.target)
@@ -185,11 +202,9 @@ class MultipleChoiceKind(TaskKind):
     def prediction(self, task: Any, example: Example, answers: Sequence[Answer], formulation: str,
                    labels: Sequence[str] | None) -> Any:
         choices = example.extra["choices"]
-        if len(answers) != len(choices) or not all(isinstance(a, Loglikelihood) for a in answers):
-            raise UsageError(f"task {task.name!r} expects one log-likelihood per choice")
         # The metric normalizes by each choice's own length (characters for acc_norm, UTF-8 bytes for
         # acc_bytes, the delimiter left out), as lm-evaluation-harness does, so it gets the text.
-        return [(a.logprob, c) for a, c in zip(answers, choices) if isinstance(a, Loglikelihood)]
+        return list(zip(_logprobs(task, example, answers, choices, "choice"), choices))
 
     def shot(self, task: Any, example: Example) -> str:
         return task.lm_prompt(example) + task.spec.target_delimiter + example.extra["choices"][int(example.target)]

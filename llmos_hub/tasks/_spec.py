@@ -381,6 +381,31 @@ def _score_keys(check: _Checker, metrics: Mapping[str, Any]) -> list[str] | None
     return keys if complete else None
 
 
+def _check_choice_metrics(check: _Checker, metrics: Mapping[str, Mapping[str, Any]], kind: TaskKind) -> None:
+    """Metrics that cannot score a multiple-choice task, found now instead of after the model ran.
+
+    ``multiple_choice``'s ``num_choices`` must be a whole number (every row is then checked to have that
+    many choices when the data is read). A multiple-choice prediction is a list of (log-likelihood,
+    choice) pairs, which the other built-in metrics (labels, texts, perplexities) cannot score; a
+    plugin's metric is left to say for itself.
+    """
+    count = metrics.get("multiple_choice", {}).get("num_choices")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 2):
+        raise check.fail("metrics.multiple_choice.num_choices", f"must be a whole number of at least 2 (how many "
+                         f"choices every row has), not {count!r}; or leave it out to allow any number")
+    from ._kinds import MultipleChoiceKind
+
+    if not isinstance(kind, MultipleChoiceKind):
+        return
+    from .._plugins import default_host
+
+    for name in metrics:
+        module = type(default_host().get("metrics", name)).__module__
+        if name != "multiple_choice" and module.startswith("llmos_hub.metrics"):
+            raise check.fail(f"metrics.{name}", f"{name!r} cannot score a multiple-choice task (its predictions "
+                             "are each choice's log-likelihood); use multiple_choice (acc, acc_norm, acc_bytes)")
+
+
 def _parse_lm_settings(check: _Checker, raw: Mapping[str, Any], kind: TaskKind, prompt: str,
                        splits: Mapping[str, str], default_split: str) -> dict[str, Any]:
     """``lm_prompt``, delimiters, few-shot settings and verbalizers."""
@@ -429,6 +454,7 @@ def parse_spec(path: str | Path) -> TaskSpec:
     _, lm_fields = _parse_prompt(check, {"prompt": lm["lm_prompt"]}, name="lm_prompt")
     prompt_fields = tuple(dict.fromkeys((*prompt_fields, *lm_fields)))
     metrics, primary = _parse_metrics(check, raw, kind)
+    _check_choice_metrics(check, metrics, kind)
     labels = _parse_labels(check, raw, kind)
     unknown = sorted(set(lm["verbalizers"]) - set(labels or ()))
     if unknown:

@@ -1,0 +1,234 @@
+"""Task data and settings refused when read, before any model loads (review of the task checks).
+
+A multiple-choice label that is both an index and another choice's text, duplicate choices, choices given
+as one string, a row with fewer choices than ``num_choices``, a metric that cannot score choices, a row
+with another number of references than the others, and more demonstrations than the few-shot split has:
+each is one line naming the file (and row) and the fix, exit status 2, found while planning. NaN
+log-likelihoods name the example and the model; ``llmos-hub new`` says which naming rule a name breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from llmos_hub import DataError, LlmosHubError, UsageError
+from llmos_hub._requests import GenerationConfig, Loglikelihood
+from llmos_hub.cli import main
+from llmos_hub.tasks import task_from_file
+
+from ._hardening import error_lines
+
+MC_METRICS = "metrics: {multiple_choice: {}}\nprimary_metric: acc\n"
+
+
+def _rows(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _mc_task(folder: Path, rows: list[dict], *, metrics: str = MC_METRICS, train: list[dict] | None = None) -> Path:
+    """A multiple-choice task file over ``rows`` (its test split) and, if given, a train split."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    _rows(folder / "data" / "test.jsonl", rows)
+    splits = "{test: test.jsonl}"
+    if train is not None:
+        _rows(folder / "data" / "train.jsonl", train)
+        splits = "{train: train.jsonl, test: test.jsonl}"
+    task = folder / "task.yaml"
+    task.write_text(f"name: mc\nkind: multiple-choice\ndata: data\nsplits: {splits}\n"
+                    f"fields: {{id: id, input: context, choices: choices, target: label}}\n{metrics}",
+                    encoding="utf-8")
+    return task
+
+
+def _row(i: int, choices: object = ("a b", "c d", "e f", "g h"), label: object = 0) -> dict:
+    return {"id": f"r{i}", "context": f"context {i}", "choices": list(choices) if isinstance(choices, tuple)
+            else choices, "label": label}
+
+
+def _load_error(task: Path) -> str:
+    with pytest.raises(DataError) as info:
+        task_from_file(task).load()
+    return str(info.value)
+
+
+def _bench(args: list[str]):
+    return CliRunner().invoke(main, ["bench", "--model", "nano:lm-sample", *args])
+
+
+# -- multiple-choice labels and choices ------------------------------------------------------------
+
+
+def test_a_label_that_is_both_an_index_and_another_choices_text_is_refused(tmp_path):
+    task = _mc_task(tmp_path, [_row(0, ("3", "2", "1", "0"), "1"), _row(1, ("x y", "z w", "u v", "p q"), "1")])
+    assert _load_error(task) == (
+        f"{tmp_path / 'data' / 'test.jsonl'}:1: field 'label' is '1', both the text of choice 2 and the index of "
+        "choice 1; write the gold index as a number instead: 2 for the choice '1', 1 for the choice '2'")
+
+
+@pytest.mark.parametrize(("choices", "label", "gold"), [
+    (("0", "1", "2", "3"), "1", 1),       # the text and the index agree
+    (("3", "2", "1", "0"), 1, 1),         # a number is always an index
+    (("x y", "z w", "u v", "p q"), "2", 2),  # digits and no choice with that text: an index
+    (("x y", "z w", "u v", "p q"), "u v", 2),
+])
+def test_unambiguous_labels_still_read(tmp_path, choices, label, gold):
+    task = _mc_task(tmp_path, [_row(0, choices, label)])
+    assert [e.target for e in task_from_file(task).load().examples] == [gold]
+
+
+def test_duplicate_choices_are_refused(tmp_path):
+    task = _mc_task(tmp_path, [_row(0), _row(1, ("a b", "c d", "a b", "g h"), 2)])
+    assert _load_error(task) == (f"{tmp_path / 'data' / 'test.jsonl'}:2: field 'choices' has 'a b' twice "
+                                 "(choices 0 and 2); a tie goes to the first, so make the choices distinct")
+
+
+def test_choices_written_as_one_string_must_be_a_list(tmp_path):
+    task = _mc_task(tmp_path, [_row(0, "abcd", 0)])
+    assert _load_error(task) == (f"{tmp_path / 'data' / 'test.jsonl'}:1: field 'choices' must be a list of "
+                                 'non-empty strings, not text; write it as a JSON list, e.g. ["first", "second"]')
+
+
+def test_a_row_with_fewer_choices_than_num_choices_is_named(tmp_path):
+    rows = [_row(i, label=i % 4) for i in range(6)]
+    rows[4]["choices"] = ["a b", "c d", "e f"]
+    task = _mc_task(tmp_path, rows, metrics="metrics: {multiple_choice: {num_choices: 4}}\nprimary_metric: acc\n")
+    assert _load_error(task) == (
+        f"{tmp_path / 'data' / 'test.jsonl'}:5: field 'choices' has 3 choices, but the task's metric "
+        "'multiple_choice' sets num_choices: 4; give this row 4 choices or remove it")
+
+
+def test_num_choices_of_another_type_is_refused_with_the_task_file(tmp_path):
+    task = _mc_task(tmp_path, [_row(0)], metrics="metrics: {multiple_choice: {num_choices: four}}\n"
+                                                  "primary_metric: acc\n")
+    with pytest.raises(DataError) as info:
+        task_from_file(task)
+    assert str(info.value) == (
+        f"{task}: field 'metrics.multiple_choice.num_choices': must be a whole number of at least 2 (how many "
+        "choices every row has), not 'four'; or leave it out to allow any number")
+
+
+def test_a_metric_that_cannot_score_choices_is_refused_in_one_short_line(tmp_path):
+    task = _mc_task(tmp_path, [_row(0)], metrics="metrics: {accuracy: {}}\nprimary_metric: accuracy\n")
+    result = _bench(["--task", str(task), "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result.stderr) == [
+        f"error: {task}: field 'metrics.accuracy': 'accuracy' cannot score a multiple-choice task (its "
+        "predictions are each choice's log-likelihood); use multiple_choice (acc, acc_norm, acc_bytes)"]
+
+
+# -- references and few-shot -----------------------------------------------------------------------
+
+
+def test_a_row_with_another_number_of_references_is_named_before_any_model_loads(tmp_path):
+    (tmp_path / "data").mkdir()
+    _rows(tmp_path / "data" / "test.jsonl", [{"id": "a", "en": "one", "de": "eins"},
+                                             {"id": "b", "en": "two", "de": ["zwei", "2"]}])
+    task = tmp_path / "task.yaml"
+    task.write_text("name: tr\nkind: translation\ndata: data/test.jsonl\nfields: {id: id, input: en, target: de}\n",
+                    encoding="utf-8")
+    result = _bench(["--task", str(task), "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    where = tmp_path / "data" / "test.jsonl"
+    assert error_lines(result.stderr) == [
+        f"error: {where}:2: field 'de' has 2 reference(s), the row at {where}:1 has 1; metric 'chrf' needs the "
+        "same number in every row, so give every row as many"]
+
+
+def test_rouge_alone_takes_any_number_of_references(tmp_path):
+    (tmp_path / "data").mkdir()
+    _rows(tmp_path / "data" / "test.jsonl", [{"id": "a", "text": "one", "sum": "x"},
+                                             {"id": "b", "text": "two", "sum": ["y", "z"]}])
+    task = tmp_path / "task.yaml"
+    task.write_text("name: su\nkind: summarization\ndata: data/test.jsonl\nfields: {id: id, input: text, "
+                    "target: sum}\n", encoding="utf-8")
+    assert [e.target for e in task_from_file(task).load().examples] == ["x", ("y", "z")]
+
+
+def test_too_many_demonstrations_are_refused_when_the_data_loads(tmp_path):
+    train = [_row(i) for i in range(10, 13)]
+    task = _mc_task(tmp_path, [_row(0), _row(1)], train=train)
+    result = _bench(["--task", str(task), "--num-fewshot", "5", "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result.stderr) == [
+        f"error: task mc: num_fewshot 5 but split 'train' has only 3 other examples; lower --num-fewshot (or "
+        f"'num_fewshot' in {task}) to at most 3"]
+    assert task_from_file(task).with_fewshot(3).load().examples  # 3 fit
+
+
+def test_the_example_itself_is_not_counted_among_its_demonstrations(tmp_path):
+    task = _mc_task(tmp_path, [_row(0), _row(1)], train=[_row(0), _row(1), _row(2)])
+    assert task_from_file(task).with_fewshot(2).load().examples
+    with pytest.raises(DataError, match="has only 2 other examples"):
+        task_from_file(task).with_fewshot(3).load()
+
+
+def test_num_fewshot_without_a_train_split_names_the_fix(tmp_path):
+    task = _mc_task(tmp_path, [_row(0), _row(1)])
+    result = _bench(["--task", str(task), "--num-fewshot", "1", "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result.stderr) == [
+        f"error: --num-fewshot 1: task mc has no 'train' split to draw demonstrations from; add one to 'splits' "
+        f"or name another with 'fewshot_split' in {task}, or drop --num-fewshot"]
+
+
+# -- answers a model gets wrong --------------------------------------------------------------------
+
+
+def test_nan_log_likelihoods_name_the_example_and_the_model(tmp_path):
+    task = task_from_file(_mc_task(tmp_path, [_row(0), _row(1)]))
+    examples = task.load().examples
+    good = [Loglikelihood(-1.0, 1)] * 4
+    bad = [Loglikelihood(-1.0, 1), Loglikelihood(math.nan, 1), Loglikelihood(-2.0, 1), Loglikelihood(-3.0, 1)]
+    with pytest.raises(LlmosHubError) as info:
+        task.score(examples, [good, bad], formulation="loglikelihood")
+    assert not isinstance(info.value, UsageError)  # the model's fault, not the user's: a failed run
+    assert str(info.value) == ("task 'mc', example 'r1': the model gave log-likelihood nan for choice 1 ('c d'); "
+                               "a model must not produce NaN: check its weights, or try --dtype float32")
+
+
+def test_a_max_new_tokens_filling_the_window_is_refused_not_generated_from_nothing():
+    from .test_decoding import CountingRunner
+
+    runner = CountingRunner(max_length=8)
+    with pytest.raises(UsageError) as info:
+        runner.generate(["ab"], GenerationConfig(max_new_tokens=8))
+    assert str(info.value) == ("generation.max_new_tokens 8 leaves no room for the prompt in fake:r's window of "
+                               "8 tokens; set it below 8 in the task file")
+    assert runner.generate(["ab"], GenerationConfig(max_new_tokens=7))[0].prompt_tokens == 1
+
+
+def test_the_plan_check_names_task_value_window_and_fix():
+    from llmos_hub.bench._checks import check_generation_window
+    from llmos_hub.tasks import BUILTIN_DIR
+
+    task = task_from_file(BUILTIN_DIR / "translation-sample.yaml")
+    check_generation_window(task, "nano:lm-sample", 256)  # 64 fits
+    check_generation_window(task, "nano:lm-sample", None)  # window unknown: nothing to check
+    with pytest.raises(UsageError) as info:
+        check_generation_window(task, "nano:lm-sample", 64)
+    assert str(info.value) == (
+        f"task translation-sample: generation.max_new_tokens 64 leaves no room for the prompt in nano:lm-sample's "
+        f"window of 64 tokens; set it below 64 (e.g. 16) in {task.spec.file}")
+
+
+# -- llmos-hub new ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("a", "is too short"),
+    ("9lives", "must start with a letter"),
+    ("ab-", "must end with a letter or digit"),
+    ("My_task", "may hold only lowercase letters, digits and '-'"),
+])
+def test_new_says_which_naming_rule_a_name_breaks(name, problem, tmp_path):
+    result = CliRunner().invoke(main, ["new", "task", name, "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result.stderr) == [
+        f"error: plugin name {name!r} {problem}; a name has at least 2 characters, lowercase letters, digits and "
+        "'-', starts with a letter and ends with a letter or digit (e.g. my-task)"]
+    assert not (tmp_path / "out").exists()
