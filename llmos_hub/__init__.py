@@ -26,7 +26,7 @@ from ._result import ResultRecord, load_record
 from ._requests import Request
 from ._task import Example, Formulation, Task, TaskData, TaskKind
 from ._version import __version__
-from ._weights import check_safetensors
+from ._weights import check_inside, check_safetensors
 from .errors import DataError, LlmosHubError, PluginError, UnknownNameError, UsageError
 from .hookspecs import hookimpl
 
@@ -69,6 +69,7 @@ __all__ = [
     "__version__",
     "atomic_write",
     "cache_root",
+    "check_inside",
     "check_safetensors",
     "default_host",
     "hookimpl",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import DataError
 
-__all__ = ["check_safetensors"]
+__all__ = ["check_inside", "check_safetensors"]
 
 #: A header larger than this is not a checkpoint's (safetensors itself caps it at 100 MB).
 _MAX_HEADER = 100_000_000
@@ -37,6 +37,30 @@ def _roots(folder: Path) -> list[Path]:
     return roots
 
 
+def _outside(candidate: Path, root: Path) -> bool:
+    """Whether ``candidate`` names (``..``) or links (a symlink) to a place outside ``root``."""
+    lexical = Path(os.path.normpath(candidate.absolute()))
+    return not _inside(lexical, Path(os.path.normpath(root.absolute()))) or not any(
+        _inside(candidate.resolve(), r) for r in _roots(root))
+
+
+def check_inside(path: str | os.PathLike[str], *, folder: str | os.PathLike[str]) -> Path:
+    """``folder/path`` if it stays inside ``folder``; else a one-line :class:`DataError` naming it.
+
+    For every file a family reads from a model's folder besides the weights (config, tokenizer):
+    a link that leads out of the folder would score the model with another model's tokenizer or
+    config, or read any file on the machine, so it is refused as :func:`check_safetensors` refuses
+    such weights. Whether the file exists is left to the caller (many are optional).
+    """
+    root = Path(folder)
+    given = Path(path)
+    candidate = given if given.is_absolute() else root / given
+    if _outside(candidate, root):
+        raise DataError(f"{root}: refusing {given}: it leads outside the model's folder; put the "
+                        "file itself in the folder (not a link to, or a path into, another folder)")
+    return candidate
+
+
 def check_safetensors(path: str | os.PathLike[str], *, folder: str | os.PathLike[str],
                       fix: str = "download or save the checkpoint again") -> Path:
     """``path`` if it is a complete ``.safetensors`` file inside ``folder``; else a one-line :class:`DataError`.
@@ -50,9 +74,7 @@ def check_safetensors(path: str | os.PathLike[str], *, folder: str | os.PathLike
     if given.suffix != ".safetensors":
         raise DataError(f"{root}: refusing weight file {name} (llmos-hub opens only .safetensors weights, "
                         "never pickles); convert it with transformers' save_pretrained or safetensors")
-    lexical = Path(os.path.normpath(candidate.absolute()))
-    if not _inside(lexical, Path(os.path.normpath(root.absolute()))) or not any(
-            _inside(candidate.resolve(), r) for r in _roots(root)):
+    if _outside(candidate, root):
         raise DataError(f"{root}: refusing weight file {name}: it is outside the model's folder; "
                         "a checkpoint's weights must be inside its own folder")
     if not candidate.is_file():

@@ -106,9 +106,9 @@ def test_a_corrupt_onnx_cache_entry_is_detected_and_rebuilt(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("field", "value", "problem"), [
-    ("n_heads", 0, "must be a positive integer, not 0"),
-    ("d_model", -8, "must be a positive integer, not -8"),
-    ("vocab_size", "big", "must be a positive integer, not 'big'"),
+    ("n_heads", 0, "must be an integer from 1 to 256, not 0"),
+    ("d_model", -8, "must be an integer from 1 to "),
+    ("vocab_size", "big", "must be an integer from 1 to "),
     ("dropout", 1.5, "must be a number from 0 up to (not including) 1, not 1.5"),
     ("eos_id", 10**9, "must be a token id from 0 to"),
     ("labels", "a,b", "must be a list of distinct non-empty strings"),

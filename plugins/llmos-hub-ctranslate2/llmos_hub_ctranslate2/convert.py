@@ -29,8 +29,10 @@ from llmos_hub import Artifacts, DataError, FolderCache, LoadedModel, cache_root
 
 __all__ = ["Converted", "converted", "conversion_key", "default_cache_dir"]
 
-#: Bumped when the layout of an entry or the meaning of a key changes.
-FORMAT_VERSION = 1
+#: Bumped when the layout of an entry or the meaning of a key changes. 2: conversions are refused
+#: when transformers fills a weight itself (missing or wrongly shaped), so an entry converted from an
+#: incomplete checkpoint before that is not served again.
+FORMAT_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -109,10 +111,15 @@ def converted(model: LoadedModel, cache_dir: str | Path | None = None) -> Conver
 def _convert(artifacts: Artifacts, output: Path, *, where: str) -> None:
     """Run CTranslate2's transformers converter on a staging folder of ``artifacts`` into ``output``."""
     from ctranslate2.converters import TransformersConverter
+    from llmos_hub_transformers.family import refuse_incomplete
     from transformers.utils import logging as hf_logging
 
     class SafeConverter(TransformersConverter):
-        """CTranslate2's converter, loading safetensors only, with two shims for attributes transformers 5 dropped."""
+        """CTranslate2's converter, loading safetensors only, with two shims for attributes transformers 5 dropped.
+
+        It refuses a checkpoint transformers would complete with random weights (missing or wrongly
+        shaped tensors) with the hf family's own one-line error: converted, it would score noise.
+        """
 
         def load_model(self, model_class, model_name_or_path, **kwargs):  # type: ignore[no-untyped-def]
             config = kwargs.get("config")
@@ -121,7 +128,12 @@ def _convert(artifacts: Artifacts, output: Path, *, where: str) -> None:
             if type(config).__name__ == "BertConfig" and not hasattr(config, "position_embedding_type"):
                 config.position_embedding_type = "absolute"  # the only kind transformers 5 implements
             kwargs.pop("trust_remote_code", None)
-            return model_class.from_pretrained(model_name_or_path, use_safetensors=True, trust_remote_code=False, **kwargs)
+            model, info = model_class.from_pretrained(
+                model_name_or_path, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
+                ignore_mismatched_sizes=True, **kwargs,  # wrong shapes are refused below, naming the tensors
+            )
+            refuse_incomplete(model, info, where)
+            return model
 
     with tempfile.TemporaryDirectory(prefix="llmos-hub-ct2-stage-") as stage:
         for path in (*artifacts.weights, *_side_files(artifacts)):

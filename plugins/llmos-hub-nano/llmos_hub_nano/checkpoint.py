@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import DataError, atomic_write, check_safetensors
+from llmos_hub import DataError, atomic_write, check_inside, check_safetensors
 
 from .config import NanoConfig, read_config
 
@@ -64,10 +64,14 @@ def count_parameters(weights: Path) -> int:
 
 
 def load_tokenizer(folder: Path, config: NanoConfig) -> Any:
-    """The checkpoint's tokenizer (``tokenizer.json``), checked against the config's vocabulary."""
+    """The checkpoint's tokenizer (``tokenizer.json``), checked against the config's vocabulary.
+
+    The file must be the folder's own: a link to another checkpoint's tokenizer would run (and
+    score) the model on ids it was not trained on, with no error.
+    """
     from .tokenizer import NanoTokenizer
 
-    tok_path = folder / "tokenizer.json"
+    tok_path = check_inside("tokenizer.json", folder=folder)
     if not tok_path.is_file():
         raise DataError(f"{folder}: no tokenizer.json")
     tokenizer = NanoTokenizer.from_file(tok_path)

@@ -10,9 +10,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from llmos_hub import Capability, DataError
+from llmos_hub import Capability, DataError, check_inside
 
 __all__ = ["ARCHITECTURES", "COPY_BASE", "NanoConfig", "read_config"]
 
@@ -51,17 +51,9 @@ class NanoConfig:
     training: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise DataError(
-                f"nano config: unknown architecture {self.architecture!r}; "
-                f"use one of {', '.join(ARCHITECTURES)}"
-            )
-        if self.d_model % self.n_heads:
-            raise DataError(f"nano config: d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
-        if self.architecture == "classifier" and not self.labels:
-            raise DataError("nano config: a classifier needs 'labels'")
-        if self.copy and self.architecture != "seq2seq":
-            raise DataError("nano config: 'copy' is for a seq2seq model only")
+        problem = _inconsistency(vars(self))
+        if problem:
+            raise DataError(f"nano config: {problem}")
         if self.architecture == "seq2seq" and self.decoder_start_id is None:
             self.decoder_start_id = self.bos_id
 
@@ -104,8 +96,44 @@ class NanoConfig:
 _POSITIVE = ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_length")
 _TOKEN_IDS = ("pad_id", "eos_id", "bos_id", "decoder_start_id")
 
+#: What a ``config.json`` must say: the sizes fix the weights' shapes and the ids what the model reads
+#: and stops on, so a default standing in for a missing one loads wrong weights or scores wrongly.
+#: ``save_checkpoint`` writes them all.
+_REQUIRED = ("architecture", *_POSITIVE, "pad_id", "eos_id", "bos_id")
 
-def _is_int(value: Any) -> bool:
+#: The largest value of each size: a typo (``max_length: 10**12``) is refused by name here, instead
+#: of torch failing to allocate terabytes. Nano models are small; these leave room for far larger ones.
+_LIMITS = {"vocab_size": 1 << 20, "d_model": 1 << 13, "n_layers": 128, "n_decoder_layers": 128, "n_heads": 256,
+           "d_ff": 1 << 16, "max_length": 1 << 16}
+
+#: The most parameters a config may imply (8 GiB of float32), for sizes each within their limit.
+_MAX_PARAMETERS = 1 << 31
+
+
+def _inconsistency(config: Mapping[str, Any]) -> str | None:
+    """What makes these (type-checked) fields contradict each other, or ``None``."""
+    architecture = config["architecture"]
+    if architecture not in ARCHITECTURES:
+        return f"unknown architecture {architecture!r}; use one of {', '.join(ARCHITECTURES)}"
+    if config["d_model"] % config["n_heads"]:
+        return f"d_model {config['d_model']} is not divisible by n_heads {config['n_heads']}"
+    if architecture == "classifier" and not config.get("labels"):
+        return "a classifier needs 'labels'"
+    if config.get("copy") and architecture != "seq2seq":
+        return "'copy' is for a seq2seq model only"
+    return None
+
+
+def _parameters(config: Mapping[str, Any]) -> int:
+    """About how many parameters a model with these sizes has (embeddings and layers), to refuse a huge one."""
+    d, ff = config["d_model"], config["d_ff"]
+    layers = config["n_layers"]
+    if config["architecture"] == "seq2seq":
+        layers += 2 * (config.get("n_decoder_layers") or config["n_layers"])  # self and cross attention
+    return (config["vocab_size"] + config["max_length"]) * d + layers * (4 * d * d + 2 * d * ff)
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -115,17 +143,18 @@ def _check_fields(data: Mapping[str, Any], where: str) -> None:
     def fail(name: str, problem: str) -> DataError:
         return DataError(f"{where}: field {name!r}: {problem}; fix it in config.json")
 
-    if "architecture" not in data or "vocab_size" not in data:
-        missing = "architecture" if "architecture" not in data else "vocab_size"
-        raise DataError(f"{where}: missing field {missing!r}")
+    missing = [name for name in _REQUIRED if name not in data]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {', '.join(repr(m) for m in missing)}; add them to config.json "
+                        "(the checkpoint's training wrote them; a default would not match its weights)")
     if not isinstance(data["architecture"], str):
         raise fail("architecture", f"must be one of {', '.join(ARCHITECTURES)}")
-    for name in _POSITIVE:
-        if name in data and (not _is_int(data[name]) or data[name] < 1):
-            raise fail(name, f"must be a positive integer, not {data[name]!r}")
-    if "n_decoder_layers" in data and data["n_decoder_layers"] is not None and (
-            not _is_int(data["n_decoder_layers"]) or data["n_decoder_layers"] < 1):
-        raise fail("n_decoder_layers", f"must be a positive integer or null, not {data['n_decoder_layers']!r}")
+    for name in (*_POSITIVE, "n_decoder_layers"):
+        value = data.get(name)
+        if name == "n_decoder_layers" and value is None:
+            continue
+        if not _is_int(value) or not 1 <= value <= _LIMITS[name]:
+            raise fail(name, f"must be an integer from 1 to {_LIMITS[name]}, not {value!r}")
     vocab = data["vocab_size"]
     for name in _TOKEN_IDS:
         value = data.get(name)
@@ -142,11 +171,23 @@ def _check_fields(data: Mapping[str, Any], where: str) -> None:
         raise fail("labels", "must be a list of distinct non-empty strings")
     if "training" in data and not isinstance(data["training"], dict):
         raise fail("training", "must be a mapping")
+    problem = _inconsistency(data)
+    if problem:
+        raise DataError(f"{where}: {problem}; fix it in config.json")
+    if _parameters(data) > _MAX_PARAMETERS:
+        raise DataError(f"{where}: its sizes (d_model, d_ff, n_layers, vocab_size, max_length) make a model of about "
+                        f"{_parameters(data):.2e} parameters, more than the {_MAX_PARAMETERS:.2e} a nano model may have; "
+                        "fix them in config.json")
 
 
 def read_config(folder: Path) -> NanoConfig:
-    """The :class:`NanoConfig` in ``folder/config.json`` (a one-line :class:`DataError` if unusable)."""
-    path = folder / "config.json"
+    """The :class:`NanoConfig` in ``folder/config.json`` (a one-line :class:`DataError` if unusable).
+
+    Every field is checked here, before torch builds anything: required, of its type, within its
+    limit, consistent with the others; ``config.json`` must be the folder's own file (not a link
+    to another checkpoint's).
+    """
+    path = check_inside("config.json", folder=folder)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmos_hub import Artifacts, Capability, DataError, LoadedModel, ModelFamily, ModelInfo, Provenance, UsageError
+from llmos_hub import (
+    Artifacts,
+    Capability,
+    DataError,
+    LoadedModel,
+    ModelFamily,
+    ModelInfo,
+    Provenance,
+    UsageError,
+    check_inside,
+)
 from llmos_hub.errors import close_matches
 
 from .config import read_config
@@ -110,6 +120,7 @@ class NanoFamily(ModelFamily):
         config = read_config(folder)
         if any(p.name.startswith(("model", "pytorch_model")) for p in folder.iterdir()):
             weights_path(folder)  # pickle-only, outside or truncated weights: refused before any model loads
+        check_inside("tokenizer.json", folder=folder)  # another checkpoint's tokenizer: refused at plan time
         return frozenset({config.capability})
 
     def inspect(self, ref: str, *, revision: str | None = None) -> ModelInfo:
@@ -118,6 +129,7 @@ class NanoFamily(ModelFamily):
         folder = _folder(ref)
         config = read_config(folder)
         weights = weights_path(folder)
+        check_inside("tokenizer.json", folder=folder)  # the artifacts hand it to backends that read files
         return ModelInfo(
             capabilities=frozenset({config.capability}),
             weights_sha256=file_sha256(weights),

@@ -14,6 +14,7 @@ that reads files (CTranslate2) therefore never builds a torch model.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from .source import (
     weights_sha256,
 )
 
-__all__ = ["HFFamily", "capability_of", "task_prefix"]
+__all__ = ["HFFamily", "capability_of", "refuse_incomplete", "task_prefix"]
 
 _FALLBACK_MAX_LENGTH = 1024
 _SUFFIXES = (
@@ -64,7 +65,12 @@ def _known_architectures() -> dict[Capability, tuple[set[str], set[str]]]:
 def capability_of(config: Mapping[str, Any], where: str = "the model") -> Capability:
     """What a checkpoint with this ``config.json`` can do, from its architecture's class name."""
     known = _known_architectures()
-    architectures = [a for a in config.get("architectures") or [] if isinstance(a, str)]
+    listed = config.get("architectures")
+    if listed is not None and not (isinstance(listed, list) and all(isinstance(a, str) for a in listed)):
+        # A bare string would be read letter by letter (here, and by converters reading architectures[0]).
+        raise DataError(f"{where}: config.json's \"architectures\" must be a list of class names, not "
+                        f"{json.dumps(listed)[:80]}; write it as e.g. [\"GPT2LMHeadModel\"]")
+    architectures = list(listed or [])
     encoder_decoder = bool(config.get("is_encoder_decoder"))
     for arch in architectures:
         for capability, suffixes in _SUFFIXES:
@@ -206,6 +212,8 @@ class HFFamily(ModelFamily):
         config = read_config(resolved.folder)
         capability = capability_of(config, f"hf:{ref}")
         files = weight_files(resolved.folder)
+        # A config transformers refuses or tokenizer files it cannot build from: refused while planning.
+        _load_config_and_tokenizer(resolved.folder, config, f"hf:{ref}")
         sha256, _ = weights_sha256(files)
         return ModelInfo(
             capabilities=frozenset({capability}),
@@ -329,22 +337,47 @@ def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]
 
 
+def _one_line(exc: BaseException) -> str:
+    """All of ``exc``'s message on one line (transformers puts the field a config fails on on line two)."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def _no_tokenizer(folder: Path, where: str) -> DataError:
+    """The error for a folder whose tokenizer files transformers cannot build a tokenizer from."""
+    found = ", ".join(p.name for p in tokenizer_files(folder)) or "none"
+    return DataError(f"{where}: {folder} has no tokenizer files transformers can build the tokenizer from (found: "
+                     f"{found}); copy tokenizer.json (or vocab.json and merges.txt, vocab.txt, or the sentencepiece "
+                     "*.model) from the checkpoint these weights were saved with")
+
+
 def _load_config_and_tokenizer(folder: Path, raw: Mapping[str, Any], where: str) -> tuple[Any, Any]:
-    """transformers' config object and the tokenizer, from the folder alone (no weights read)."""
+    """transformers' config object and the tokenizer, from the folder alone (no weights read).
+
+    Each failure is one line naming the file to fix: a config field transformers' validation
+    refuses (``"n_layer": "two"``), or tokenizer files it cannot build a tokenizer from.
+    """
     import transformers
+    from huggingface_hub.errors import StrictDataclassError
 
     from .tokenizer import HFTokenizer
 
     try:
         with _quiet_transformers():
             config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    except (*_LOAD_ERRORS, StrictDataclassError) as exc:
+        raise DataError(f"{where}: {folder / 'config.json'}: transformers refuses it: {_one_line(exc)}; fix it, or use "
+                        "the config.json saved with these weights") from None
+    try:
+        with _quiet_transformers():
             hf_tokenizer = transformers.AutoTokenizer.from_pretrained(
                 folder, trust_remote_code=False, local_files_only=True,
             )
     except _LOAD_ERRORS as exc:
-        raise DataError(f"{where}: transformers cannot load it: {_first_line(exc)}") from None
+        if "instantiate the backend tokenizer" in str(exc):  # its message lists no file, over five lines
+            raise _no_tokenizer(folder, where) from None
+        raise DataError(f"{where}: transformers cannot load its tokenizer: {_one_line(exc)}") from None
     if len(hf_tokenizer) < 2:  # transformers builds an empty tokenizer when the files are missing
-        raise DataError(f"{where}: {folder} has no tokenizer files (tokenizer.json, or vocab/merges/*.model); add them")
+        raise _no_tokenizer(folder, where)
     prefix = task_prefix(raw) if raw.get("is_encoder_decoder") else None
     tokenizer = HFTokenizer(hf_tokenizer, config, where=where, source_prefix=prefix)
     return config, tokenizer
@@ -362,6 +395,21 @@ def _build_model(folder: Path, capability: Capability, where: str, tokenizer: An
             )
     except _LOAD_ERRORS as exc:
         raise DataError(f"{where}: transformers cannot load it: {_first_line(exc)}") from None
+    refuse_incomplete(model, info, where)
+    model.eval()
+    if capability is Capability.CLASSIFIER and getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_id  # decoder classifiers find a row's end by its pads
+    return model
+
+
+def refuse_incomplete(model: Any, info: Mapping[str, Any], where: str) -> None:
+    """A one-line :class:`DataError` if ``from_pretrained`` filled any of ``model``'s weights itself.
+
+    ``info`` is the loading info of ``from_pretrained(..., output_loading_info=True,
+    ignore_mismatched_sizes=True)``: transformers then initializes missing and wrongly shaped weights
+    randomly, so every score would be noise. Every path that loads a checkpoint with transformers
+    (this family's torch model, CTranslate2's converter) calls this, so no backend scores such a model.
+    """
     mismatched = sorted(info.get("mismatched_keys") or (), key=lambda m: m[0])
     if mismatched:
         named = ", ".join(f"{key} is {tuple(got)}, the config says {tuple(want)}" for key, got, want in mismatched[:2])
@@ -369,15 +417,11 @@ def _build_model(folder: Path, capability: Capability, where: str, tokenizer: An
                         f"({named}{', ...' if len(mismatched) > 2 else ''}); use the config.json saved with "
                         "these weights")
     missing = sorted(info.get("missing_keys") or ())
-    if missing:  # transformers would fill them with random numbers: every score would be noise
+    if missing:
         named = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise DataError(f"{where}: the checkpoint has no weights for {len(missing)} parameter(s) of "
                         f"{type(model).__name__} ({named}); transformers would initialize them randomly, so its "
                         "scores would mean nothing; download or save the checkpoint again")
-    model.eval()
-    if capability is Capability.CLASSIFIER and getattr(model.config, "pad_token_id", None) is None:
-        model.config.pad_token_id = tokenizer.pad_id  # decoder classifiers find a row's end by its pads
-    return model
 
 
 def _modules(model: Any, capability: Capability, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:

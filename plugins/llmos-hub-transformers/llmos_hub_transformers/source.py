@@ -20,14 +20,16 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import DataError, UsageError, check_safetensors
+from llmos_hub import DataError, UsageError, check_inside, check_safetensors
 
 __all__ = [
     "Resolved",
     "Source",
+    "check_side_files",
     "parse_ref",
     "read_config",
     "resolve",
@@ -212,11 +214,34 @@ def weights_sha256(files: list[Path]) -> tuple[str, dict[str, str]]:
     return hashlib.sha256(manifest.encode()).hexdigest(), each
 
 
+#: What transformers may read from a checkpoint folder besides the weights (which
+#: :func:`weight_files` checks): config, generation config, tokenizer files, chat templates.
+_SIDE_PATTERNS = (*(p for p in NEEDED if not p.endswith(".safetensors")), "*.json", "*.jinja")
+
+
+def check_side_files(folder: Path) -> None:
+    """Refuse, in one line, a config or tokenizer file of ``folder`` that leads out of it.
+
+    Weights are confined by :func:`llmos_hub.check_safetensors`; a ``tokenizer.json`` or
+    ``config.json`` linked from another checkpoint would as silently score the model with the wrong
+    tokenizer or shapes, or read any file on the machine. A Hub snapshot's links into its own cache
+    folder are inside.
+    """
+    for entry in sorted(folder.iterdir()):
+        if any(fnmatch(entry.name, pattern) for pattern in _SIDE_PATTERNS):
+            check_inside(entry.name, folder=folder)
+
+
 def read_config(folder: Path) -> dict[str, Any]:
-    """``folder/config.json`` as a dict, or a one-line :class:`DataError`."""
+    """``folder/config.json`` as a dict, or a one-line :class:`DataError`.
+
+    Every side file transformers reads from the folder is checked first (:func:`check_side_files`),
+    so whatever asks for the config (planning, loading) refuses a link out of the folder.
+    """
     path = folder / "config.json"
     if not folder.is_dir():
         raise DataError(f"no folder {folder}; give hf:/path/to/a/transformers/checkpoint")
+    check_side_files(folder)
     if not path.is_file():
         raise DataError(f"{folder} has no config.json; is it a transformers checkpoint?")
     try:
