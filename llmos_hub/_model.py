@@ -124,6 +124,10 @@ class ModelInfo:
     #: When set, the only backends that can run the model (one with neither torch modules nor files,
     #: such as ``baseline:...``); the first is its default when the user names no backend.
     backends: tuple[str, ...] = ()
+    #: The longest sequence (prompt and generated tokens) the model takes, when the family knows it before
+    #: building the model; the plan then refuses a task whose ``max_new_tokens`` leaves a causal LM's
+    #: window no room for the prompt. ``None``: not known until loaded (checked then).
+    max_length: int | None = None
 
 
 class LoadedModel:

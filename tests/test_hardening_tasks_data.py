@@ -216,6 +216,32 @@ def test_the_plan_check_names_task_value_window_and_fix():
         f"window of 64 tokens; set it below 64 (e.g. 16) in {task.spec.file}")
 
 
+def test_the_bench_refuses_a_causal_lm_whose_window_the_generation_fills_before_loading(tmp_path):
+    """The plan knows the window from the family's ``inspect`` (``ModelInfo.max_length``): a causal LM is
+    refused in one line, exit 2, before any model loads; a seq2seq model on the same task still runs."""
+    import shutil
+
+    from llmos_hub.tasks import BUILTIN_DIR
+
+    shutil.copytree(BUILTIN_DIR / "data" / "translation-sample", tmp_path / "data" / "translation-sample")
+    text = (BUILTIN_DIR / "translation-sample.yaml").read_text(encoding="utf-8")
+    task = tmp_path / "big.yaml"
+    task.write_text(text.replace("max_new_tokens: 64", "max_new_tokens: 100000000").replace(
+        "name: translation-sample", "name: trbig"), encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["bench", "--model", "nano:lm-sample", "--task", str(task), "--limit", "4",
+                                       "--output-dir", str(out)])
+    assert result.exit_code == 2, result.output
+    [line] = error_lines(result.stderr)
+    assert line == (f"error: task trbig: generation.max_new_tokens 100000000 leaves no room for the prompt in "
+                    f"nano:lm-sample's window of 256 tokens; set it below 256 (e.g. 64) in {task}")
+    assert not out.exists()
+    result = CliRunner().invoke(main, ["bench", "--model", "nano:lm-sample", "--model", "nano:translation-sample",
+                                       "--task", str(task), "--limit", "4", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.json"))) == 1 and "leaves no room" in result.stderr
+
+
 # -- llmos-hub new ---------------------------------------------------------------------------------
 
 

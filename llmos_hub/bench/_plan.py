@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._backend import Backend
-from .._model import ModelFamily, ModelInfo
+from .._model import Capability, ModelFamily, ModelInfo
 from .._result import config_hash
 from .._task import Formulation, Task, TaskData
 from .._guard import plugin_call
@@ -333,6 +333,12 @@ def make_plan(
                 if why:
                     refused.append(f"{model} on {backend_name}: {why}")
                     continue
+                if info is not None and _generation(task, form) and Capability.SEQ2SEQ not in info.capabilities:
+                    try:  # a causal LM's prompt and generation share its window
+                        _checks.check_generation_window(task, model, info.max_length)
+                    except UsageError as exc:
+                        refused.append(str(exc))
+                        continue
                 spec = RunSpec(
                     model=f"{family}:{ref}",
                     revision=revision,

@@ -135,6 +135,7 @@ class NanoFamily(ModelFamily):
             weights_sha256=file_sha256(weights),
             labels=tuple(config.labels) if config.labels else None,
             artifacts=_artifacts(folder, weights),
+            max_length=config.max_length,
         )
 
     def available(self) -> Sequence[str]:

@@ -213,13 +213,14 @@ class HFFamily(ModelFamily):
         capability = capability_of(config, f"hf:{ref}")
         files = weight_files(resolved.folder)
         # A config transformers refuses or tokenizer files it cannot build from: refused while planning.
-        _load_config_and_tokenizer(resolved.folder, config, f"hf:{ref}")
+        checked, tokenizer = _load_config_and_tokenizer(resolved.folder, config, f"hf:{ref}")
         sha256, _ = weights_sha256(files)
         return ModelInfo(
             capabilities=frozenset({capability}),
             weights_sha256=sha256,
             labels=_config_labels(config) if capability is Capability.CLASSIFIER else None,
             artifacts=_artifacts(resolved, files),
+            max_length=_max_length(checked.get_text_config(), tokenizer.backend),
         )
 
     def load(self, ref: str, *, revision: str | None = None) -> LoadedModel:
