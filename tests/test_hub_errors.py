@@ -77,7 +77,7 @@ def test_a_read_only_token_gets_a_403_naming_its_source(hub):
     with pytest.raises(HubError) as info:
         publish([make_record()], repo="team/results", endpoint=hub.url, token=TOKEN)
     text = _one_line(info.value)
-    assert text.startswith("The token from --token may not commit to dataset repo team/results")
+    assert text.startswith("the token from --token may not commit to dataset repo team/results")
     assert "(403 forbidden; the Hub said: You don't have the rights to write to this repo (read-only token))" in text
     assert info.value.kind == "forbidden"
 
@@ -156,14 +156,14 @@ def test_cli_unreachable_hub(tmp_path):
     record = make_record().save(tmp_path)
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     out = _cli(str(record), "--repo", "team/results", "--endpoint", endpoint, "--token", TOKEN)
-    _assert_cli_error(out, f"cannot reach the Hub at {endpoint}")
+    _assert_cli_error(out, f"cannot reach the Hub at {endpoint}", code=2)  # the user's endpoint, not the Hub's fault
 
 
 def test_cli_refused_token(hub, tmp_path):
     hub.tokens = {"the-right-token"}
     record = make_record().save(tmp_path)
     out = _cli(str(record), "--repo", "team/results", "--endpoint", hub.url, "--token", TOKEN)
-    _assert_cli_error(out, "refused the token from --token (401)")
+    _assert_cli_error(out, "refused the token from --token (401)", code=2)
 
 
 def test_cli_invalid_record(hub, tmp_path):

@@ -73,8 +73,10 @@ def leaderboard(folders: tuple[Path, ...], fmt: str | None, output: Path | None,
     errors: list[str] = []
     if hub_repo:
         from ..hub import fetch_records
+        from ..hub._repo import check_repo_id
 
         repo, _, revision = hub_repo.partition("@")
+        check_repo_id(repo, "--from-hub")
         records, errors = fetch_records(repo, revision=revision or None, endpoint=endpoint, token=token)
     else:
         records = [r for _, r in iter_records(folders or [Path("results")], errors=errors)]

@@ -34,6 +34,7 @@ def publish_task(
 
     host = None if task.endswith((".yaml", ".yml")) or task.startswith("hf:") else get_host(ctx)
     result = publish(task, repo=repo, endpoint=endpoint, token=token, create_pr=create_pr, host=host)
+    result.endpoint_flag = endpoint  # the printed command reads the task from the Hub it was published to
     if as_json:
         print_json(result.to_dict())
         return

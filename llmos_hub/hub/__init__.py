@@ -13,7 +13,7 @@ honoured; the token is never printed, logged or written. Importing this package 
 from ._auth import HubAuth, hub_flags, resolve_auth
 from ._errors import ConflictError, HubError, ServerError, hub_call
 from ._fetch import fetch_records
-from ._publish import PublishResult, publish, retry_command
+from ._publish import PublishResult, check_push_target, publish, retry_command
 from ._retried import hub_call_retried, hub_deadline
 from ._tasks import TaskPublishResult, publish_task
 
@@ -24,6 +24,7 @@ __all__ = [
     "PublishResult",
     "ServerError",
     "TaskPublishResult",
+    "check_push_target",
     "fetch_records",
     "hub_call",
     "hub_call_retried",

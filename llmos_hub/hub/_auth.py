@@ -19,7 +19,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-__all__ = ["HubAuth", "hub_flags", "resolve_auth"]
+from ..errors import UsageError
+
+__all__ = ["HubAuth", "check_endpoint", "hub_flags", "resolve_auth"]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -41,6 +43,8 @@ def hub_flags(endpoint: str | None, token: str | None) -> Iterator[None]:
     ``--push-to-hub``, though the task and model loaders take no endpoint. ``None`` leaves that one to the
     environment, as before.
     """
+    if endpoint:
+        check_endpoint(endpoint, "--endpoint")  # bench: refused before the plan, not at the first read
     reset = _FLAGS.set((endpoint or None, token or None))
     try:
         yield
@@ -88,6 +92,10 @@ def resolve_auth(endpoint: str | None = None, token: str | None = None) -> HubAu
         scoped_token = None  # a command's --token goes only to the Hub the command named
     endpoint = endpoint or scoped_endpoint
     token = token or scoped_token
+    if endpoint:
+        check_endpoint(endpoint, "--endpoint")
+    elif os.environ.get("HF_ENDPOINT"):
+        check_endpoint(os.environ["HF_ENDPOINT"], "HF_ENDPOINT")
     resolved_endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or _library_endpoint()).rstrip("/")
     if token:
         return HubAuth(resolved_endpoint, token, SOURCE_FLAG)
@@ -100,6 +108,26 @@ def resolve_auth(endpoint: str | None = None, token: str | None = None) -> HubAu
     if saved:
         return HubAuth(resolved_endpoint, saved, SOURCE_LOGIN)
     return HubAuth(resolved_endpoint, None, SOURCE_NONE)
+
+
+def check_endpoint(endpoint: str, source: str) -> None:
+    """Refuse an endpoint that is not an ``http(s)://HOST[:PORT]`` URL, before any request (exit 2).
+
+    The client would otherwise fail deep inside the first request ("Request URL is missing an
+    'http://' or 'https://' protocol"), which read as if the Hub had refused something it never saw.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(endpoint)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number, a malformed IPv6 address
+        valid = False
+    if valid and not any(c.isspace() for c in endpoint):
+        return
+    bare_host = endpoint and "://" not in endpoint and not any(c.isspace() for c in endpoint)  # 127.0.0.1:9
+    example = f"http://{endpoint}" if bare_host else "https://huggingface.co"
+    raise UsageError(f"{source} {endpoint!r} is not a Hub URL; write it as http(s)://HOST[:PORT], e.g. {example}")
 
 
 def _library_endpoint() -> str:

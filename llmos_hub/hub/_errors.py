@@ -14,9 +14,15 @@ from typing import TypeVar
 from ..errors import LlmosHubError
 from ._auth import HubAuth
 
-__all__ = ["ConflictError", "HubError", "ServerError", "explain", "hub_call", "status_of"]
+__all__ = ["USER_KINDS", "ConflictError", "HubError", "ServerError", "explain", "hub_call", "status_of"]
 
 T = TypeVar("T")
+
+
+#: Kinds the user fixes (``--endpoint``/the network, the repo or revision name, the token): exit status 2
+#: like every user error, in every command. The Hub failing (5xx, timeouts, dropped connections, endless
+#: conflicts) is not the user's doing and stays exit 1.
+USER_KINDS = frozenset({"unreachable", "auth", "forbidden", "missing"})
 
 
 class HubError(LlmosHubError):
@@ -24,11 +30,13 @@ class HubError(LlmosHubError):
 
     ``kind`` says which, for callers that react differently (a missing dataset repo is created):
     ``unreachable``, ``auth`` (401), ``forbidden`` (403), ``missing``, ``conflict``, ``server``, ``other``.
+    ``exit_code`` follows from it (see :data:`USER_KINDS`).
     """
 
     def __init__(self, message: str, kind: str = "other") -> None:
         super().__init__(message)
         self.kind = kind
+        self.exit_code = 2 if kind in USER_KINDS else 1
 
 
 class ConflictError(HubError):
@@ -98,7 +106,7 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
     said = _server_said(exc)
     if status == 403:
         return HubError(auth.redact(
-            f"{_capital(auth.describe_token())} may not {action} {where} (403 forbidden{said}); "
+            f"{auth.describe_token()} may not {action} {where} (403 forbidden{said}); "
             "use a token with write access to that namespace"
         ), "forbidden")
     if isinstance(exc, EntryNotFoundError) or status == 404:
@@ -125,15 +133,17 @@ def explain(exc: BaseException, auth: HubAuth, *, repo: str, repo_type: str = "d
 def hub_call(auth: HubAuth, repo: str, repo_type: str, action: str, fn: Callable[[], T]) -> T:
     """``fn()`` with Hub exceptions turned into one-line :class:`HubError`\\ s, bounded in time.
 
-    The call runs with request timeouts and ends at the command's deadline (:mod:`._deadline`).
+    The call runs with request timeouts and ends at the command's deadline (:mod:`._deadline`), without
+    the library's progress bars (:mod:`._bars`).
     """
     import httpx2
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
+    from ._bars import no_progress_bars
     from ._deadline import DeadlineExceeded, bounded, deadline, total
 
     try:
-        with deadline():
+        with deadline(), no_progress_bars():
             return bounded(fn)
     except DeadlineExceeded:
         raise HubError(auth.redact(
@@ -141,6 +151,11 @@ def hub_call(auth: HubAuth, repo: str, repo_type: str, action: str, fn: Callable
             "check the network, or set LLMOS_HUB_HUB_DEADLINE to wait longer"), "timeout") from None
     except LlmosHubError:
         raise
+    except HFValidationError as exc:  # refused by the client before any request: a repo id or revision we let by
+        from ..errors import UsageError
+
+        raise UsageError(f"{repo!r} is not a {repo_type} repo id the Hub accepts ({_first_line(exc).rstrip('.')}); "
+                         "write it as NAMESPACE/NAME") from None
     except LocalEntryNotFoundError as exc:  # hf_hub_download could not reach the Hub
         cause = exc.__cause__ or exc.__context__ or exc
         raise explain(cause if isinstance(cause, httpx2.HTTPError) else ConnectionError(str(exc)), auth,
@@ -165,7 +180,3 @@ def _first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()[:200]
     return ""
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]

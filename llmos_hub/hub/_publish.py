@@ -31,7 +31,7 @@ from ._fetch import read_records
 from ._model_card import eval_results_files, merge_model_index, task_dataset
 from ._repo import RepoState, check_repo_id, make_api, read_file, repo_state
 
-__all__ = ["PublishResult", "publish", "retry_command"]
+__all__ = ["PublishResult", "check_push_target", "publish", "retry_command"]
 
 RecordInput = str | Path | ResultRecord
 
@@ -129,6 +129,9 @@ def publish(
         _publish_dataset(api, auth, repo, new, samples, create_pr, result)
 
     with deadline():
+        if model_card is not None:  # a missing (or unreadable) model repo is found before anything is committed
+            card = model_card
+            _with_retries(lambda: _check_model_repo(api, auth, card), max_attempts, sleep)
         result.attempts = _with_retries(dataset_attempt, max_attempts, sleep)
     if model_card is not None:
         # Pinned to the commit that holds the records: a URL on a branch would move with it.
@@ -152,6 +155,27 @@ def publish(
             raise HubError(f"the records are {done}, but the model card step failed: {exc}; "
                            f"finish the card with: {again}", exc.kind) from None
     return result
+
+
+def check_push_target(repo: str, *, endpoint: str | None = None, token: str | None = None) -> None:
+    """What ``bench --push-to-hub`` checks before the bench runs, so a mistake does not wait for the compute.
+
+    The repo id and the endpoint are checked as text. With a token, the Hub is asked whose it is
+    (``whoami``, one small request): a refused token or an unreachable Hub is the user's to fix, so it
+    is an error now (exit 2). Anything else (a 5xx, a timeout) is left to the publish after the bench,
+    whose failure keeps the records and prints the command that retries it.
+    """
+    check_repo_id(repo, "--push-to-hub")
+    auth = resolve_auth(endpoint, token)
+    if auth.token is None:
+        return  # nothing cheap to ask: whether the Hub takes the write is known only when it is made
+    api = make_api(auth)
+    try:
+        hub_call(auth, repo, "dataset", "publish to", lambda: api.whoami())
+    except HubError as exc:
+        if exc.kind in ("auth", "unreachable"):
+            raise
+        # The Hub failing now says nothing of the publish later, which reports its own failure.
 
 
 def retry_command(
@@ -293,6 +317,11 @@ def _publish_dataset(api: Any, auth: HubAuth, repo: str, new: dict[str, ResultRe
 
 
 # --------------------------------------------------------------------------- model repo
+def _check_model_repo(api: Any, auth: HubAuth, model_repo: str) -> None:
+    """Raise the one-line :class:`HubError` of a model repo that does not exist or cannot be read."""
+    hub_call(auth, model_repo, "model", "read", lambda: api.repo_info(model_repo, repo_type="model"))
+
+
 def _publish_model_card(api: Any, auth: HubAuth, model_repo: str, dataset_repo: str,
                         pairs: list[tuple[ResultRecord, str]], create_pr: bool, result: PublishResult) -> None:
     from huggingface_hub import CommitOperationAdd

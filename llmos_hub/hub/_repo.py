@@ -17,13 +17,46 @@ from .._version import __version__
 from ..errors import UsageError
 from ._auth import HubAuth
 
-__all__ = ["RepoState", "check_repo_id", "git_blob_sha1", "make_api", "read_file", "repo_state"]
+__all__ = ["RepoState", "check_repo_id", "git_blob_sha1", "make_api", "read_file", "repo_id_problem", "repo_state"]
 
 
 def check_repo_id(repo: str, flag: str) -> None:
+    """Refuse a malformed repo id up front, as a one-line :class:`UsageError` (exit 2) naming ``flag``.
+
+    Checked with the Hub client's own rule (``validate_repo_id``), so an id we accept is one every
+    ``HfApi`` call accepts: otherwise ``me/a..b`` passed here and the first request raised
+    ``HFValidationError`` as a traceback, after ``bench`` had run.
+    """
+    problem = repo_id_problem(repo)
+    if problem is not None:
+        raise UsageError(f"{flag} {repo!r} is not a repo id; write it as NAMESPACE/NAME ({problem})")
+
+
+def repo_id_problem(repo: str) -> str | None:
+    """What is wrong with ``repo`` as a ``NAMESPACE/NAME`` Hub repo id, in a few words, or ``None``."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
     parts = repo.split("/")
-    if len(parts) != 2 or not all(parts) or any(c.isspace() for c in repo):
-        raise UsageError(f"{flag} {repo!r} is not a repo id; write it as NAMESPACE/NAME")
+    if repo.startswith("hf:"):
+        return "drop the 'hf:' prefix, which only task arguments take"
+    if any(c.isspace() for c in repo):
+        return "it may not contain spaces"
+    if len(parts) != 2 or not all(parts):
+        return "it needs exactly one '/' between a namespace and a name"
+    try:
+        validate_repo_id(repo)
+    except HFValidationError:
+        if "--" in repo or ".." in repo:
+            return "it may not contain '--' or '..'"
+        if any(len(part) > _MAX_NAME for part in parts):
+            return f"a name has at most {_MAX_NAME} characters"
+        return "use letters, digits, '-', '_' and '.', not starting or ending with '-' or '.'"
+    return None
+
+
+#: The longest namespace or name the Hub accepts (``huggingface_hub``'s ``validate_repo_id``).
+_MAX_NAME = 96
 
 
 def git_blob_sha1(content: bytes) -> str:

@@ -19,6 +19,7 @@ again, and a publish that changes nothing makes no commit.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ class TaskPublishResult:
     pr_url: str | None = None
     files: list[str] = field(default_factory=list)
     attempts: int = 1
+    #: The ``--endpoint`` the command line gave (``publish-task`` sets it): :attr:`command` passes it on,
+    #: or the printed command would read the task from another Hub.
+    endpoint_flag: str | None = None
 
     @property
     def published(self) -> bool:
@@ -69,7 +73,11 @@ class TaskPublishResult:
 
     @property
     def command(self) -> str:
-        return f"llmos-hub bench --task {self.task_id}"
+        """The ``llmos-hub bench`` line that runs this commit of the task (with the ``--endpoint`` given)."""
+        args = ["llmos-hub", "bench", "--task", self.task_id]
+        if self.endpoint_flag:
+            args += ["--endpoint", self.endpoint_flag]
+        return shlex.join(args)
 
     def to_dict(self) -> dict[str, Any]:
         return {

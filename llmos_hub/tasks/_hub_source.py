@@ -13,13 +13,16 @@ files it names, at the same relative paths. Loading one:
   task's description (``hub.revision``) and every record's data source
   (``hf://datasets/NS/NAME@<commit>/<file>``) keep;
 * goes through the ``huggingface_hub`` cache, so once a task was read it is read again with
-  ``HF_HUB_OFFLINE=1`` (the cache maps ``main`` to the commit it last saw).
+  ``HF_HUB_OFFLINE=1`` (the cache maps ``main`` to the commit it last saw); online, the Hub is always
+  asked which commit the revision is, and a Hub that cannot be reached is an error that names the
+  cached commit, never a silent fall-back to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
+import os
 import posixpath
 import re
 from collections.abc import Mapping
@@ -63,10 +66,13 @@ def is_hub_ref(name: str) -> bool:
 
 def parse_hub_ref(text: str) -> HubTaskRef:
     """``hf:NS/NAME[@REV]`` → :class:`HubTaskRef`; a one-line :class:`UsageError` if malformed."""
+    from ..hub._repo import repo_id_problem
+
     match = _REF_RE.match(text[len(HUB_PREFIX):]) if is_hub_ref(text) else None
-    if match is None:
+    problem = repo_id_problem(f"{match.group(1)}/{match.group(2)}") if match else None
+    if match is None or problem is not None:
         raise UsageError(f"task {text!r} is not a Hub task id; write it as hf:NAMESPACE/NAME or "
-                         "hf:NAMESPACE/NAME@REVISION (a branch, tag or commit)")
+                         "hf:NAMESPACE/NAME@REVISION (a branch, tag or commit)" + (f"; {problem}" if problem else ""))
     return HubTaskRef(f"{match.group(1)}/{match.group(2)}", match.group(3))
 
 
@@ -154,8 +160,8 @@ def load_hub_task(text: str, *, endpoint: str | None = None, token: str | None =
     """The task of the Hub dataset repo ``hf:NS/NAME[@REV]``, downloaded (or read from the cache).
 
     Raises :class:`UsageError` for a malformed id, :class:`DataError` for a repo that is not a task
-    or whose data leaves it, :class:`~llmos_hub.hub.HubError` when the Hub cannot be read (and the
-    task is not cached).
+    or whose data leaves it, :class:`~llmos_hub.hub.HubError` when the Hub cannot be read. Only with
+    ``HF_HUB_OFFLINE=1`` is the task read from the cache without asking the Hub.
     """
     from ..hub._auth import resolve_auth
     from ..hub._repo import make_api
@@ -163,8 +169,11 @@ def load_hub_task(text: str, *, endpoint: str | None = None, token: str | None =
     ref = parse_hub_ref(text)
     auth = resolve_auth(endpoint, token)
     api = make_api(auth)
-    folder = _snapshot(api, auth, ref, ref.revision, [TASK_FILE])
+    asked = _ask_the_hub(api, auth, ref)
+    folder = _snapshot(api, auth, ref, ref.revision if asked is None else asked, [TASK_FILE])
     commit = folder.name
+    if asked is not None:
+        _remember(ref, commit)
     task_file = folder / TASK_FILE
     if not task_file.is_file():
         raise DataError(f"{ref}: the dataset repo {ref.repo} has no {TASK_FILE} at {commit[:12]}, so it is not an "
@@ -181,6 +190,73 @@ def load_hub_task(text: str, *, endpoint: str | None = None, token: str | None =
         raise DataError(f"{ref}: {TASK_FILE} names {missing[0]!r}, which is not in the repo at {commit[:12]}; "
                         "publish the task again with its data")
     return HubTask(spec, ref, commit, files)
+
+
+def _ask_the_hub(api: Any, auth: Any, ref: HubTaskRef) -> str | None:
+    """The commit ``ref`` names on the Hub now; ``None`` offline (``HF_HUB_OFFLINE=1``: the cache decides).
+
+    ``snapshot_download`` falls back to its cache, without a word, when the Hub cannot be reached or
+    refuses the token: a task changed since (or one cached from another Hub, since the cache does not
+    record which Hub filled it) ran in place of the one asked for. So the Hub is asked first: a refused
+    token, a missing repo or revision is an error whatever the cache holds, and a Hub that cannot be
+    reached is an error that names the cached commit and ``HF_HUB_OFFLINE=1``, the explicit way to run it.
+    """
+    from huggingface_hub import constants
+
+    from ..hub._errors import HubError, hub_call
+
+    if constants.is_offline_mode():
+        return None
+    try:
+        info = hub_call(auth, ref.repo, "dataset", "read the task",
+                        lambda: api.repo_info(ref.repo, repo_type="dataset", revision=ref.revision))
+    except HubError as exc:
+        cached = _cached_commit(ref)
+        if cached is None or exc.kind in ("auth", "forbidden", "missing"):
+            raise
+        raise type(exc)(f"{exc}; {ref} was read before (commit {cached[:12]} is in the local cache): set "
+                        "HF_HUB_OFFLINE=1 to run that copy", exc.kind) from None
+    return str(info.sha)
+
+
+def _storage(ref: HubTaskRef) -> Path:
+    """The ``huggingface_hub`` cache folder of the task's repo."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=ref.repo, repo_type="dataset")
+
+
+def _cached_commit(ref: HubTaskRef) -> str | None:
+    """The commit the cache holds for ``ref`` (what an offline run would read), or ``None``."""
+    revision = ref.revision or "main"
+    try:
+        ref_file = _storage(ref) / "refs" / revision
+        commit = ref_file.read_text().strip() if ref_file.is_file() else revision
+        return commit if (_storage(ref) / "snapshots" / commit).is_dir() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _remember(ref: HubTaskRef, commit: str) -> None:
+    """Note in the cache that ``ref``'s revision is ``commit`` (``refs/<revision>``), for later offline runs.
+
+    ``snapshot_download`` writes it when given a branch or tag; it is given the commit the Hub named
+    instead, so that what is read is what the Hub answered.
+    """
+    revision = ref.revision or "main"
+    if revision == commit:
+        return
+    ref_file = _storage(ref) / "refs" / revision
+    try:
+        if ref_file.is_file() and ref_file.read_text().strip() == commit:
+            return
+        ref_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = ref_file.with_name(f".{ref_file.name}.{os.getpid()}.tmp")
+        partial.write_text(commit)
+        os.replace(partial, ref_file)
+    except OSError:
+        pass  # only an offline run needs it, and it says so when the task is not cached
 
 
 def _snapshot(api: Any, auth: Any, ref: HubTaskRef, revision: str | None, patterns: list[str]) -> Path:
