@@ -6,7 +6,9 @@ end of the module — exactly the processes it started, which the last check ass
 What is asserted: the default suite on Ray gives the same scores and byte-identical samples files as in
 this process; a worker killed mid-run is retried and nothing is lost; past the retry bound it is one
 failed run while the others are written; a node lacking a plugin distribution fails the bench before
-anything is submitted, naming the node and the distribution; Ctrl-C keeps what was written.
+anything is submitted, naming the node and the distribution; Ctrl-C keeps what was written; a retry and
+fewer shards than asked are each told in one line; a resource no node has is a one-line error, not a wait;
+the bench's SIGTERM handler survives ``ray.init``.
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ class _Killer:
         self.killed: list[int] = []
         self.attempts: list[int] = []
         self.sweeps: list[tuple[int, int, int, float]] = []
+        self.notes: list[str] = []
+
+    def note(self, run, message):
+        self.notes.append(message)
 
     def sweep(self, runs_done, runs_total, examples_done, examples_per_second):
         self.sweeps.append((runs_done, runs_total, examples_done, examples_per_second))
@@ -155,6 +161,10 @@ def test_killed_worker_is_retried_and_nothing_is_lost(cluster, host, reference, 
     _assert_same(reference, got)
     assert got["lm-sample"][1].data["environment"]["executor"]["attempt"] == 2
     assert killer.attempts == [1, 2]
+    # The driver said so, in one line naming the run, the attempt and why.
+    retried = [n for n in killer.notes if n.startswith("retrying nano:lm-sample")]
+    assert len(retried) == 1 and "on another worker (attempt 2): its worker" in retried[0] and "\n" not in retried[0]
+    assert f"(pid {killer.killed[0]}) died" in retried[0]
     # The one progress display was fed by the workers: runs done of all, examples and examples/s.
     assert {total for _, total, _, _ in killer.sweeps} == {len(reference)}
     done = [d for d, _, _, _ in killer.sweeps]
@@ -195,6 +205,53 @@ def test_three_shards_on_ray_equal_no_sharding(cluster, host, reference, tmp_pat
         # The aggregate is over the wall time the shards took together, not their sum.
         assert record.data["speed"]["eval_seconds"] > 0
     assert len(nodes) == 2, "shards ran on both nodes"
+
+
+@pytest.mark.slow
+def test_fewer_shards_than_asked_are_noted(cluster, host, tmp_path):
+    """9 examples in batches of 3 are 3 batches: --shards 5 gives 3 shards, and the driver says why."""
+    events = _Killer("none")
+    plan = _plan(host, tasks=["classification-sample"])
+    report = run_bench(plan, host=host, output_dir=tmp_path, command="test", executor="ray",
+                       ray_address=cluster.address, shards=5, events=events)
+    assert report.ok, report.failed
+    assert len(report.written[0][1].data["speed"]["shards"]) == 3
+    assert events.notes == [f"shards {plan.runs[0].spec.label}: 3, not 5: its 9 example(s) make only 3 batch(es) at "
+                            "--batch-size 3 and a shard is at least one batch; lower --batch-size for more shards"]
+
+
+@pytest.mark.slow
+def test_sigterm_handler_survives_connecting(cluster):
+    """``ray.init`` installs Ray's SIGTERM handler (a crash dump, exit 1); the bench's own is put back."""
+    from llmos_hub.bench._ray import connected
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with connected(cluster.address):
+            assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ('resources={"big": 1}', "lower --ray-option resources or add a node with 'big'"),
+        ("memory=1000000000000", "1000 GB memory"),
+        ("accelerator_type=H100", "change --ray-option accelerator_type (this cluster has: none)"),
+    ],
+)
+def test_a_resource_no_node_has_is_one_line_not_a_hang(cluster, option, message, tmp_path):
+    """Before, only CPU and GPU were compared and these waited for ever for a node."""
+    result = CliRunner().invoke(main, ["bench", "--executor", "ray", "--ray-address", cluster.address, "--ray-option", option,
+                                       "--task", "classification-sample", "--limit", "2", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "error: no node can hold nano:classification-sample" in result.output and message in result.output
+    assert "Traceback" not in result.output and not list(tmp_path.glob("*.json"))
 
 
 @pytest.mark.slow

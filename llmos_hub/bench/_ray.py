@@ -14,7 +14,12 @@ models load on the worker. Nothing needs a shared filesystem: the samples file t
 * A worker that dies (killed, out of memory, its node lost) is replaced and its run handed out again,
   ``max_retries`` times (default 2), then reported as one failed run; an error *in* a run (bad model, a
   backend that cannot do the task) is not retried and reads exactly as in-process.
-* Ctrl-C stops every worker of the bench; every record already written stays.
+* Ctrl-C (or SIGTERM: the bench's handler is put back after ``ray.init`` replaced it) stops every worker
+  of the bench; every record already written stays.
+* ``--ray-address`` is checked before ``ray.init``, which retries an unreachable address for ever, and a
+  head lost mid-bench stops it with one line before Ray ends the process from C++ (:class:`HeadWatch`).
+* A resource request no node can hold (CPU, GPU, memory, custom resources, accelerator type) would wait
+  for ever: it is an error before anything is submitted (:func:`check_resources`).
 * Before any run is handed out, every alive node is asked which plugin distributions it has; a node
   lacking one the plan needs fails the bench with one line naming the node and the distribution.
 
@@ -25,7 +30,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -48,24 +56,73 @@ DEFAULT_MAX_RETRIES = 2
 RAY_OPTIONS = ("num_cpus", "num_gpus", "memory", "resources", "accelerator_type", "max_retries", "scheduling_strategy")
 #: Seconds between two looks at the workers' progress (and the longest wait for a result between them).
 POLL_SECONDS = 0.5
+#: Seconds the driver gives the head's GCS to accept a connection and answer, before ``ray.init`` (which
+#: retries an address that does not answer for ever).
+CONNECT_SECONDS = 5.0
+#: Seconds between two looks at whether the head's GCS still accepts connections during a bench.
+HEAD_CHECK_SECONDS = 2.0
+
+
+def _head_lost_seconds() -> float:
+    """20 s less than Ray waits for a lost GCS before it ends the driver (at least 5 s)."""
+    try:
+        ray_gives_up = float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s") or 60)
+    except ValueError:
+        ray_gives_up = 60.0
+    return max(5.0, ray_gives_up - 20.0)
+
+
+#: Seconds the head may not answer before the bench stops with its own error. Ray ends the driver from C++
+#: (no Python handler runs, no word of the records kept) once it has been without the GCS for
+#: ``RAY_gcs_rpc_server_reconnect_timeout_s`` (60 s by default); until then runs on live workers still
+#: finish, so the bench waits as long as it can while keeping 20 s to stop and say so first.
+HEAD_LOST_SECONDS = _head_lost_seconds()
+#: ``scheduling_strategy`` values Ray takes as a string (the others are objects a command line cannot give).
+SCHEDULING_STRATEGIES = ("DEFAULT", "SPREAD")
+#: The smallest fraction of a resource Ray can count (it rejects a finer request at submission).
+RESOURCE_PRECISION = 0.0001
 
 
 def parse_ray_options(pairs: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (values parsed as JSON where they parse) → validated Ray task options."""
+    """``KEY=VALUE`` strings (values parsed as JSON where they parse) → validated Ray task options.
+
+    Every value is checked here, as Ray would check it when the first worker is submitted: a bad value
+    found there would stop the bench with Ray's traceback after the cluster was joined.
+    """
     options: dict[str, Any] = {}
     items = pairs.items() if isinstance(pairs, Mapping) else [_split(p) for p in pairs]
     for key, value in items:
         if key not in RAY_OPTIONS:
             raise UsageError(f"unknown --ray-option {key!r}; known: {', '.join(RAY_OPTIONS)}")
         if key in ("num_cpus", "num_gpus", "memory", "max_retries"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise UsageError(f"--ray-option {key} must be a number >= 0, not {value!r}")
+            _check_quantity(key, value)
         if key == "max_retries" and int(value) != value:
             raise UsageError(f"--ray-option max_retries must be a whole number, not {value!r}")
-        if key == "resources" and not (isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values())):
-            raise UsageError('--ray-option resources must be a JSON object of numbers, e.g. resources=\'{"tpu": 1}\'')
+        if key == "num_gpus" and value > 1 and int(value) != value:
+            raise UsageError(f"--ray-option num_gpus above 1 must be a whole number (Ray shares only one GPU), not {value!r}")
+        if key == "resources":
+            if not isinstance(value, dict) or not value:
+                raise UsageError('--ray-option resources must be a JSON object of numbers, e.g. resources=\'{"tpu": 1}\'')
+            for name, amount in value.items():
+                if name in ("CPU", "GPU"):
+                    raise UsageError(f"--ray-option resources must not name {name}; use --ray-option num_{name.lower()}s")
+                _check_quantity(f"resources {name}", amount)
+        if key == "accelerator_type" and not (isinstance(value, str) and value.strip()):
+            raise UsageError(f"--ray-option accelerator_type must be a name such as H100 or A100, not {value!r}")
+        if key == "scheduling_strategy":
+            if str(value).upper() not in SCHEDULING_STRATEGIES:
+                raise UsageError(f"--ray-option scheduling_strategy must be one of {', '.join(SCHEDULING_STRATEGIES)}, not {value!r}")
+            value = str(value).upper()
         options[key] = value
     return options
+
+
+def _check_quantity(key: str, value: Any) -> None:
+    """A resource amount Ray accepts: a number >= 0, not finer than it can count."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise UsageError(f"--ray-option {key} must be a number >= 0, not {value!r}")
+    if 0 < value < RESOURCE_PRECISION:
+        raise UsageError(f"--ray-option {key} must be 0 or at least {RESOURCE_PRECISION:g} (Ray's finest share), not {value!r}")
 
 
 def _split(pair: str) -> tuple[str, Any]:
@@ -97,17 +154,141 @@ def _import_ray() -> Any:
     return ray
 
 
+#: What to do about an address that cannot be reached (the end of its one-line error).
+_START_ONE = ("check --ray-address (the head's HOST:PORT, 6379 by default), start a cluster "
+              "with 'ray start --head --node-ip-address=127.0.0.1', or drop --ray-address for a local one")
+#: The HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server such as the GCS answers with its
+#: own SETTINGS frame, something else (a dashboard, an SSH server) does not.
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def ray_address(address: str | None) -> str | None:
+    """The address ``ray.init`` will join: ``--ray-address``, else ``RAY_ADDRESS`` (which Ray itself reads)."""
+    if address in (None, "auto"):
+        return os.environ.get("RAY_ADDRESS") or address
+    return address
+
+
+def check_address(address: str | None) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``HOST:PORT`` address, checked before anything starts; ``None`` for no address
+    and Ray's own forms (``auto``, ``local``, ``ray://...``), which ``ray.init`` answers at once."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return None
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not sep or not host:
+        raise UsageError(f"--ray-address {address} has no port; give the head's HOST:PORT (6379 by default), "
+                         f"e.g. --ray-address {address}:6379")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise UsageError(f"--ray-address {address}: the port must be a number from 1 to 65535, not {port!r}; "
+                         f"e.g. --ray-address {host}:6379")
+    return host, int(port)
+
+
+class _NotGcs(Exception):
+    """Something listens at the address, but it is not a gRPC server."""
+
+
+def check_reachable(address: str, host: str, port: int, timeout: float = CONNECT_SECONDS) -> None:
+    """The head's GCS accepts a connection and answers as a gRPC server within ``timeout`` seconds.
+
+    ``ray.init`` retries an address that refuses or does not answer for ever (a warning every 40 s), so the
+    driver looks first: a TCP connection, then the HTTP/2 greeting every gRPC server answers (skipped
+    when Ray talks TLS, ``RAY_USE_TLS``).
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):
+                sock.sendall(_H2_HELLO)
+                answer = sock.recv(9)
+                if len(answer) < 4 or answer[3] != 0x04:
+                    raise _NotGcs
+    except socket.gaierror:
+        reason = f"unknown host {host!r}"
+    except ConnectionRefusedError:
+        reason = f"connection refused: nothing listens on port {port}"
+    except (socket.timeout, TimeoutError):
+        reason = f"no answer within {timeout:g} s"
+    except (_NotGcs, ConnectionResetError, BrokenPipeError):
+        reason = f"port {port} answers, but not as a Ray head (GCS); is it the dashboard's or the client's port?"
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    else:
+        return
+    raise UsageError(f"cannot reach the Ray cluster at {address} ({reason}); {_START_ONE}")
+
+
+class HeadLost(LlmosHubError):
+    """The cluster's head (its GCS) stopped answering while the bench ran."""
+
+
+@dataclass
+class HeadWatch:
+    """Notices a lost head before Ray does, by a TCP connection to its GCS.
+
+    Without the GCS, Ray ends the driver from C++ after 60 s (no Python handler runs, nothing says which
+    records were kept), and starting a worker blocks until then. So the bench looks every
+    ``HEAD_CHECK_SECONDS``, and before starting a worker, and stops with :class:`HeadLost` once the head
+    has not answered for ``lost_after`` seconds.
+    """
+
+    address: str | None  # the GCS's HOST:PORT; None: nothing to watch
+    output_dir: Path
+    report: Any
+    lost_after: float = HEAD_LOST_SECONDS
+    last_check: float = field(default_factory=time.monotonic)
+    lost_since: float | None = None
+
+    def answers(self) -> bool:
+        """The head accepts a connection now (also true when there is nothing to watch)."""
+        where = check_address(self.address) if self.address else None
+        self.last_check = time.monotonic()
+        if where is None:
+            return True
+        try:
+            socket.create_connection(where, timeout=1.0).close()
+        except OSError:
+            self.lost_since = self.lost_since if self.lost_since is not None else time.monotonic()
+            return False
+        self.lost_since = None
+        return True
+
+    def check(self, *, wait: bool = False) -> None:
+        """Raise :class:`HeadLost` if the head has not answered for ``lost_after`` s; with ``wait`` (before a
+        call that needs the GCS), look now and wait for the head to answer again, up to that bound."""
+        while True:
+            if wait or time.monotonic() - self.last_check >= HEAD_CHECK_SECONDS:
+                if self.answers():
+                    return
+            if self.lost_since is not None and time.monotonic() - self.lost_since >= self.lost_after:
+                raise HeadLost(
+                    f"lost the Ray cluster: its head ({self.address}) has not answered for {self.lost_after:g} s; "
+                    f"the {len(self.report.written)} record(s) written are kept in {self.output_dir}; "
+                    "rerun with --resume once the cluster is back"
+                )
+            if not wait:
+                return
+            time.sleep(min(HEAD_CHECK_SECONDS, self.lost_after / 4))
+
+
 @contextmanager
 def connected(address: str | None) -> Iterator[Any]:
     """Ray, connected to ``address`` (an existing cluster) or to a fresh local runtime; disconnected after.
 
-    A process already connected (an embedding program, a notebook) keeps its connection.
+    A process already connected (an embedding program, a notebook) keeps its connection. The address is
+    checked first (``ray.init`` would retry an unreachable one for ever), and the SIGTERM handler the
+    caller had is put back after ``ray.init`` (which replaces it with Ray's, dying with a crash dump).
     """
     ray = _import_ray()
     if ray.is_initialized():
         yield ray
         return
+    target = ray_address(address)
+    where = check_address(target)
+    if where is not None and target is not None:
+        check_reachable(target, *where)
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
+    on_sigterm = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -116,11 +297,14 @@ def connected(address: str | None) -> Iterator[Any]:
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        where = f"the Ray cluster at {address}" if address else "a local Ray runtime"
+        where_to = f"the Ray cluster at {target}" if target else "a local Ray runtime"
         raise UsageError(
-            f"cannot connect to {where}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}; "
+            f"cannot connect to {where_to}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}; "
             "check --ray-address (host:port of the head's GCS) and RAY_AUTH_MODE / the cluster's token"
         ) from None
+    finally:
+        if callable(on_sigterm):  # the bench's: SIGTERM stops it like Ctrl-C, records kept, --resume named
+            signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield ray
     finally:
@@ -254,20 +438,59 @@ class _Sweep:
 
 
 def check_resources(runs: Sequence[Any], overrides: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -> None:
-    """Some alive node can hold each run's resources (a request no node can meet would wait forever)."""
+    """Some alive node can hold each run's resources (a request no node can meet would wait forever).
+
+    Every resource a worker asks for counts: CPU, GPU, ``memory``, custom ``resources`` and
+    ``accelerator_type`` (Ray's ``accelerator_type:X`` node resource).
+    """
+    from ._raypool import demand
+
+    if not nodes:
+        raise UsageError("the Ray cluster has no alive node; check the cluster with 'ray status'")
     for run in runs:
-        want = task_resources(run.spec, overrides)
-        fits = any(
-            n["Resources"].get("CPU", 0) >= want["num_cpus"] and n["Resources"].get("GPU", 0) >= want["num_gpus"]
-            for n in nodes
+        want = demand(task_resources(run.spec, overrides))
+
+        def met(node: Mapping[str, Any]) -> list[bool]:
+            return [node["Resources"].get(name, 0) >= amount for name, amount in want.items()]
+
+        if any(all(met(n)) for n in nodes):
+            continue
+        closest = max(nodes, key=lambda n: (sum(met(n)), n["Resources"].get("GPU", 0), n["Resources"].get("CPU", 0)))
+        have = closest["Resources"]
+        short = [name for name, ok in zip(want, met(closest)) if not ok]
+        raise UsageError(
+            f"no node can hold {run.spec.label}: it asks for {_amounts(want)}; the closest node ({_node_name(closest)}) "
+            f"has {_amounts({name: have.get(name, 0) for name in want})}; {_lower(short, nodes)}"
         )
-        if not fits:
-            biggest = max(nodes, key=lambda n: (n["Resources"].get("GPU", 0), n["Resources"].get("CPU", 0)))
-            raise UsageError(
-                f"no node can hold {run.spec.label}: it asks for {want['num_cpus']:g} CPU and {want['num_gpus']:g} GPU, "
-                f"the largest node ({_node_name(biggest)}) has {biggest['Resources'].get('CPU', 0):g} CPU and "
-                f"{biggest['Resources'].get('GPU', 0):g} GPU; lower --ray-option num_cpus/num_gpus or the threads option"
-            )
+
+
+def _amounts(resources: Mapping[str, float]) -> str:
+    """``{"CPU": 2, "memory": 1e12, "accelerator_type:H100": 0.001}`` → "2 CPU, 1000 GB memory, accelerator_type H100"."""
+
+    def amount(name: str, value: float) -> str:
+        if name == "memory":
+            return f"{value / 1e9:.4g} GB memory"
+        if name.startswith("accelerator_type:"):
+            return f"{'' if value else 'no '}accelerator_type {name.split(':', 1)[1]}"
+        return f"{value:g} {name}"
+
+    return ", ".join(amount(name, value) for name, value in resources.items())
+
+
+def _lower(short: Sequence[str], nodes: Sequence[Mapping[str, Any]]) -> str:
+    """How to fix the request for the resources the closest node lacks."""
+    fixes: dict[str, None] = {}
+    for name in short:
+        if name in ("CPU", "GPU"):
+            fixes["lower --ray-option num_cpus/num_gpus or the threads option"] = None
+        elif name == "memory":
+            fixes["lower --ray-option memory (bytes)"] = None
+        elif name.startswith("accelerator_type:"):
+            kinds = sorted({r.split(":", 1)[1] for n in nodes for r in n["Resources"] if r.startswith("accelerator_type:")})
+            fixes[f"change --ray-option accelerator_type (this cluster has: {', '.join(kinds) or 'none'})"] = None
+        else:
+            fixes[f"lower --ray-option resources or add a node with {name!r} ('ray start --resources')"] = None
+    return "; ".join(fixes)
 
 
 #: Each node's answer to "which distributions do you have", kept for the driver's connection (a driver that
@@ -332,6 +555,30 @@ def _died_message(exc: BaseException, where: Mapping[str, Any] | None, attempts:
     )
 
 
+def _note(events: Any, run: Any, message: str) -> None:
+    """Tell the user something the bench did on its own (a retry, fewer shards), if the events listen."""
+    if events is not None and hasattr(events, "note"):
+        events.note(run, message)
+
+
+def _fewer_shards(run: Any, shards: int, parts: int) -> str:
+    """Why ``--shards`` gave fewer shards: a shard is at least one batch of the run's schedule."""
+    return (
+        f"shards {run.spec.label}: {parts}, not {shards}: its {len(run.data.examples)} example(s) make only "
+        f"{parts} batch(es) at --batch-size {run.spec.batch_size} and a shard is at least one batch; "
+        f"lower --batch-size for more shards"
+    )
+
+
+def _retry_message(run: Any, item: _Item, where: Mapping[str, Any] | None, exc: BaseException) -> str:
+    """The line a retried run (or shard) gets: which, which attempt comes, and why the worker went."""
+    shard = item.job.key[1]
+    what = run.spec.label + (f" (shard {shard + 1})" if shard >= 0 else "")
+    place = f" on node {where.get('node_ip')} (pid {where.get('pid')})" if where else ""
+    first = " ".join(str(exc).split("\n", 1)[0].split())[:160]
+    return f"retrying {what} on another worker (attempt {item.attempts + 1}): its worker{place} died: {type(exc).__name__}: {first}"
+
+
 def _warm_names(runs: Sequence[Any]) -> list[tuple[str, str]]:
     """What a worker imports before its first run: every backend, model family and task of the plan."""
     names: dict[tuple[str, str], None] = {}
@@ -363,6 +610,7 @@ def run_on_ray(
     from ._shards import ShardMerger, shard_batches
 
     overrides = parse_ray_options(options or {})
+    check_address(ray_address(address))  # a malformed address is an error even when --resume leaves nothing to run
     retries = int(overrides.get("max_retries", DEFAULT_MAX_RETRIES))
     todo: list[tuple[int, Any]] = []
     for index, run in enumerate(plan.runs):
@@ -405,6 +653,8 @@ def run_on_ray(
                 cost = 0.0
             if shards > 1:
                 parts = shard_batches(run.spec, run.task, run.data, shards)
+                if len(parts) < shards:
+                    _note(events, run, _fewer_shards(run, shards, len(parts)))
                 mergers[index] = ShardMerger(run, parts, command=command)
                 total = sum(len(b) for b in parts) or 1
                 for s, batches in enumerate(parts):
@@ -431,7 +681,13 @@ def run_on_ray(
         for worker in pool.workers:
             starting[worker.ready_ref] = worker
 
+        # The head as the user named it (Ray may report another interface of it); a local runtime is this
+        # driver's own child and is not watched.
+        target = ray_address(address)
+        head = HeadWatch(target if check_address(target) else None, output_dir, report, lost_after=HEAD_LOST_SECONDS)
+
         def start(shape: str) -> None:
+            head.check(wait=True)  # Ray blocks a worker's start while the GCS is gone
             worker = pool.start(shape)
             starting[worker.ready_ref] = worker
 
@@ -517,6 +773,7 @@ def run_on_ray(
             check_plugins(ray, host, [run for _, run in todo], nodes)
             last_poll = time.monotonic()
             while inflight or any(queues.values()):
+                head.check()
                 for worker in list(pool.workers):
                     if worker.item is not None:
                         continue
@@ -548,6 +805,8 @@ def run_on_ray(
                     except ray.exceptions.RayActorError as exc:  # the worker died: retried, up to the bound
                         pool.remove(worker, kill=True)
                         if item.attempts <= retries:
+                            head.check(wait=True)  # a worker lost with the head is no reason to retry
+                            _note(events, runs[item.job.key[0]], _retry_message(runs[item.job.key[0]], item, worker.where, exc))
                             requeue(item)
                             if pool.start_failures.get(worker.shape, 0) <= MAX_START_FAILURES:
                                 top_up(worker.shape)
@@ -562,6 +821,8 @@ def run_on_ray(
                 if events and hasattr(events, "sweep"):
                     done, rate = sweep.rate()
                     events.sweep(sweep.runs_done, sweep.total_runs, done, rate)
+        except HeadLost:  # the workers went with the head (or end with this driver); Ray cannot be asked
+            raise
         except BaseException:  # Ctrl-C, SIGTERM or a bug: stop every run in flight; written records stay
             pool.kill_all()
             raise

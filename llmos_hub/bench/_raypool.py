@@ -33,7 +33,7 @@ from typing import Any
 
 from .._requests import RequestType
 
-__all__ = ["RunWorker", "WorkerPool", "estimated_cost", "release_workers", "slots"]
+__all__ = ["RunWorker", "WorkerPool", "demand", "estimated_cost", "release_workers", "slots"]
 
 #: A generated token's cost in prompt-token equivalents (a decoding step is one forward pass per token;
 #: measured on the bundled nano models, where one new token costs about as much as 2 prompt tokens
@@ -63,16 +63,28 @@ def estimated_cost(requests: Sequence[Sequence[Any]]) -> float:
     return cost
 
 
-def slots(resources: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -> int:
-    """How many actors asking for ``resources`` the alive ``nodes`` hold at once (0: none fits)."""
+#: What Ray counts of an ``accelerator_type`` request: a sliver of the node's ``accelerator_type:X`` resource.
+ACCELERATOR_SHARE = 0.001
+
+
+def demand(resources: Mapping[str, Any]) -> dict[str, float]:
+    """The node resources (Ray's names) a worker with these Ray options holds, zero amounts left out."""
     want = {"CPU": float(resources.get("num_cpus", 1)), "GPU": float(resources.get("num_gpus", 0))}
     if resources.get("memory"):
         want["memory"] = float(resources["memory"])
     want.update({k: float(v) for k, v in (resources.get("resources") or {}).items()})
+    if resources.get("accelerator_type"):
+        want[f"accelerator_type:{resources['accelerator_type']}"] = ACCELERATOR_SHARE
+    return {name: amount for name, amount in want.items() if amount > 0}
+
+
+def slots(resources: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -> int:
+    """How many actors asking for ``resources`` the alive ``nodes`` hold at once (0: none fits)."""
+    want = demand(resources)
     total = 0
     for node in nodes:
         have = node.get("Resources", {})
-        fits = [int(have.get(name, 0) // amount) for name, amount in want.items() if amount > 0]
+        fits = [int(have.get(name, 0) // amount) for name, amount in want.items()]
         total += min(fits) if fits else 1_000_000
     return total
 

@@ -95,6 +95,11 @@ class _RichEvents:
         """--resume found ``path`` but cannot reuse it (e.g. no samples file with --log-samples)."""
         self._line(f"rerun {run.spec.label}: {why} ({path})", "yellow")
 
+    def note(self, run: Any, message: str) -> None:
+        """Something the bench decided on its own (a run retried after its Ray worker died, fewer shards than
+        asked): one line, so a record saying ``attempt: 2`` or one shard is never a surprise."""
+        self._line(message, "yellow")
+
     def failed(self, run: Any, message: str) -> None:
         if self.progress is not None and self.task_id is not None:
             self.progress.update(self.task_id, rate="failed")
@@ -212,6 +217,10 @@ def bench(
     from ..hub._auth import hub_flags
     from ..leaderboard._text import summary_table
 
+    if push_repo:  # a wrong repo id, endpoint or token is found now, not after the compute
+        from ..hub import check_push_target
+
+        check_push_target(push_repo, endpoint=endpoint, token=token)
     host = get_host(ctx)
     ray_settings = _ray_settings(executor, ray_address, ray_options)
     from ..tasks import allow_data_paths
@@ -258,8 +267,9 @@ def _ray_settings(executor: str, address: str | None, options: tuple[str, ...]) 
         if address or options:
             raise UsageError("--ray-address and --ray-option need --executor ray")
         return {}
-    from ..bench._ray import parse_ray_options
+    from ..bench._ray import check_address, parse_ray_options, ray_address
 
+    check_address(ray_address(address))  # a malformed address or port: before the plan loads any data
     return {"ray_address": address, "ray_options": parse_ray_options(options)}
 
 
