@@ -210,6 +210,20 @@ def test_resume_with_log_samples_reruns_a_record_that_has_no_samples(host, tmp_p
     assert len(third.reused) == 1 and not third.written and seen.said[-1] == ("skipped", "upper")
 
 
+def test_resume_says_it_reruns_a_record_it_cannot_read(host, tmp_path):
+    """A damaged record of the same configuration is replaced by a new run, and the progress line says so
+    (it was replaced silently)."""
+    plan = _plan(host, models=["fake:upper"], tasks=["upper"])
+    [(path, _)] = run_bench(plan, host=host, output_dir=tmp_path, command="x").written
+    path.write_text(path.read_text()[:200])  # cut mid-file
+    seen = _Seen()
+    again = run_bench(plan, host=host, output_dir=tmp_path, command="x", resume=True, events=seen)
+    assert len(again.written) == 1 and not again.reused and again.written[0][0] == path
+    [(event, why)] = [s for s in seen.said if s[0] == "rerunning"]
+    assert why.startswith("its record cannot be read (") and why.endswith("); running it again")
+    assert str(path) not in why  # the path is the line's own, not repeated in the reason
+
+
 def _fake_cli(monkeypatch):
     import llmos_hub._plugins as plugins
 

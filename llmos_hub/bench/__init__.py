@@ -60,16 +60,30 @@ class BenchReport:
         return not self.failed
 
 
-def existing_record(output_dir: Path, spec: RunSpec) -> tuple[Path, ResultRecord] | None:
-    """The record of ``spec`` already in ``output_dir`` (matched by full configuration hash), if any."""
+def existing_record(output_dir: Path, spec: RunSpec,
+                    unreadable: list[tuple[Path, str]] | None = None) -> tuple[Path, ResultRecord] | None:
+    """The record of ``spec`` already in ``output_dir`` (matched by full configuration hash), if any.
+
+    A file of that name that is not a valid record is passed over, and listed in ``unreadable`` (path,
+    reason) when given."""
     for path in sorted(output_dir.glob(f"*__{spec.hash[:12]}.json")):
         try:
             record = load_record(path)
-        except DataError:
+        except DataError as exc:
+            if unreadable is not None:
+                unreadable.append((path, str(exc)))
             continue
         if record.config_hash == spec.hash:
             return path, record
     return None
+
+
+def _without_path(reason: str, path: Path) -> str:
+    """``load_record``'s reason without the path it starts with (the line names the file already):
+    ``<path>:13: not JSON`` becomes ``line 13: not JSON``."""
+    rest = reason.removeprefix(str(path)).removeprefix(":")
+    number, colon, tail = rest.partition(":")
+    return f"line {number}:{tail}" if colon and number.isdigit() else rest.strip()
 
 
 def has_samples(path: Path, record: ResultRecord) -> bool:
@@ -86,12 +100,16 @@ def reusable_record(output_dir: Path, run: PlannedRun, *, log_samples: bool,
     end the bench with no samples and exit 0. That run is run again (its record is replaced by one of the
     same configuration, now with samples) and the progress line says why.
     """
-    found = existing_record(output_dir, run.spec)
+    unreadable: list[tuple[Path, str]] = []
+    found = existing_record(output_dir, run.spec, unreadable)
+    rerunning = getattr(events, "rerunning", None)
     if found is None:
+        if unreadable and rerunning is not None:  # a damaged record is replaced, never silently
+            path, reason = unreadable[0]
+            rerunning(run, path, f"its record cannot be read ({_without_path(reason, path)}); running it again")
         return None
     path, record = found
     if log_samples and not has_samples(path, record):
-        rerunning = getattr(events, "rerunning", None)
         if rerunning is not None:
             rerunning(run, path, "its record has no samples file; running it again for --log-samples")
         return None
