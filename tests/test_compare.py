@@ -70,6 +70,21 @@ def test_pair_by_backend_and_cli(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "--alpha must be between 0 and 1" in bad.output
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["{pa}", "{pa}"], "A and B are the same record file"),
+    (["{dir}", "{dir}"], "is a folder; compare takes two record files, or two backend names"),
+    (["fake", "fake", "--dir", "{dir}"], "A and B are both fake; name two different backends"),
+    (["fake", "other"], "read as backend names, whose records are looked for in ./results, which does not exist"),
+])
+def test_compare_arguments_that_cannot_mean_a_comparison_are_named(tmp_path, monkeypatch, args, message):
+    pa, _, _, _ = _records(tmp_path)
+    monkeypatch.chdir(tmp_path)  # no ./results here
+    result = CliRunner().invoke(main, ["compare", *(x.format(pa=pa, dir=tmp_path) for x in args)])
+    assert result.exit_code == 2, result.output
+    [line] = [x for x in result.stderr.splitlines() if x.strip()]
+    assert line.startswith("error: ") and message in line
+
+
 def _translation_records(model_b: str = "nano:other", backend_b: str = "pytorch", limit: int = 60):
     """Two records of the real translation task: A copies the source, B is right on about half."""
     task = task_from_file(TRANSLATION)

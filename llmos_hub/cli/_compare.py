@@ -34,11 +34,23 @@ def compare(a: str, b: str, folders: tuple[Path, ...], alpha: float, seed: int, 
     compare_records = functools.partial(_compare.compare_records, alpha=alpha, seed=seed)
 
     if Path(a).is_file() and Path(b).is_file():
+        if Path(a).resolve() == Path(b).resolve():
+            raise UsageError(f"A and B are the same record file ({a}); compare two different runs")
         comparisons = [compare_records(load_record(a), load_record(b))]
     elif Path(a).suffix == ".json" or Path(b).suffix == ".json":
         missing = a if not Path(a).is_file() else b
         raise UsageError(f"record file {missing} does not exist")
     else:
+        folder = next((x for x in (a, b) if Path(x).is_dir()), None)
+        if folder is not None:
+            raise UsageError(f"{folder} is a folder; compare takes two record files, or two backend names with "
+                             f"the folders of records in --dir (e.g. compare pytorch onnxruntime --dir {folder})")
+        if a == b:
+            raise UsageError(f"A and B are both {a}; name two different backends (e.g. pytorch onnxruntime) "
+                             "or two record files")
+        if not folders and not Path("results").exists():
+            raise UsageError(f"{a} and {b} are read as backend names, whose records are looked for in ./results, "
+                             "which does not exist; name the folders of records with --dir, or give two record files")
         skipped: list[str] = []
         records = [r for _, r in iter_records(folders or [Path("results")], errors=skipped)]
         from rich.text import Text
