@@ -75,6 +75,31 @@ def test_shards_are_whole_batches_of_the_schedule_in_order(host):
         shard_batches(run.spec, run.task, run.data, 0)
 
 
+def test_fewer_shards_than_asked_are_noted_in_process(host, tmp_path):
+    """12 examples in batches of 4 are 3 batches: --shards 5 gives 3 shards, and the bench says why before the
+    run starts (the Ray driver says the same line)."""
+    class Notes:  # bench events that keep the notes
+        def __init__(self):
+            self.notes = []
+
+        def note(self, run, message):
+            self.notes.append(message)
+
+        def started(self, run, total): pass
+        def advanced(self, run, done, total): pass
+        def finished(self, run, record, path): pass
+        def failed(self, run, message): pass
+        def skipped(self, run, path): pass
+
+    plan = make_plan(host, tasks=["classification-sample"], limit=LIMIT, batch_size=BATCH, seed=1)
+    events = Notes()
+    report = run_bench(plan, host=host, output_dir=tmp_path, command="test", shards=5, events=events)
+    assert report.ok, report.failed
+    assert len(report.written[0][1].data["speed"]["shards"]) == 3
+    assert events.notes == [f"shards {plan.runs[0].spec.label}: 3, not 5: its 12 example(s) make only 3 batch(es) at "
+                            "--batch-size 4 and a shard is at least one batch; lower --batch-size for more shards"]
+
+
 def test_shards_below_one_is_a_usage_error(host, tmp_path):
     with pytest.raises(UsageError, match="--shards must be at least 1"):
         run_bench(make_plan(host, tasks=["lm-sample"], limit=2), host=host, output_dir=tmp_path, command="t", shards=0)

@@ -19,7 +19,7 @@ from ..errors import DataError, LlmosHubError, UsageError
 from . import _output
 from ._execute import Session, execute, percentile
 from ._plan import Plan, PlannedRun, make_plan
-from ._shards import execute_sharded
+from ._shards import execute_sharded, fewer_shards, note, shard_batches
 from ._spec import RunSpec, parse_model_ref
 
 __all__ = ["BenchEvents", "BenchReport", "Plan", "PlannedRun", "RunSpec", "make_plan", "parse_model_ref", "percentile", "run_bench"]
@@ -28,8 +28,9 @@ __all__ = ["BenchEvents", "BenchReport", "Plan", "PlannedRun", "RunSpec", "make_
 class BenchEvents(Protocol):
     """What the harness reports while it works (the CLI draws progress bars from these).
 
-    Optional: ``rerunning(run, path, why)``, called when ``--resume`` finds a record it cannot reuse
-    (see :func:`reusable_record`); an events object without it is simply not told.
+    Optional, an events object without them is simply not told: ``rerunning(run, path, why)``, called
+    when ``--resume`` finds a record it cannot reuse (see :func:`reusable_record`); ``note(run, message)``,
+    something the bench decided on its own (fewer shards than asked, a run retried on another Ray worker).
     """
 
     def started(self, run: PlannedRun, total: int) -> None: ...
@@ -162,6 +163,10 @@ def run_bench(
                     report.reused.append(found)
                     continue
             total = len(run.data.examples)
+            if shards > 1:  # said before the run starts, as the Ray driver says it
+                parts = len(shard_batches(run.spec, run.task, run.data, shards))
+                if parts < shards:
+                    note(events, run, fewer_shards(run, shards, parts))
             if events:
                 events.started(run, total)
             try:

@@ -555,21 +555,6 @@ def _died_message(exc: BaseException, where: Mapping[str, Any] | None, attempts:
     )
 
 
-def _note(events: Any, run: Any, message: str) -> None:
-    """Tell the user something the bench did on its own (a retry, fewer shards), if the events listen."""
-    if events is not None and hasattr(events, "note"):
-        events.note(run, message)
-
-
-def _fewer_shards(run: Any, shards: int, parts: int) -> str:
-    """Why ``--shards`` gave fewer shards: a shard is at least one batch of the run's schedule."""
-    return (
-        f"shards {run.spec.label}: {parts}, not {shards}: its {len(run.data.examples)} example(s) make only "
-        f"{parts} batch(es) at --batch-size {run.spec.batch_size} and a shard is at least one batch; "
-        f"lower --batch-size for more shards"
-    )
-
-
 def _retry_message(run: Any, item: _Item, where: Mapping[str, Any] | None, exc: BaseException) -> str:
     """The line a retried run (or shard) gets: which, which attempt comes, and why the worker went."""
     shard = item.job.key[1]
@@ -607,7 +592,7 @@ def run_on_ray(
     from . import reusable_record
     from ._execute import requests_of
     from ._raypool import MAX_START_FAILURES, WorkerPool, estimated_cost, keep_workers, kept_workers, slots
-    from ._shards import ShardMerger, shard_batches
+    from ._shards import ShardMerger, fewer_shards, note, shard_batches
 
     overrides = parse_ray_options(options or {})
     check_address(ray_address(address))  # a malformed address is an error even when --resume leaves nothing to run
@@ -654,7 +639,7 @@ def run_on_ray(
             if shards > 1:
                 parts = shard_batches(run.spec, run.task, run.data, shards)
                 if len(parts) < shards:
-                    _note(events, run, _fewer_shards(run, shards, len(parts)))
+                    note(events, run, fewer_shards(run, shards, len(parts)))
                 mergers[index] = ShardMerger(run, parts, command=command)
                 total = sum(len(b) for b in parts) or 1
                 for s, batches in enumerate(parts):
@@ -806,7 +791,7 @@ def run_on_ray(
                         pool.remove(worker, kill=True)
                         if item.attempts <= retries:
                             head.check(wait=True)  # a worker lost with the head is no reason to retry
-                            _note(events, runs[item.job.key[0]], _retry_message(runs[item.job.key[0]], item, worker.where, exc))
+                            note(events, runs[item.job.key[0]], _retry_message(runs[item.job.key[0]], item, worker.where, exc))
                             requeue(item)
                             if pool.start_failures.get(worker.shape, 0) <= MAX_START_FAILURES:
                                 top_up(worker.shape)

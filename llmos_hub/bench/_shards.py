@@ -37,7 +37,8 @@ from ..errors import LlmosHubError, UsageError
 from ._execute import Position, Progress, RunAnswers, Session, answer, batch_schedule, finish, requests_of
 from ._spec import RunSpec
 
-__all__ = ["ShardMerger", "answer_shard", "busy_seconds", "execute_sharded", "merge", "shard_batches"]
+__all__ = ["ShardMerger", "answer_shard", "busy_seconds", "execute_sharded", "fewer_shards", "merge", "note",
+           "shard_batches"]
 
 Batches = list[list[Position]]
 
@@ -55,6 +56,21 @@ def shard_batches(spec: RunSpec, task: Task, data: TaskData, shards: int) -> lis
     n = min(shards, len(schedule))
     bounds = [k * len(schedule) // n for k in range(n + 1)]
     return [schedule[bounds[k] : bounds[k + 1]] for k in range(n)]
+
+
+def note(events: Any, run: Any, message: str) -> None:
+    """Tell the user something the bench did on its own (a retry, fewer shards), if the events listen."""
+    if events is not None and hasattr(events, "note"):
+        events.note(run, message)
+
+
+def fewer_shards(run: Any, shards: int, parts: int) -> str:
+    """Why ``--shards`` gave fewer shards: a shard is at least one batch of the run's schedule."""
+    return (
+        f"shards {run.spec.label}: {parts}, not {shards}: its {len(run.data.examples)} example(s) make only "
+        f"{parts} batch(es) at --batch-size {run.spec.batch_size} and a shard is at least one batch; "
+        f"lower --batch-size for more shards"
+    )
 
 
 def answer_shard(
