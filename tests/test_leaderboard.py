@@ -70,6 +70,12 @@ def test_incomparable_rows_are_kept_apart(base_records):
     assert len(boards) == 3
     assert all(len(b.rows) == 1 for b in boards)
     assert len({b.title for b in boards}) == 3
+    # Only boards the version does not tell apart are numbered, each with its data; v2 needs no variant.
+    titles = sorted(b.title for b in boards)
+    fingerprint = up.data["task"]["dataset_fingerprint"][:8]
+    assert titles == sorted([f"upper v1 (variant 1: data {fingerprint})", "upper v1 (variant 2: data ffffffff)",
+                             "upper v2"]) or titles == sorted([f"upper v1 (variant 2: data {fingerprint})",
+                                                               "upper v1 (variant 1: data ffffffff)", "upper v2"])
 
 
 def test_rows_carry_hash_and_reproducing_command(base_records):

@@ -197,9 +197,11 @@ def build_boards(records: Iterable[ResultRecord], *, alpha: float = 0.05, seed: 
 
 
 def _number_variants(boards: Sequence[Board]) -> None:
-    by_task: dict[str, list[Board]] = {}
+    """Number the boards that the title (task and version) does not tell apart: the same task and version
+    on other data. Boards of two versions are told apart by ``v1``/``v2`` already."""
+    by_task: dict[tuple[str, str], list[Board]] = {}
     for board in boards:
-        by_task.setdefault(board.task, []).append(board)
+        by_task.setdefault((board.task, board.task_version), []).append(board)
     for same in by_task.values():
         if len(same) > 1:
             for i, board in enumerate(same, start=1):
