@@ -40,6 +40,12 @@ class HFTokenizer:
         self, tokenizer: Any, config: Any = None, *, where: str = "the model", source_prefix: str | None = None
     ) -> None:
         self.backend = tokenizer
+        # The engine cuts every prompt to the model's window itself (and says so); transformers' warning
+        # that a text is longer than model_max_length would only leak to stderr mid-run. It warns once per
+        # tokenizer, keyed in this dict: marked as given, it never prints.
+        warned = getattr(tokenizer, "deprecation_warnings", None)
+        if isinstance(warned, dict):
+            warned["sequence-length-is-longer-than-the-specified-maximum"] = True
         self.source_prefix = source_prefix or ""
         # Marian decodes with its source model unless told otherwise; generated text is target text.
         self._decode_kwargs = {"use_source_tokenizer": False} if hasattr(tokenizer, "spm_target") else {}
