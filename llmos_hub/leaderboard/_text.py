@@ -183,8 +183,9 @@ def summary_table(records: Sequence[Any]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    # Two spaces between columns, none at the edges: the default suite's nine columns fit a 120-column pipe whole.
     table = Table(title="llmos-hub bench", title_justify="left", caption=LEGEND, caption_justify="left",
-                  box=box.SIMPLE_HEAD)
+                  box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
     rows = [_bench_row(record) for record in sorted(records, key=lambda r: (r.task, r.model, r.backend))]
     # Scores and numbers are never broken; where the table is too wide for the terminal (a model given by
     # a long path), the names fold instead: a score squeezed to "acc / ura / cy" cannot be read.
