@@ -41,11 +41,15 @@ def schema() -> dict[str, Any]:
     return shipped
 
 
-def validation_error(data: Any) -> str | None:
-    """The first reason ``data`` is not a valid record, as one line, or ``None`` if it is valid."""
+def validation_error(data: Any, *, read: bool = False) -> str | None:
+    """The first reason ``data`` is not a valid record, as one line, or ``None`` if it is valid.
+
+    ``read``: ``data`` comes from a file or the Hub, not from this process's bench, so its scores are
+    also checked against its per-example values (a hand edit leaves them apart). A record being made is
+    never refused for that: the run's numbers are what its metric gave, and are kept."""
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     if not errors:
-        return _non_finite(data) or _inconsistent(data)
+        return _non_finite(data) or _inconsistent(data, scores=read)
     err = errors[0]
     where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
     return f"{where}: {err.message}"
@@ -63,13 +67,19 @@ def _non_finite(data: Any) -> str | None:
     return None
 
 
-def _inconsistent(data: Mapping[str, Any]) -> str | None:
+#: How far a ``binary``/``mean`` score may be from the mean of its per-example values: a metric that
+#: computes in float32 lands within ~1e-7 of it; a hand-edited score is off by far more.
+SCORE_TOLERANCE = 1e-6
+
+
+def _inconsistent(data: Mapping[str, Any], *, scores: bool = True) -> str | None:
     """A record whose parts disagree: the schema cannot say it, and statistics over it would be wrong.
 
     The configuration hash is the hash of the spec beside it (``--resume`` and deduplication trust it);
-    every per-example array has one entry per example id (paired tests index them together); a score
-    that is the mean of its per-example values (``binary``, ``mean``) equals that mean. A record that
-    fails is one edited by hand or written by a broken plugin, and is refused like any invalid file.
+    every per-example array has one entry per example id (paired tests index them together); with
+    ``scores``, a score that is the mean of its per-example values (``binary``, ``mean``) equals that
+    mean within :data:`SCORE_TOLERANCE` (relative). A record that fails was edited by hand or written by
+    a metric that breaks its contract, and is refused like any invalid file.
     """
     config = data["config"]
     if config_hash(config["spec"]) != config["hash"]:
@@ -88,11 +98,12 @@ def _inconsistent(data: Mapping[str, Any]) -> str | None:
             return f"{where}: {len(values)} entries for {n} example ids; the record was edited or cut, rerun it"
     for name, entry in per_example["scores"].items():
         score = data["scores"].get(name)
-        if entry["kind"] in ("binary", "mean") and n and isinstance(score, Mapping):
+        if scores and entry["kind"] in ("binary", "mean") and n and isinstance(score, Mapping):
             mean = sum(entry["values"]) / n
-            if abs(mean - score["value"]) > 1e-9 * max(1.0, abs(mean)):
+            if abs(mean - score["value"]) > SCORE_TOLERANCE * max(1.0, abs(mean)):
                 return (f"scores/{name}/value: {score['value']} is not the mean of its {n} per-example values "
-                        f"({mean}); the record was edited, rerun it")
+                        f"({mean}); the record was edited (rerun it), or its metric's score breaks the "
+                        "per-example contract")
         if entry["kind"] == "corpus" and entry["statistics"] not in (per_example.get("statistics") or {}):
             return f"per_example/scores/{name}: names statistics {entry['statistics']!r}, which the record lacks"
     return None
@@ -194,7 +205,7 @@ def load_record(path: str | Path) -> ResultRecord:
         raise DataError(f"{p}: cannot read: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise DataError(f"{p}:{exc.lineno}: not JSON: {exc.msg}") from exc
-    reason = validation_error(data)
+    reason = validation_error(data, read=True)
     if reason is not None:
         raise DataError(f"{p}: invalid result record: {reason}")
     return ResultRecord(data)

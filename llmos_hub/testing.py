@@ -50,6 +50,7 @@ from ._backend import Backend, Runner
 from ._metric import Metric, Score
 from ._model import Capability, LoadedModel, ModelFamily
 from ._plugins import PluginHost, default_host, load_plugins
+from ._result import SCORE_TOLERANCE
 from ._requests import (
     ClassifyRequest,
     GenerateRequest,
@@ -316,6 +317,13 @@ def check_metric(
         assert defaults == first, f"compute with the declared options' defaults {dict(declared)} differs from without them"
     if metric.score_keys:
         assert set(first) <= set(metric.score_keys), f"compute returned {sorted(first)}, not among score_keys {metric.score_keys}"
+    for key, entry in metric.example_statistics(predictions, references, **options).items():
+        values = entry.get("values") or []
+        if entry.get("kind") in ("binary", "mean") and key in first and values:
+            mean = sum(values) / len(values)
+            assert abs(mean - first[key].value) <= SCORE_TOLERANCE * max(1.0, abs(mean)), (
+                f"{key}: compute gives {first[key].value}, the mean of its per-example values is {mean}; "
+                f"a {entry['kind']!r} score must be that mean (records are refused on read otherwise)")
     return first
 
 

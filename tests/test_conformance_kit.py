@@ -234,7 +234,12 @@ class ToyMetric(Metric):
         if self.flaw == "default is not the default":  # declares scale=1.0 but behaves as 0.5 without it
             value *= options.get("scale", 0.5)
         key = "em" if self.flaw == "other keys" else "exact_match"
+        if self.flaw == "percent":  # the score in percent, its per-example values 0/1
+            value *= 100
         return {key: Score(value, math.sqrt(value * (1 - value) / len(hits)) if value <= 1 else 0.0)}
+
+    def example_statistics(self, predictions, references, **options):
+        return {"exact_match": {"kind": "binary", "values": [float(p == r) for p, r in zip(predictions, references)]}}
 
 
 def test_a_conforming_metric_passes():
@@ -244,13 +249,14 @@ def test_a_conforming_metric_passes():
 
 @pytest.mark.parametrize("flaw, message", [("drifts", "two computations"), ("seeded value", "depends on the seed"),
                                            ("out of range", "outside"), ("default is not the default", "declared options"),
-                                           ("other keys", "not among score_keys")])
+                                           ("other keys", "not among score_keys"),
+                                           ("percent", "must be that mean")])
 def test_each_broken_metric_rule_fails(flaw, message):
     metric = ToyMetric(flaw)
     metric.options = {"scale": 1.0}
     metric.score_keys = ("exact_match",)
     with pytest.raises(AssertionError, match=message):
-        check_metric(metric, ["a", "b", "c"], ["a", "b", "x"], value_range=(0.0, 1.0))
+        check_metric(metric, ["a", "b", "c"], ["a", "b", "x"], value_range=None if flaw == "percent" else (0.0, 1.0))
 
 
 def test_a_plugin_metrics_declared_options_are_checked_in_a_task_file(tmp_path):

@@ -57,12 +57,29 @@ def test_a_record_whose_parts_disagree_is_refused(record, tmp_path, edit, reason
     ResultRecord(copy.deepcopy(dict(record.data)))  # the record as written is consistent
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(_edited(record, edit)))
-    with pytest.raises(DataError, match=reason):
+    if edit is _score_edited:  # a record being made keeps its metric's numbers; read back, it is refused
         ResultRecord(_edited(record, edit))
+    else:
+        with pytest.raises(DataError, match=reason):
+            ResultRecord(_edited(record, edit))
     from llmos_hub import load_record
 
     with pytest.raises(DataError, match=f"{path}: invalid result record: {reason}"):
         load_record(path)
+
+
+def test_a_score_computed_in_float32_is_not_an_edit(record, tmp_path):
+    """A metric that computes its mean in float32 lands within ~1e-7 of the per-example mean: accepted."""
+    import numpy as np
+
+    data = copy.deepcopy(dict(record.data))
+    values = data["per_example"]["scores"]["accuracy"]["values"]
+    data["scores"]["accuracy"]["value"] = float(np.asarray(values, dtype=np.float32).mean())
+    path = tmp_path / "f32.json"
+    path.write_text(json.dumps(data))
+    from llmos_hub import load_record
+
+    assert load_record(path).scores["accuracy"]["value"] == data["scores"]["accuracy"]["value"]
 
 
 def test_the_leaderboard_and_compare_skip_it_in_one_line(record, tmp_path, monkeypatch):

@@ -66,7 +66,7 @@ def read_records(api: Any, auth: HubAuth, state: RepoState, problems: list[str],
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             problems.append(f"{path}: not JSON: {exc}")
             continue
-        reason = validation_error(data)
+        reason = validation_error(data, read=True)
         if reason is not None:
             problems.append(f"{path}: invalid result record: {reason}")
             continue

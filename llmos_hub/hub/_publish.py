@@ -212,7 +212,7 @@ def _collect(records: Iterable[RecordInput], with_samples: bool = False
     samples: dict[str, bytes] = {}
     for item in records:
         if isinstance(item, ResultRecord):
-            reason = validation_error(dict(item.data))
+            reason = validation_error(dict(item.data), read=True)
             if reason is not None:
                 raise DataError(f"record {item.id}: invalid result record: {reason}")
             found: list[tuple[str, ResultRecord, Path | None]] = [(f"record {item.id}", item, None)]
