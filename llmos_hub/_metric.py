@@ -53,7 +53,7 @@ class Metric(ABC):
     #: ``primary_metric`` is checked when the file is read. Empty: checked when scored.
     score_keys: tuple[str, ...] = ()
     #: The options a task file may set (``metrics: {name: {option: value}}``) with their defaults,
-    #: e.g. ``{"strip": True}``. Declared, they are checked when the task file is read, before any model
+    #: e.g. ``{"strip": True}``. Declared, they are checked when a bench plans, before any model
     #: loads: an unknown name (a typo that would silently change nothing) or a value of another type
     #: than the default's is refused. ``None``: not declared, options reach :meth:`compute` unchecked.
     options: Mapping[str, Any] | None = None

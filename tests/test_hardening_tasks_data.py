@@ -63,28 +63,38 @@ def _bench(args: list[str]):
 # -- multiple-choice labels and choices ------------------------------------------------------------
 
 
-def test_a_label_that_is_both_an_index_and_another_choices_text_is_refused(tmp_path):
+def test_a_split_that_reads_digit_labels_both_ways_is_refused(tmp_path):
+    """``"1"`` names choice 2's text in the first row and, naming no choice in the second, an index there:
+    one split, two conventions, so which gold was meant cannot be told."""
     task = _mc_task(tmp_path, [_row(0, ("3", "2", "1", "0"), "1"), _row(1, ("x y", "z w", "u v", "p q"), "1")])
+    where = tmp_path / "data" / "test.jsonl"
     assert _load_error(task) == (
-        f"{tmp_path / 'data' / 'test.jsonl'}:1: field 'label' is '1', both the text of choice 2 and the index of "
-        "choice 1; write the gold index as a number instead: 2 for the choice '1', 1 for the choice '2'")
+        f"{where}:2: field 'label' is digits that name no choice, so they were read as an index, while at "
+        f"{where}:1 digits name a choice's text; one split must read its golds one way: write gold indices as "
+        "numbers, or every gold as its choice's text")
 
 
-@pytest.mark.parametrize(("choices", "label", "gold"), [
-    (("0", "1", "2", "3"), "1", 1),       # the text and the index agree
-    (("3", "2", "1", "0"), 1, 1),         # a number is always an index
-    (("x y", "z w", "u v", "p q"), "2", 2),  # digits and no choice with that text: an index
-    (("x y", "z w", "u v", "p q"), "u v", 2),
+@pytest.mark.parametrize(("rows", "golds"), [
+    ([(("0", "1", "2", "3"), "1")], [1]),                     # the text and the index agree
+    ([(("3", "2", "1", "0"), 1)], [1]),                       # a number is always an index
+    ([(("x y", "z w", "u v", "p q"), "2")], [2]),             # digits and no choice with that text: an index
+    ([(("x y", "z w", "u v", "p q"), "u v")], [2]),
+    ([(("1", "2", "3", "4"), "2"), (("5", "6", "7", "8"), "8")], [1, 3]),  # numeric choices, golds as their text
+    ([(("3", "2", "1", "0"), "1"), (("x y", "z w", "u v", "p q"), "u v")], [2, 2]),  # text golds, one way
 ])
-def test_unambiguous_labels_still_read(tmp_path, choices, label, gold):
-    task = _mc_task(tmp_path, [_row(0, choices, label)])
-    assert [e.target for e in task_from_file(task).load().examples] == [gold]
+def test_labels_read_one_way_in_a_split_still_read(tmp_path, rows, golds):
+    task = _mc_task(tmp_path, [_row(i, choices, label) for i, (choices, label) in enumerate(rows)])
+    assert [e.target for e in task_from_file(task).load().examples] == golds
 
 
-def test_duplicate_choices_are_refused(tmp_path):
+def test_a_gold_that_repeats_an_earlier_choice_is_refused_other_repeats_are_not(tmp_path):
+    repeated = ("None of the above", "Paris", "None of the above", "Rome")
+    task = _mc_task(tmp_path, [_row(0, repeated, 1), _row(1, repeated, 0)])  # golds 1 and 0 can win
+    assert [e.target for e in task_from_file(task).load().examples] == [1, 0]
     task = _mc_task(tmp_path, [_row(0), _row(1, ("a b", "c d", "a b", "g h"), 2)])
-    assert _load_error(task) == (f"{tmp_path / 'data' / 'test.jsonl'}:2: field 'choices' has 'a b' twice "
-                                 "(choices 0 and 2); a tie goes to the first, so make the choices distinct")
+    assert _load_error(task) == (f"{tmp_path / 'data' / 'test.jsonl'}:2: the gold, choice 2, has the same text as "
+                                 "choice 0 ('a b'); a tie goes to the first, so it could never be scored right: "
+                                 "make the choices distinct")
 
 
 def test_choices_written_as_one_string_must_be_a_list(tmp_path):
@@ -149,7 +159,7 @@ def test_rouge_alone_takes_any_number_of_references(tmp_path):
     assert [e.target for e in task_from_file(task).load().examples] == ["x", ("y", "z")]
 
 
-def test_too_many_demonstrations_are_refused_when_the_data_loads(tmp_path):
+def test_too_many_demonstrations_are_refused_before_any_model_loads(tmp_path):
     train = [_row(i) for i in range(10, 13)]
     task = _mc_task(tmp_path, [_row(0), _row(1)], train=train)
     result = _bench(["--task", str(task), "--num-fewshot", "5", "--output-dir", str(tmp_path / "out")])
@@ -157,14 +167,54 @@ def test_too_many_demonstrations_are_refused_when_the_data_loads(tmp_path):
     assert error_lines(result.stderr) == [
         f"error: task mc: num_fewshot 5 but split 'train' has only 3 other examples; lower --num-fewshot (or "
         f"'num_fewshot' in {task}) to at most 3"]
-    assert task_from_file(task).with_fewshot(3).load().examples  # 3 fit
+    fits = task_from_file(task).with_fewshot(3)
+    fits.check_fewshot_pool(fits.load().examples)  # 3 fit
 
 
 def test_the_example_itself_is_not_counted_among_its_demonstrations(tmp_path):
     task = _mc_task(tmp_path, [_row(0), _row(1)], train=[_row(0), _row(1), _row(2)])
-    assert task_from_file(task).with_fewshot(2).load().examples
+    two = task_from_file(task).with_fewshot(2)
+    two.check_fewshot_pool(two.load().examples)
+    three = task_from_file(task).with_fewshot(3)
     with pytest.raises(DataError, match="has only 2 other examples"):
-        task_from_file(task).with_fewshot(3).load()
+        three.check_fewshot_pool(three.load().examples)
+
+
+def test_the_pool_is_checked_only_where_demonstrations_are_used(tmp_path):
+    """A task file asking for more demonstrations than its train split holds still runs a classifier by
+    logits, which takes none; a model that reads them is refused."""
+    from llmos_hub.tasks import BUILTIN_DIR
+
+    data = BUILTIN_DIR / "data" / "classification-sample"
+    copy = tmp_path / "data" / "classification-sample"
+    copy.mkdir(parents=True)
+    for split in ("test", "validation"):
+        (copy / f"{split}.jsonl").write_text((data / f"{split}.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    train = (data / "train.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    (copy / "train.jsonl").write_text("\n".join(train) + "\n", encoding="utf-8")
+    text = (BUILTIN_DIR / "classification-sample.yaml").read_text(encoding="utf-8")
+    task = tmp_path / "task.yaml"
+    task.write_text(text.replace("name: classification-sample", "name: cls5") + "num_fewshot: 5\n", encoding="utf-8")
+    ok = CliRunner().invoke(main, ["bench", "--model", "nano:classification-sample", "--task", str(task), "--limit",
+                                   "4", "--output-dir", str(tmp_path / "out")])
+    assert ok.exit_code == 0, ok.output
+    refused = CliRunner().invoke(main, ["bench", "--model", "nano:lm-sample", "--task", str(task), "--limit", "4",
+                                        "--output-dir", str(tmp_path / "out2")])
+    assert refused.exit_code == 2 and "num_fewshot 5 but split 'train' has only" in refused.stderr, refused.output
+
+
+def test_a_few_shot_split_may_hold_any_number_of_references(tmp_path):
+    """Only the scored split needs the same number of references in every row (for BLEU and chrF); the
+    demonstrations' split is never scored."""
+    (tmp_path / "data").mkdir()
+    _rows(tmp_path / "data" / "test.jsonl", [{"id": "a", "en": "one", "de": "eins"}, {"id": "b", "en": "two", "de": "zwei"}])
+    _rows(tmp_path / "data" / "train.jsonl", [{"id": "c", "en": "three", "de": ["drei", "3"]},
+                                              {"id": "d", "en": "four", "de": "vier"}])
+    task = tmp_path / "task.yaml"
+    task.write_text("name: tr\nkind: translation\ndata: data\nsplits: {train: train.jsonl, test: test.jsonl}\n"
+                    "fields: {id: id, input: en, target: de}\nnum_fewshot: 1\n", encoding="utf-8")
+    declared = task_from_file(task)
+    declared.check_fewshot_pool(declared.load().examples)
 
 
 def test_num_fewshot_without_a_train_split_names_the_fix(tmp_path):

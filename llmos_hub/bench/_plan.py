@@ -333,6 +333,9 @@ def make_plan(
                 if why:
                     refused.append(f"{model} on {backend_name}: {why}")
                     continue
+                check_pool = getattr(task, "check_fewshot_pool", None)
+                if form.fewshot and callable(check_pool):  # enough demonstrations, where they are used
+                    check_pool(data.examples)
                 if info is not None and _generation(task, form) and Capability.SEQ2SEQ not in info.capabilities:
                     try:  # a causal LM's prompt and generation share its window
                         _checks.check_generation_window(task, model, info.max_length)

@@ -46,17 +46,14 @@ def repo_id_problem(repo: str) -> str | None:
         return "it needs exactly one '/' between a namespace and a name"
     try:
         validate_repo_id(repo)
-    except HFValidationError:
+    except HFValidationError as exc:
         if "--" in repo or ".." in repo:
             return "it may not contain '--' or '..'"
-        if any(len(part) > _MAX_NAME for part in parts):
-            return f"a name has at most {_MAX_NAME} characters"
-        return "use letters, digits, '-', '_' and '.', not starting or ending with '-' or '.'"
+        if repo.endswith(".git"):
+            return "it may not end in '.git'"
+        said = " ".join(str(exc).split())[:160]
+        return f"use letters, digits, '-', '_' and '.', not starting or ending with '-' or '.' (the Hub client says: {said})"
     return None
-
-
-#: The longest namespace or name the Hub accepts (``huggingface_hub``'s ``validate_repo_id``).
-_MAX_NAME = 96
 
 
 def git_blob_sha1(content: bytes) -> str:

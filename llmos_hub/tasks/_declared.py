@@ -70,7 +70,6 @@ class DeclaredTask(Task):
     def load(self, *, split: str | None = None, limit: int | None = None, seed: int = 0) -> TaskData:
         source = open_split(self.spec, split or self.spec.default_split)
         examples = subsample(read_examples(source), limit, seed)
-        self._check_fewshot_pool(examples)
         return TaskData(examples=examples, fingerprint=fingerprint(examples), source=source.portable,
                         split=source.split)
 
@@ -78,12 +77,13 @@ class DeclaredTask(Task):
         """Every example of the few-shot split, read once."""
         split = str(self.spec.fewshot_split)
         if split not in self._shots:
-            self._shots[split] = read_examples(open_split(self.spec, split))
+            self._shots[split] = read_examples(open_split(self.spec, split), scored=False)
         return self._shots[split]
 
-    def _check_fewshot_pool(self, examples: Sequence[Example]) -> None:
-        """Enough demonstrations for every example, checked when the data loads (before any model does), so
-        a too-large ``num_fewshot`` is a one-line error naming the fix rather than a failed run.
+    def check_fewshot_pool(self, examples: Sequence[Example]) -> None:
+        """Enough demonstrations for every example of ``examples``, checked by the plan for a formulation
+        that takes them (before any model loads), so a too-large ``num_fewshot`` is a one-line error naming
+        the fix rather than a failed run; a formulation without demonstrations needs no pool.
 
         Counted, not listed per example (a large split times a large pool would be slow): an example's
         pool is the split less the shots with its id or its input, as :meth:`fewshot_prefix` draws it.

@@ -22,18 +22,22 @@ from ._spec import TaskSpec
 __all__ = ["fingerprint", "read_examples", "subsample"]
 
 
-def read_examples(source: SplitSource) -> list[Example]:
-    """All examples of one split, validated against the task's fields and labels."""
+def read_examples(source: SplitSource, *, scored: bool = True) -> list[Example]:
+    """All examples of one split, validated against the task's fields and labels.
+
+    ``scored``: the split is the one a run scores (not a split of few-shot demonstrations), so what only
+    its metrics need is checked too (the same number of references in every row, for BLEU and chrF)."""
     spec = source.spec
     columns, rows = source.read()
     if columns is not None:
         _check_columns(source, spec, columns)
     examples: list[Example] = []
     first_seen: dict[str, str] = {}
-    same_count = _same_reference_count(spec)
+    readings: dict[GoldReading, str] = {}
+    same_count = _same_reference_count(spec) if scored else None
     references: tuple[int, str] | None = None  # the first row's number of references, and where it is
     for index, row in enumerate(rows):
-        example = _to_example(spec, row, index)
+        example = _to_example(spec, row, index, readings)
         if example.id in first_seen:
             raise DataError(f"{row.where}: duplicate id {example.id!r} in field {spec.id_field!r} "
                             f"(first at {first_seen[example.id]})")
@@ -149,47 +153,62 @@ def _texts(row: Row, name: str, *, at_least: int) -> tuple[str, ...]:
 
 
 def _choices(row: Row, name: str, num_choices: int | None) -> tuple[str, ...]:
-    """A multiple-choice row's choices: at least two, distinct, and ``num_choices`` of them when the task's
+    """A multiple-choice row's choices: at least two, and ``num_choices`` of them when the task's
     ``multiple_choice`` metric sets that option (else the metric would refuse the run after the model ran).
-
-    Duplicates are refused because the gold could never win: equal texts get equal log-likelihoods and a
-    tie goes to the first, so a gold that is the second copy is always scored wrong.
-    """
+    Repeated choices are allowed ("None of the above" twice in scraped data); a gold that repeats an
+    earlier choice is not (:func:`_gold_index`)."""
     choices = _texts(row, name, at_least=2)
     if num_choices is not None and len(choices) != num_choices:
         raise DataError(f"{row.where}: field {name!r} has {len(choices)} choices, but the task's metric "
                         f"'multiple_choice' sets num_choices: {num_choices}; give this row {num_choices} "
                         "choices or remove it")
-    for j, choice in enumerate(choices):
-        first = choices.index(choice)
-        if first != j:
-            raise DataError(f"{row.where}: field {name!r} has {choice[:60]!r} twice (choices {first} and {j}); "
-                            "a tie goes to the first, so make the choices distinct")
     return choices
 
 
-def _gold_index(row: Row, name: str, choices: Sequence[str]) -> int:
-    """A multiple-choice target: the gold choice's index (a number, or digits as text) or its text.
+#: How a gold written as digits was read: as a choice's text, or as an index (see :func:`_gold_index`).
+GoldReading = str
 
-    Text that is both a valid index and another choice's text (``"1"`` with choices ``["3", "2", "1",
-    "0"]``) is refused: which one was meant cannot be told, and guessing would silently score the wrong
-    choice as gold. A number (not text) is always an index.
+
+def _gold_index(row: Row, name: str, choices: Sequence[str]) -> tuple[int, GoldReading | None]:
+    """A multiple-choice target: the gold choice's index, and how digits were read.
+
+    A number is an index. Text is the choice with that text; text of digits that names no choice is an
+    index (CSV makes every label text). The second value is ``"text"`` or ``"index"`` for a gold written
+    as digits, ``None`` otherwise: a split must read all its digit golds one way
+    (:func:`_check_gold_readings`), or ``"1"`` would mean choice 2 in one row (choices ``["3", "2", "1",
+    "0"]``) and choice 1 in the next.
+
+    A gold that repeats an earlier choice's text is refused: equal texts get equal log-likelihoods and a
+    tie goes to the first, so it could never be scored right.
     """
     value = row.values.get(name)
-    as_index = int(value) if isinstance(value, str) and value.strip().isdecimal() else None
+    digits = isinstance(value, str) and value.strip().isdecimal()
+    reading: GoldReading | None = None
     if isinstance(value, str) and value in choices:
-        text_index = choices.index(value)
-        if as_index is not None and as_index < len(choices) and as_index != text_index:
-            raise DataError(f"{row.where}: field {name!r} is {value!r}, both the text of choice {text_index} and "
-                            f"the index of choice {as_index}; write the gold index as a number instead: {text_index} for "
-                            f"the choice {value!r}, {as_index} for the choice {choices[as_index]!r}")
-        return text_index
-    if as_index is not None:
-        value = as_index
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(choices):
+        index, reading = choices.index(value), ("text" if digits else None)
+    elif digits:
+        index, reading = int(str(value)), "index"
+    elif isinstance(value, bool) or not isinstance(value, int):
+        index = -1
+    else:
+        index = value
+    if not 0 <= index < len(choices):
         raise DataError(f"{row.where}: field {name!r} must be the gold choice's index (0 to {len(choices) - 1}) "
                         f"or its text, not {value!r}")
-    return value
+    first = choices.index(choices[index])
+    if first != index:
+        raise DataError(f"{row.where}: the gold, choice {index}, has the same text as choice {first} "
+                        f"({choices[index][:60]!r}); a tie goes to the first, so it could never be scored "
+                        "right: make the choices distinct")
+    return index, reading
+
+
+def _check_gold_readings(readings: dict[GoldReading, str], name: str) -> None:
+    """Refuse a split whose digit golds were read both ways (see :func:`_gold_index`)."""
+    if "text" in readings and "index" in readings:
+        raise DataError(f"{readings['index']}: field {name!r} is digits that name no choice, so they were read as "
+                        f"an index, while at {readings['text']} digits name a choice's text; one split must "
+                        "read its golds one way: write gold indices as numbers, or every gold as its choice's text")
 
 
 def _num_choices(spec: TaskSpec) -> int | None:
@@ -198,7 +217,7 @@ def _num_choices(spec: TaskSpec) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _to_example(spec: TaskSpec, row: Row, index: int) -> Example:
+def _to_example(spec: TaskSpec, row: Row, index: int, readings: dict[GoldReading, str] | None = None) -> Example:
     first = index == 0
     text = _text(row, spec.input_field, role="input", spec=spec, first=first)
     extra: dict[str, object] = {}
@@ -206,7 +225,10 @@ def _to_example(spec: TaskSpec, row: Row, index: int) -> Example:
     if spec.choices_field is not None:
         choices = _choices(row, spec.choices_field, _num_choices(spec))
         extra["choices"] = choices
-        target = _gold_index(row, str(spec.target_field), choices)
+        target, reading = _gold_index(row, str(spec.target_field), choices)
+        if reading is not None and readings is not None:
+            readings.setdefault(reading, row.where)
+            _check_gold_readings(readings, str(spec.target_field))
     elif spec.target_field is None:
         target = text  # language modelling scores the text itself
     elif spec.kind.generates and isinstance(row.values.get(spec.target_field), (list, tuple)):
