@@ -313,8 +313,11 @@ class HubServer:
             return self._api_create(h)
         if parts[:2] == ["api", "validate-yaml"] and m == "POST":
             return self._api_validate_yaml(h)
-        if parts[:2] == ["api", "whoami-v2"]:
-            return h.send_json({"name": "tester", "type": "user", "auth": {}})
+        if parts[:2] == ["api", "whoami-v2"]:  # the Hub's answer for a classic token: its role
+            header = h.headers.get("Authorization", "")
+            role = "read" if header.removeprefix("Bearer ") in self.read_only_tokens else "write"
+            return h.send_json({"name": "tester", "type": "user",
+                                "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": role}}})
         if len(parts) >= 4 and parts[0] == "api" and parts[1] in _TYPES:
             repo_type, repo_id, rest = _TYPES[parts[1]], f"{parts[2]}/{parts[3]}", parts[4:]
             with self.lock:

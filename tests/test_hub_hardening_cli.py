@@ -196,6 +196,12 @@ def test_push_to_hub_checks_the_token_and_the_hub_before_the_bench_runs(hub, tmp
                                                       "--endpoint", closed, "--token", TOKEN)))
     assert line.startswith(f"error: cannot reach the Hub at {closed} (")
     assert not (tmp_path / "out").exists()  # nothing ran
+    hub.read_only_tokens = {"a-read-only-token"}
+    line = _one_error(CliRunner().invoke(main, _bench(tmp_path, "--task", "upper", "--push-to-hub", "me/results",
+                                                      "--endpoint", hub.url, "--token", "a-read-only-token")))
+    assert line == (f"error: the token from --token is a read-only token, so it cannot publish to dataset repo "
+                    f"me/results at {hub.url}; use a token with write access")
+    assert not (tmp_path / "out").exists()  # nothing ran
     ok = CliRunner().invoke(main, _bench(tmp_path, "--task", "upper", "--push-to-hub", "me/results",
                                          "--endpoint", hub.url, "--token", "the-right-token"))
     assert ok.exit_code == 0, ok.output

@@ -171,11 +171,17 @@ def check_push_target(repo: str, *, endpoint: str | None = None, token: str | No
         return  # nothing cheap to ask: whether the Hub takes the write is known only when it is made
     api = make_api(auth)
     try:
-        hub_call(auth, repo, "dataset", "publish to", lambda: api.whoami())
+        who = hub_call(auth, repo, "dataset", "publish to", lambda: api.whoami())
     except HubError as exc:
         if exc.kind in ("auth", "unreachable"):
             raise
-        # The Hub failing now says nothing of the publish later, which reports its own failure.
+        return  # the Hub failing now says nothing of the publish later, which reports its own failure
+    # A classic read token says so (``auth.accessToken.role``); a fine-grained one's rights are per repo,
+    # and are known only when the write is made.
+    token_info = (who.get("auth") or {}).get("accessToken") if isinstance(who, dict) else None
+    if isinstance(token_info, dict) and token_info.get("role") == "read":
+        raise HubError(f"{auth.describe_token()} is a read-only token, so it cannot publish to dataset repo {repo} at "
+                       f"{auth.endpoint}; use a token with write access", "forbidden")
 
 
 def retry_command(
