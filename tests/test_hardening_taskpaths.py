@@ -91,3 +91,24 @@ def test_a_split_file_outside_the_task_folder_is_refused_without_echoing_it(monk
     assert line.startswith(f"error: {task}: field 'splits.test': ") and "outside the task file's folder" in line
     assert "root:x" not in result.output and "daemon" not in result.output
     assert not out.exists()
+
+
+def test_a_fifo_or_a_folder_as_a_task_or_data_file_is_named_never_opened(monkeypatch, tmp_path):
+    """A FIFO would block the reader for ever; a folder is not a task file. Each is one line, exit 2."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yaml")
+    result = fake_cli(monkeypatch, ["bench", "--task", str(tmp_path / "pipe.yaml"), "--model", "fake:clf",
+                                    "--backend", "fake", "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result.stderr) == [f"error: task file {tmp_path / 'pipe.yaml'} is not a regular file; "
+                                          "name the task's YAML file"]
+    (tmp_path / "inner" / "data").mkdir(parents=True)
+    os.mkfifo(tmp_path / "inner" / "data" / "test.csv")
+    task = tmp_path / "inner" / "task.yaml"
+    task.write_text(TASK.format(data="{path: data, format: csv}") + "splits: {test: test.csv}\n")
+    result = fake_cli(monkeypatch, ["bench", "--task", str(task), "--model", "fake:clf", "--backend", "fake",
+                                    "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    [line] = error_lines(result.stderr)
+    assert "test.csv: not a regular file (split 'test' of" in line and line.endswith("; name a data file")

@@ -134,6 +134,9 @@ def resolve_tasks(host: Any, names: Sequence[str]) -> list[_Resolved]:
             raise UnknownNameError("task or suite", name, known)
         else:
             path = Path(name)
+            if path.exists() and not path.is_file():  # a folder, a FIFO, a device: never opened
+                kind = "a folder" if path.is_dir() else "not a regular file"
+                raise UsageError(f"task file {name} is {kind}; name the task's YAML file")
             if not path.is_file():
                 raise UsageError(f"task file {name} does not exist")
             add(str(path), task_from_file(path), None)

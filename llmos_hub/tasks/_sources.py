@@ -80,6 +80,8 @@ def open_split(spec: TaskSpec, split: str) -> SplitSource:
     if fmt is None or fmt == "datasets":
         raise DataError(f"{_display(path)}: cannot tell the format from the name; set data.format to one of "
                         f"{', '.join(sorted(set(FILE_SUFFIXES.values())))} in {spec.file}")
+    if path.exists() and not path.is_file():  # a folder, a FIFO, a device: never opened (a FIFO would block)
+        raise DataError(f"{_display(path)}: not a regular file (split {split!r} of {spec.file}); name a data file")
     if not path.is_file():
         raise DataError(f"{_display(path)}: file not found (split {split!r} of {spec.file})")
     return SplitSource(spec, split, _display(path), portable, fmt, path)
