@@ -104,24 +104,18 @@ def _listener(reply: bytes | None) -> tuple[socket.socket, int]:
     return server, server.getsockname()[1]
 
 
-def test_a_listener_that_never_answers_hits_the_deadline():
-    server, port = _listener(None)
+@pytest.mark.parametrize(("answer", "timeout", "reason"), [
+    (None, 0.2, "no answer within 0.2 s"),  # a listener that never answers hits the deadline
+    (b"SSH-2.0-OpenSSH_9.6\r\n", 2, "answers, but not as a Ray head (GCS)"),  # not a GCS: named
+], ids=["silent", "not-a-gcs"])
+def test_a_listener_that_is_not_a_head_is_named(answer, timeout, reason):
+    server, port = _listener(answer)
     try:
         with pytest.raises(UsageError) as caught:
-            check_reachable(f"127.0.0.1:{port}", "127.0.0.1", port, timeout=0.2)
+            check_reachable(f"127.0.0.1:{port}", "127.0.0.1", port, timeout=timeout)
     finally:
         server.close()
-    assert "no answer within 0.2 s" in str(caught.value)
-
-
-def test_a_listener_that_is_not_a_gcs_is_named():
-    server, port = _listener(b"SSH-2.0-OpenSSH_9.6\r\n")
-    try:
-        with pytest.raises(UsageError) as caught:
-            check_reachable(f"127.0.0.1:{port}", "127.0.0.1", port, timeout=2)
-    finally:
-        server.close()
-    assert "answers, but not as a Ray head (GCS)" in str(caught.value)
+    assert reason in str(caught.value)
 
 
 def test_a_grpc_like_listener_passes():
