@@ -24,10 +24,6 @@ __all__ = ["check_inside", "check_safetensors"]
 _MAX_HEADER = 100_000_000
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
 def _roots(folder: Path) -> list[Path]:
     real = folder.resolve()
     roots = [real]
@@ -40,8 +36,8 @@ def _roots(folder: Path) -> list[Path]:
 def _outside(candidate: Path, root: Path) -> bool:
     """Whether ``candidate`` names (``..``) or links (a symlink) to a place outside ``root``."""
     lexical = Path(os.path.normpath(candidate.absolute()))
-    return not _inside(lexical, Path(os.path.normpath(root.absolute()))) or not any(
-        _inside(candidate.resolve(), r) for r in _roots(root))
+    return not lexical.is_relative_to(os.path.normpath(root.absolute())) or not any(
+        candidate.resolve().is_relative_to(r) for r in _roots(root))
 
 
 def check_inside(path: str | os.PathLike[str], *, folder: str | os.PathLike[str]) -> Path:

@@ -32,10 +32,6 @@ def allow_data_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
         _ALLOWED.reset(token)
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
 def check_data_path(task_file: Path, path: Path, declared: str, *, field: str = "data") -> None:
     """Raise a one-line :class:`DataError` if ``path`` leaves ``task_file``'s folder and is not allowed.
 
@@ -46,10 +42,10 @@ def check_data_path(task_file: Path, path: Path, declared: str, *, field: str = 
     listed = Path(os.path.abspath(task_file)).parent
     folder = listed.resolve()
     real = path.resolve()
-    if _inside(real, folder) or any(_inside(real, root) for root in _ALLOWED.get()):
+    if real.is_relative_to(folder) or any(real.is_relative_to(root) for root in _ALLOWED.get()):
         return
     lexical = Path(os.path.abspath(path))
-    if listed.parent.name == "snapshots" and _inside(lexical, listed) and _inside(real, listed.parent.parent / "blobs"):
+    if listed.parent.name == "snapshots" and lexical.is_relative_to(listed) and real.is_relative_to(listed.parent.parent / "blobs"):
         return  # a file of the same Hub snapshot, stored in its repo's blobs folder
     raise DataError(
         f"{task_file}: field '{field}': {declared!r} is outside the task file's folder, and task files read only "
