@@ -150,3 +150,16 @@ def test_equal_scores_share_a_rank(base_records):
     records = [variant(up, model="m:a", value=0.5), variant(up, model="m:b", value=0.5 + 1e-13), variant(up, model="m:c", value=0.1)]
     board, = build_boards(records)
     assert [r.rank for r in board.rows] == [1, 1, 3]
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (8_372_259_301_846.0, "8.372e+12"),  # an untrained model's word perplexity
+    (-3.2e9, "-3.2e+09"),
+    (9_999_999.0, "9,999,999"),
+    (1282.4, "1,282"),
+    (0.219124, "0.2191"),
+])
+def test_huge_scores_are_shown_with_an_exponent(value, shown):
+    from llmos_hub.leaderboard._text import fmt_number
+
+    assert fmt_number(value) == shown

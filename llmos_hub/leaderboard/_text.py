@@ -25,11 +25,16 @@ LEGEND = (
 
 
 def fmt_number(value: float | None, digits: int = 4) -> str:
-    """A number for humans: ``-`` for missing, up to ``digits`` significant decimals."""
+    """A number for humans: ``-`` for missing, up to ``digits`` significant decimals.
+
+    From ten million up, the exponent form (``8.372e+12``): an untrained model's perplexity runs to
+    fifteen digits, which grouped in thousands fill a table's column without saying more."""
     if value is None:
         return "-"
     if value != value:  # NaN
         return "nan"
+    if abs(value) >= 1e7:
+        return f"{value:.{digits}g}"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if abs(value) >= 100:
