@@ -503,7 +503,11 @@ def _targets(report: dict[str, Any]) -> dict[str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import transformers
+
     from llmos_hub.decoding import default_threads
+
+    transformers.utils.logging.disable_progress_bar()  # the models' save/load bars cut into the ratio lines
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(MODELS))
