@@ -217,6 +217,17 @@ def test_language_modelling_target_is_the_text_itself(tmp_path: Path) -> None:
     assert task.primary_metric == "word_perplexity"
 
 
+def test_language_modelling_refuses_a_target_whose_words_would_be_counted_for_another_text(tmp_path: Path) -> None:
+    # Scoring one column while counting the words and bytes of another made word perplexity 3e36.
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "A whole document.", "title": "os"}) + "\n",
+                                         encoding="utf-8")
+    path = _write(tmp_path, {"name": "lm", "kind": "language-modelling", "data": "docs.jsonl",
+                             "fields": {"input": "text", "target": "title"}})
+    with pytest.raises(DataError, match=r"field 'fields.target': a language-modelling task takes no target") as info:
+        task_from_file(path)
+    assert "\n" not in str(info.value) and "remove fields.target" in str(info.value)
+
+
 # -- scoring through the plugin host ----------------------------------------------------------------------
 
 class RecordingMetric(Metric):

@@ -163,7 +163,9 @@ class LanguageModellingKind(TaskKind):
 
     name = "language-modelling"
     required_fields = ()
-    optional_fields = ("target",)
+    #: No target: the text scored is the text whose words and bytes are counted (lm-eval scores and counts
+    #: ``doc_to_target`` alone), so a second text field could only make the perplexities disagree.
+    optional_fields = ()
     default_metrics = {"perplexity": {}}
     default_primary = "word_perplexity"
 
@@ -180,7 +182,7 @@ class LanguageModellingKind(TaskKind):
 
     def reference(self, task: Any, example: Example) -> Any:
         # Perplexity counts words and bytes of the text the model scored, i.e. the prompt.
-        return task.prompt(example) if task.spec.target_field is None else example.target
+        return task.prompt(example)
 
 
 class MultipleChoiceKind(TaskKind):

@@ -262,6 +262,10 @@ def _parse_fields(check: _Checker, raw: Mapping[str, Any], kind: TaskKind) -> di
         raise DataError(f"{check.path}: missing field 'fields' (e.g. {{input: text, target: label}})")
     fields_ = check.mapping(raw, "fields")
     roles = ("input", "id", *kind.required_fields, *kind.optional_fields)
+    if "target" in fields_ and "target" not in roles:
+        raise check.fail("fields.target", f"a {kind.name} task takes no target: it scores the text the prompt makes "
+                         "of fields.input and counts that text's words and bytes; remove fields.target (to score "
+                         "another column, name it as fields.input)")
     check.known_keys(fields_, tuple(dict.fromkeys(roles)), "fields.")
     out: dict[str, str | None] = {"input": check.text(fields_, "input", "fields.input")}
     for role in ("target", "id", "choices"):
