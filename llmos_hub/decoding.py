@@ -517,11 +517,13 @@ class StepRunner(Runner, Generic[StateT, OutT]):
     def loglikelihood_rolling(self, texts: Sequence[str]) -> list[Loglikelihood]:
         self._require(Capability.CAUSAL_LM, "score texts")
         max_length = int(self.model.max_length)
-        eos = self.model.tokenizer.eos_id
+        # The first token is predicted after BOS where the tokenizer has one, else EOS: lm-evaluation-
+        # harness's prefix token (HFLM.prefix_token_id), so Llama-style models (BOS != EOS) score as there.
+        prefix = self._start_token()
         pairs: list[tuple[list[int], list[int]]] = []
         owners: list[int] = []
         for i, text in enumerate(texts):
-            for pair in rolling_windows(self._encode(text), max_length, eos):
+            for pair in rolling_windows(self._encode(text), max_length, prefix):
                 pairs.append(pair)
                 owners.append(i)
         totals = [0.0] * len(texts)

@@ -341,7 +341,21 @@ def test_step_runner_rolling_scores_each_token_once_in_windows():
     assert ll.logprob == pytest.approx(sum(-ord(c) / 100 for c in text))
     scored = [t for _, tgt in runner.scored for t in tgt]
     assert scored == [ord(c) for c in text]
-    assert runner.scored[0][0] == [1, ord("a"), ord("b"), ord("c")]  # [EOS] + tokens[:3]
+    assert runner.scored[0][0] == [2, ord("a"), ord("b"), ord("c")]  # [BOS] + tokens[:3]
+
+
+def test_step_runner_rolling_starts_from_bos_and_from_eos_only_without_one():
+    # lm-evaluation-harness's prefix token (HFLM.prefix_token_id): BOS when the tokenizer has one (Llama's
+    # <s>), else EOS (GPT-2's <|endoftext|>); the same token an empty context is scored after.
+    runner = CountingRunner(max_length=4)
+    runner.loglikelihood_rolling(["abc"])
+    runner.loglikelihood([("", "abc")])
+    assert [ctx[0] for ctx, _ in runner.scored] == [2, 2]
+    runner = CountingRunner(max_length=4)
+    runner.model.tokenizer.bos_id = None
+    runner.loglikelihood_rolling(["abc"])
+    runner.loglikelihood([("", "abc")])
+    assert [ctx[0] for ctx, _ in runner.scored] == [1, 1]
 
 
 def test_step_runner_loglikelihood_truncates_context_from_the_left():

@@ -80,6 +80,10 @@ def load_tokenizer(folder: Path, config: NanoConfig) -> Any:
             f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but config.json says vocab_size "
             f"{config.vocab_size}"
         )
+    if config.architecture == "causal-lm":
+        # A causal LM is trained on documents each opened by <eos> (GPT-2's convention; <bos> never occurs
+        # in its stream), so <eos> is the token it starts from: what rolling windows and empty prompts put first.
+        tokenizer.bos_id = tokenizer.eos_id
     return tokenizer
 
 

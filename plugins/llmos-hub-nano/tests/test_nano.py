@@ -263,6 +263,10 @@ def test_shipped_checkpoint_loads_with_its_training_provenance(name):
     assert training["task"] == name and training["split"] == "train"
     assert len(training["fingerprint"]) == 64
     assert "llmos_hub_nano.train" in training["command"]
+    # A causal LM starts from <eos>, the token that opens every document it was trained on (rolling
+    # windows and empty prompts put it first); a seq2seq decoder keeps <bos> as its start token.
+    tok = model.tokenizer
+    assert (tok.bos_id == tok.eos_id) == (SHIPPED_CAPS[name] == Capability.CAUSAL_LM)
 
 
 # -- plugin -----------------------------------------------------------------------------------------
