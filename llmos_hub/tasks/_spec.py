@@ -31,6 +31,7 @@ documented in ``docs/data.md``.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Mapping
@@ -325,8 +326,8 @@ def _parse_generation(check: _Checker, raw: Mapping[str, Any], kind: TaskKind) -
             raise check.fail(f"generation.{key}", f"must be a positive integer, not {value!r}")
         values[key] = value
     penalty = gen.get("length_penalty", defaults.length_penalty)
-    if not isinstance(penalty, (int, float)) or isinstance(penalty, bool):
-        raise check.fail("generation.length_penalty", f"must be a number, not {penalty!r}")
+    if not isinstance(penalty, (int, float)) or isinstance(penalty, bool) or not math.isfinite(penalty):
+        raise check.fail("generation.length_penalty", f"must be a finite number, not {penalty!r}")
     stop = gen.get("stop", [])
     if isinstance(stop, str):
         stop = [stop]
@@ -424,7 +425,7 @@ def _parse_lm_settings(check: _Checker, raw: Mapping[str, Any], kind: TaskKind, 
     if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
         raise check.fail("num_fewshot", f"must be a non-negative integer, not {shots!r}")
     out["num_fewshot"] = shots
-    fewshot_split = raw.get("fewshot_split")
+    fewshot_split = check.text(raw, "fewshot_split") if raw.get("fewshot_split") is not None else None
     if fewshot_split is None:
         fewshot_split = "train" if "train" in splits else None
     elif fewshot_split not in splits:
