@@ -226,6 +226,21 @@ def test_rouge_per_example_equals_rouge_score(corpus, metrics) -> None:
         assert got == {t: pytest.approx(expected[t].fmeasure, abs=1e-12) for t in expected}
 
 
+def test_rouge_example_statistics_with_several_references_equal_rouge_score_multi(corpus, metrics) -> None:
+    # The per-example values paired tests read; with several references they were silently missing.
+    hyps, refs = corpus
+    hyps, multi = hyps[:40], [[r, refs[(i + 7) % len(refs)]] for i, r in enumerate(refs[:40])]
+    multi[3] = refs[3]  # one example with a single reference among lists
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"])
+    stats = metrics["rouge"].example_statistics(hyps, multi)
+    scores = metrics["rouge"].compute(hyps, multi)
+    for t in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+        expected = [scorer.score_multi(r if isinstance(r, list) else [r], h)[t].fmeasure for h, r in zip(hyps, multi)]
+        assert stats[t]["kind"] == "mean"
+        assert stats[t]["values"] == pytest.approx(expected, abs=1e-12)
+        assert scores[t].value == pytest.approx(statistics.fmean(expected), abs=1e-12)
+
+
 # -- accuracy and macro-F1 -------------------------------------------------------------------
 
 

@@ -52,7 +52,7 @@ class Rouge(EvaluateMetric):
         self._check_lengths(predictions, references)
         result = self._evaluate(
             predictions=self._check_strings(predictions, "predictions"),
-            references=self._check_strings(references, "references"),
+            references=self._references(references),
             return_per_example=True,
             **opts,
         )
