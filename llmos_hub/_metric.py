@@ -73,6 +73,15 @@ class Metric(ABC):
         """Scores of a single example, for ``--log-samples`` (may be empty)."""
         return {}
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse option values :meth:`compute` could not use, before any model loads.
+
+        A bench calls it while it plans, with a task file's ``metrics: {name: {...}}`` once their names
+        and types passed the check against :attr:`options`: a tokenizer name sacrebleu lacks would
+        otherwise fail only after the model ran. Raise :class:`~llmos_hub.UsageError` naming the option
+        and the values it takes. The default accepts every value.
+        """
+
     def example_statistics(
         self, predictions: Sequence[Any], references: Sequence[Any], **options: Any
     ) -> Mapping[str, Mapping[str, Any]]:

@@ -315,6 +315,9 @@ def check_metric(
     if declared:  # a task file may set exactly these: compute must take them, and the defaults must mean no change
         defaults = dict(metric.compute(predictions, references, seed=seed, **{**declared, **options}))
         assert defaults == first, f"compute with the declared options' defaults {dict(declared)} differs from without them"
+    check_options = getattr(metric, "check_options", None)
+    if callable(check_options):  # the bench calls it on every task file's options: the defaults must pass
+        check_options({**(declared or {}), **options})
     if metric.score_keys:
         assert set(first) <= set(metric.score_keys), f"compute returned {sorted(first)}, not among score_keys {metric.score_keys}"
     for key, entry in metric.example_statistics(predictions, references, **options).items():

@@ -149,6 +149,27 @@ def test_a_row_with_another_number_of_references_is_named_before_any_model_loads
         "same number in every row, so give every row as many"]
 
 
+@pytest.mark.parametrize(("metric", "options", "said"), [
+    ("bleu", "{tokenize: 14a}", "option tokenize '14a' is not one of sacrebleu's: none, zh, 13a, intl"),
+    ("bleu", "{smooth_method: expp}", "option smooth_method 'expp' is not one of sacrebleu's: none, floor, add-k, exp"),
+    ("bleu", "{smooth_value: -1.0}", "option smooth_value must be a number of at least 0 (or left out), not -1.0"),
+    ("chrf", "{char_order: 0}", "option char_order must be a whole number of at least 1, not 0"),
+    ("chrf", "{word_order: -1}", "option word_order must be a whole number of at least 0, not -1"),
+])
+def test_a_metric_option_value_the_metric_cannot_use_is_refused_before_any_model_loads(tmp_path, metric, options, said):
+    # These failed only after the model ran (exit 1, no record): sacrebleu asserts, or fails mid-score.
+    _rows(tmp_path / "rows.jsonl", [{"id": "a", "en": "one", "de": "eins"}])
+    task = tmp_path / "task.yaml"
+    task.write_text(f"name: tr\nkind: translation\ndata: rows.jsonl\nfields: {{id: id, input: en, target: de}}\n"
+                    f"metrics: {{{metric}: {options}}}\nprimary_metric: {metric}\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["bench", "--model", "nano:translation-sample", "--task", str(task),
+                                       "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    [line] = error_lines(result.stderr)
+    assert line.startswith(f"error: {task}: field 'metrics.{metric}': {said}"), line
+    assert not (tmp_path / "out").exists()
+
+
 def test_rouge_alone_takes_any_number_of_references(tmp_path):
     (tmp_path / "data").mkdir()
     _rows(tmp_path / "data" / "test.jsonl", [{"id": "a", "text": "one", "sum": "x"},

@@ -412,7 +412,7 @@ def test_scores_are_plain_floats_that_serialise(corpus, metrics) -> None:
         ("bleu", ["a"], ["a", "b"], {}, "1 predictions and 2 references"),
         ("chrf", [], [], {}, "empty corpus"),
         ("rouge", ["a"], ["a"], {"use_stemer": True}, "no option 'use_stemer'"),
-        ("bleu", ["a"], ["a"], {"tokenize": "no-such-tokenizer"}, "cannot score"),
+        ("bleu", ["a"], ["a"], {"tokenize": "no-such-tokenizer"}, "option tokenize 'no-such-tokenizer' is not one of sacrebleu's"),
         ("bleu", ["a", "b"], [["a"], ["b", "c"]], {}, "same, non-zero number of references"),
         ("rouge", [None], ["a"], {}, "as strings"),
         ("accuracy", [["unhashable"]], ["a"], {}, "hashable, non-missing labels"),

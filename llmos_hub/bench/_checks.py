@@ -155,6 +155,12 @@ def check_task_metrics(host: Any, task: Any) -> None:
                     isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
                 raise DataError(f"{spec.file}: field 'metrics.{name}.{key}': must be {type(default).__name__}, "
                                 f"not {value!r}")
+        check = getattr(metric, "check_options", None)
+        if callable(check):
+            try:
+                check(dict(options))
+            except UsageError as exc:
+                raise DataError(f"{spec.file}: field 'metrics.{name}': {exc}") from None
 
 
 def check_generation_window(task: Any, model: str, max_length: int | None) -> None:

@@ -27,6 +27,17 @@ class _SacrebleuMetric(EvaluateMetric):
         """The sacrebleu metric object for ``options`` (used to score resampled statistics)."""
         raise NotImplementedError
 
+    def _validate(self, opts: Mapping[str, Any]) -> None:
+        """Raise a UsageError for option values sacrebleu cannot use (it asserts, or fails mid-score)."""
+
+    def _options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        opts = super()._options(options)
+        self._validate(opts)
+        return opts
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        self._options(options)
+
     def _references(self, references: Sequence[Any]) -> list[list[str]]:
         """Each example's references as a list: a plain string is one reference."""
         out = []
@@ -101,6 +112,17 @@ class Bleu(_SacrebleuMetric):
         "force": False,
     }
 
+    def _validate(self, opts: Mapping[str, Any]) -> None:
+        """``tokenize`` and ``smooth_method`` name sacrebleu's; ``smooth_value`` is not negative."""
+        import sacrebleu
+
+        for key, known in (("tokenize", sacrebleu.BLEU.TOKENIZERS), ("smooth_method", sacrebleu.BLEU.SMOOTH_DEFAULTS)):
+            if opts[key] not in known:
+                raise UsageError(f"option {key} {opts[key]!r} is not one of sacrebleu's: {', '.join(map(str, known))}")
+        value = opts["smooth_value"]
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0):
+            raise UsageError(f"option smooth_value must be a number of at least 0 (or left out), not {value!r}")
+
     def _sacrebleu(self, options: Mapping[str, Any]) -> Any:
         import sacrebleu
 
@@ -139,6 +161,13 @@ class Chrf(_SacrebleuMetric):
         "whitespace": False,
         "eps_smoothing": False,
     }
+
+    def _validate(self, opts: Mapping[str, Any]) -> None:
+        """``char_order`` at least 1; ``word_order`` and ``beta`` at least 0 (``beta`` 0 weighs precision only)."""
+        for key, least in (("char_order", 1), ("word_order", 0), ("beta", 0)):
+            value = opts[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise UsageError(f"option {key} must be a whole number of at least {least}, not {value!r}")
 
     def _sacrebleu(self, options: Mapping[str, Any]) -> Any:
         import sacrebleu
