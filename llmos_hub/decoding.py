@@ -501,7 +501,9 @@ class StepRunner(Runner, Generic[StateT, OutT]):
         tok = self.model.tokenizer
         if self.is_seq2seq:
             max_length = int(self.model.max_length)
-            sources = [self._encode_source(c)[:max_length] or [tok.eos_id] for c, _ in requests]
+            # A scored context keeps its end, as lm-evaluation-harness cuts it (``context_enc[-max_length:]``):
+            # the end is what the continuation answers, and few-shot demonstrations come first.
+            sources = [self._encode_source(c)[-max_length:] or [tok.eos_id] for c, _ in requests]
             targets = [self._encode_target(cont)[: max_length - 1] for _, cont in requests]
             return self._score(pad_left(sources, tok.pad_id), targets)
         self._require(Capability.CAUSAL_LM, "score continuations")

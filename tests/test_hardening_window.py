@@ -76,8 +76,8 @@ def test_an_over_long_example_is_cut_with_one_warning_and_counted_in_the_record(
     warnings = [line for line in error_lines(result.stderr) if line.startswith("warning:")]
     assert warnings == [
         f"warning: task mc-long on nano:{nano}: 1 example(s) longer than the model's window of {WINDOW} tokens were "
-        f"cut to fit, as lm-evaluation-harness cuts them (tokens cut): long-one (-{cut}); the record counts them in "
-        "task.truncated_examples"]
+        f"cut to fit, each keeping its end, as lm-evaluation-harness cuts them (tokens cut): long-one (-{cut}); the "
+        "record counts them in task.truncated_examples"]
     records = {load_record(p).task: load_record(p) for p in out.glob("*.json")}
     assert records["mc-long"].data["task"]["truncated_examples"] == {
         "count": 1, "tokens_cut": cut, "examples": {"long-one": cut}}
@@ -131,3 +131,29 @@ def test_generation_cuts_follow_the_engine_and_short_prompts_skip_the_tokenizer(
     cut = fit_to_window(model, "gen", ["a", "b"], requests)
     assert cut == {"b": len(real(LONG)) - (WINDOW - 8)}
     assert seen == [LONG]  # the short prompt never reached the tokenizer
+
+
+def test_a_seq2seq_context_keeps_its_end_as_lm_eval_cuts_it_and_a_generation_source_its_start(tmp_path):
+    """lm-evaluation-harness scores a seq2seq continuation after ``context_enc[-max_length:]``: with few-shot
+    demonstrations first, keeping the start would cut off the example's own question. A seq2seq generation
+    source keeps its lead instead, and the warning says which rule cut."""
+    from llmos_hub import load_plugins
+    from llmos_hub.bench._window import KEEP_END, KEEP_START, cut_rule
+    from llmos_hub_nano.family import NanoFamily
+    from llmos_hub_nano.tiny import random_checkpoint
+
+    model = NanoFamily().load(str(random_checkpoint(tmp_path / "s2s", "seq2seq", max_length=WINDOW)))
+    runner = load_plugins().get("backends", "pytorch").prepare(model, options={"threads": 1})
+    seen = []
+    real = runner._score
+    runner._score = lambda batch, targets: (seen.append(batch), real(batch, targets))[1]
+    runner.loglikelihood([(LONG, " it.")])
+    source = model.tokenizer.encode_source(LONG) if hasattr(model.tokenizer, "encode_source") else \
+        model.tokenizer.encode(LONG)
+    assert len(source) > WINDOW
+    assert list(seen[0].input_ids[0]) == source[-WINDOW:]
+    from llmos_hub import LoglikelihoodRequest
+
+    config = GenerationConfig(max_new_tokens=4)
+    assert cut_rule(model, [[LoglikelihoodRequest(LONG, " it.")]]) == KEEP_END
+    assert cut_rule(model, [[GenerateRequest(LONG, config)]]) == KEEP_START

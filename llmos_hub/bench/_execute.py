@@ -27,7 +27,7 @@ from ..errors import LlmosHubError, UsageError
 from ..stats._table import example_table
 from ._environment import environment
 from ._spec import RunSpec
-from ._window import fit_to_window, report_truncated, truncated_summary
+from ._window import KEEP_END, cut_rule, fit_to_window, report_truncated, truncated_summary
 
 Progress = Callable[[int, int], None]
 
@@ -216,6 +216,7 @@ class RunAnswers:
     shards: list[dict[str, Any]] | None = None
     #: Examples cut to fit the model's window of ``max_length`` tokens: id -> tokens cut (see ``_window``).
     truncated: dict[str, int] = field(default_factory=dict)
+    truncation_rule: str = KEEP_END
     max_length: int = 0
 
 
@@ -304,6 +305,7 @@ def answer(
         window=window,
         eval_seconds=sum(answered.latencies),
         truncated=truncated,
+        truncation_rule=cut_rule(model, per_example),
         max_length=int(getattr(model, "max_length", 0) or 0),
     )
 
@@ -343,7 +345,7 @@ def finish(
     eval_seconds = got.eval_seconds
 
     scores = task.score(examples, answered.answers, formulation=got.formulation, labels=got.labels, seed=spec.seed)
-    report_truncated(task.name, spec.model, got.max_length, got.truncated)
+    report_truncated(task.name, spec.model, got.max_length, got.truncated, got.truncation_rule)
     # The samples file is written with the record (ResultRecord.save), so both share a folder.
     samples = (_samples_text(task, examples, answered.answers, got.labels, got.formulation)
                if samples_path is not None else None)

@@ -1,10 +1,13 @@
 """Examples longer than the model's window: cut as lm-evaluation-harness cuts them, said, and counted.
 
 The shared engine (:class:`~llmos_hub.decoding.StepRunner`) fits every request into the model's
-``max_length`` tokens the way lm-evaluation-harness's ``HFLM`` does: a causal prompt keeps its end
-(``(context + continuation)[-(max_length + 1):][:-1]``, and a generation prompt keeps its last
-``max_length - max_new_tokens`` tokens), a seq2seq source and a classified text keep their start, and
-a rolling log-likelihood is split into windows that score every token once, so it is never cut. That
+``max_length`` tokens. Log-likelihood contexts and causal prompts are cut the way lm-evaluation-harness's
+``HFLM`` cuts them: they keep their end (``(context + continuation)[-(max_length + 1):][:-1]`` for a causal
+model, the context's last ``max_length`` tokens for a seq2seq one, and a generation prompt its last
+``max_length - max_new_tokens`` tokens). A seq2seq model's generation source and a classified text keep
+their start instead (a text's lead carries its gist; lm-evaluation-harness keeps a source's end), and the
+warning says which rule cut. A rolling log-likelihood is split into windows that score every token once,
+so it is never cut. That
 cut used to be silent. :func:`fit_to_window` runs after the model loads and before any request is
 answered, and finds each example that will be cut and by how many tokens; :func:`report_truncated`
 prints one warning line per run naming the task and those examples, and the record keeps them
@@ -29,7 +32,11 @@ from .._requests import ClassifyRequest, GenerateRequest, LoglikelihoodRequest, 
 from .._windows import encode_pair
 from ..errors import DataError
 
-__all__ = ["fit_to_window", "report_truncated", "truncated_summary"]
+__all__ = ["cut_rule", "fit_to_window", "report_truncated", "truncated_summary"]
+
+#: How each kind of request is cut, as the warning line says it.
+KEEP_END = "each keeping its end, as lm-evaluation-harness cuts them"
+KEEP_START = "each keeping its start (lm-evaluation-harness keeps a source's end)"
 
 #: Tokens a tokenizer may add beyond one per byte (BOS, a leading-space marker, a task prefix's end).
 _SLACK = 16
@@ -61,6 +68,13 @@ def fit_to_window(model: LoadedModel, task_name: str, example_ids: Sequence[str]
         if worst > 0:
             cut[str(example_ids[i])] = worst
     return cut
+
+
+def cut_rule(model: LoadedModel, per_example: Sequence[Sequence[Request]]) -> str:
+    """The words the warning uses for how this run's requests are cut (see the module docstring)."""
+    start = any(isinstance(r, ClassifyRequest) or (isinstance(r, GenerateRequest) and model.supports(Capability.SEQ2SEQ))
+                for requests in per_example[:1] for r in requests)
+    return KEEP_START if start else KEEP_END
 
 
 def _encoder(tokenizer: Any, name: str) -> Any:
@@ -110,14 +124,15 @@ def _refused(task: str, example: str, model: LoadedModel, tokens: int, limit: in
                      "refused: shorten or drop the example, or use a model with a longer window")
 
 
-def report_truncated(task: str, model: str, limit: int, cut: Mapping[str, int]) -> None:
-    """One warning line on stderr for a run that cut examples (nothing when none was cut)."""
+def report_truncated(task: str, model: str, limit: int, cut: Mapping[str, int], rule: str = KEEP_END) -> None:
+    """One warning line on stderr for a run that cut examples (nothing when none was cut); ``rule``:
+    :func:`cut_rule`'s words for how they were cut."""
     if not cut:
         return
     named = ", ".join(f"{ex} (-{n})" for ex, n in list(cut.items())[:_NAMED])
     more = f" and {len(cut) - _NAMED} more" if len(cut) > _NAMED else ""
     sys.stderr.write(f"warning: task {task} on {model}: {len(cut)} example(s) longer than the model's window of "
-                     f"{limit} tokens were cut to fit, as lm-evaluation-harness cuts them (tokens cut): "
+                     f"{limit} tokens were cut to fit, {rule} (tokens cut): "
                      f"{named}{more}; the record counts them in task.truncated_examples\n")
     sys.stderr.flush()
 
