@@ -27,7 +27,7 @@ pytest.importorskip("llmos_hub_pytorch")
 
 from llmos_hub import UsageError, load_plugins, load_record  # noqa: E402
 from llmos_hub.bench import make_plan, run_bench  # noqa: E402
-from llmos_hub.bench._ray import parse_ray_options, task_resources  # noqa: E402
+from llmos_hub.bench._ray import check_resources, parse_ray_options, task_resources  # noqa: E402
 from llmos_hub.cli import main  # noqa: E402
 
 from ._fakedist import add_to_path, make_dist  # noqa: E402
@@ -310,9 +310,25 @@ def test_resources_follow_threads_and_device_and_overrides(host):
     assert task_resources(spec) == {"num_cpus": 3.0, "num_gpus": 0.0}
     from dataclasses import replace
 
-    cuda = replace(spec, device="cuda")  # a CUDA run (planning one needs a GPU on the driver, refused here)
+    cuda = replace(spec, device="cuda")
     assert task_resources(cuda)["num_gpus"] == 1.0
     assert task_resources(spec, parse_ray_options(["num_cpus=2", "max_retries=5"])) == {"num_cpus": 2, "num_gpus": 0.0}
+
+
+def test_a_cuda_run_for_the_cluster_is_planned_without_a_gpu_here_and_checked_against_the_cluster(host):
+    # The driver needs no GPU (docs/ray.md): its own devices are not asked; the cluster's resources are.
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: a local plan would accept the run anyway")
+    with pytest.raises(UsageError, match="no CUDA device is available here"):
+        make_plan(host, tasks=["lm-sample"], limit=2, device="cuda")
+    plan = make_plan(host, tasks=["lm-sample"], limit=2, device="cuda", executor="ray")
+    assert [run.spec.device for run in plan.runs] == ["cuda"]
+    assert task_resources(plan.runs[0].spec)["num_gpus"] == 1.0
+    cpu_only = [{"Alive": True, "Resources": {"CPU": 2.0}, "NodeManagerAddress": "127.0.0.1"}]
+    with pytest.raises(UsageError, match="GPU"):
+        check_resources(plan.runs, {}, cpu_only)
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,10 @@ of surfacing as failed runs after minutes of loading:
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +57,31 @@ def device_kind(device: str) -> tuple[str, int | None]:
     return match.group(1), int(match.group(3)) if match.group(3) else None
 
 
+#: Set while a plan is made for runs placed elsewhere (``--executor ray``): the driver's own GPUs say nothing
+#: about the workers', so CUDA's presence is left to the cluster's resource check (``_ray.check_resources``).
+_DEVICES_ELSEWHERE: ContextVar[bool] = ContextVar("llmos_hub_devices_elsewhere", default=False)
+
+
+@contextlib.contextmanager
+def devices_elsewhere() -> Iterator[None]:
+    """While active, :func:`check_backend` does not ask this machine for the CUDA devices a run names."""
+    token = _DEVICES_ELSEWHERE.set(True)
+    try:
+        yield
+    finally:
+        _DEVICES_ELSEWHERE.reset(token)
+
+
 def check_backend(backend: Any, device: str, dtype: str, options: Mapping[str, Any]) -> None:
     """The default :meth:`Backend.check`: device, dtype and options against the backend's class attributes."""
     name = backend.name or type(backend).__name__
     kind, index = device_kind(device)
     if kind not in backend.devices:
         raise UsageError(f"backend {name} does not run on {device}; it runs on {', '.join(backend.devices)}")
-    cuda = _cuda_devices() if kind in ("cuda", "auto") else 0
+    if kind == "cuda" and _DEVICES_ELSEWHERE.get():
+        cuda = index + 1 if index is not None else 1  # the workers' GPUs: checked against the cluster
+    else:
+        cuda = _cuda_devices() if kind in ("cuda", "auto") else 0
     if kind == "cuda" and cuda == 0:
         raise UsageError(f"--device {device}: no CUDA device is available here; use --device cpu (or auto)")
     if kind == "cuda" and index is not None and index >= cuda:

@@ -8,6 +8,7 @@ dtype. A bench that would fail on its fifth run for a typo fails at once instead
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,8 +248,12 @@ def make_plan(
     formulation: str | None = None,
     num_fewshot: int | None = None,
     split: str | None = None,
+    executor: str = "process",
 ) -> Plan:
-    """Validate everything a bench needs and return one spec per compatible (model, task, backend)."""
+    """Validate everything a bench needs and return one spec per compatible (model, task, backend).
+
+    ``executor="ray"``: the runs go to a cluster, so a ``--device cuda`` run is not refused for want of
+    a GPU on this machine (the cluster's resources are checked when the runs are placed)."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, not {limit}")
     if num_fewshot is not None and num_fewshot < 0:
@@ -280,7 +285,8 @@ def make_plan(
         backend: Backend = host.get("backends", name)
         for dt in dtypes:
             try:
-                backend.check(device, dt, options_for[name])
+                with _checks.devices_elsewhere() if executor == "ray" else contextlib.nullcontext():
+                    backend.check(device, dt, options_for[name])
             except UsageError as exc:
                 refused.append(str(exc))
             else:

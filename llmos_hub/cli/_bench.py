@@ -230,7 +230,7 @@ def bench(
         plan = make_plan(
             host, models=models, tasks=tasks, backends=backends, device=device, dtype=dtypes,
             batch_size=batch_size, limit=limit, seed=seed, backend_options=_options(backend_options),
-            formulation=formulation, num_fewshot=num_fewshot, split=split,
+            formulation=formulation, num_fewshot=num_fewshot, split=split, executor=executor,
         )
     for reason in plan.refused:
         err_console().print(f"[yellow]refused:[/] {esc(reason)}", markup=True, highlight=False, soft_wrap=True)
