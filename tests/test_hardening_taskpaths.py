@@ -42,6 +42,20 @@ def test_data_outside_the_task_folder_is_refused_without_echoing_it(monkeypatch,
     assert not out.exists()
 
 
+def test_a_hub_task_reaching_out_of_its_repo_is_told_the_author_must_fix_it(tmp_path):
+    # --allow-path cannot help a task from the Hub (its repo alone is read), so the line does not offer it.
+    (tmp_path / "datasets--me--t" / "snapshots" / "abc").mkdir(parents=True)
+    task = tmp_path / "datasets--me--t" / "snapshots" / "abc" / "task.yaml"
+    task.write_text(TASK.format(data="../../secret.csv"))
+    (tmp_path / "datasets--me--t" / "secret.csv").write_text(SECRET)
+    with pytest.raises(DataError) as info:
+        task_from_file(task)
+    message = str(info.value)
+    assert "outside the task file's folder" in message and "--allow-path" not in message
+    assert message.endswith("a task from the Hub reads only the files of its own repo; its author must put the data "
+                            "in the repo")
+
+
 def test_a_symlink_out_of_the_task_folder_is_refused(tmp_path):
     task = _layout(tmp_path, "link.csv")
     (tmp_path / "inner" / "link.csv").symlink_to(tmp_path / "secret.csv")

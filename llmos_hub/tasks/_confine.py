@@ -47,7 +47,11 @@ def check_data_path(task_file: Path, path: Path, declared: str, *, field: str = 
     lexical = Path(os.path.abspath(path))
     if listed.parent.name == "snapshots" and lexical.is_relative_to(listed) and real.is_relative_to(listed.parent.parent / "blobs"):
         return  # a file of the same Hub snapshot, stored in its repo's blobs folder
+    if listed.parent.name == "snapshots":  # a task from the Hub: its data can only come from its own repo
+        fix = "a task from the Hub reads only the files of its own repo; its author must put the data in the repo"
+    else:  # publish-task has no --allow-path: a published task must hold its data
+        fix = "move the data next to the task file (or, for bench, allow its folder with --allow-path DIR)"
     raise DataError(
         f"{task_file}: field '{field}': {declared!r} is outside the task file's folder, and task files read only "
-        "their own folder; move the data next to the task file, or allow it with --allow-path DIR"
+        f"their own folder; {fix}"
     )
