@@ -32,6 +32,16 @@ def test_flag_beats_environment_beats_saved_login(monkeypatch, saved_login):
                                                    "the token from the saved login (hf auth login)")
 
 
+def test_the_legacy_token_variable_is_named_as_itself(monkeypatch, saved_login):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "hf_legacy_environment_token")
+    auth = resolve_auth("http://127.0.0.1:2")
+    assert (auth.token, auth.describe_token()) == ("hf_legacy_environment_token",
+                                                   "the token from HUGGING_FACE_HUB_TOKEN")
+    monkeypatch.setenv("HF_TOKEN", "hf_environment_token")  # HF_TOKEN wins, as in huggingface_hub
+    assert resolve_auth("http://127.0.0.1:2").token_source == "HF_TOKEN"
+
+
 def test_no_token_anywhere(monkeypatch, saved_login):
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
     auth = resolve_auth()

@@ -99,9 +99,10 @@ def resolve_auth(endpoint: str | None = None, token: str | None = None) -> HubAu
     resolved_endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or _library_endpoint()).rstrip("/")
     if token:
         return HubAuth(resolved_endpoint, token, SOURCE_FLAG)
-    env_token = (os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or "").strip()
-    if env_token:
-        return HubAuth(resolved_endpoint, env_token, SOURCE_ENV)
+    for variable in (SOURCE_ENV, "HUGGING_FACE_HUB_TOKEN"):  # the legacy name, named as itself when refused
+        env_token = os.environ.get(variable, "").strip()
+        if env_token:
+            return HubAuth(resolved_endpoint, env_token, variable)
     from huggingface_hub import get_token
 
     saved = get_token()
