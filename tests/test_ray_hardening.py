@@ -84,6 +84,20 @@ def test_an_out_of_range_port_fails_before_any_plan(tmp_path):
     assert "the port must be a number from 1 to 65535" in result.output and "Traceback" not in result.output
 
 
+def test_an_address_from_ray_address_is_named_as_coming_from_it(tmp_path, monkeypatch):
+    # The user never passed --ray-address: the line names the variable they set, and how to drop it.
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:99999")
+    result = CliRunner().invoke(main, ["bench", "--executor", "ray", "--task", "classification-sample", "--limit", "2",
+                                       "--output-dir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "error: RAY_ADDRESS=127.0.0.1:99999: the port must be a number from 1 to 65535" in result.output
+    assert "--ray-address" not in result.output
+    port = free_port()
+    with pytest.raises(UsageError) as caught:
+        check_reachable(f"127.0.0.1:{port}", "127.0.0.1", port, source="RAY_ADDRESS")
+    assert "check RAY_ADDRESS (" in str(caught.value) and "or unset RAY_ADDRESS for a local one" in str(caught.value)
+
+
 def _listener(reply: bytes | None) -> tuple[socket.socket, int]:
     """A socket on 127.0.0.1 that accepts and then says ``reply`` (``None``: stays silent)."""
     server = socket.socket()

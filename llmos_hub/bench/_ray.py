@@ -154,9 +154,11 @@ def _import_ray() -> Any:
     return ray
 
 
-#: What to do about an address that cannot be reached (the end of its one-line error).
-_START_ONE = ("check --ray-address (the head's HOST:PORT, 6379 by default), start a cluster "
-              "with 'ray start --head --node-ip-address=127.0.0.1', or drop --ray-address for a local one")
+def _start_one(source: str) -> str:
+    """What to do about an address that cannot be reached (the end of its one-line error)."""
+    drop = "drop --ray-address" if source == "--ray-address" else f"unset {source}"
+    return (f"check {source} (the head's HOST:PORT, 6379 by default), start a cluster "
+            f"with 'ray start --head --node-ip-address=127.0.0.1', or {drop} for a local one")
 #: The HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server such as the GCS answers with its
 #: own SETTINGS frame, something else (a dashboard, an SSH server) does not.
 _H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -169,19 +171,26 @@ def ray_address(address: str | None) -> str | None:
     return address
 
 
-def check_address(address: str | None) -> tuple[str, int] | None:
+def address_source(address: str | None) -> str:
+    """Where :func:`ray_address`'s answer comes from, as messages name it: ``--ray-address`` or ``RAY_ADDRESS``."""
+    return "RAY_ADDRESS" if address in (None, "auto") and os.environ.get("RAY_ADDRESS") else "--ray-address"
+
+
+def check_address(address: str | None, source: str = "--ray-address") -> tuple[str, int] | None:
     """``(host, port)`` of a ``HOST:PORT`` address, checked before anything starts; ``None`` for no address
-    and Ray's own forms (``auto``, ``local``, ``ray://...``), which ``ray.init`` answers at once."""
+    and Ray's own forms (``auto``, ``local``, ``ray://...``), which ``ray.init`` answers at once. ``source``
+    names where the address came from (``--ray-address``, or ``RAY_ADDRESS``)."""
     if not address or address in ("auto", "local") or "://" in address:
         return None
     host, sep, port = address.rpartition(":")
     host = host.strip("[]")  # [::1]:6379
+    given = "--ray-address " if source == "--ray-address" else f"{source}="
     if not sep or not host:
-        raise UsageError(f"--ray-address {address} has no port; give the head's HOST:PORT (6379 by default), "
-                         f"e.g. --ray-address {address}:6379")
+        raise UsageError(f"{given}{address} has no port; give the head's HOST:PORT (6379 by default), "
+                         f"e.g. {given}{address}:6379")
     if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise UsageError(f"--ray-address {address}: the port must be a number from 1 to 65535, not {port!r}; "
-                         f"e.g. --ray-address {host}:6379")
+        raise UsageError(f"{given}{address}: the port must be a number from 1 to 65535, not {port!r}; "
+                         f"e.g. {given}{host}:6379")
     return host, int(port)
 
 
@@ -189,7 +198,8 @@ class _NotGcs(Exception):
     """Something listens at the address, but it is not a gRPC server."""
 
 
-def check_reachable(address: str, host: str, port: int, timeout: float = CONNECT_SECONDS) -> None:
+def check_reachable(address: str, host: str, port: int, timeout: float = CONNECT_SECONDS,
+                    source: str = "--ray-address") -> None:
     """The head's GCS accepts a connection and answers as a gRPC server within ``timeout`` seconds.
 
     ``ray.init`` retries an address that refuses or does not answer for ever (a warning every 40 s), so the
@@ -215,7 +225,7 @@ def check_reachable(address: str, host: str, port: int, timeout: float = CONNECT
         reason = exc.strerror or type(exc).__name__
     else:
         return
-    raise UsageError(f"cannot reach the Ray cluster at {address} ({reason}); {_START_ONE}")
+    raise UsageError(f"cannot reach the Ray cluster at {address} ({reason}); {_start_one(source)}")
 
 
 class HeadLost(LlmosHubError):
@@ -283,10 +293,10 @@ def connected(address: str | None) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    target = ray_address(address)
-    where = check_address(target)
+    target, source = ray_address(address), address_source(address)
+    where = check_address(target, source)
     if where is not None and target is not None:
-        check_reachable(target, *where)
+        check_reachable(target, *where, source=source)
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
     on_sigterm = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     try:
@@ -595,7 +605,7 @@ def run_on_ray(
     from ._shards import ShardMerger, fewer_shards, note, shard_batches
 
     overrides = parse_ray_options(options or {})
-    check_address(ray_address(address))  # a malformed address is an error even when --resume leaves nothing to run
+    check_address(ray_address(address), address_source(address))  # an error even when --resume leaves nothing to run
     retries = int(overrides.get("max_retries", DEFAULT_MAX_RETRIES))
     todo: list[tuple[int, Any]] = []
     for index, run in enumerate(plan.runs):

@@ -267,9 +267,9 @@ def _ray_settings(executor: str, address: str | None, options: tuple[str, ...]) 
         if address or options:
             raise UsageError("--ray-address and --ray-option need --executor ray")
         return {}
-    from ..bench._ray import check_address, parse_ray_options, ray_address
+    from ..bench._ray import address_source, check_address, parse_ray_options, ray_address
 
-    check_address(ray_address(address))  # a malformed address or port: before the plan loads any data
+    check_address(ray_address(address), address_source(address))  # malformed: before the plan loads any data
     return {"ray_address": address, "ray_options": parse_ray_options(options)}
 
 
