@@ -134,6 +134,18 @@ def test_debug_is_accepted_after_the_subcommand():
     assert isinstance(listing.exception, UnknownNameError)
 
 
+def test_disable_plugin_is_accepted_after_the_subcommand_too():
+    # The messages that suggest it read "--disable-plugin X"; typed after the subcommand it was "No such option".
+    result = CliRunner().invoke(main, ["bench", "--disable-plugin", "nano", "--limit", "2"])
+    assert result.exit_code == 2, result.output
+    assert "no default suite: the llmos-hub-nano plugin that provides it is disabled" in result.output
+    listing = CliRunner().invoke(main, ["list", "models", "--json", "--disable-plugin", "nano"])
+    assert listing.exit_code == 0, listing.output
+    assert "nano" not in {row["name"] for row in json.loads(listing.output)}
+    both = CliRunner().invoke(main, ["--disable-plugin", "baseline", "list", "models", "--json", "--disable-plugin", "nano"])
+    assert {row["name"] for row in json.loads(both.output)}.isdisjoint({"nano", "baseline"})
+
+
 def test_a_prefix_gets_a_suggestion():
     assert close_matches("onnx", ["onnxruntime", "pytorch"]) == ["onnxruntime"]
     assert close_matches("translation", ["translation-sample", "summarization-sample"])[0] == "translation-sample"

@@ -55,7 +55,7 @@ class _LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         command: click.Command = getattr(importlib.import_module(module_name), attr)
-        return _with_debug_option(command)
+        return _with_root_options(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
@@ -100,12 +100,29 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         os.environ.setdefault("LLMOS_HUB_DEBUG", "1")
 
 
-def _with_debug_option(command: click.Command) -> click.Command:
-    """Accept ``--debug`` after the subcommand too (``llmos-hub bench --debug``), as users type it."""
-    if not any(isinstance(p, click.Option) and "--debug" in p.opts for p in command.params):
+def _add_disabled(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    if value:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj["disabled"] = (*root.obj.get("disabled", ()), *value)  # read when the host first loads
+
+
+def _with_root_options(command: click.Command) -> click.Command:
+    """Accept ``--debug`` and ``--disable-plugin`` after the subcommand too (``llmos-hub bench --debug``), as
+    users type them and as the messages that suggest them read."""
+    def has(flag: str) -> bool:
+        return any(isinstance(p, click.Option) and flag in p.opts for p in command.params)
+
+    if not has("--debug"):
         command.params.append(
             click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
                          help="Show tracebacks instead of one-line errors (same as llmos-hub --debug).")
+        )
+    if not has("--disable-plugin"):
+        command.params.append(
+            click.Option(["--disable-plugin"], multiple=True, metavar="NAME", expose_value=False, is_eager=True,
+                         callback=_add_disabled,
+                         help="Skip a plugin; repeatable (same as llmos-hub --disable-plugin NAME).")
         )
     return command
 
