@@ -146,6 +146,17 @@ def test_disable_plugin_is_accepted_after_the_subcommand_too():
     assert {row["name"] for row in json.loads(both.output)}.isdisjoint({"nano", "baseline"})
 
 
+def test_task_kinds_list_their_formulations():
+    # docs/data.md sends readers there to see what --formulation may pick for a kind
+    listing = CliRunner().invoke(main, ["list", "task_kinds", "--json"])
+    rows = {row["name"]: row["formulations"] for row in json.loads(listing.output)}
+    host = load_plugins()
+    for name, shown in rows.items():
+        kind = host.get("task_kinds", name)
+        assert [line.split(":", 1)[0] for line in shown] == [f.name for f in kind.formulations()]
+    assert rows["classification"][0].startswith("logits: ")
+
+
 def test_a_prefix_gets_a_suggestion():
     assert close_matches("onnx", ["onnxruntime", "pytorch"]) == ["onnxruntime"]
     assert close_matches("translation", ["translation-sample", "summarization-sample"])[0] == "translation-sample"
