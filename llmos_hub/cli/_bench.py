@@ -158,7 +158,7 @@ def _batch_size(ctx: click.Context | None, param: click.Parameter | None, value:
 @click.option("--task", "tasks", multiple=True, metavar="NAME|SUITE|FILE", help="Task, suite or task file; repeatable. Default: the 'default' suite.")
 @click.option("--backend", "backends", multiple=True, metavar="NAME", help="Backend; repeatable to compare backends. Default: the installed backend of highest priority (pytorch).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--dtype", "dtypes", multiple=True, default=("float32",), show_default=True, help="float32, bfloat16, float16 (CUDA), int8 (onnxruntime); repeatable (pairs a backend lacks are refused).")
+@click.option("--dtype", "dtypes", multiple=True, default=("float32",), show_default=True, help="float32, bfloat16, float16 (CUDA), int8 (onnxruntime, ctranslate2); repeatable (pairs a backend lacks are refused).")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE", help="Backend setting, e.g. threads=2 or exporter=torchscript; repeatable.")
 @click.option("--allow-path", "allow_paths", multiple=True, type=click.Path(path_type=Path), metavar="DIR", help="Let task files read data under DIR, outside their own folder; repeatable.")
 @click.option("--formulation", default=None, metavar="NAME", help="Force a task formulation (e.g. loglikelihood, prompt, logits); default: the first the model and backend can answer.")

@@ -25,7 +25,7 @@ __all__ = ["BUILTIN_METRICS", "load_metric"]
 BUILTIN_METRICS: dict[str, str] = {
     "accuracy": "fraction of exact label matches; stderr sqrt(p(1-p)/n)",
     "bleu": "corpus BLEU equal to sacrebleu.corpus_bleu, with its signature; bootstrap stderr",
-    "chrf": "corpus chrF (chrF++ with word_order=2) equal to sacrebleu.corpus_chrf; bootstrap stderr",
+    "chrf": "corpus chrF (chrF++ with the option word_order: 2) equal to sacrebleu.corpus_chrf; bootstrap stderr",
     "f1": "macro-F1 over labels seen in references or predictions; bootstrap stderr",
     "multiple_choice": "acc / acc_norm / acc_bytes of per-choice log-likelihoods as lm-evaluation-harness; "
     "stderr of the mean",
