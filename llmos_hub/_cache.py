@@ -3,7 +3,8 @@
 Backends that turn a model into another format (an ONNX export, a CTranslate2 conversion) take
 seconds to minutes, so they keep the result under a key that hashes everything it depends on. This
 module is the storage half, shared by every such backend: entries are folders ``<root>/<key>/``
-holding the built files and a ``manifest.json``. A folder is built under a temporary name in the same
+holding the built files and a ``manifest.json`` (which records each file's size and sha256, checked on
+every hit; the hash only for a file whose modification time changed since it was written). A folder is built under a temporary name in the same
 root and published with one atomic ``rename``, so a reader sees a whole entry or none. Builders of one
 key take an ``flock`` on ``<root>/.locks/<key>.lock`` so that two processes do not build the same
 entry twice (lock files are left in place: deleting one that another process waits on would let a
@@ -13,6 +14,7 @@ race discards its copy and uses the winner's).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -71,8 +73,10 @@ class FolderCache:
         """The published entry for ``key``, or ``None`` (also for a corrupt entry, which is removed).
 
         An entry is corrupt when its manifest is not a JSON object, or a file the manifest lists is
-        missing or has another size than when it was built (a killed copy, a full disk, a hand edit);
-        it is moved aside and deleted, with a warning on stderr, so the caller builds it again.
+        missing, has another size or another sha256 than when it was built (a killed copy, a full disk,
+        a flipped block, a hand edit); it is moved aside and deleted, with a warning on stderr, so the
+        caller builds it again. An entry an older llmos-hub wrote (file sizes but no hashes) cannot be
+        checked that way, so it is treated as stale and rebuilt likewise.
         """
         folder = self.root / key
         try:
@@ -85,13 +89,36 @@ class FolderCache:
             return self._discard(folder, f"{MANIFEST} is not valid JSON")
         if not isinstance(manifest, dict):
             return self._discard(folder, f"{MANIFEST} is not a JSON object")
-        for name, size in dict(manifest.get("file_sizes") or {}).items():
+        sizes = dict(manifest.get("file_sizes") or {})
+        hashes = manifest.get("file_sha256")
+        if sizes and not isinstance(hashes, dict):
+            return self._discard(folder, "written by an older llmos-hub, without file hashes", stale=True)
+        for name, size in sizes.items():
             path = folder / name
             if not path.is_file():
                 return self._discard(folder, f"{name} is missing")
             if path.stat().st_size != size:
                 return self._discard(folder, f"{name} has {path.stat().st_size} bytes, not {size}")
+        # Hashing a multi-GB export on every hit would cost seconds per run: a file whose modification time
+        # is the one it was written with is taken as unchanged (an edit, a partial copy or a restore sets a
+        # new one); any other is hashed.
+        written = dict(manifest.get("file_mtime_ns") or {})
+        for name, digest in dict(hashes or {}).items():
+            path = folder / name
+            if not path.is_file():
+                return self._discard(folder, f"{name} is missing")
+            if written.get(name) == path.stat().st_mtime_ns:
+                continue
+            if _sha256(path) != digest:
+                return self._discard(folder, f"{name} does not have the sha256 it was written with")
         return CacheEntry(folder, manifest, hit=True)
+
+    def discard(self, key: str, reason: str) -> None:
+        """Remove the entry ``key`` (one the caller found unusable, e.g. its engine cannot load it), with
+        the same one-line warning as a corrupt entry, so that the next :meth:`get_or_build` builds it again."""
+        folder = self.root / key
+        if folder.is_dir():
+            self._discard(folder, reason)
 
     def follow(self, alias: str) -> CacheEntry | None:
         """The entry that ``alias`` (made by :meth:`link`) points to, or ``None`` when either is missing."""
@@ -124,10 +151,11 @@ class FolderCache:
             return False
         return True
 
-    def _discard(self, folder: Path, reason: str) -> CacheEntry | None:
+    def _discard(self, folder: Path, reason: str, *, stale: bool = False) -> CacheEntry | None:
         import sys
 
-        sys.stderr.write(f"warning: {self.what} entry {folder} is corrupt ({reason}); rebuilding it\n")
+        state = "is stale" if stale else "is corrupt"
+        sys.stderr.write(f"warning: {self.what} entry {folder} {state} ({reason}); rebuilding it\n")
         aside = folder.with_name(f".{folder.name}.corrupt.{os.getpid()}.tmp")
         try:
             os.rename(folder, aside)
@@ -160,9 +188,10 @@ class FolderCache:
             work = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
             try:
                 manifest = {"key": key, **build(work)}
-                manifest["file_sizes"] = {
-                    str(p.relative_to(work)): p.stat().st_size for p in sorted(work.rglob("*")) if p.is_file()
-                }
+                files = [p for p in sorted(work.rglob("*")) if p.is_file()]
+                manifest["file_sizes"] = {str(p.relative_to(work)): p.stat().st_size for p in files}
+                manifest["file_sha256"] = {str(p.relative_to(work)): _sha256(p) for p in files}
+                manifest["file_mtime_ns"] = {str(p.relative_to(work)): p.stat().st_mtime_ns for p in files}
                 atomic_write(work / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
                 try:
                     os.rename(work, self.root / key)
@@ -177,6 +206,14 @@ class FolderCache:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
         return CacheEntry(self.root / key, manifest, hit=False)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextmanager

@@ -77,6 +77,12 @@ class CTranslate2Backend(Backend):
     devices = ("cpu", "cuda", "auto")
     dtypes = ("float32", "int8")
     consumes: ClassVar[tuple[str, ...]] = ("files:transformers",)
+    #: Checked while planning, before any model loads: ``threads=abc`` or ``threads=-1`` is refused there,
+    #: and an unscoped option this backend does not know (``use_cache``) goes only to the backends that do.
+    option_schema: ClassVar[Mapping[str, Mapping[str, Any]] | None] = {
+        "threads": {"type": "integer", "minimum": 1},
+        "cache_dir": {"type": "string", "minLength": 1},
+    }
 
     def check_model(self, info: ModelInfo) -> str | None:
         return refusal(info)
@@ -95,13 +101,14 @@ class CTranslate2Backend(Backend):
             raise UsageError(f"backend 'ctranslate2' has no option {', '.join(unknown)}; known: {', '.join(_OPTIONS)}")
         if dtype not in self.dtypes:
             raise UsageError(f"backend 'ctranslate2' runs float32 or int8, not {dtype!r}")
+        option_threads = _threads_option(options.get("threads"))
         reason = refusal(ModelInfo(capabilities=model.capabilities, artifacts=model.artifacts))
         if reason is not None:
             raise UsageError(reason)
         kind_device, index = check_device(device)
         import ctranslate2
 
-        from .convert import converted
+        from .convert import converted, discard
         from .heads import classifier_head
         from .runner import CTranslate2Runner
 
@@ -112,15 +119,29 @@ class CTranslate2Backend(Backend):
         # The option, else the environment's count ($LLMOS_HUB_THREADS, or Ray's grant in $OMP_NUM_THREADS),
         # else 0: CTranslate2's own choice.
         found = environment_threads()
-        threads = int(options["threads"]) if options.get("threads") else (found[0] if found else 0)
+        threads = option_threads or (found[0] if found else 0)
         engine_class = {"generator": ctranslate2.Generator, "translator": ctranslate2.Translator,
                         "encoder": ctranslate2.Encoder}[kind]
-        try:
-            engine = engine_class(str(conversion.folder), device=kind_device, device_index=index, compute_type=dtype,
-                                  intra_threads=threads, inter_threads=1)
-        except (RuntimeError, ValueError) as exc:
-            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise UsageError(f"CTranslate2 cannot load {model.name} as {dtype} on {kind_device}: {first[:300]}") from None
+
+        def load() -> tuple[Any, str | None]:
+            try:
+                return engine_class(str(conversion.folder), device=kind_device, device_index=index,
+                                    compute_type=dtype, intra_threads=threads, inter_threads=1), None
+            except (RuntimeError, ValueError) as exc:
+                first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+                return None, first[:300]
+
+        engine, problem = load()
+        if problem is not None and conversion.cache_hit:
+            # A cached entry CTranslate2 cannot read (damaged where the cache's checks do not look, or
+            # written by another CTranslate2): convert once more rather than fail on every later run.
+            discard(conversion, f"CTranslate2 cannot load it: {problem}")
+            conversion = converted(model, options.get("cache_dir"))
+            engine, problem = load()
+        if problem is not None:
+            raise UsageError(f"CTranslate2 cannot load {model.name} as {dtype} on {kind_device} from its conversion "
+                             f"cache entry {conversion.folder}: {problem}; delete that folder to convert again, or "
+                             f"run the model with --backend pytorch") from None
         source, target = _vocabularies(conversion.folder, kind)
         head = None
         if model.supports(Capability.CLASSIFIER):
@@ -146,6 +167,17 @@ class CTranslate2Backend(Backend):
         import ctranslate2
 
         return {"ctranslate2": ctranslate2.__version__}
+
+
+def _threads_option(value: Any) -> int | None:
+    """The ``threads`` option as a count of at least 1 (``None``: not given)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise UsageError(f"backend 'ctranslate2' option threads must be a whole number of at least 1, not {value!r}; "
+                         "e.g. threads=2")
+    return int(text)
 
 
 def _cpu_name() -> str:

@@ -21,18 +21,24 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmos_hub import Artifacts, DataError, FolderCache, LoadedModel, cache_root
 
-__all__ = ["Converted", "converted", "conversion_key", "default_cache_dir"]
+__all__ = ["Converted", "converted", "conversion_key", "default_cache_dir", "discard"]
 
 #: Bumped when the layout of an entry or the meaning of a key changes. 2: conversions are refused
 #: when transformers fills a weight itself (missing or wrongly shaped), so an entry converted from an
-#: incomplete checkpoint before that is not served again.
-FORMAT_VERSION = 2
+#: incomplete checkpoint before that is not served again. 3: untied T5/mT5 (``tie_word_embeddings:
+#: false``) no longer get their decoder output scaled by d_model**-0.5.
+FORMAT_VERSION = 3
+
+
+#: Config classes CTranslate2's T5 loader (and its MT5/UMT5 subclasses) converts.
+_T5_CONFIGS = ("T5Config", "MT5Config", "UMT5Config")
 
 
 def default_cache_dir() -> Path:
@@ -108,6 +114,12 @@ def converted(model: LoadedModel, cache_dir: str | Path | None = None) -> Conver
     return Converted(entry.path, key, entry.hit, time.perf_counter() - started)
 
 
+def discard(conversion: Converted, reason: str) -> None:
+    """Drop ``conversion``'s cache entry (one CTranslate2 could not load), so the next :func:`converted`
+    converts anew; warns on stderr in one line, as for a corrupt entry."""
+    ConversionCache(conversion.folder.parent).discard(conversion.key, reason)
+
+
 def _convert(artifacts: Artifacts, output: Path, *, where: str) -> None:
     """Run CTranslate2's transformers converter on a staging folder of ``artifacts`` into ``output``."""
     from ctranslate2.converters import TransformersConverter
@@ -115,7 +127,7 @@ def _convert(artifacts: Artifacts, output: Path, *, where: str) -> None:
     from transformers.utils import logging as hf_logging
 
     class SafeConverter(TransformersConverter):
-        """CTranslate2's converter, loading safetensors only, with two shims for attributes transformers 5 dropped.
+        """CTranslate2's converter, loading safetensors only, with shims for what transformers 5 changed.
 
         It refuses a checkpoint transformers would complete with random weights (missing or wrongly
         shaped tensors) with the hf family's own one-line error: converted, it would score noise.
@@ -133,6 +145,13 @@ def _convert(artifacts: Artifacts, output: Path, *, where: str) -> None:
                 ignore_mismatched_sizes=True, **kwargs,  # wrong shapes are refused below, naming the tensors
             )
             refuse_incomplete(model, info, where)
+            scaled = getattr(model.config, "scale_decoder_outputs", None)
+            if type(config).__name__ in _T5_CONFIGS and scaled is not None:
+                # transformers 5 reads a legacy ``tie_word_embeddings: false`` (t5-v1.1, flan-t5, mT5) as
+                # ``scale_decoder_outputs=False`` and sets ``tie_word_embeddings=True``; CTranslate2's T5
+                # loader still decides from ``tie_word_embeddings`` whether to scale the decoder output by
+                # d_model**-0.5. Give it the flag that means what transformers computes.
+                model.config.tie_word_embeddings = bool(scaled)
             return model
 
     with tempfile.TemporaryDirectory(prefix="llmos-hub-ct2-stage-") as stage:
@@ -143,7 +162,10 @@ def _convert(artifacts: Artifacts, output: Path, *, where: str) -> None:
         hf_logging.set_verbosity_error()  # the base model loaded from a head checkpoint reports "unexpected" head keys
         os.environ["TQDM_DISABLE"] = "1"  # the converter's "Writing model shards" bar
         try:
-            SafeConverter(stage, low_cpu_mem_usage=True).convert(str(output), quantization="float32", force=True)
+            with warnings.catch_warnings():
+                if not os.environ.get("LLMOS_HUB_DEBUG"):  # Marian's "Recommended: pip install sacremoses"
+                    warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+                SafeConverter(stage, low_cpu_mem_usage=True).convert(str(output), quantization="float32", force=True)
         except (ValueError, KeyError, AttributeError, OSError, RuntimeError, NotImplementedError, AssertionError) as exc:
             first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise DataError(f"{where}: CTranslate2's converter failed: {first[:300]}") from None

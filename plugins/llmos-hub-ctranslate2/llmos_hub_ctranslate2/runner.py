@@ -5,7 +5,8 @@ Requests become token ids exactly as the shared engine makes them (this runner e
 and context/continuation split), so two backends see the same tokens. What runs them differs:
 
 - ``generate``: ``Generator.generate_batch`` (causal LM, prompt fed once with
-  ``include_prompt_in_result=False``) or ``Translator.translate_batch`` (seq2seq), greedy
+  ``include_prompt_in_result=False``; one-token prompts in a batch of their own, as CTranslate2
+  answers a batch mixing them with longer prompts wrongly) or ``Translator.translate_batch`` (seq2seq), greedy
   (``beam_size=1``) or beam search with the request's ``length_penalty``; CTranslate2's own search,
   not the engine's. Stop strings are applied to the finished text (the token that completes a stop
   string is kept, as the engine does), so a stopped sequence may have cost a few extra tokens.
@@ -55,6 +56,9 @@ def _unpad(batch: Batch) -> list[list[int]]:
 
 class CTranslate2Runner(StepRunner):
     """Answers requests with a ``ctranslate2.Generator``, ``Translator`` or ``Encoder``."""
+
+    #: The converted model's folder (set by the backend; not in :meth:`describe`, cache paths are local).
+    converted_path: Any = None
 
     def __init__(
         self,
@@ -116,11 +120,30 @@ class CTranslate2Runner(StepRunner):
                 min_decoding_length=fixed, max_input_length=0, **end,
             )
             return [self.target.numbers(r.hypotheses[0]) for r in results]
-        results = self.engine.generate_batch(
-            [self.target.strings(p) for p in prompts], beam_size=1, sampling_topk=1, max_length=max_new_tokens,
-            min_length=fixed, include_prompt_in_result=False, **end,
+        return self._generate_batch(
+            prompts, beam_size=1, sampling_topk=1, max_length=max_new_tokens, min_length=fixed, **end,
         )
-        return [list(r.sequences_ids[0]) for r in results]
+
+    def _generate_batch(self, prompts: Sequence[Sequence[int]], **options: Any) -> list[list[int]]:
+        """``Generator.generate_batch`` (prompt left out of the result) on ``prompts``: the best sequence of each.
+
+        CTranslate2 4.x mishandles ``include_prompt_in_result=False`` in a batch whose shortest prompt
+        has one token and whose others are longer: the longer prompts come back as their own tokens
+        instead of a continuation. One-token prompts therefore run as a batch of their own; a batch of
+        one-token prompts only, or of prompts of two tokens or more, is answered correctly.
+        """
+        assert self.target is not None
+        out: list[list[int]] = [[] for _ in prompts]
+        for single in (True, False):
+            todo = [i for i, p in enumerate(prompts) if (len(p) == 1) == single]
+            if not todo:
+                continue
+            results = self.engine.generate_batch(
+                [self.target.strings(prompts[i]) for i in todo], include_prompt_in_result=False, **options,
+            )
+            for i, result in zip(todo, results):
+                out[i] = list(result.sequences_ids[0])
+        return out
 
     def _search_options(self, config: GenerationConfig) -> dict[str, Any]:
         return {
@@ -133,16 +156,8 @@ class CTranslate2Runner(StepRunner):
     def _generate(self, prompts: list[list[int]], config: GenerationConfig, max_new: int) -> list[list[int]]:
         if max_new <= 0:
             return [[] for _ in prompts]
-        assert self.target is not None
-        results = self.engine.generate_batch(
-            [self.target.strings(p) for p in prompts],
-            max_length=max_new,
-            min_length=0,
-            include_prompt_in_result=False,
-            sampling_topk=1,
-            **self._search_options(config),
-        )
-        return [list(r.sequences_ids[0]) for r in results]
+        return self._generate_batch(prompts, max_length=max_new, min_length=0, sampling_topk=1,
+                                    **self._search_options(config))
 
     def _translate(self, sources: list[list[int]], config: GenerationConfig, max_new: int) -> list[list[int]]:
         if max_new <= 0:

@@ -77,8 +77,15 @@ def refusal(info: ModelInfo) -> str | None:
             return ("backend ctranslate2 converts transformers checkpoints (config.json + safetensors); a nano "
                     "checkpoint is in llmos-hub's own layout, which CTranslate2's converter does not read; "
                     "run nano models with --backend pytorch or onnxruntime")
+        if info.backends:
+            only = ", ".join(info.backends)
+            return (f"backend ctranslate2 converts transformers checkpoints (config.json + safetensors); this model "
+                    f"has no such files and runs only on backend {only}; use --backend {info.backends[0]}")
+        if artifacts is None:
+            return ("backend ctranslate2 converts transformers checkpoints (config.json + safetensors); this model's "
+                    "family hands out no files to convert; use --backend pytorch")
         return (f"backend ctranslate2 converts transformers checkpoints (config.json + safetensors); this "
-                f"model's files are in the {layout} layout")
+                f"model's files are in the {layout} layout; use --backend pytorch")
     if artifacts.weights_format != "safetensors":
         return f"backend ctranslate2 converts safetensors weights only, not {artifacts.weights_format}"
     config = read_config(artifacts.config_file) if artifacts.config_file is not None else {}

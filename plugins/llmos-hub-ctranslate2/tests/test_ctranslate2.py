@@ -72,7 +72,7 @@ def test_the_model_table_matches_the_installed_converter():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "bart"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "t5-untied", "bart"])
 def test_greedy_and_beam_tokens_equal_pytorch_in_float32(kind, pairs_of):
     model, ct2, pt = pairs_of(kind)
     for beams in (1, 4):
@@ -85,7 +85,24 @@ def test_greedy_and_beam_tokens_equal_pytorch_in_float32(kind, pairs_of):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "bart"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_a_batch_mixing_one_token_and_longer_prompts_gives_pytorchs_tokens(kind, pairs_of):
+    # CTranslate2 answers such a batch (prompt left out of the result) with the longer prompts' own tokens.
+    model, ct2, pt = pairs_of(kind)
+    prompts = ["This License", "you", "You can apply it", "a"]
+    lengths = [len(model.tokenizer.encode(p)) for p in prompts]
+    assert lengths[1] == lengths[3] == 1 and min(lengths[0], lengths[2]) > 1
+    for beams in (1, 4):
+        config = GenerationConfig(max_new_tokens=6, num_beams=beams)
+        got = ct2.generate(prompts, config)
+        assert [g.token_ids for g in got] == [g.token_ids for g in pt.generate(prompts, config)], beams
+    ids = [model.tokenizer.encode(p) for p in prompts]
+    greedy = [list(g.token_ids) for g in pt.generate(prompts, GenerationConfig(max_new_tokens=5))]
+    assert ct2.greedy_ids(ids, 5, eos_id=model.tokenizer.eos_id) == greedy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "t5", "t5-untied", "bart"])
 def test_loglikelihoods_equal_pytorch_within_1e_4(kind, pairs_of):
     model, ct2, pt = pairs_of(kind)
     got, expected = ct2.loglikelihood(PAIRS), pt.loglikelihood(PAIRS)
@@ -164,6 +181,60 @@ def test_conversions_are_cached_by_content(tiny_folders, tmp_path):
     assert len(entries) == 2 and all((p / "model.bin").is_file() for p in entries)
 
 
+def _rehash(entry, name):
+    """Make the manifest of ``entry`` vouch for ``name`` as it is now (damage the cache's checks cannot see)."""
+    import hashlib
+
+    manifest = json.loads((entry / "manifest.json").read_text())
+    manifest.setdefault("file_sha256", {})[name] = hashlib.sha256((entry / name).read_bytes()).hexdigest()
+    (entry / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.slow
+def test_a_damaged_cache_entry_of_unchanged_size_is_converted_again(tiny_folders, tmp_path, capsys):
+    model = HFFamily().load(str(tiny_folders["gpt2"]))
+    options = {"cache_dir": str(tmp_path / "cache"), "threads": 1}
+    first = CTranslate2Backend().prepare(model, options=options)
+    expected = [r.logprob for r in first.loglikelihood(PAIRS)]
+    binary = first.converted_path / "model.bin"
+    data = bytearray(binary.read_bytes())
+    data[-6000:-2000] = bytes(4000)  # tensor data, same size
+    binary.write_bytes(bytes(data))
+    again = CTranslate2Backend().prepare(model, options=options)
+    assert again.describe()["conversion"]["cache_hit"] is False
+    assert "model.bin does not have the sha256 it was written with" in capsys.readouterr().err
+    assert [r.logprob for r in again.loglikelihood(PAIRS)] == expected
+
+
+@pytest.mark.slow
+def test_a_cache_entry_ctranslate2_cannot_load_is_converted_once_more(tiny_folders, tmp_path, capsys, monkeypatch):
+    model = HFFamily().load(str(tiny_folders["gpt2"]))
+    options = {"cache_dir": str(tmp_path / "cache"), "threads": 1}
+    first = CTranslate2Backend().prepare(model, options=options)
+    expected = [r.logprob for r in first.loglikelihood(PAIRS)]
+    entry = first.converted_path
+    data = bytearray((entry / "model.bin").read_bytes())
+    data[16:80] = b"\xff" * 64  # the names at the start of model.bin: CTranslate2 cannot decode them
+    (entry / "model.bin").write_bytes(bytes(data))
+    _rehash(entry, "model.bin")
+    again = CTranslate2Backend().prepare(model, options=options)
+    assert again.describe()["conversion"]["cache_hit"] is False
+    assert "CTranslate2 cannot load it: 'utf-8' codec can't decode" in capsys.readouterr().err
+    assert [r.logprob for r in again.loglikelihood(PAIRS)] == expected
+    assert CTranslate2Backend().prepare(model, options=options).describe()["conversion"]["cache_hit"] is True
+
+    import ctranslate2
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Unsupported model binary version")
+
+    monkeypatch.setattr(ctranslate2, "Generator", broken)  # fails on the cached entry and on a fresh one
+    with pytest.raises(UsageError) as failed:
+        CTranslate2Backend().prepare(model, options=options)
+    message = str(failed.value)
+    assert "\n" not in message and str(entry) in message and "Unsupported model binary version" in message
+
+
 @pytest.mark.slow
 def test_int8_runs_and_stays_close_to_float32(tiny_folders, ct2_cache, pairs_of):
     _, ct2, _ = pairs_of("gpt2")
@@ -236,6 +307,18 @@ def test_nano_checkpoints_are_refused_with_the_reason():
         CTranslate2Backend().prepare(family.load("lm-sample"))
 
 
+def test_a_model_without_files_is_refused_naming_the_backend_that_runs_it():
+    from llmos_hub import load_plugins
+
+    host = load_plugins()
+    info = host.get("models", "baseline").inspect("translation-sample")
+    reason = CTranslate2Backend().check_model(info)
+    assert reason is not None and "\n" not in reason
+    assert reason.endswith("runs only on backend baseline; use --backend baseline"), reason
+    reason = CTranslate2Backend().check_model(ModelInfo(capabilities=frozenset({Capability.CAUSAL_LM})))
+    assert reason is not None and "hands out no files to convert; use --backend pytorch" in reason, reason
+
+
 def test_unknown_options_devices_and_dtypes_are_one_line_errors(tiny_folders):
     model = HFFamily().load(str(tiny_folders["gpt2"]))
     with pytest.raises(UsageError, match="has no option fast"):
@@ -244,6 +327,41 @@ def test_unknown_options_devices_and_dtypes_are_one_line_errors(tiny_folders):
         CTranslate2Backend().prepare(model, dtype="float16")
     with pytest.raises(UsageError, match="cannot run on device 'tpu'"):
         CTranslate2Backend().prepare(model, device="tpu")
+
+
+def test_backend_options_are_checked_while_planning_before_any_model_loads(tiny_folders, monkeypatch):
+    from llmos_hub import load_plugins
+    from llmos_hub.bench import make_plan
+
+    host = load_plugins()
+    model = f"hf:{tiny_folders['gpt2']}"
+    loads = []
+    monkeypatch.setattr(HFFamily, "load", lambda *a, **k: loads.append(a) or pytest.fail("a model loaded"))
+
+    def plan(*backends, **options):
+        return make_plan(host, models=[model], tasks=["lm-sample"], backends=list(backends), backend_options=options)
+
+    # An unscoped option goes to the backends that know it: use_cache to pytorch only.
+    runs = {r.spec.backend: r.spec.backend_options for r in plan("pytorch", "ctranslate2", use_cache=True).runs}
+    assert runs == {"pytorch": {"use_cache": True}, "ctranslate2": None}  # None: no options
+    assert {r.spec.backend: r.spec.backend_options for r in plan("pytorch", "ctranslate2", threads=2).runs} == {
+        "pytorch": {"threads": 2}, "ctranslate2": {"threads": 2}}
+    for options, message in [({"threads": "abc"}, "ctranslate2.threads='abc': 'abc' is not of type 'integer'"),
+                             ({"threads": -1}, "ctranslate2.threads=-1: -1 is less than the minimum of 1"),
+                             ({"compute_type": "int8"}, "compute_type: no backend in this bench knows it"),
+                             ({"use_cache": True}, "use_cache: no backend in this bench knows it")]:
+        with pytest.raises(UsageError, match=message.replace("[", r"\[")):
+            plan("ctranslate2", **options)
+    assert loads == []
+
+
+def test_a_bad_threads_option_is_a_one_line_error_in_prepare_too(tiny_folders):
+    model = HFFamily().load(str(tiny_folders["gpt2"]))
+    for value in ("abc", -1, 0, True):
+        with pytest.raises(UsageError, match="option threads must be a whole number of at least 1") as failed:
+            CTranslate2Backend().prepare(model, options={"threads": value})
+        assert "\n" not in str(failed.value)
+    assert model.modules_built is False
 
 
 @pytest.mark.cuda
