@@ -20,7 +20,7 @@ from typing import Any
 from ._fileio import atomic_write
 from .errors import DataError
 
-__all__ = ["SCHEMA_ID", "ResultRecord", "config_hash", "iter_records", "load_record"]
+__all__ = ["SCHEMA_ID", "SCORE_TOLERANCE", "ResultRecord", "config_hash", "iter_records", "load_record", "scores_equal"]
 
 SCHEMA_ID = "llmos-hub/result/1"
 _SCHEMA_FILE = Path(__file__).parent / "schemas" / "result-1.json"
@@ -68,8 +68,18 @@ def _non_finite(data: Any) -> str | None:
 
 
 #: How far a ``binary``/``mean`` score may be from the mean of its per-example values: a metric that
-#: computes in float32 lands within ~1e-7 of it; a hand-edited score is off by far more.
+#: computes in float32 lands within ~1e-7 of it; a hand-edited score is off by far more. The same
+#: relative tolerance says when two records' scores are equal (:func:`scores_equal`): one model on two
+#: backends gives perplexities ~1e-8 apart (float32 arithmetic in another order), which is no difference.
 SCORE_TOLERANCE = 1e-6
+
+
+def scores_equal(a: float, b: float) -> bool:
+    """Whether two scores are equal within float rounding: :data:`SCORE_TOLERANCE` relative (1e-12 absolute
+    near zero). The leaderboard ties such rows and ``compare`` does not test them."""
+    import math
+
+    return math.isclose(a, b, rel_tol=SCORE_TOLERANCE, abs_tol=1e-12)
 
 
 def _inconsistent(data: Mapping[str, Any], *, scores: bool = True) -> str | None:
@@ -96,6 +106,10 @@ def _inconsistent(data: Mapping[str, Any], *, scores: bool = True) -> str | None
     for where, values in arrays.items():
         if len(values) != n:
             return f"{where}: {len(values)} entries for {n} example ids; the record was edited or cut, rerun it"
+    if scores:
+        problem = _per_example_problem(per_example)
+        if problem is not None:
+            return problem
     for name, entry in per_example["scores"].items():
         score = data["scores"].get(name)
         if scores and entry["kind"] in ("binary", "mean") and n and isinstance(score, Mapping):
@@ -106,6 +120,43 @@ def _inconsistent(data: Mapping[str, Any], *, scores: bool = True) -> str | None
                         "per-example contract")
         if entry["kind"] == "corpus" and entry["statistics"] not in (per_example.get("statistics") or {}):
             return f"per_example/scores/{name}: names statistics {entry['statistics']!r}, which the record lacks"
+    return None
+
+
+def _per_example_problem(per_example: Mapping[str, Any]) -> str | None:
+    """Per-example data that paired tests cannot use, checked when a record is read: repeated example ids,
+    values that are not finite numbers, statistics rows of unequal widths."""
+    import math
+
+    ids = per_example["ids"]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        return f"per_example/ids: example id {dup!r} appears more than once; the record was edited, rerun it"
+
+    def finite(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    for name, entry in sorted(per_example["scores"].items()):
+        for i, value in enumerate(entry.get("values") or []):
+            if not finite(value):
+                return (f"per_example/scores/{name}/values/{i}: {value} is not a finite number; the run's metric "
+                        "failed or the record was edited, rerun it")
+    for name, rows in sorted((per_example.get("statistics") or {}).items()):
+        widths = {len(row) for row in rows}
+        if len(widths) > 1:
+            return (f"per_example/statistics/{name}: rows of {min(widths)} to {max(widths)} numbers (every "
+                    "example's row must be as wide); the record was edited or its metric is broken, rerun it")
+        if widths == {0}:
+            return f"per_example/statistics/{name}: empty rows; the record was edited or its metric is broken, rerun it"
+        for i, row in enumerate(rows):
+            bad = next((v for v in row if not finite(v)), None)
+            if bad is not None or not all(finite(v) for v in row):
+                return (f"per_example/statistics/{name}/{i}: {bad} is not a finite number; the run's metric failed "
+                        "or the record was edited, rerun it")
+    for i, values in enumerate(per_example.get("loglikelihoods") or []):
+        if not all(finite(v) for v in values):
+            return f"per_example/loglikelihoods/{i}: a value is not a finite number; the record was edited, rerun it"
     return None
 
 

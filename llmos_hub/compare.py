@@ -11,13 +11,13 @@ answers are identical, the largest log-likelihood gap, whether any score differs
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ._result import ResultRecord
 from .errors import UsageError
-from .stats._paired import DEFAULT_ALPHA, Arm, Difference, compare_metric
+from .stats._paired import DEFAULT_ALPHA, DEFAULT_RESAMPLES, Arm, Difference, compare_metric
 
 __all__ = ["Comparison", "Difference", "Parity", "compare_records", "pair_by_backend"]
 
@@ -112,7 +112,7 @@ def compare_records(
     *,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
-    resamples: int = 1000,
+    resamples: int = DEFAULT_RESAMPLES,
     allow_different_tasks: bool = False,
 ) -> Comparison:
     """Every score of B against A, tested pair by pair where the records allow it.
@@ -127,28 +127,53 @@ def compare_records(
         raise UsageError(f"cannot compare records of different tasks or versions: A is {_task_label(a)}, "
                          f"B is {_task_label(b)}; compare two runs of the same task and version")
     same_data = same_task and da["task"]["dataset_fingerprint"] == db["task"]["dataset_fingerprint"]
-    if same_data:
+    arm_a, arm_b = Arm(a), Arm(b)
+    if same_data and arm_a.table is not None and arm_b.table is not None and arm_a.ids != arm_b.ids:
+        same_data = False  # one fingerprint, yet other example ids: not pairs either
+        note = "same task and data, different example ids: unpaired tests only"
+    elif same_data:
         note = "same task, version and examples"
     elif same_task:
         note = "same task, different examples: unpaired tests only"
     else:
         note = "different task or version: scores are not comparable"
-    arm_a, arm_b = Arm(a), Arm(b)
     metrics = sorted(set(da["scores"]) | set(db["scores"]))
     scores = []
     for m in metrics:
         diff = compare_metric(arm_a, arm_b, m, alpha=alpha, seed=seed, resamples=resamples)
         if not same_task:
             diff = Difference(**{**diff.__dict__, "method": "none", "paired": False, "ci": None, "p_value": None,
-                                 "note": "different tasks are not compared"})
+                                 "note": "different tasks are not compared",
+                                 "equal_within_rounding": False})
         scores.append(diff)
     speed = [(k, da["speed"].get(k), db["speed"].get(k)) for k in _SPEED_KEYS]
     parity = _parity(arm_a, arm_b, scores) if same_data and _same_model(a, b) else None
     return Comparison(a, b, scores, speed, same_data, note, alpha, parity)
 
 
-def pair_by_backend(records: Iterable[ResultRecord], backend_a: str, backend_b: str) -> list[tuple[ResultRecord, ResultRecord]]:
-    """Pairs of records that differ only in backend (same model, task and version, data, batch size, seed, limit)."""
+#: What tells two configurations of one backend apart, beside the fields :func:`pair_by_backend` keys on.
+_SETTING_NAMES = {"dtype": "dtype", "device": "device", "formulation": "formulation",
+                  "backend_options": "backend options", "num_fewshot": "few-shot", "split": "split"}
+
+
+def _differing_settings(records: list[ResultRecord]) -> list[str]:
+    """The spec fields (backend name aside) whose values differ among ``records``, readably named."""
+    specs = [dict(r.data["config"]["spec"]) for r in records]
+    keys = sorted({k for spec in specs for k in spec} - {"backend"})
+    return [_SETTING_NAMES.get(k, k) for k in keys if len({repr(spec.get(k)) for spec in specs}) > 1]
+
+
+def pair_by_backend(
+    records: Iterable[ResultRecord], backend_a: str, backend_b: str, *, paths: Mapping[int, str] | None = None
+) -> list[tuple[ResultRecord, ResultRecord]]:
+    """Pairs of records that differ only in backend (same model, task and version, data, batch size, seed, limit).
+
+    Reruns of one configuration (the same configuration hash) keep the newest record (by ``finished_at``),
+    as the leaderboard does. When a backend name matches more than one configuration of a pair's
+    model and task (another dtype, device, formulation, backend options or few-shot count), which of
+    them to pair is the user's choice, not the file names' order: a :class:`UsageError` names the
+    records (``paths`` maps ``id(record)`` to its file) and what differs, and says to pass the two files.
+    """
 
     def key(r: ResultRecord) -> tuple[Any, ...]:
         d = r.data
@@ -157,11 +182,27 @@ def pair_by_backend(records: Iterable[ResultRecord], backend_a: str, backend_b: 
         return (d["model"]["ref"], d["model"].get("revision"), task["name"], task["version"], task["dataset_fingerprint"],
                 c["batch_size"], c["seed"], c["limit"])
 
-    by_a: dict[tuple[Any, ...], ResultRecord] = {}
-    by_b: dict[tuple[Any, ...], ResultRecord] = {}
+    def name(r: ResultRecord) -> str:
+        return (paths or {}).get(id(r)) or f"record {r.id}"
+
+    sides: dict[str, dict[tuple[Any, ...], dict[str, ResultRecord]]] = {backend_a: {}, backend_b: {}}
     for r in records:
-        if r.backend == backend_a:
-            by_a[key(r)] = r
-        elif r.backend == backend_b:
-            by_b[key(r)] = r
-    return [(by_a[k], by_b[k]) for k in sorted(by_a, key=str) if k in by_b]
+        if r.backend in sides:
+            configs = sides[r.backend].setdefault(key(r), {})
+            old = configs.get(r.config_hash)
+            if old is None or r.data["finished_at"] >= old.data["finished_at"]:
+                configs[r.config_hash] = r
+    by_a, by_b = sides[backend_a], sides[backend_b]
+    pairs = []
+    for k in sorted(by_a, key=str):
+        if k not in by_b:
+            continue
+        for backend, configs in ((backend_a, by_a[k]), (backend_b, by_b[k])):
+            if len(configs) > 1:
+                found = sorted(configs.values(), key=name)
+                raise UsageError(
+                    f"backend {backend} has {len(found)} configurations of {k[0]} on {k[2]} that differ in "
+                    f"{', '.join(_differing_settings(found)) or 'settings'}: {', '.join(map(name, found))}; "
+                    "compare the two record files you mean instead (llmos-hub compare A.json B.json)")
+        pairs.append((next(iter(by_a[k].values())), next(iter(by_b[k].values()))))
+    return pairs

@@ -73,7 +73,8 @@ def test_without_per_example_data_bands_use_standard_errors():
     assert [r.band for r in board.rows] == [1, 1, 3]
     no_error = [_record("A", 60, per_example=False), _record("B", 58, per_example=False)]
     (board,) = build_boards(no_error)
-    assert [r.band for r in board.rows] == [1, 2]  # nothing to test with: not tied
+    assert [r.band for r in board.rows] == [1, 1]  # nothing to test with: never shown different, so not split
+    assert board.band_method == "none"
 
 
 def test_bands_and_baselines_in_every_format():

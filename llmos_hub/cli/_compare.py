@@ -14,7 +14,7 @@ from ._output import console, print_json
 @click.argument("b")
 @click.option("--dir", "folders", multiple=True, type=click.Path(path_type=Path), help="Folders of records when A and B are backend names (default: results).")
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="Significance level of the tests (and 1 - confidence of the intervals).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutation resamples.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap and permutation resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def compare(a: str, b: str, folders: tuple[Path, ...], alpha: float, seed: int, as_json: bool) -> None:
     """Compare two record files, or two backends (e.g. pytorch onnxruntime) over the records in --dir.
@@ -29,8 +29,15 @@ def compare(a: str, b: str, folders: tuple[Path, ...], alpha: float, seed: int, 
     from ..compare import pair_by_backend
     from ..errors import UsageError
 
+    from ..stats._paired import DEFAULT_RESAMPLES
+
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1 (exclusive), not {alpha}; 0.05 is usual")
+    floor = 1 / (DEFAULT_RESAMPLES + 1)
+    if alpha <= floor:
+        raise UsageError(f"--alpha {alpha:g} is at or below {floor:.6f} (1/{DEFAULT_RESAMPLES + 1}), the smallest "
+                         f"p-value {DEFAULT_RESAMPLES:,} bootstrap resamples can give, so no bootstrap difference "
+                         f"could be significant; use --alpha 0.001 or more")
     compare_records = functools.partial(_compare.compare_records, alpha=alpha, seed=seed)
 
     if Path(a).is_file() and Path(b).is_file():
@@ -39,6 +46,9 @@ def compare(a: str, b: str, folders: tuple[Path, ...], alpha: float, seed: int, 
         comparisons = [compare_records(load_record(a), load_record(b))]
     elif Path(a).suffix == ".json" or Path(b).suffix == ".json":
         missing = a if not Path(a).is_file() else b
+        if Path(missing).is_dir():
+            raise UsageError(f"{missing} is a folder, not a record file; pass two record files (e.g. "
+                             f"{missing}/NAME.json), or two backend names with --dir {missing}")
         raise UsageError(f"record file {missing} does not exist")
     else:
         folder = next((x for x in (a, b) if Path(x).is_dir()), None)
@@ -52,14 +62,15 @@ def compare(a: str, b: str, folders: tuple[Path, ...], alpha: float, seed: int, 
             raise UsageError(f"{a} and {b} are read as backend names, whose records are looked for in ./results, "
                              "which does not exist; name the folders of records with --dir, or give two record files")
         skipped: list[str] = []
-        records = [r for _, r in iter_records(folders or [Path("results")], errors=skipped)]
+        found = list(iter_records(folders or [Path("results")], errors=skipped))
+        records = [r for _, r in found]
         from rich.text import Text
 
         from ._output import err_console
 
         for message in skipped:
             err_console().print(Text(f"skipped invalid record: {message}", style="yellow"), soft_wrap=True)
-        pairs = pair_by_backend(records, a, b)
+        pairs = pair_by_backend(records, a, b, paths={id(r): str(p) for p, r in found})
         if not pairs:
             backends = sorted({r.backend for r in records})
             raise UsageError(

@@ -40,25 +40,40 @@ def baseline_of(record: Any) -> str | None:
 
 
 def _pvalues(arms: Sequence[Arm], metric: str, *, alpha: float, seed: int, resamples: int) -> tuple[dict[tuple[int, int], float], str]:
-    """Raw p-values of every pair (i < j), and how they were tested (paired, unpaired or mixed)."""
-    ids = arms[0].ids
-    indices = bootstrap_indices(len(ids), seed=seed, resamples=resamples) if ids else None
+    """Raw p-values of every pair (i < j) that could be tested, and how they were tested (paired,
+    unpaired, mixed, or none when no pair could be).
+
+    A pair with no test (no per-example data and no standard errors, equal scores, no spread) is left
+    out: it never separates two rows. Resample indices are shared by the pairs of one length of example
+    list (paired arms have the same ids, so the same length); each length gets its own draw."""
+    indices: dict[int, list[Any]] = {}
     pvalues: dict[tuple[int, int], float] = {}
     kinds: set[bool] = set()
     for i in range(len(arms)):
         for j in range(i + 1, len(arms)):
             paired = pairing_problem(arms[i], arms[j], metric) is None
+            shared = None
+            if paired:
+                n = len(arms[i].ids or [])
+                if n not in indices:
+                    indices[n] = bootstrap_indices(n, seed=seed, resamples=resamples)
+                shared = indices[n]
             diff = compare_metric(arms[i], arms[j], metric, alpha=alpha, seed=seed, resamples=resamples,
-                                  indices=indices if paired else None, normal_p=True)
+                                  indices=shared, normal_p=True)
+            if diff.p_value is None:
+                continue
             kinds.add(diff.paired)
-            # No test possible (no per-example data, no standard errors): the rows are not tied.
-            pvalues[(i, j)] = diff.p_value if diff.p_value is not None else 0.0
+            pvalues[(i, j)] = diff.p_value
     method = "paired" if kinds == {True} else "unpaired" if kinds == {False} else "mixed" if kinds else "none"
     return pvalues, method
 
 
 def assign_bands(board: Any, *, alpha: float = 0.05, seed: int = 0, resamples: int = 1000) -> None:
-    """Set ``band`` (and ``baseline``) on every row of ``board``, and ``board.band_method``."""
+    """Set ``band`` (and ``baseline``) on every row of ``board``, and ``board.band_method``.
+
+    A row whose score equals the previous row's (the same rank: equal within float rounding) takes that
+    row's band. Otherwise it joins its band leader's band unless their Holm-corrected p-value is below
+    ``alpha``; a pair that could not be tested never starts a new band."""
     rows = [replace(r, baseline=baseline_of(r.record)) for r in board.rows]
     ranked = [i for i, r in enumerate(rows) if not math.isnan(r.primary)]
     board.band_method = "none"
@@ -72,8 +87,10 @@ def assign_bands(board: Any, *, alpha: float = 0.05, seed: int = 0, resamples: i
         leader = 0
         for pos in range(len(ranked)):
             here = rows[ranked[pos]]
-            tied = here.rank == rows[ranked[leader]].rank  # equal scores always share
-            if pos > 0 and not tied and adjusted[(leader, pos)] < alpha:
+            if pos > 0 and here.rank == rows[ranked[pos - 1]].rank:  # equal scores always share a band
+                rows[ranked[pos]] = replace(here, band=rows[ranked[pos - 1]].band)
+                continue
+            if pos > 0 and adjusted.get((leader, pos), 1.0) < alpha:
                 leader = pos
             rows[ranked[pos]] = replace(here, band=rows[ranked[leader]].rank)
     board.rows = rows

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._result import ResultRecord
+from .._result import ResultRecord, scores_equal
 
 __all__ = ["Board", "Row", "build_boards", "reproduce_command"]
 
@@ -181,8 +181,9 @@ def build_boards(records: Iterable[ResultRecord], *, alpha: float = 0.05, seed: 
         scored.sort(key=lambda x: (math.isnan(x[0]), sign * (0.0 if math.isnan(x[0]) else x[0]), x[2].model, x[2].backend))
         board.rows = []
         for i, (value, stderr, rec) in enumerate(scored):
-            # Equal scores (within float rounding, as two backends give) share a rank: 1, 1, 3.
-            tied = i > 0 and math.isclose(board.rows[-1].primary, value, rel_tol=1e-9, abs_tol=1e-12)
+            # Equal scores (within float rounding, as two backends give: SCORE_TOLERANCE relative) share a
+            # rank: 1, 1, 3.
+            tied = i > 0 and not math.isnan(value) and scores_equal(board.rows[-1].primary, value)
             board.rows.append(Row(board.rows[-1].rank if tied else i + 1, rec, value, stderr))
         for rec in members:
             for old in superseded.get(rec.config_hash, []):

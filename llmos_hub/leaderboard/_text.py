@@ -71,7 +71,8 @@ def bands_note(board: Board) -> str:
     how = {"paired": "paired tests on the same examples", "unpaired": "unpaired tests on standard errors",
            "mixed": "paired tests where both records keep per-example data, unpaired otherwise"}.get(board.band_method)
     if how is None:
-        return "Band: no test was possible; each row is its own band."
+        return ("Band: no pair of rows could be tested (no per-example data or standard errors), so none is shown "
+                "different: the rows share a band.")
     return (f"Band: rows sharing a band are not significantly different from the band's best row "
             f"({how}, Holm-corrected across the board, alpha {board.alpha:g}).")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._result import SCORE_TOLERANCE, scores_equal
 from ._table import table_of
 from ._tests import (
     bootstrap_indices,
@@ -55,13 +56,21 @@ class Difference:
     def delta(self) -> float | None:
         return None if self.a is None or self.b is None else self.b - self.a
 
+    #: The two scores are equal within float rounding (:func:`~llmos_hub._result.scores_equal`): not
+    #: tested, never significant, and the verdict is "no detectable difference".
+    equal_within_rounding: bool = False
+
     @property
     def significant(self) -> bool | None:
+        if self.equal_within_rounding:
+            return False
         return None if self.p_value is None else self.p_value < self.alpha
 
     @property
     def verdict(self) -> str:
         """``better`` / ``worse`` (B against A, at ``alpha``), ``no detectable difference`` or ``unknown``."""
+        if self.equal_within_rounding:
+            return "no detectable difference"
         if self.significant is None or self.delta is None:
             return "unknown"
         if not self.significant or self.delta == 0:
@@ -74,7 +83,7 @@ class Difference:
             "stderr_a": self.stderr_a, "stderr_b": self.stderr_b, "higher_is_better": self.higher_is_better,
             "test": self.method, "paired": self.paired, "ci": list(self.ci) if self.ci else None,
             "p_value": self.p_value, "alpha": self.alpha, "significant": self.significant,
-            "verdict": self.verdict, "note": self.note,
+            "verdict": self.verdict, "note": self.note, "equal_within_rounding": self.equal_within_rounding,
         }
 
 
@@ -134,24 +143,87 @@ def normal_p_value(delta: float, deltas: np.ndarray) -> float | None:
     if finite.size < 2:
         return None
     se = float(np.std(finite, ddof=1))
-    if se == 0:
-        return 1.0 if delta == 0 else 0.0
+    if not math.isfinite(delta):
+        return None
+    if se == 0:  # resamples without spread say nothing about the noise: no test, never significant
+        return 1.0 if delta == 0 else None
     return math.erfc(abs(delta) / se / math.sqrt(2))
 
 
+def _installed(metric: str) -> bool:
+    """Whether the corpus metric ``metric`` can be loaded here (a plugin metric may not be installed)."""
+    from .._plugins import default_host
+    from ..errors import LlmosHubError
+
+    try:
+        default_host().get("metrics", metric)
+    except LlmosHubError:
+        return False
+    return True
+
+
+def _rows_problem(arm: Arm, key: str, name: str) -> str | None:
+    """Why ``key``'s per-example rows in ``arm`` cannot be used (ragged, too few, not finite), or None.
+
+    Records read from files are refused for these on read (:func:`llmos_hub._result.validation_error`);
+    this guards records built in process."""
+    entry = arm.entry(key)
+    assert entry is not None and arm.table is not None
+    if entry["kind"] == "corpus":
+        values = (arm.table.get("statistics") or {}).get(entry["statistics"])
+        if values is None:
+            return f"{name} lacks the statistics of {key}"
+    else:
+        values = entry.get("values")
+    if values is None or len(values) != len(arm.table["ids"]):
+        return f"{name}'s per-example {key} does not have one entry per example"
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"{name}'s per-example {key} rows are not all the same width"
+    if not np.all(np.isfinite(array)):
+        return f"{name}'s per-example {key} holds a value that is not a finite number"
+    return None
+
+
 def pairing_problem(a: Arm, b: Arm, key: str) -> str | None:
-    """Why ``key`` cannot be compared pair by pair, or None if it can."""
+    """Why ``key`` cannot be compared pair by pair, or None if it can.
+
+    Pairs are examples with the same id in records of the same task, version and data (dataset
+    fingerprint): equal ids over different data are different examples."""
     for arm, name in ((a, "A"), (b, "B")):
         if arm.table is None:
             return f"no per-example data in {name}"
         if arm.entry(key) is None:
             return f"no per-example {key} in {name}"
+    ta, tb = a.data["task"], b.data["task"]
+    if (ta["name"], ta["version"]) != (tb["name"], tb["version"]):
+        return "the records are of different tasks or versions"
+    if ta["dataset_fingerprint"] != tb["dataset_fingerprint"]:
+        return "the records scored different data (their dataset fingerprints differ)"
     if a.ids != b.ids:
         return "the records scored different examples"
     ea, eb = a.entry(key), b.entry(key)
     assert ea is not None and eb is not None
     if ea["kind"] != eb["kind"] or ea.get("metric") != eb.get("metric") or (ea.get("options") or {}) != (eb.get("options") or {}):
         return f"{key} was computed differently in A and B"
+    if len(a.ids or []) < 2:
+        return "fewer than 2 examples, too few to test pair by pair"
+    for arm, name in ((a, "A"), (b, "B")):
+        problem = _rows_problem(arm, key, name)
+        if problem is not None:
+            return problem
+    if ea["kind"] == "corpus" and not _installed(str(ea["metric"])):
+        return (f"the metric {ea['metric']!r} that computes {key} from per-example statistics is not installed "
+                "(install the plugin that provides it to test pair by pair)")
+    if ea["kind"] == "corpus":
+        for arm, name in ((a, "A"), (b, "B")):
+            try:
+                value = arm.statistic(key)(arm.rows(key).sum(0, keepdims=True))
+                np.asarray(value, dtype=np.float64).reshape(-1)[0]
+            except Exception as exc:  # a plugin metric's own error on rows it cannot use
+                return (f"{name}'s per-example statistics of {key} do not fit the metric {ea['metric']!r} "
+                        f"({type(exc).__name__}: {exc})")
     return None
 
 
@@ -184,6 +256,9 @@ def compare_metric(
     if va is None or vb is None:
         return Difference(method="none", paired=False, ci=None, p_value=None,
                           note=f"{key} is missing in {'A' if va is None else 'B'}", **common)  # type: ignore[arg-type]
+    if va != vb and scores_equal(va, vb):
+        return Difference(method="none", paired=False, ci=None, p_value=None, equal_within_rounding=True,
+                          note=f"equal within float rounding (relative difference at most {SCORE_TOLERANCE:g}), not tested", **common)  # type: ignore[arg-type]
     problem = pairing_problem(a, b, key)
     if problem is not None:
         z_ci, z_p = unpaired_z_test(va, vb, ea, eb, alpha=alpha)
