@@ -163,3 +163,10 @@ def test_huge_scores_are_shown_with_an_exponent(value, shown):
     from llmos_hub.leaderboard._text import fmt_number
 
     assert fmt_number(value) == shown
+
+
+def test_no_results_folder_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["leaderboard"])
+    assert result.exit_code == 2, result.output
+    assert "no results folder here (the default); run `llmos-hub bench` first" in result.output

@@ -52,7 +52,7 @@ def _no_records(sources: str, skipped: int) -> UsageError:
 @click.option("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login).")
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="Significance level of the rank bands (Holm-corrected per board).")
 def leaderboard(folders: tuple[Path, ...], fmt: str | None, output: Path | None, hub_repo: str | None, endpoint: str | None, token: str | None, alpha: float) -> None:
-    """Rank result records per task (table, markdown, csv, json, html).
+    """Rank result records per task (table, markdown, csv, json, html) from FOLDERS (default: results).
 
     Rows whose primary scores are not significantly different share a rank band (paired tests where
     the records keep per-example data); baseline rows are marked.
@@ -79,6 +79,9 @@ def leaderboard(folders: tuple[Path, ...], fmt: str | None, output: Path | None,
         check_repo_id(repo, "--from-hub")
         records, errors = fetch_records(repo, revision=revision or None, endpoint=endpoint, token=token)
     else:
+        if not folders and not Path("results").exists():  # the default folder bench writes to
+            raise UsageError("no results folder here (the default); run `llmos-hub bench` first, or name the "
+                             "folders that hold the records: llmos-hub leaderboard FOLDER...")
         records = [r for _, r in iter_records(folders or [Path("results")], errors=errors)]
     for message in errors:
         err_console().print(Text(f"skipped invalid record: {message}", style="yellow"), soft_wrap=True)
