@@ -76,4 +76,7 @@ def parse_model_ref(text: str) -> tuple[str, str, str | None]:
         rest, revision = rest.rsplit("@", 1)
     if not family or not rest:
         raise UsageError(f"model {text!r} must be written family:ref (for example nano:lm-sample)")
-    return family, rest, revision or None
+    if revision is not None and not revision.strip():
+        raise UsageError(f"model {text!r} has an empty revision after '@'; give {family}:{rest}@<branch, tag or "
+                         f"commit>, or drop the '@' for the default revision")
+    return family, rest, revision

@@ -313,6 +313,8 @@ def _quiet_transformers():
 
     @contextmanager
     def quiet():
+        import warnings
+
         bars = hf_logging.is_progress_bar_enabled()
         verbosity = hf_logging.get_verbosity()
         hub_bars = not hub_utils.are_progress_bars_disabled()
@@ -320,7 +322,11 @@ def _quiet_transformers():
         hf_logging.set_verbosity_error()
         hub_utils.disable_progress_bars()
         try:
-            yield
+            with warnings.catch_warnings():
+                # MarianTokenizer's, on every load without the optional sacremoses (then it skips Moses punctuation
+                # normalization; install sacremoses for opus-mt's exact preprocessing)
+                warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+                yield
         finally:
             hf_logging.set_verbosity(verbosity)
             if bars:
@@ -334,13 +340,28 @@ def _quiet_transformers():
 _LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ImportError, TypeError, AttributeError)
 
 
+_LIMIT = 300
+
+
+def _clip(text: str, limit: int = _LIMIT) -> str:
+    """``text`` if it fits in ``limit`` characters; else its whole sentences that fit, else its whole words
+    that fit and an ellipsis: never cut mid-word (``pip install --upgrade transfo``)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    sentence = head.rfind(". ")
+    if sentence >= limit // 3:
+        return head[:sentence]
+    return head[: head.rfind(" ")].rstrip(" ,;:") + " …" if " " in head else head[:limit] + "…"
+
+
 def _first_line(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]
+    return _clip(next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__))
 
 
 def _one_line(exc: BaseException) -> str:
     """All of ``exc``'s message on one line (transformers puts the field a config fails on on line two)."""
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    return _clip(" ".join(str(exc).split())) or type(exc).__name__
 
 
 def _no_tokenizer(folder: Path, where: str) -> DataError:
@@ -366,6 +387,11 @@ def _load_config_and_tokenizer(folder: Path, raw: Mapping[str, Any], where: str)
         with _quiet_transformers():
             config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
     except (*_LOAD_ERRORS, StrictDataclassError) as exc:
+        model_type = raw.get("model_type")
+        if isinstance(model_type, str) and model_type not in transformers.CONFIG_MAPPING:
+            raise DataError(f"{where}: {folder / 'config.json'}: model_type {model_type!r} is not one transformers "
+                            f"{transformers.__version__} knows; if the model is newer, upgrade it (pip install "
+                            "--upgrade transformers), else fix model_type") from None
         raise DataError(f"{where}: {folder / 'config.json'}: transformers refuses it: {_one_line(exc)}; fix it, or use "
                         "the config.json saved with these weights") from None
     try:
@@ -379,9 +405,24 @@ def _load_config_and_tokenizer(folder: Path, raw: Mapping[str, Any], where: str)
         raise DataError(f"{where}: transformers cannot load its tokenizer: {_one_line(exc)}") from None
     if len(hf_tokenizer) < 2:  # transformers builds an empty tokenizer when the files are missing
         raise _no_tokenizer(folder, where)
+    _refuse_oversized_tokenizer(config, len(hf_tokenizer), folder, where)
     prefix = task_prefix(raw) if raw.get("is_encoder_decoder") else None
     tokenizer = HFTokenizer(hf_tokenizer, config, where=where, source_prefix=prefix)
     return config, tokenizer
+
+
+def _refuse_oversized_tokenizer(config: Any, tokens: int, folder: Path, where: str) -> None:
+    """A one-line :class:`DataError` if the tokenizer has ids the model's embedding has no row for.
+
+    A model may have more embedding rows than tokens (``vocab_size`` padded to a multiple of 64, T5's
+    32128 for 32100 tokens); a tokenizer with more tokens than ``vocab_size`` makes ids the model fails
+    on (``IndexError: index out of range in self``) after loading, so it is refused while planning.
+    """
+    vocab = getattr(config.get_text_config(), "vocab_size", None)
+    if isinstance(vocab, int) and not isinstance(vocab, bool) and 0 < vocab < tokens:
+        raise DataError(f"{where}: the tokenizer has {tokens} tokens but {folder / 'config.json'} has vocab_size "
+                        f"{vocab}, so ids {vocab} to {tokens - 1} have no embedding; use the tokenizer files saved "
+                        "with these weights")
 
 
 def _build_model(folder: Path, capability: Capability, where: str, tokenizer: Any) -> Any:

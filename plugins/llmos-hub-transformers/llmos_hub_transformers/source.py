@@ -29,6 +29,7 @@ from llmos_hub import DataError, UsageError, check_inside, check_safetensors
 __all__ = [
     "Resolved",
     "Source",
+    "check_json_side_files",
     "check_side_files",
     "parse_ref",
     "read_config",
@@ -122,28 +123,82 @@ def _has_safetensors(names: Iterable[str]) -> bool:
     return "model.safetensors" in top or "model.safetensors.index.json" in top
 
 
+#: A distributed (DCP) checkpoint's shard name; where one is present transformers loads every
+#: ``*.safetensors`` file of the folder (``transformers.distributed.checkpoint.is_sharded_checkpoint``).
+_DISTRIBUTED_SHARD = re.compile(r"^shard-[0-9]{5}-model-[0-9]{5}-of-[0-9]{5}\.safetensors$")
+
+
+def _config_fields(folder: Path) -> dict[str, Any]:
+    """``folder/config.json`` as a dict, or ``{}`` (:func:`read_config` names a broken one)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _shards(folder: Path, index_name: str) -> list[Path]:
+    index = folder / index_name
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise DataError(f"{index}: not a safetensors index ({exc}); re-save the checkpoint") from None
+    if not shards or not all(isinstance(s, str) for s in shards):
+        raise DataError(f"{index}: weight_map names no shard files; re-save the checkpoint")
+    return [check_safetensors(s, folder=folder) for s in shards]
+
+
+def _class_extra_files(model_type: Any) -> tuple[str, ...]:
+    """The extra weight files the config class of ``model_type`` has transformers load (``extra_files``)."""
+    if not isinstance(model_type, str):
+        return ()
+    try:
+        from transformers import CONFIG_MAPPING
+
+        return tuple(getattr(CONFIG_MAPPING[model_type], "extra_files", ()) or ())
+    except (ImportError, KeyError, AttributeError):
+        return ()
+
+
 def weight_files(folder: Path) -> list[Path]:
-    """The safetensors files ``from_pretrained`` loads from ``folder`` (one file, or the index's shards).
+    """The safetensors files ``from_pretrained(folder, use_safetensors=True)`` loads, in transformers' order.
+
+    transformers 5 (``modeling_utils._get_resolved_checkpoint_files``) takes: every ``*.safetensors``
+    file of a distributed checkpoint (a ``shard-NNNNN-model-NNNNN-of-NNNNN.safetensors`` present);
+    else the file ``config.json``'s ``transformers_weights`` names; else ``model.safetensors``, even
+    when a ``model.safetensors.index.json`` is there too; else the index's shards. The files its config
+    class lists (``extra_files``) come on top. These are the files hashed and recorded, so a record
+    names the weights that were scored.
 
     Every file is checked before anything opens it (:func:`llmos_hub.check_safetensors`): a ``.safetensors``
     file inside the folder (or its Hub cache entry), whole. An index naming ``pytorch_model.bin`` or
-    ``../elsewhere.safetensors`` is refused, naming the file.
+    ``../elsewhere.safetensors``, or a ``model.safetensors`` linked out of the folder, is refused, naming the file.
     """
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            shards = sorted(set(weight_map.values()))
-        except (ValueError, KeyError, AttributeError, TypeError) as exc:
-            raise DataError(f"{index}: not a safetensors index ({exc}); re-save the checkpoint") from None
-        if not shards or not all(isinstance(s, str) for s in shards):
-            raise DataError(f"{index}: weight_map names no shard files; re-save the checkpoint")
-        return [check_safetensors(s, folder=folder) for s in shards]
-    single = folder / "model.safetensors"
-    if single.is_file() or single.is_symlink():
-        return [check_safetensors(single.name, folder=folder)]
-    _refuse_pickles(str(folder), (p.name for p in folder.iterdir() if p.is_file()))
-    raise AssertionError("unreachable")
+    names = sorted(p.name for p in folder.iterdir())
+    if any(_DISTRIBUTED_SHARD.match(n) for n in names):
+        return [check_safetensors(n, folder=folder) for n in names if n.endswith(".safetensors")]
+    config = _config_fields(folder)
+    explicit = config.get("transformers_weights")
+    if explicit is not None:
+        if not isinstance(explicit, str) or not explicit:
+            raise DataError(f"{folder / 'config.json'}: \"transformers_weights\" must name a .safetensors file or "
+                            "index in the folder; fix it, or remove the field")
+        files = _shards(folder, explicit) if explicit.endswith(".safetensors.index.json") else \
+            [check_safetensors(explicit, folder=folder)]
+    elif os.path.lexists(folder / "model.safetensors"):  # transformers prefers it to an index
+        files = [check_safetensors("model.safetensors", folder=folder)]
+    elif (folder / "model.safetensors.index.json").is_file():
+        files = _shards(folder, "model.safetensors.index.json")
+    else:
+        _refuse_pickles(str(folder), (p.name for p in folder.iterdir() if p.is_file()))
+        raise AssertionError("unreachable")
+    for extra in _class_extra_files(config.get("model_type")):
+        if os.path.lexists(folder / extra):
+            path = check_safetensors(extra, folder=folder)
+            if path not in files:
+                files.append(path)
+    return files
 
 
 #: Hashes already computed in this process, by (resolved path, size, mtime): a weight file is read
@@ -219,24 +274,91 @@ def weights_sha256(files: list[Path]) -> tuple[str, dict[str, str]]:
 _SIDE_PATTERNS = (*(p for p in NEEDED if not p.endswith(".safetensors")), "*.json", "*.jinja")
 
 
+#: The sub-folder whose ``*.jinja`` files transformers' tokenizer loading reads as named chat templates
+#: (``transformers.utils.hub.CHAT_TEMPLATE_DIR``).
+CHAT_TEMPLATE_DIR = "additional_chat_templates"
+
+#: JSON side files transformers parses; each must be a JSON object (a broken one is named at plan time).
+_JSON_SIDE_FILES = ("generation_config.json", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
+                    "added_tokens.json")
+
+
 def check_side_files(folder: Path) -> None:
     """Refuse, in one line, a config or tokenizer file of ``folder`` that leads out of it.
 
     Weights are confined by :func:`llmos_hub.check_safetensors`; a ``tokenizer.json`` or
     ``config.json`` linked from another checkpoint would as silently score the model with the wrong
-    tokenizer or shapes, or read any file on the machine. A Hub snapshot's links into its own cache
-    folder are inside.
+    tokenizer or shapes, or read any file on the machine. Checked: the top-level side files, the
+    ``additional_chat_templates/`` folder and its ``*.jinja`` templates (the tokenizer reads them all),
+    and the versioned tokenizer files ``tokenizer_config.json``'s ``fast_tokenizer_files`` names. A Hub
+    snapshot's links into its own cache folder are inside.
     """
     for entry in sorted(folder.iterdir()):
         if any(fnmatch(entry.name, pattern) for pattern in _SIDE_PATTERNS):
             check_inside(entry.name, folder=folder)
+    templates = folder / CHAT_TEMPLATE_DIR
+    if os.path.lexists(templates):
+        check_inside(CHAT_TEMPLATE_DIR, folder=folder)
+        if templates.is_dir():
+            for entry in sorted(templates.iterdir()):
+                if entry.name.endswith(".jinja"):
+                    check_inside(f"{CHAT_TEMPLATE_DIR}/{entry.name}", folder=folder)
+    tokenizer_config = _json_file(folder / "tokenizer_config.json", quiet=True)
+    versioned = tokenizer_config.get("fast_tokenizer_files") if isinstance(tokenizer_config, dict) else None
+    if isinstance(versioned, list):
+        for name in versioned:
+            if isinstance(name, str) and name:
+                check_inside(name, folder=folder)
+
+
+def _json_file(path: Path, *, quiet: bool = False) -> Any:
+    """The JSON in ``path`` (``None`` if there is no such file); a one-line :class:`DataError` if it is broken
+    (``quiet``: ``None`` instead)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        if quiet:
+            return None
+        raise DataError(f"{path}: not valid JSON ({' '.join(str(exc).split())}); fix it, or copy {path.name} from "
+                        "the checkpoint these weights were saved with") from None
+
+
+#: JSON side files already found whole, by (resolved path, size, mtime): a large tokenizer.json is
+#: parsed once per process however often the bench reads the config.
+_JSON_OK: set[tuple[str, int, int]] = set()
+
+
+def check_json_side_files(folder: Path) -> None:
+    """Refuse, in one line naming the file, a JSON side file transformers would fail on after loading started.
+
+    ``generation_config.json``, ``tokenizer_config.json``, ``tokenizer.json``, ``special_tokens_map.json``
+    and ``added_tokens.json`` must each be a JSON object where present (transformers' own errors name no
+    file: ``Unterminated string starting at: line 110 column 7``, ``'list' object is not a mapping``).
+    """
+    for name in _JSON_SIDE_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key in _JSON_OK:
+            continue
+        value = _json_file(path)
+        if not isinstance(value, dict):
+            kind = "null" if value is None else type(value).__name__
+            raise DataError(f"{path}: expected a JSON object, not {kind}; fix it, or copy {name} from the "
+                            "checkpoint these weights were saved with")
+        _JSON_OK.add(key)
 
 
 def read_config(folder: Path) -> dict[str, Any]:
     """``folder/config.json`` as a dict, or a one-line :class:`DataError`.
 
     Every side file transformers reads from the folder is checked first (:func:`check_side_files`),
-    so whatever asks for the config (planning, loading) refuses a link out of the folder.
+    so whatever asks for the config (planning, loading) refuses a link out of the folder; a broken
+    JSON side file is named (:func:`check_json_side_files`).
     """
     path = folder / "config.json"
     if not folder.is_dir():
@@ -250,6 +372,7 @@ def read_config(folder: Path) -> dict[str, Any]:
         raise DataError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
     if not isinstance(config, dict):
         raise DataError(f"{path}: expected a JSON object")
+    check_json_side_files(folder)
     return config
 
 
