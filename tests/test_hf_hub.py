@@ -62,6 +62,24 @@ def test_load_a_hub_model_at_the_resolved_commit(hub, tiny_gpt2):
     assert not any(path.endswith("/README.md") for path in fetched)
 
 
+def test_the_chat_templates_a_hub_model_keeps_beside_its_config_are_fetched(hub, tiny_gpt2, tmp_path):
+    from llmos_hub_transformers.family import HFFamily
+
+    folder = tmp_path / "chat"
+    shutil.copytree(tiny_gpt2, folder)
+    (folder / "chat_template.jinja").write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    (folder / "additional_chat_templates").mkdir()
+    (folder / "additional_chat_templates" / "tool_use.jinja").write_text("{{ messages[0]['content'] }}")
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    hub.create_repo("team/chat", repo_type="model", files=files)
+    model = HFFamily().load("team/chat")
+    fetched = [path for method, path in hub.requests if "/resolve/" in path]
+    assert any(path.endswith("/chat_template.jinja") for path in fetched)
+    assert any(path.endswith("/additional_chat_templates/tool_use.jinja") for path in fetched)
+    templates = model.tokenizer.backend.chat_template  # the tokenizer read both from the snapshot
+    assert set(templates) == {"default", "tool_use"}, templates
+
+
 def test_a_hub_repo_with_only_pickle_weights_is_refused_before_download(hub, tiny_gpt2, tmp_path):
     from llmos_hub_transformers.family import HFFamily
 

@@ -57,6 +57,9 @@ NEEDED = [
     "*.spm",
     "*.model",
     "*.tiktoken",
+    "chat_template.jinja",  # the tokenizer's chat templates, which transformers 5 keeps beside its config
+    "chat_template.json",
+    "additional_chat_templates/*.jinja",
 ]
 _PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
