@@ -9,6 +9,7 @@ Importing this package loads no torch, onnxruntime, transformers, datasets or ev
 from ._backend import Backend, Runner
 from ._cache import CacheEntry, FolderCache, cache_root
 from ._fileio import atomic_write
+from ._hashing import file_sha256
 from ._metric import Metric, Score
 from ._model import Artifacts, Capability, LoadedModel, ModelFamily, ModelInfo, Provenance, Tokenizer
 from ._requests import (
@@ -72,6 +73,7 @@ __all__ = [
     "check_inside",
     "check_safetensors",
     "default_host",
+    "file_sha256",
     "hookimpl",
     "load_plugins",
 ]

@@ -14,7 +14,6 @@ race discards its copy and uses the winner's).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._fileio import atomic_write
+from ._hashing import file_sha256
 from .errors import UsageError
 
 __all__ = ["CACHE_ENV", "CacheEntry", "FolderCache", "cache_root"]
@@ -109,7 +109,7 @@ class FolderCache:
                 return self._discard(folder, f"{name} is missing")
             if written.get(name) == path.stat().st_mtime_ns:
                 continue
-            if _sha256(path) != digest:
+            if file_sha256(path) != digest:
                 return self._discard(folder, f"{name} does not have the sha256 it was written with")
         return CacheEntry(folder, manifest, hit=True)
 
@@ -190,7 +190,7 @@ class FolderCache:
                 manifest = {"key": key, **build(work)}
                 files = [p for p in sorted(work.rglob("*")) if p.is_file()]
                 manifest["file_sizes"] = {str(p.relative_to(work)): p.stat().st_size for p in files}
-                manifest["file_sha256"] = {str(p.relative_to(work)): _sha256(p) for p in files}
+                manifest["file_sha256"] = {str(p.relative_to(work)): file_sha256(p) for p in files}
                 manifest["file_mtime_ns"] = {str(p.relative_to(work)): p.stat().st_mtime_ns for p in files}
                 atomic_write(work / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
                 try:
@@ -206,14 +206,6 @@ class FolderCache:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
         return CacheEntry(self.root / key, manifest, hit=False)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextmanager

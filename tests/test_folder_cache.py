@@ -93,10 +93,22 @@ def test_a_hit_hashes_only_files_whose_modification_time_changed(tmp_path, monke
     cache = FolderCache(tmp_path)
     first = cache.get_or_build("k", _builder([], b"y" * 64))
     hashed: list[str] = []
-    real = cache_module._sha256
-    monkeypatch.setattr(cache_module, "_sha256", lambda path: (hashed.append(path.name), real(path))[1])
+    real = cache_module.file_sha256
+    monkeypatch.setattr(cache_module, "file_sha256", lambda path: (hashed.append(path.name), real(path))[1])
     assert cache.get_or_build("k", _builder([], b"y" * 64)).hit is True
     assert hashed == []  # a multi-GB export is not read again on every run
     _edit_later(first.path / "model.bin", b"y" * 64)  # touched, same bytes: hashed, and still a hit
     assert cache.get_or_build("k", _builder([], b"y" * 64)).hit is True
     assert hashed == ["model.bin"]
+
+
+def test_file_sha256_is_the_files_sha256_and_follows_a_rewrite(tmp_path):
+    import hashlib
+
+    from llmos_hub import file_sha256
+
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(b"a" * 3_000_000)  # more than one read block
+    assert file_sha256(path) == hashlib.sha256(b"a" * 3_000_000).hexdigest()
+    _edit_later(path, b"b" * 10)
+    assert file_sha256(str(path)) == hashlib.sha256(b"b" * 10).hexdigest()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import Artifacts, DataError, FolderCache, LoadedModel, cache_root
+from llmos_hub import Artifacts, DataError, FolderCache, LoadedModel, cache_root, file_sha256
 
 __all__ = ["Converted", "converted", "conversion_key", "default_cache_dir", "discard"]
 
@@ -60,14 +60,6 @@ class Converted:
     seconds: float
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _side_files(artifacts: Artifacts) -> list[Path]:
     """Every file the converter reads besides the weights: config, tokenizer, generation config, index."""
     folder = artifacts.folder
@@ -88,7 +80,7 @@ def conversion_key(model: LoadedModel, artifacts: Artifacts) -> tuple[str, dict[
     parts = {
         "format": FORMAT_VERSION,
         "weights_sha256": model.provenance.weights_sha256,
-        "files_sha256": {p.name: _sha256(p) for p in _side_files(artifacts)},
+        "files_sha256": {p.name: file_sha256(p) for p in _side_files(artifacts)},
         "quantization": "float32",
         "versions": {"ctranslate2": ctranslate2.__version__, "transformers": transformers.__version__,
                      "llmos-hub-ctranslate2": __version__},

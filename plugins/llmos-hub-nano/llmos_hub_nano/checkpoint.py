@@ -6,12 +6,11 @@ Weights are read with safetensors only. A folder that offers a pickle file (``*.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import DataError, atomic_write, check_inside, check_safetensors
+from llmos_hub import DataError, atomic_write, check_inside, check_safetensors, file_sha256
 
 from .config import NanoConfig, read_config
 
@@ -28,22 +27,6 @@ __all__ = [
 
 WEIGHTS = "model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """The file's sha256, remembered per (path, size, mtime) so planning and loading hash it once."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
 
 
 def count_parameters(weights: Path) -> int:

@@ -17,14 +17,13 @@ import json
 import math
 import os
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from llmos_hub import DataError, UsageError, check_inside, check_safetensors
+from llmos_hub import DataError, UsageError, check_inside, check_safetensors, file_sha256
 
 __all__ = [
     "Resolved",
@@ -204,28 +203,6 @@ def weight_files(folder: Path) -> list[Path]:
     return files
 
 
-#: Hashes already computed in this process, by (resolved path, size, mtime): a weight file is read
-#: once however often the bench inspects and loads it; a rewritten file has a new size or mtime.
-_HASHES: dict[tuple[str, int, int], str] = {}
-_HASHES_LOCK = threading.Lock()
-
-
-def _file_sha256(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    with _HASHES_LOCK:
-        known = _HASHES.get(key)
-    if known is not None:
-        return known
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    with _HASHES_LOCK:
-        _HASHES[key] = digest.hexdigest()
-    return digest.hexdigest()
-
-
 def safetensors_parameters(files: Iterable[Path]) -> int:
     """The number of values stored in safetensors ``files``, read from their headers (no tensor is loaded).
 
@@ -265,7 +242,7 @@ def tokenizer_files(folder: Path) -> list[Path]:
 def weights_sha256(files: list[Path]) -> tuple[str, dict[str, str]]:
     """The weights' hash and each file's: one file's own sha256, or for shards the sha256 of the
     ``"<sha256>  <name>\\n"`` lines (``sha256sum``'s format) of all shards sorted by name."""
-    each = {p.name: _file_sha256(p) for p in sorted(files, key=lambda p: p.name)}
+    each = {p.name: file_sha256(p) for p in sorted(files, key=lambda p: p.name)}
     if len(each) == 1:
         return next(iter(each.values())), each
     manifest = "".join(f"{sha}  {name}\n" for name, sha in each.items())
