@@ -73,8 +73,8 @@ class FolderCache:
         """The published entry for ``key``, or ``None`` (also for a corrupt entry, which is removed).
 
         An entry is corrupt when its manifest is not a JSON object, or a file the manifest lists is
-        missing, has another size or another sha256 than when it was built (a killed copy, a full disk,
-        a flipped block, a hand edit); it is moved aside and deleted, with a warning on stderr, so the
+        missing, has another size than when it was built, or has another sha256 and a new modification time
+        (a killed copy, a full disk, a hand edit); it is moved aside and deleted, with a warning on stderr, so the
         caller builds it again. An entry an older llmos-hub wrote (file sizes but no hashes) cannot be
         checked that way, so it is treated as stale and rebuilt likewise.
         """

@@ -431,6 +431,13 @@ def test_bad_input_is_a_one_line_usage_error(
     assert "\n" not in str(info.value)
 
 
+def test_bleu_tokenize_null_is_sacrebleus_default(metrics, corpus) -> None:
+    hyps, refs = corpus
+    metrics["bleu"].check_options({"tokenize": None})
+    assert metrics["bleu"].compute(hyps[:20], refs[:20], tokenize=None)["bleu"].value == pytest.approx(
+        sacrebleu.corpus_bleu(hyps[:20], [refs[:20]]).score, abs=1e-9)
+
+
 def test_unknown_metric_name_suggests_a_close_one() -> None:
     with pytest.raises(UsageError, match="did you mean 'bleu'"):
         load_metric("bleuu")

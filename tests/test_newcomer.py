@@ -144,6 +144,11 @@ def test_disable_plugin_is_accepted_after_the_subcommand_too():
     assert "nano" not in {row["name"] for row in json.loads(listing.output)}
     both = CliRunner().invoke(main, ["--disable-plugin", "baseline", "list", "models", "--json", "--disable-plugin", "nano"])
     assert {row["name"] for row in json.loads(both.output)}.isdisjoint({"nano", "baseline"})
+    # compare, leaderboard and publish read records through the same host: the option reaches them (a typo
+    # is named) rather than being accepted and ignored
+    for command in (["compare", "a.json", "b.json"], ["leaderboard", "."], ["publish", "x.json", "--repo", "me/r"]):
+        typo = CliRunner().invoke(main, [*command, "--disable-plugin", "nanoo"])
+        assert typo.exit_code == 2 and "--disable-plugin nanoo: no installed plugin" in typo.output, (command, typo.output)
 
 
 def test_task_kinds_list_their_formulations():

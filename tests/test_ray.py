@@ -315,12 +315,11 @@ def test_resources_follow_threads_and_device_and_overrides(host):
     assert task_resources(spec, parse_ray_options(["num_cpus=2", "max_retries=5"])) == {"num_cpus": 2, "num_gpus": 0.0}
 
 
-def test_a_cuda_run_for_the_cluster_is_planned_without_a_gpu_here_and_checked_against_the_cluster(host):
+def test_a_cuda_run_for_the_cluster_is_planned_without_a_gpu_here_and_checked_against_the_cluster(host, monkeypatch):
     # The driver needs no GPU (docs/ray.md): its own devices are not asked; the cluster's resources are.
-    import torch
+    from llmos_hub.bench import _checks
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA: a local plan would accept the run anyway")
+    monkeypatch.setattr(_checks, "_cuda_devices", lambda: 0)  # a driver without a GPU, on any machine
     with pytest.raises(UsageError, match="no CUDA device is available here"):
         make_plan(host, tasks=["lm-sample"], limit=2, device="cuda")
     plan = make_plan(host, tasks=["lm-sample"], limit=2, device="cuda", executor="ray")
@@ -329,6 +328,11 @@ def test_a_cuda_run_for_the_cluster_is_planned_without_a_gpu_here_and_checked_ag
     cpu_only = [{"Alive": True, "Resources": {"CPU": 2.0}, "NodeManagerAddress": "127.0.0.1"}]
     with pytest.raises(UsageError, match="GPU"):
         check_resources(plan.runs, {}, cpu_only)
+    # --device auto with a CUDA-only dtype: the workers resolve auto, so the driver's CPU refuses nothing
+    with pytest.raises(UsageError, match="runs dtype float16 on CUDA only"):
+        make_plan(host, tasks=["lm-sample"], limit=2, device="auto", dtype="float16")
+    auto = make_plan(host, tasks=["lm-sample"], limit=2, device="auto", dtype="float16", executor="ray")
+    assert [(run.spec.device, run.spec.dtype) for run in auto.runs] == [("auto", "float16")]
 
 
 @pytest.mark.parametrize(

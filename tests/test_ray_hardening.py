@@ -289,3 +289,25 @@ def test_a_killed_head_ends_the_bench_with_one_line_and_keeps_the_records(tmp_pa
     written = list(out.glob("*.json"))
     assert f"the {len(written)} record(s) written are kept in {out}" in lines[-1]
     assert written and "Traceback" not in text
+
+
+def test_a_failed_ray_init_names_where_its_address_came_from(monkeypatch):
+    # ray:// and auto addresses are not probed up front; when ray.init refuses one taken from RAY_ADDRESS,
+    # the line names RAY_ADDRESS, not a --ray-address the user never passed.
+    import ray
+
+    from llmos_hub.bench._ray import connected
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("no head at that address")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setenv("RAY_ADDRESS", "ray://127.0.0.1:10001")
+    with pytest.raises(UsageError) as caught:
+        with connected(None):
+            pass
+    message = str(caught.value)
+    assert message.startswith("cannot connect to the Ray cluster at ray://127.0.0.1:10001: ConnectionError")
+    assert "check RAY_ADDRESS (" in message and "unset RAY_ADDRESS for a local runtime" in message
+    assert "--ray-address" not in message

@@ -330,3 +330,25 @@ def test_compare_argument_errors_are_one_line_without_a_traceback(tmp_path, args
     assert "Traceback" not in result.output and message in result.output
     ok = CliRunner().invoke(main, ["compare", str(a), str(b), "--alpha", "0.001", "--seed", "3"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_run_whose_metric_gives_nan_for_one_example_writes_per_example_data_a_read_accepts():
+    # The reader refuses non-finite per-example data; the writer leaves such an entry out instead of
+    # writing a record that every later read (leaderboard, compare, --resume, publish) would refuse.
+    from types import SimpleNamespace
+
+    from llmos_hub._result import _per_example_problem
+    from llmos_hub.stats._table import example_table
+
+    class Task:
+        def example_statistics(self, examples, outputs, **_):
+            return {"good": {"kind": "mean", "values": [0.5, 1.0, 0.0]},
+                    "bad": {"kind": "mean", "values": [0.5, float("nan"), 0.0]},
+                    "ragged": {"kind": "corpus", "metric": "bleu", "values": [[1, 2], [1], [1, 2]]},
+                    "wide": {"kind": "corpus", "metric": "chrf", "values": [[1, 2], [3, 4], [5, float("inf")]]}}
+
+    examples = [SimpleNamespace(id=str(i)) for i in range(3)]
+    table = example_table(Task(), examples, [["a"], ["b"], ["c"]], formulation="f")
+    assert set(table["scores"]) == {"good"}
+    assert "statistics" not in table
+    assert _per_example_problem(table) is None

@@ -88,7 +88,8 @@ def check_backend(backend: Any, device: str, dtype: str, options: Mapping[str, A
         raise UsageError(f"--device {device}: this machine has {cuda} CUDA device(s), numbered from 0")
     if dtype not in backend.dtypes:
         raise UsageError(f"backend {name} does not support dtype {dtype}; it supports {', '.join(backend.dtypes)}")
-    on_cpu = kind == "cpu" or (kind == "auto" and cuda == 0)
+    # auto resolves where the run goes: on a cluster that is a worker's devices, not this machine's
+    on_cpu = kind == "cpu" or (kind == "auto" and cuda == 0 and not _DEVICES_ELSEWHERE.get())
     if on_cpu and dtype in getattr(backend, "cuda_only_dtypes", ()):
         raise UsageError(f"backend {name} runs dtype {dtype} on CUDA only; on the CPU use "
                          f"{' or '.join(d for d in backend.dtypes if d not in backend.cuda_only_dtypes)}")

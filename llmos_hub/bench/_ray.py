@@ -308,9 +308,11 @@ def connected(address: str | None) -> Iterator[Any]:
         raise
     except Exception as exc:
         where_to = f"the Ray cluster at {target}" if target else "a local Ray runtime"
+        fix = (f"check {source} (host:port of the head's GCS; {'drop --ray-address' if source == '--ray-address' else f'unset {source}'}"
+               " for a local runtime) and RAY_AUTH_MODE / the cluster's token") if target else \
+            "check RAY_AUTH_MODE and that this machine can start Ray (ray start --head works)"
         raise UsageError(
-            f"cannot connect to {where_to}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}; "
-            "check --ray-address (host:port of the head's GCS) and RAY_AUTH_MODE / the cluster's token"
+            f"cannot connect to {where_to}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}; {fix}"
         ) from None
     finally:
         if callable(on_sigterm):  # the bench's: SIGTERM stops it like Ctrl-C, records kept, --resume named

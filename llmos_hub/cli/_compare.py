@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from . import get_host
 from ._output import console, print_json
 
 
@@ -22,6 +23,7 @@ def compare(a: str, b: str, folders: tuple[Path, ...], alpha: float, seed: int, 
     Scores of runs on the same examples are tested pair by pair (exact McNemar, paired permutation,
     paired bootstrap); otherwise by the unpaired z-test on standard errors, which the output says.
     """
+    get_host(click.get_current_context())  # --disable-plugin reaches the metrics records are read with
     import functools
 
     from .. import compare as _compare

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from . import get_host
 from ..errors import UsageError
 from ._output import console, err_console
 
@@ -57,6 +58,7 @@ def leaderboard(folders: tuple[Path, ...], fmt: str | None, output: Path | None,
     Rows whose primary scores are not significantly different share a rank band (paired tests where
     the records keep per-example data); baseline rows are marked.
     """
+    get_host(click.get_current_context())  # --disable-plugin reaches the metrics records are read with
     from rich.text import Text
 
     if not 0 < alpha < 1:

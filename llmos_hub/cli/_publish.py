@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from . import get_host
 from ._output import err_console, print_json
 
 
@@ -35,6 +36,7 @@ def publish(
     One commit holds the new records, a regenerated leaderboard card and a flat
     data/results.jsonl; records already there byte for byte make no commit.
     """
+    get_host(click.get_current_context())  # --disable-plugin reaches the metrics records are read with
     from rich.text import Text
 
     from ..hub import publish as publish_records

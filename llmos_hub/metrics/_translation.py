@@ -117,6 +117,8 @@ class Bleu(_SacrebleuMetric):
         import sacrebleu
 
         for key, known in (("tokenize", sacrebleu.BLEU.TOKENIZERS), ("smooth_method", sacrebleu.BLEU.SMOOTH_DEFAULTS)):
+            if opts[key] is None and key == "tokenize":
+                continue  # sacrebleu's own default (13a), as tokenize: null means in sacrebleu
             if opts[key] not in known:
                 raise UsageError(f"option {key} {opts[key]!r} is not one of sacrebleu's: {', '.join(map(str, known))}")
         value = opts["smooth_value"]

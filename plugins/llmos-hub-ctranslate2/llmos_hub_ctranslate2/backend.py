@@ -30,8 +30,6 @@ from .support import CLASSIFIER_HEADS, engine_kind, read_config, refusal
 
 __all__ = ["CTranslate2Backend"]
 
-_OPTIONS = ("threads", "cache_dir")
-
 
 def check_device(device: str) -> tuple[str, int]:
     """``("cpu", 0)`` or ``("cuda", N)``; ``auto`` is CUDA when CTranslate2 sees a GPU."""
@@ -96,9 +94,9 @@ class CTranslate2Backend(Backend):
         options: Mapping[str, Any] | None = None,
     ) -> Any:
         options = dict(options or {})
-        unknown = sorted(set(options) - set(_OPTIONS))
+        unknown = sorted(set(options) - set(self.option_schema or {}))
         if unknown:
-            raise UsageError(f"backend 'ctranslate2' has no option {', '.join(unknown)}; known: {', '.join(_OPTIONS)}")
+            raise UsageError(f"backend 'ctranslate2' has no option {', '.join(unknown)}; known: {', '.join(self.option_schema or {})}")
         if dtype not in self.dtypes:
             raise UsageError(f"backend 'ctranslate2' runs float32 or int8, not {dtype!r}")
         option_threads = _threads_option(options.get("threads"))
