@@ -14,6 +14,7 @@ race discards its copy and uses the winner's).
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -151,6 +152,10 @@ class FolderCache:
             return False
         return True
 
+    def _unwritable(self, exc: OSError) -> UsageError:
+        return UsageError(f"cannot write the {self.what} at {self.root}: {exc.strerror or exc}; "
+                          f"set {CACHE_ENV} or the backend option {self.option} to a writable folder")
+
     def _discard(self, folder: Path, reason: str, *, stale: bool = False) -> CacheEntry | None:
         import sys
 
@@ -176,16 +181,22 @@ class FolderCache:
         locks = self.root / ".locks"
         try:
             locks.mkdir(parents=True, exist_ok=True)
+            with open(locks / f"{key}.lock", "a+b"):  # a read-only cache that has .locks/ fails here
+                pass
         except OSError as exc:
-            raise UsageError(
-                f"cannot write the {self.what} at {self.root}: {exc.strerror or exc}; "
-                f"set {CACHE_ENV} or the backend option {self.option} to a writable folder"
-            ) from exc
+            raise self._unwritable(exc) from exc
         with _locked(locks / f"{key}.lock"):
             found = self.get(key)  # built by another process while we waited
             if found is not None:
                 return found
-            work = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
+            # Builders of this key hold its lock, so a temporary folder of the key seen now was left by a
+            # builder that was killed (kill -9, power loss): partial graphs of a big model are gigabytes.
+            for left in self.root.glob(f".{glob.escape(key)}.*.tmp"):
+                shutil.rmtree(left, ignore_errors=True)
+            try:
+                work = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
+            except OSError as exc:
+                raise self._unwritable(exc) from exc
             try:
                 manifest = {"key": key, **build(work)}
                 files = [p for p in sorted(work.rglob("*")) if p.is_file()]

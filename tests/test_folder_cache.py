@@ -112,3 +112,31 @@ def test_file_sha256_is_the_files_sha256_and_follows_a_rewrite(tmp_path):
     assert file_sha256(path) == hashlib.sha256(b"a" * 3_000_000).hexdigest()
     _edit_later(path, b"b" * 10)
     assert file_sha256(str(path)) == hashlib.sha256(b"b" * 10).hexdigest()
+
+
+def test_a_builder_killed_mid_build_leaves_no_folder_behind_once_the_key_is_built_again(tmp_path):
+    cache = FolderCache(tmp_path)
+    orphan = tmp_path / ".k.x1y2z3.tmp"  # what mkdtemp named a build that was then killed with -9
+    orphan.mkdir()
+    (orphan / "model.bin").write_bytes(b"partial")
+    other = tmp_path / ".other.x1y2z3.tmp"  # another key's: maybe being built right now, left alone
+    other.mkdir()
+    entry = cache.get_or_build("k", _builder([], b"z" * 8))
+    assert entry.hit is False and not orphan.exists() and other.exists()
+
+
+def test_a_cache_that_cannot_take_a_new_entry_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    import pytest
+
+    from llmos_hub import UsageError
+
+    def read_only(**kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    with pytest.raises(UsageError) as caught:
+        FolderCache(tmp_path).get_or_build("k", _builder([], b"z"))
+    assert str(caught.value).startswith(f"cannot write the llmos-hub cache at {tmp_path}: Read-only file system; set ")

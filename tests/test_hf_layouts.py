@@ -51,9 +51,10 @@ def _generate_reference(hf, ids, beams, new_tokens, tok, seq2seq):
     import torch
 
     inputs = torch.tensor([ids])
+    # "never": beam search's exact stopping bound, the engine's (True stops at num_beams finished hypotheses)
     out = hf.generate(
         input_ids=inputs, attention_mask=torch.ones_like(inputs), do_sample=False, num_beams=beams, length_penalty=1.0,
-        early_stopping=beams > 1, max_new_tokens=new_tokens, min_new_tokens=0, eos_token_id=tok.eos_id,
+        early_stopping="never", max_new_tokens=new_tokens, min_new_tokens=0, eos_token_id=tok.eos_id,
         pad_token_id=tok.pad_id,
         # Marian's generation config forces EOS at the length limit and bans <pad>; the engine does neither.
         forced_eos_token_id=None, bad_words_ids=None,

@@ -44,7 +44,9 @@ from .threads import plan_threads
 
 __all__ = ["OnnxRuntimeBackend"]
 
-_OPTIONS = ("threads", "exporter", "opset", "optimization", "cache_dir", "io_binding", "session_config")
+#: The lowest opset each exporter writes: the dynamo exporter writes 18 for anything lower (the record then
+#: named an opset the graph does not have), and the TorchScript one needs 7.
+MIN_OPSET = {"dynamo": 18, "torchscript": 7}
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,26 @@ class OnnxRuntimeBackend(Backend):
         "session_config": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
     }
 
+    def check(self, device: str, dtype: str, options: Mapping[str, Any]) -> None:
+        """The schema's checks, then the opset the exporter can write and a ``cache_dir`` that is a folder:
+        both failed only after the model loaded (exit 1), the opset with a misleading exporter error."""
+        super().check(device, dtype, options)
+        exporter = str(options.get("exporter") or "dynamo")
+        opset = options.get("opset")
+        if opset is not None:
+            import onnx
+
+            low, high = MIN_OPSET.get(exporter, 7), int(onnx.defs.onnx_opset_version())
+            if not low <= int(opset) <= high:
+                raise UsageError(f"option opset of backend onnxruntime: the {exporter} exporter writes opsets {low} "
+                                 f"to {high} here, not {opset}; drop the option for its default "
+                                 f"({_export.default_opset(exporter)})")
+        cache_dir = options.get("cache_dir")
+        if cache_dir is not None and Path(str(cache_dir)).expanduser().exists() and \
+                not Path(str(cache_dir)).expanduser().is_dir():
+            raise UsageError(f"option cache_dir of backend onnxruntime: {cache_dir} is a file, not a folder; "
+                             "name a folder (it is created if missing)")
+
     def prepare(
         self,
         model: LoadedModel,
@@ -85,9 +107,9 @@ class OnnxRuntimeBackend(Backend):
         options: Mapping[str, Any] | None = None,
     ) -> OnnxRunner:
         options = dict(options or {})
-        unknown = sorted(set(options) - set(_OPTIONS))
+        unknown = sorted(set(options) - set(self.option_schema or {}))
         if unknown:
-            raise UsageError(f"backend 'onnxruntime' has no option {', '.join(unknown)}; known: {', '.join(_OPTIONS)}")
+            raise UsageError(f"backend 'onnxruntime' has no option {', '.join(unknown)}; known: {', '.join(self.option_schema or {})}")
         if dtype not in self.dtypes:
             raise UsageError(f"backend 'onnxruntime' runs float32 or int8 (dynamic quantization), not {dtype!r}")
         kind, index = check_device(device)

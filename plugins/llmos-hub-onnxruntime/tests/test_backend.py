@@ -141,3 +141,21 @@ def test_peak_memory_is_reported(classifier, ort_cache):
     runner.classify(["some text"] * 4)
     peak = runner.peak_memory_bytes()
     assert peak is not None and peak > 10 * 2**20  # the Python process alone is tens of MB
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    ({"opset": 99}, "the dynamo exporter writes opsets 18 to "),
+    ({"opset": 7}, "the dynamo exporter writes opsets 18 to "),  # it wrote 18 and the record said 7
+    ({"exporter": "torchscript", "opset": 99}, "the torchscript exporter writes opsets 7 to "),
+])
+def test_an_opset_the_exporter_cannot_write_is_refused_while_planning(options, said):
+    with pytest.raises(UsageError, match=f"option opset of backend onnxruntime: {said}"):
+        OnnxRuntimeBackend().check("cpu", "float32", options)
+    OnnxRuntimeBackend().check("cpu", "float32", {"opset": 18})
+
+
+def test_a_cache_dir_that_is_a_file_is_refused_while_planning(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(UsageError, match="afile is a file, not a folder"):
+        OnnxRuntimeBackend().check("cpu", "float32", {"cache_dir": str(tmp_path / "afile")})
+    OnnxRuntimeBackend().check("cpu", "float32", {"cache_dir": str(tmp_path / "new-folder")})

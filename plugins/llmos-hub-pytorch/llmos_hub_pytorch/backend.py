@@ -284,7 +284,8 @@ class TorchRunner(StepRunner[_State, torch.Tensor]):
             cross = self.modules["cross_kv"](states)
             start = int(self.model.decoder_start_id)
             pad = self.model.tokenizer.pad_id
-            decoder_in = [[start] + t[:-1] + [pad] * (width - len(t)) for t in targets]
+            # [start] + t[:-1] is len(t) tokens, one (start alone) for an empty target in a wider batch
+            decoder_in = [([start] + t[:-1])[:width] + [pad] * (width - max(len(t), 1)) for t in targets]
             target_rows = [t + [-1] * (width - len(t)) for t in targets]  # left-aligned
             dec = torch.tensor(decoder_in, dtype=torch.long, device=self.torch_device)
             logits, _ = self.modules["decoder"](dec, states, mask, cross)
@@ -380,8 +381,9 @@ class TorchBackend(Backend):
         prepack = _prepack_option(options)
         if prepack is True:
             _check_prepack(target, DTYPES.get(dtype, torch.float32))
-        if _as_bool(options.get("compile", False)):
-            check_compile(target, prepack=prepack is True, use_cache=_as_bool(options.get("use_cache", True)))
+        use_cache = _as_bool(options.get("use_cache", True), "use_cache")
+        if _as_bool(options.get("compile", False), "compile"):
+            check_compile(target, prepack=prepack is True, use_cache=use_cache)
 
     def prepare(
         self,
@@ -402,8 +404,8 @@ class TorchBackend(Backend):
         prepack = _prepack_option(options)
         if prepack is True:
             _check_prepack(torch_device, torch_dtype)
-        use_cache = _as_bool(options.get("use_cache", True))
-        compile_step = _as_bool(options.get("compile", False))
+        use_cache = _as_bool(options.get("use_cache", True), "use_cache")
+        compile_step = _as_bool(options.get("compile", False), "compile")
         if compile_step:
             check_compile(torch_device, prepack=prepack is True, use_cache=use_cache)
         return TorchRunner(
@@ -436,10 +438,21 @@ def _prepack_option(options: Mapping[str, Any]) -> bool | None:
     value = options.get("prepack")
     if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
         return None
-    return _as_bool(value)
+    return _as_bool(value, "prepack")
 
 
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in {"0", "false", "no", "off"}
-    return bool(value)
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _as_bool(value: Any, name: str = "option") -> bool:
+    """A boolean option's value: true/false, 1/0, or their spellings yes/no and on/off. Anything else is a
+    one-line UsageError (a typo such as ``compile=nope`` had switched the option on)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    auto = " or auto" if name == "prepack" else ""
+    raise UsageError(f"option {name} of backend pytorch takes true or false{auto}, not {value!r}")

@@ -92,6 +92,26 @@ def test_seq2seq_and_classifier_batches_equal_one_by_one(models):
     check_backend(TorchBackend(), models["classifier"], texts=PROMPTS)
 
 
+def test_a_seq2seq_batch_with_an_empty_continuation_scores_it_as_nothing(models):
+    # An empty target beside a longer one made a decoder row one token too long (ValueError from torch.tensor).
+    runner = _runner(models["seq2seq"])
+    empty, word = runner.loglikelihood([("a b", ""), ("a b", " the")])
+    assert (empty.logprob, empty.num_tokens) == (0.0, 0)
+    [alone] = runner.loglikelihood([("a b", " the")])
+    assert word.num_tokens == alone.num_tokens and word.logprob == pytest.approx(alone.logprob, abs=1e-5)
+
+
+def test_boolean_options_refuse_a_value_that_is_not_true_or_false(lm):
+    # A typo (compile=nope, use_cache=flase) had switched the option on; the check runs when a bench plans.
+    backend = TorchBackend()
+    for name, value, said in [("compile", "nope", "true or false"), ("use_cache", "flase", "true or false"),
+                              ("prepack", "maybe", "true or false or auto"), ("use_cache", 2, "true or false")]:
+        with pytest.raises(UsageError, match=f"option {name} of backend pytorch takes {said}, not "):
+            backend.check("cpu", "float32", {name: value})
+    backend.check("cpu", "float32", {"use_cache": "off", "prepack": "auto", "compile": False})
+    assert _runner(lm, use_cache="no").describe()["kv_cache"] is False
+
+
 def test_stop_strings_cut_the_text(lm):
     runner = _runner(lm)
     [free] = runner.generate([PROMPTS[0]], GenerationConfig(max_new_tokens=12))
