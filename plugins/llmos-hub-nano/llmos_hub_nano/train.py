@@ -280,6 +280,43 @@ def with_overrides(recipe: Recipe, settings: Sequence[str]) -> Recipe:
     return dataclasses.replace(recipe, **changes)
 
 
+def check_recipe(recipe: Recipe) -> None:
+    """Refuse, in one line naming the setting, a recipe that training would fail on after it started
+    (``--set dropout=2`` raised from torch; ``--set n_heads=5`` with ``d_model`` 64 from the attention)."""
+    from llmos_hub import UsageError
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    for key in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_length", "steps", "batch_size",
+                "target_length"):
+        value = getattr(recipe, key)
+        if not whole(value) or value < 1:
+            raise UsageError(f"--set {key}={value!r}: must be a whole number of at least 1")
+    if recipe.d_model % recipe.n_heads:
+        raise UsageError(f"--set: d_model {recipe.d_model} must be a multiple of n_heads {recipe.n_heads}")
+    for key in ("dropout", "label_smoothing"):
+        value = getattr(recipe, key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+            raise UsageError(f"--set {key}={value!r}: must be a number from 0 up to (not including) 1")
+    if not isinstance(recipe.lr, (int, float)) or isinstance(recipe.lr, bool) or not 0 < recipe.lr < 10:
+        raise UsageError(f"--set lr={recipe.lr!r}: must be a positive number (the recipes use 1e-3 to 3e-3)")
+    for key in ("copy", "prefix_space"):
+        if not isinstance(getattr(recipe, key), bool):
+            raise UsageError(f"--set {key}={getattr(recipe, key)!r}: must be true or false")
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--steps 0`` had trained the full recipe)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def output_folder(task_name: str, out: Path | None = None, *, overwrite: bool = False, cwd: Path | None = None) -> Path:
     """Where a training run writes: ``out``, or the first free ``nano-TASK[-N]`` in ``cwd``.
 
@@ -307,6 +344,15 @@ def output_folder(task_name: str, out: Path | None = None, *, overwrite: bool = 
     return out
 
 
+def _check_eval_split(task_name: str, split: str) -> None:
+    """The split the card scores exists (it was found missing after the training, with a traceback)."""
+    from llmos_hub import UsageError, default_host
+
+    splits = getattr(getattr(default_host().get("tasks", task_name), "spec", None), "splits", None)
+    if splits is not None and split not in splits:
+        raise UsageError(f"--eval-split {split!r}: task {task_name} has the splits {', '.join(splits)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llmos_hub_nano.train", description=__doc__.split("\n")[0])
     parser.add_argument("task", choices=sorted(RECIPES))
@@ -315,19 +361,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="allow --out to be a shipped checkpoint or a folder with files (maintainers)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=_positive, default=None, help="override the recipe's steps")
+    parser.add_argument("--threads", type=_positive, default=2)
     parser.add_argument("--eval-split", default="test",
                         help="split the card scores (choose settings on 'validation', report 'test')")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe setting, e.g. --set copy=true --set dropout=0.3")
     args = parser.parse_args(argv)
-    from llmos_hub import LlmosHubError
+    from llmos_hub import LlmosHubError, UsageError
 
     try:
         out = output_folder(args.task, args.out, overwrite=args.overwrite)
         if args.set:
             RECIPES[args.task] = with_overrides(RECIPES[args.task], args.set)
+        check_recipe(RECIPES[args.task])
+        _check_eval_split(args.task, args.eval_split)
+        try:  # an --out that cannot be written fails now, not after the training
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot create it ({exc.strerror or exc}); choose a writable folder") from None
     except LlmosHubError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

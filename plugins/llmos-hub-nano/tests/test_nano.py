@@ -322,6 +322,39 @@ def test_recipe_overrides_parse_json_values_and_refuse_unknown_keys():
 
 
 # -- where training writes ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("args", "said"), [
+    (["--steps", "0"], "argument --steps: must be at least 1, not 0"),  # 0 had trained the full recipe
+    (["--steps", "-3"], "argument --steps: must be at least 1, not -3"),  # had saved an untrained model
+    (["--threads", "0"], "argument --threads: must be at least 1, not 0"),
+    (["--set", "dropout=2"], "error: --set dropout=2: must be a number from 0 up to (not including) 1"),
+    (["--set", "n_heads=5"], "error: --set: d_model 96 must be a multiple of n_heads 5"),
+    (["--set", "copy=3"], "error: --set copy=3: must be true or false"),
+    (["--eval-split", "nosuch"], "error: --eval-split 'nosuch': task lm-sample has the splits train, validation, test"),
+])
+def test_training_settings_are_refused_before_any_training_starts(tmp_path, monkeypatch, capsys, args, said):
+    from llmos_hub_nano import train as training
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(training.RECIPES, "lm-sample", training.RECIPES["lm-sample"])  # --set replaces it
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("training started"))
+    try:
+        code = training.main(["lm-sample", *args])
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    assert code == 2
+    assert said in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # no output folder was made
+
+
+def test_an_out_folder_that_cannot_be_made_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    from llmos_hub_nano import train as training
+
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("training started"))
+    (tmp_path / "afile").write_text("")
+    assert training.main(["lm-sample", "--out", str(tmp_path / "afile" / "x")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {tmp_path / 'afile' / 'x'}: cannot create it")
+
+
 def test_training_writes_a_new_folder_and_never_over_a_shipped_checkpoint(tmp_path, capsys):
     from llmos_hub_nano.family import CHECKPOINTS
     from llmos_hub_nano.train import main, output_folder
