@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
+import numbers
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,37 +128,54 @@ def _inconsistent(data: Mapping[str, Any], *, scores: bool = True) -> str | None
 def _per_example_problem(per_example: Mapping[str, Any]) -> str | None:
     """Per-example data that paired tests cannot use, checked when a record is read: repeated example ids,
     values that are not finite numbers, statistics rows of unequal widths."""
-    import math
-
     ids = per_example["ids"]
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
         dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
         return f"per_example/ids: example id {dup!r} appears more than once; the record was edited, rerun it"
-
-    def finite(x: Any) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
     for name, entry in sorted(per_example["scores"].items()):
-        for i, value in enumerate(entry.get("values") or []):
-            if not finite(value):
-                return (f"per_example/scores/{name}/values/{i}: {value} is not a finite number; the run's metric "
-                        "failed or the record was edited, rerun it")
+        problem = values_problem("mean", entry.get("values") or [], f"per_example/scores/{name}/values")
+        if problem is not None:
+            return problem
     for name, rows in sorted((per_example.get("statistics") or {}).items()):
-        widths = {len(row) for row in rows}
-        if len(widths) > 1:
-            return (f"per_example/statistics/{name}: rows of {min(widths)} to {max(widths)} numbers (every "
-                    "example's row must be as wide); the record was edited or its metric is broken, rerun it")
-        if widths == {0}:
-            return f"per_example/statistics/{name}: empty rows; the record was edited or its metric is broken, rerun it"
-        for i, row in enumerate(rows):
-            bad = next((v for v in row if not finite(v)), None)
-            if bad is not None or not all(finite(v) for v in row):
-                return (f"per_example/statistics/{name}/{i}: {bad} is not a finite number; the run's metric failed "
-                        "or the record was edited, rerun it")
+        problem = values_problem("corpus", rows, f"per_example/statistics/{name}")
+        if problem is not None:
+            return problem
     for i, values in enumerate(per_example.get("loglikelihoods") or []):
-        if not all(finite(v) for v in values):
+        if not all(_finite(v) for v in values):
             return f"per_example/loglikelihoods/{i}: a value is not a finite number; the record was edited, rerun it"
+    return None
+
+
+def _finite(x: Any) -> bool:
+    """A finite real number (numpy's too: a plugin metric may give them), not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def values_problem(kind: str, values: Sequence[Any], where: str = "values") -> str | None:
+    """Why one per-example entry cannot be kept, or None: a ``binary``/``mean`` value that is not a finite
+    number, or ``corpus`` statistics rows of unequal or zero width or holding such a value. The bench leaves
+    such an entry out of a record it writes (:func:`llmos_hub.stats._table.example_table`); a record read
+    with one is refused."""
+    if kind != "corpus":
+        for i, value in enumerate(values):
+            if not _finite(value):
+                return (f"{where}/{i}: {value} is not a finite number; the run's metric failed or the record was "
+                        "edited, rerun it")
+        return None
+    if not all(isinstance(row, (list, tuple)) for row in values):
+        return f"{where}: every example's statistics must be a row of numbers; the record was edited, rerun it"
+    widths = {len(row) for row in values}
+    if len(widths) > 1:
+        return (f"{where}: rows of {min(widths)} to {max(widths)} numbers (every example's row must be as wide); "
+                "the record was edited or its metric is broken, rerun it")
+    if widths == {0}:
+        return f"{where}: empty rows; the record was edited or its metric is broken, rerun it"
+    for i, row in enumerate(values):
+        bad = next((v for v in row if not _finite(v)), None)
+        if bad is not None or not all(_finite(v) for v in row):
+            return (f"{where}/{i}: {bad} is not a finite number; the run's metric failed or the record was edited, "
+                    "rerun it")
     return None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._result import SCORE_TOLERANCE, scores_equal
+from .._result import SCORE_TOLERANCE, scores_equal, values_problem
 from ._table import table_of
 from ._tests import (
     bootstrap_indices,
@@ -177,13 +177,7 @@ def _rows_problem(arm: Arm, key: str, name: str) -> str | None:
         values = entry.get("values")
     if values is None or len(values) != len(arm.table["ids"]):
         return f"{name}'s per-example {key} does not have one entry per example"
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return f"{name}'s per-example {key} rows are not all the same width"
-    if not np.all(np.isfinite(array)):
-        return f"{name}'s per-example {key} holds a value that is not a finite number"
-    return None
+    return values_problem(entry["kind"], values, f"{name}'s per-example {key}")
 
 
 def pairing_problem(a: Arm, b: Arm, key: str) -> str | None:

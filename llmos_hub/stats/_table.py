@@ -20,10 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._result import values_problem
 from ..errors import LlmosHubError
 
 __all__ = ["example_table", "output_digest", "output_loglikelihoods"]
@@ -89,7 +89,7 @@ def example_table(
     statistics: dict[str, list[Any]] = {}
     for key, entry in sorted(entries.items()):
         kind, values = entry.get("kind"), list(entry.get("values", []))
-        if kind not in ("binary", "mean", "corpus") or len(values) != n or not _usable(kind, values):
+        if kind not in ("binary", "mean", "corpus") or len(values) != n or values_problem(kind, values):
             continue  # malformed or non-finite data is left out rather than stored (a read would refuse it)
         if kind != "corpus":
             scores[key] = {"kind": kind, "values": values}
@@ -106,21 +106,6 @@ def example_table(
     if statistics:
         table["statistics"] = statistics
     return table if n else None
-
-
-def _usable(kind: str, values: Sequence[Any]) -> bool:
-    """Finite numbers, and for ``corpus`` statistics rows of one non-zero width: what a record's reader
-    accepts (``_result._per_example_problem``), so a run whose metric gave NaN for one example keeps its
-    record (without that score's per-example data) instead of writing one that every read refuses."""
-    def finite(x: Any) -> bool:  # numpy numbers too: a plugin metric may give them
-        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
-
-    if kind != "corpus":
-        return all(finite(v) for v in values)
-    rows = [row if isinstance(row, (list, tuple)) else None for row in values]
-    if any(row is None for row in rows) or len({len(row) for row in rows if row is not None}) > 1:
-        return False
-    return all(row and all(finite(v) for v in row) for row in rows if row is not None)
 
 
 def table_of(record_data: Mapping[str, Any]) -> Mapping[str, Any] | None:
